@@ -1,0 +1,115 @@
+# tern - build, run, test.  See README.md.
+#
+#   make            build build/tern
+#   make run        build and start tern on the embedded defaults
+#   make test       everything CI checks: unit, integration, the sanitizer
+#                   build's suites, short fuzz runs
+#   make fuzz       longer fuzz runs (FUZZ_SECONDS each, default 300)
+#   make format     clang-format the sources
+
+CC      ?= cc
+PKGS    := libevent libevent_pthreads libevent_openssl openssl libunbound libcrypt
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wvla
+HARDEN  := -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(WARN) $(HARDEN) $(CFLAGS) $(PKG_CFLAGS) -Isrc
+LIBS    := $(PKG_LIBS) -lpthread
+
+BUILD   ?= build
+PY      := /usr/bin/python3
+
+SRCS    := $(filter-out src/tern.c,$(wildcard src/*.c))
+OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
+FUZZ_SRCS := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=build-fuzz/%)
+# sources with no I/O and no libevent: what fuzzers link
+PURE_SRCS := src/util.c src/smtp_parse.c src/smtp_data.c src/envelope.c \
+	src/mailbox.c
+FUZZ_SECONDS ?= 300
+FUZZ_SHORT_SECONDS ?= 30
+
+.PHONY: all run test deps unit integ asan-test fuzz fuzz-short format \
+	install clean check-tools
+
+all: $(BUILD)/tern
+
+deps:
+	@sh scripts/deps.sh
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/libtern.a: $(OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/tern: src/tern.c $(BUILD)/libtern.a
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libtern.a $(LIBS)
+
+$(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libtern.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libtern.a $(LIBS) -lcmocka
+
+run: deps all
+	@echo "tern: starting on the embedded defaults (home $${TERN_HOME:-./var}); Ctrl-C stops it"
+	./$(BUILD)/tern serve
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+integ: all
+	TERN_BIN=$(abspath $(BUILD)/tern) $(PY) -m pytest -q tests/integ
+
+# The sanitizer build: clang, ASan + UBSan, every suite run on it.
+ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=undefined
+asan-test: deps
+	$(MAKE) BUILD=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" \
+		LDFLAGS="$(ASAN_FLAGS)" build-asan/tern unit-asan
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	TERN_BIN=$(abspath build-asan/tern) TERN_ASAN=1 \
+		$(PY) -m pytest -q tests/integ
+
+unit-asan: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; \
+		ASAN_OPTIONS=detect_leaks=1 $$t; done
+
+# libFuzzer targets link only the pure sources.
+FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -Isrc \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+build-fuzz/%: fuzz/%.c $(PURE_SRCS) $(wildcard src/*.h)
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $< $(PURE_SRCS)
+
+fuzz: deps $(FUZZ_BINS)
+	@sh fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+
+fuzz-short: deps $(FUZZ_BINS)
+	@sh fuzz/run.sh $(FUZZ_SHORT_SECONDS) $(FUZZ_BINS)
+
+test: deps
+	@sh scripts/ensure-user.sh
+	$(MAKE) all unit
+	$(MAKE) integ
+	$(MAKE) asan-test
+	$(MAKE) fuzz-short
+
+format:
+	clang-format -i src/*.c src/*.h tests/unit/*.c fuzz/*.c
+
+install: all
+	@sh scripts/ensure-user.sh
+	install -d $(DESTDIR)/usr/local/sbin $(DESTDIR)/usr/local/share/man/man5 \
+		$(DESTDIR)/usr/local/share/man/man8
+	install -m 755 $(BUILD)/tern $(DESTDIR)/usr/local/sbin/tern
+	install -m 644 docs/tern.conf.5 $(DESTDIR)/usr/local/share/man/man5/
+	install -m 644 docs/tern.8 $(DESTDIR)/usr/local/share/man/man8/
+
+clean:
+	rm -rf build build-asan build-fuzz

@@ -1,0 +1,32 @@
+#!/bin/sh
+# run.sh SECONDS BIN... - run each libFuzzer target for SECONDS.
+# Every target first replays fuzz/regressions/NAME/ (inputs that once
+# crashed it; kept forever) and its seed corpus fuzz/corpus/NAME/; new
+# findings land in fuzz/artifacts/NAME/ and fail the run.
+set -eu
+secs=$1
+shift
+status=0
+for bin in "$@"; do
+	name=$(basename "$bin")
+	seeds=fuzz/corpus/$name
+	regress=fuzz/regressions/$name
+	work=build-fuzz/corpus-$name
+	art=fuzz/artifacts/$name
+	mkdir -p "$seeds" "$regress" "$work" "$art"
+	if [ -n "$(ls -A "$regress")" ]; then
+		echo "== $name: replaying regressions"
+		"$bin" -runs=0 "$regress"/* || status=1
+	fi
+	echo "== $name: fuzzing for ${secs}s"
+	if ! "$bin" -max_total_time="$secs" -max_len=4096 -timeout=10 \
+		-rss_limit_mb=2048 -print_final_stats=0 \
+		-artifact_prefix="$art/" "$work" "$seeds" >"build-fuzz/$name.log" 2>&1; then
+		tail -n 40 "build-fuzz/$name.log"
+		echo "== $name: FAILED; the input is in $art/ (add it to $regress/)"
+		status=1
+	else
+		tail -n 1 "build-fuzz/$name.log"
+	fi
+done
+exit $status

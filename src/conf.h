@@ -1,0 +1,119 @@
+/*
+ * conf.h - the configuration: one line-oriented file (tern.conf(5)) or the
+ * embedded defaults made for trying tern out.
+ *
+ * Lines are "key value..." or "key name=value...", '#' starts a comment.
+ * Every error is reported as "file:line: what is wrong".  The key names and
+ * forms are an interface administrators rely on (see docs/tern.conf.5).
+ */
+#ifndef TERN_CONF_H
+#define TERN_CONF_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+enum listen_role {
+	ROLE_SMTP = 0,    /* port 25: mail for local domains, relay if trusted */
+	ROLE_SUBMISSION,  /* port 587 */
+	ROLE_SUBMISSIONS  /* port 465, implicit TLS */
+};
+
+struct conf_listen {
+	char *addr;                 /* "127.0.0.1", "::1", "0.0.0.0", "::" */
+	int port;
+	enum listen_role role;
+	int64_t greet_pause_ms;     /* 0: none */
+	struct sockaddr_storage ss; /* resolved addr:port */
+	socklen_t sslen;
+	int optional;               /* skipped with a warning if it cannot
+	                             * bind (the default [::1] listener) */
+};
+
+struct conf_net {
+	int family;            /* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	unsigned prefix;
+};
+
+enum recipients_mode {
+	RECIPIENTS_ANY = 0, /* every local part of a local domain */
+	RECIPIENTS_SYSTEM,  /* local parts that are system users (getpwnam) */
+	RECIPIENTS_FILE     /* those listed in a file, one per line */
+};
+
+struct conf {
+	char *file;            /* path read, or NULL for embedded defaults */
+	char *hostname;
+	char *home;            /* after $TERN_HOME */
+	char *user;            /* unprivileged user after binding */
+	int user_set;          /* "user" given explicitly */
+
+	struct conf_listen *listens;
+	size_t nlistens;
+
+	char **local_domains;  /* lower-case */
+	size_t nlocal_domains;
+
+	enum recipients_mode recipients;
+	char *recipients_file;
+	char **recipient_list; /* RECIPIENTS_FILE: sorted, lower-case;
+	                        * entries are "local" or "local@domain" */
+	size_t nrecipient_list;
+
+	char *mailbox;         /* "maildir:PATTERN"; default
+	                        * maildir:$home/mail/%u/Maildir */
+
+	struct conf_net *trusted;
+	size_t ntrusted;
+
+	uint64_t message_size; /* limits message-size= */
+	unsigned max_rcpts;    /* limits recipients= */
+	size_t line_length;    /* limits line-length=, text line with CRLF */
+	unsigned max_sessions; /* limits sessions= */
+	uint64_t spool_reserve; /* limits spool-reserve=: below it, 452 4.3.1 */
+
+	int64_t timeout_command_ms; /* timeouts command= (RFC 5321 4.5.3.2.7) */
+	int64_t timeout_data_ms;    /* timeouts data= (between DATA blocks) */
+
+	int64_t retry_first_ms;  /* retry first= */
+	int64_t retry_max_ms;    /* retry max= */
+	int64_t retry_lifetime_ms; /* retry lifetime= */
+
+	int log_syslog;        /* log syslog|stderr */
+	int verbose;           /* log ... verbose */
+};
+
+/*
+ * conf_load - read path (or the embedded defaults when path is NULL), apply
+ * $TERN_HOME, check.  Returns NULL after printing every error to stderr as
+ * "file:line: message".
+ */
+struct conf *conf_load(const char *path);
+/*
+ * conf_find_path - the file to read: explicit (-c), else $TERN_CONF, else
+ * /etc/tern/tern.conf when it exists, else NULL (embedded defaults).
+ */
+const char *conf_find_path(const char *explicit_path);
+/* conf_free - release a configuration */
+void conf_free(struct conf *c);
+/* conf_print - the effective configuration, in the file's own syntax */
+void conf_print(const struct conf *c, FILE *fp);
+
+/* conf_is_local_domain - 1 when domain (any case) is one of ours */
+int conf_is_local_domain(const struct conf *c, const char *domain);
+/* conf_is_trusted - 1 when the client address is in trusted-networks */
+int conf_is_trusted(const struct conf *c, const struct sockaddr *sa);
+/*
+ * conf_recipient_known - 1 when the local part (already case-folded,
+ * subaddress removed) of a local domain is accepted by "recipients".
+ */
+int conf_recipient_known(const struct conf *c, const char *local,
+    const char *domain);
+/* conf_keys - NULL-terminated list of every key the parser knows (for the
+ * test that every key is documented) */
+const char *const *conf_keys(void);
+
+#endif

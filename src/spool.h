@@ -1,0 +1,92 @@
+/*
+ * spool.h - the queue on disk, the single source of truth.
+ *
+ * Layout under $home/spool (all 0700, files 0600, owned by the tern user):
+ *   incoming/ID.msg   content being received (never acknowledged)
+ *   incoming/ID.env   envelope written at commit time
+ *   queue/ID.msg      committed content: immutable
+ *   queue/ID.env      committed envelope: its presence marks the message
+ *                     as queued; state changes replace it atomically
+ *   quarantine/       acknowledged files that could not be read
+ *
+ * Durability: spool_tx_commit() reports success only after both files are
+ * fsync'd, renamed into queue/ (content first, envelope last) and queue/
+ * itself is fsync'd.  Commits from many sessions are grouped: one worker
+ * thread takes every commit waiting and syncs them together, so sessions
+ * finishing together share the directory fsync and the wait.
+ */
+#ifndef TERN_SPOOL_H
+#define TERN_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "envelope.h"
+
+struct event_base;
+struct spool_tx;
+
+/* spool_init - create (if missing) and open the spool under home/spool */
+int spool_init(const char *home);
+/* spool_dir - "$home/spool" */
+const char *spool_dir(void);
+
+/* spool_qid_new - a fresh queue id: time-sortable, unique in this spool */
+void spool_qid_new(char out[QID_SIZE]);
+/* spool_qid_valid - 1 when s looks like a queue id (also a safe filename) */
+int spool_qid_valid(const char *s);
+
+/*
+ * spool_free_ok - 1 when the spool filesystem has more than reserve bytes
+ * free (for a new message of about size bytes).
+ */
+int spool_free_ok(uint64_t reserve, uint64_t size);
+
+/* receiving (smtpd) */
+
+/* spool_commit_start - start the group-commit worker for this event loop */
+void spool_commit_start(struct event_base *base);
+/* spool_tx_begin - create incoming/ID.msg; NULL with errno on failure */
+struct spool_tx *spool_tx_begin(void);
+/* spool_tx_id - the queue id of a transaction */
+const char *spool_tx_id(const struct spool_tx *tx);
+/* spool_tx_write - append content (buffered); -1 with errno on failure,
+ * after which only spool_tx_abort is allowed */
+int spool_tx_write(struct spool_tx *tx, const void *p, size_t len);
+/* spool_tx_size - content octets written so far */
+uint64_t spool_tx_size(const struct spool_tx *tx);
+/* spool_tx_abort - drop the message: unlink, free */
+void spool_tx_abort(struct spool_tx *tx);
+
+typedef void (*spool_commit_cb)(int ok, const char *qid, void *arg);
+/*
+ * spool_tx_commit - make the message durable with this envelope (its id is
+ * set from tx).  cb runs later on the event loop with ok=1 once durable, or
+ * ok=0 (files removed) if anything failed.  tx is freed by the spool.
+ */
+void spool_tx_commit(struct spool_tx *tx, struct envelope *env,
+    spool_commit_cb cb, void *arg);
+
+/* queue side */
+
+/*
+ * spool_recover - at start, before any session: remove incoming/* and
+ * queue/*.msg without an envelope (never acknowledged); move envelopes
+ * without content to quarantine with a log line.
+ */
+void spool_recover(void);
+/* spool_scan - call fn for each queued id (queue/ID.env), in id order */
+void spool_scan(void (*fn)(const char *qid, void *arg), void *arg);
+/* spool_load - read queue/ID.env; on a parse error the message's files
+ * go to quarantine (logged) and -1 is returned */
+int spool_load(const char *qid, struct envelope *env);
+/* spool_content_path - "$spool/queue/ID.msg" into out */
+void spool_content_path(const char *qid, char *out, size_t outlen);
+/* spool_update - replace queue/ID.env atomically and durably */
+int spool_update(const struct envelope *env);
+/* spool_remove - remove a finished message (envelope first) */
+int spool_remove(const char *qid);
+/* spool_quarantine - move a message's files to quarantine/ */
+void spool_quarantine(const char *qid, const char *why);
+
+#endif
