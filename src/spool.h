@@ -70,8 +70,8 @@ void spool_tx_commit(struct spool_tx *tx, struct envelope *env,
 /* queue side */
 
 /*
- * spool_recover - at start, before any session: remove incoming/* and
- * queue/*.msg without an envelope (never acknowledged); move envelopes
+ * spool_recover - at start, before any session: remove what is in incoming/
+ * and queue/ID.msg files without an envelope (never acknowledged); move envelopes
  * without content to quarantine with a log line.
  */
 void spool_recover(void);

@@ -1,0 +1,423 @@
+/*
+ * master.c - "tern serve": the master process.
+ *
+ * The master reads the configuration, prepares $home, recovers the spool
+ * (before any session can write to it), binds the listening sockets, then
+ * forks two children, as Postfix and OpenSMTPD split by privilege:
+ *
+ *   smtpd  all inbound sessions on one event loop; writes the spool
+ *   queue  the scheduler and local delivery; reads and updates the spool
+ *
+ * Started as root with a configuration file, both children switch to the
+ * unprivileged user (default "tern") before touching the network or the
+ * spool; the master keeps root only to bind and to supervise.  A child that
+ * dies is restarted (after a pause if it keeps dying); the spool is the only
+ * state they share, so a restart loses nothing.  Children die with the
+ * master (PR_SET_PDEATHSIG).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "conf.h"
+#include "master.h"
+#include "sched.h"
+#include "smtpd.h"
+#include "spool.h"
+#include "util.h"
+
+/* a child that dies sooner than this after its start is "crashing" */
+#define CHILD_CRASH_MS 5000
+#define CHILD_RESTART_MAX_MS 60000
+#define STOP_GRACE_MS 10000
+
+enum child_kind { CHILD_SMTPD, CHILD_QUEUE, CHILD_COUNT };
+
+struct master;
+
+struct child {
+	struct master *master;
+	enum child_kind kind;
+	const char *name;
+	pid_t pid;
+	int64_t started;     /* monotonic ms */
+	int64_t delay_ms;    /* restart delay, grows while it crashes */
+	struct event *restart_ev;
+};
+
+struct master {
+	struct conf *conf;
+	struct event_base *base;
+	int *fds;
+	int drop;            /* switch to the unprivileged user */
+	uid_t uid;
+	gid_t gid;
+	int stopping;
+	struct child child[CHILD_COUNT];
+	struct event *kill_ev;
+};
+
+/* mkdir_owned - create dir (and parents) if missing; chown it if dropping */
+static void
+mkdir_owned(const struct master *m, const char *dir, mode_t mode)
+{
+	char tmp[4096];
+	size_t len = strlen(dir), i;
+
+	if (len >= sizeof(tmp))
+		fatal("path too long: %s", dir);
+	memcpy(tmp, dir, len + 1);
+	for (i = 1; i <= len; i++) {
+		if (tmp[i] != '/' && tmp[i] != '\0')
+			continue;
+		tmp[i] = '\0';
+		if (mkdir(tmp, i == len ? mode : 0755) == -1 &&
+		    errno != EEXIST)
+			fatal("mkdir %s: %s", tmp, strerror(errno));
+		tmp[i] = i == len ? '\0' : '/';
+	}
+	if (m->drop && chown(dir, m->uid, m->gid) == -1)
+		fatal("chown %s: %s", dir, strerror(errno));
+}
+
+/* prepare_home - $home and what lives in it, owned by the tern user */
+static void
+prepare_home(const struct master *m)
+{
+	const char *home = m->conf->home;
+	static const char *const sub[] = { "spool", "spool/incoming",
+		"spool/queue", "spool/quarantine", "state", "mail" };
+	char path[4096];
+	size_t i;
+
+	mkdir_owned(m, home, 0755);
+	for (i = 0; i < sizeof(sub) / sizeof(sub[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", home, sub[i]);
+		mkdir_owned(m, path, 0700);
+	}
+	if (spool_init(home) == -1)
+		fatal("cannot open the spool under %s: %s", home,
+		    strerror(errno));
+}
+
+/* bind_one - a listening socket, or -1 (logged) for an optional one */
+static int
+bind_one(const struct conf_listen *l)
+{
+	int fd, on = 1;
+
+	fd = socket(l->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		goto fail;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (l->ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	if (bind(fd, (const struct sockaddr *)&l->ss, l->sslen) == -1 ||
+	    listen(fd, SOMAXCONN) == -1)
+		goto fail;
+	log_info("listening on %s%s%s:%d role=%s",
+	    l->ss.ss_family == AF_INET6 ? "[" : "", l->addr,
+	    l->ss.ss_family == AF_INET6 ? "]" : "", l->port,
+	    l->role == ROLE_SMTP ? "smtp" : "submission");
+	return fd;
+fail:
+	if (fd != -1)
+		close(fd);
+	if (l->optional) {
+		log_warn("skipping listener %s port %d: %s", l->addr, l->port,
+		    strerror(errno));
+		return -1;
+	}
+	fatal("cannot listen on %s port %d: %s", l->addr, l->port,
+	    strerror(errno));
+}
+
+/* drop_privileges - become the tern user for good */
+static void
+drop_privileges(const struct master *m)
+{
+	if (!m->drop)
+		return;
+	if (setgroups(1, &m->gid) == -1 ||
+	    setresgid(m->gid, m->gid, m->gid) == -1 ||
+	    setresuid(m->uid, m->uid, m->uid) == -1)
+		fatal("cannot switch to user %s: %s", m->conf->user,
+		    strerror(errno));
+	if (setuid(0) != -1)
+		panic("regained root after dropping privileges");
+}
+
+static _Noreturn void
+queue_main(const struct conf *c)
+{
+	struct event_base *base;
+
+	log_set_name("queue");
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGTERM, SIG_DFL);
+	base = event_base_new();
+	if (base == NULL)
+		fatal("event_base_new failed");
+	if (spool_init(c->home) == -1)
+		fatal("cannot open the spool under %s: %s", c->home,
+		    strerror(errno));
+	sched_start(c, base);
+	event_base_dispatch(base);
+	exit(0);
+}
+
+static void
+start_child(struct master *m, enum child_kind k)
+{
+	struct child *ch = &m->child[k];
+	pid_t pid, parent = getpid();
+	sigset_t all;
+	size_t i;
+
+	pid = fork();
+	if (pid == -1) {
+		log_err("fork: %s", strerror(errno));
+		return;
+	}
+	if (pid > 0) {
+		ch->pid = pid;
+		ch->started = util_mono_ms();
+		log_info("started %s (pid %ld)", ch->name, (long)pid);
+		return;
+	}
+	/* the child: die with the master, drop root, become its role */
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	signal(SIGCHLD, SIG_DFL);
+	signal(SIGHUP, SIG_IGN);
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != parent)
+		_exit(1);
+	drop_privileges(m);
+	if (k == CHILD_QUEUE) {
+		for (i = 0; i < m->conf->nlistens; i++)
+			if (m->fds[i] >= 0)
+				close(m->fds[i]);
+		queue_main(m->conf);
+	}
+	smtpd_main(m->conf, m->fds, m->conf->nlistens);
+}
+
+static void
+restart_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct child *ch = arg;
+
+	(void)fd;
+	(void)what;
+	if (!ch->master->stopping)
+		start_child(ch->master, ch->kind);
+}
+
+/* child_exited - log the end of a child and plan its restart */
+static void
+child_exited(struct master *m, struct child *ch, int status)
+{
+	int64_t ran = util_mono_ms() - ch->started;
+	struct timeval tv;
+
+	if (WIFSIGNALED(status))
+		log_warn("%s (pid %ld) killed by signal %d", ch->name,
+		    (long)ch->pid, WTERMSIG(status));
+	else if (!m->stopping || WEXITSTATUS(status) != 0)
+		log_warn("%s (pid %ld) exited with status %d", ch->name,
+		    (long)ch->pid, WEXITSTATUS(status));
+	ch->pid = 0;
+	if (m->stopping)
+		return;
+	ch->delay_ms = ran < CHILD_CRASH_MS ?
+	    (ch->delay_ms ? ch->delay_ms * 2 : 1000) : 0;
+	if (ch->delay_ms > CHILD_RESTART_MAX_MS)
+		ch->delay_ms = CHILD_RESTART_MAX_MS;
+	log_info("restarting %s in %lld ms", ch->name,
+	    (long long)ch->delay_ms);
+	tv.tv_sec = ch->delay_ms / 1000;
+	tv.tv_usec = (ch->delay_ms % 1000) * 1000;
+	evtimer_add(ch->restart_ev, &tv);
+}
+
+static int
+children_alive(const struct master *m)
+{
+	int k, n = 0;
+
+	for (k = 0; k < CHILD_COUNT; k++)
+		n += m->child[k].pid != 0;
+	return n;
+}
+
+static void
+sigchld_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct master *m = arg;
+	pid_t pid;
+	int status, k;
+
+	(void)sig;
+	(void)what;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (k = 0; k < CHILD_COUNT; k++)
+			if (m->child[k].pid == pid)
+				child_exited(m, &m->child[k], status);
+	}
+	if (m->stopping && children_alive(m) == 0)
+		event_base_loopexit(m->base, NULL);
+}
+
+static void
+kill_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct master *m = arg;
+	int k;
+
+	(void)fd;
+	(void)what;
+	for (k = 0; k < CHILD_COUNT; k++)
+		if (m->child[k].pid != 0) {
+			log_warn("%s did not stop: killing it", m->child[k].name);
+			kill(m->child[k].pid, SIGKILL);
+		}
+}
+
+static void
+stop_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct master *m = arg;
+	struct timeval tv = { STOP_GRACE_MS / 1000, 0 };
+	int k;
+
+	(void)what;
+	if (m->stopping)
+		return;
+	log_info("signal %d: stopping", (int)sig);
+	m->stopping = 1;
+	for (k = 0; k < CHILD_COUNT; k++)
+		if (m->child[k].pid != 0)
+			kill(m->child[k].pid, SIGTERM);
+	if (children_alive(m) == 0) {
+		event_base_loopexit(m->base, NULL);
+		return;
+	}
+	evtimer_add(m->kill_ev, &tv);
+}
+
+static void
+hup_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	log_warn("SIGHUP: configuration reload is not supported yet; "
+	    "restart tern to apply changes");
+}
+
+/* who_runs - decide and say under which user the children run */
+static void
+who_runs(struct master *m)
+{
+	struct passwd *pw;
+
+	if (geteuid() != 0) {
+		log_info("running as uid %ld (not root): not switching users",
+		    (long)geteuid());
+		return;
+	}
+	if (m->conf->file == NULL) {
+		log_warn("running as root on the embedded defaults: not "
+		    "switching users (give a configuration file with a user)");
+		return;
+	}
+	pw = getpwnam(m->conf->user);
+	if (pw == NULL)
+		fatal("user %s does not exist (create it, or set \"user\")",
+		    m->conf->user);
+	if (pw->pw_uid == 0)
+		fatal("user %s is root: refusing to run sessions as root",
+		    m->conf->user);
+	m->drop = 1;
+	m->uid = pw->pw_uid;
+	m->gid = pw->pw_gid;
+	log_info("sessions and deliveries run as user %s (uid %ld)",
+	    m->conf->user, (long)m->uid);
+}
+
+int
+master_serve(struct conf *c)
+{
+	struct master m;
+	struct event *evs[4];
+	size_t i;
+	int k, any = 0;
+
+	memset(&m, 0, sizeof(m));
+	m.conf = c;
+	m.child[CHILD_SMTPD].name = "smtpd";
+	m.child[CHILD_QUEUE].name = "queue";
+	log_init("master", c->log_syslog, c->verbose);
+	log_info("tern starting: hostname %s, home %s%s", c->hostname, c->home,
+	    c->file ? "" : " (embedded defaults)");
+	who_runs(&m);
+	umask(077);
+	prepare_home(&m);
+	spool_recover();
+
+	m.fds = xcalloc(c->nlistens ? c->nlistens : 1, sizeof(int));
+	for (i = 0; i < c->nlistens; i++) {
+		m.fds[i] = bind_one(&c->listens[i]);
+		any |= m.fds[i] >= 0;
+	}
+	if (!any)
+		fatal("no listening socket could be opened");
+
+	m.base = event_base_new();
+	if (m.base == NULL)
+		fatal("event_base_new failed");
+	evs[0] = evsignal_new(m.base, SIGCHLD, sigchld_cb, &m);
+	evs[1] = evsignal_new(m.base, SIGTERM, stop_cb, &m);
+	evs[2] = evsignal_new(m.base, SIGINT, stop_cb, &m);
+	evs[3] = evsignal_new(m.base, SIGHUP, hup_cb, &m);
+	for (i = 0; i < 4; i++)
+		evsignal_add(evs[i], NULL);
+	signal(SIGPIPE, SIG_IGN);
+	m.kill_ev = evtimer_new(m.base, kill_cb, &m);
+	for (k = 0; k < CHILD_COUNT; k++) {
+		m.child[k].master = &m;
+		m.child[k].kind = (enum child_kind)k;
+		m.child[k].restart_ev = evtimer_new(m.base, restart_cb,
+		    &m.child[k]);
+		start_child(&m, (enum child_kind)k);
+	}
+	event_base_dispatch(m.base);
+	log_info("stopped");
+	for (i = 0; i < 4; i++)
+		event_free(evs[i]);
+	for (k = 0; k < CHILD_COUNT; k++)
+		event_free(m.child[k].restart_ev);
+	event_free(m.kill_ev);
+	event_base_free(m.base);
+	for (i = 0; i < c->nlistens; i++)
+		if (m.fds[i] >= 0)
+			close(m.fds[i]);
+	free(m.fds);
+	return 0;
+}

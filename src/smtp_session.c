@@ -1,0 +1,1053 @@
+/*
+ * smtp_session.c - one inbound SMTP session: the state machine of RFC 5321
+ * with PIPELINING (RFC 2920), SIZE (RFC 1870), 8BITMIME (RFC 6152),
+ * ENHANCEDSTATUSCODES (RFC 2034, 3463), SMTPUTF8 (RFC 6531) and
+ * CHUNKING/BDAT (RFC 3030).
+ *
+ * The one idea: bytes from the network are framed strictly here (a command
+ * ends only in CRLF; DATA ends only in CRLF.CRLF, see smtp_data.c), every
+ * command goes through one table that says in which states it is allowed,
+ * and a message is acknowledged only from the spool's commit callback, once
+ * it is on stable storage.  Sessions never block: all of them share the
+ * smtpd process's event loop.  Memory per session is bounded: input is read
+ * up to a high-water mark and consumed as it comes.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "conf.h"
+#include "envelope.h"
+#include "mailbox.h"
+#include "sched.h"
+#include "smtp_data.h"
+#include "smtp_parse.h"
+#include "smtpd.h"
+#include "spool.h"
+#include "util.h"
+
+/* input read ahead of processing, per session: bounds memory per client */
+#define SESSION_READ_HIGH (64 * 1024)
+/* content is handed to the spool in pieces of about this size */
+#define SESSION_FLUSH_AT (64 * 1024)
+/* a HELO/EHLO name is cut to this length in headers and logs */
+#define SESSION_HELO_MAX 128
+/* bad commands tolerated before the session is ended (RFC 5321 7.8) */
+#define SESSION_MAX_ERRORS 20
+/* a client that does not read our last reply is dropped after this */
+#define SESSION_CLOSE_MS 10000
+
+enum smtp_state {
+	SMTP_S_GREET,    /* before the 220: the greet pause */
+	SMTP_S_INIT,     /* greeted, waiting for EHLO or HELO */
+	SMTP_S_HELO,     /* ready for MAIL */
+	SMTP_S_MAIL,     /* MAIL accepted: RCPT */
+	SMTP_S_RCPT,     /* recipients: more RCPT, DATA or BDAT */
+	SMTP_S_DATA,     /* reading DATA content */
+	SMTP_S_BDAT,     /* reading the octets of a BDAT chunk */
+	SMTP_S_CHUNKING, /* between BDAT chunks */
+	SMTP_S_COMMIT,   /* waiting for the spool to make the message durable */
+	SMTP_S_CLOSING   /* last reply sent; closing when it is written */
+};
+
+static const char *const state_names[] = { "GREET", "INIT", "HELO", "MAIL",
+	"RCPT", "DATA", "BDAT", "CHUNKING", "COMMIT", "CLOSING" };
+
+/* what the transaction refuses at its end, if anything */
+enum txn_refusal {
+	TXN_OK = 0,
+	TXN_TOO_BIG,
+	TXN_LONG_LINE,
+	TXN_WRITE_ERROR
+};
+
+struct smtp_txn {
+	struct envelope env;     /* sender, recipients, flags */
+	struct spool_tx *tx;     /* NULL until DATA/BDAT */
+	struct smtp_data data;   /* framing state of the content */
+	struct buf out;          /* unstuffed content on its way to the spool */
+	int bdat_used;           /* BDAT started this transaction */
+	enum txn_refusal refusal;
+};
+
+struct smtp_session {
+	const struct conf *conf;
+	const struct conf_listen *listen;
+	struct event_base *base;
+	struct bufferevent *bev;
+	struct event *greet_ev;
+	enum smtp_state state;
+	char addr[INET6_ADDRSTRLEN];
+	char name[16];  /* reverse DNS name; "unknown" until resolved */
+	char *helo;
+	int esmtp;
+	int discarding; /* inside an over-long line, dropping it */
+	unsigned errors;
+	int dead;       /* client gone while a commit was pending */
+	struct smtp_txn *txn;
+	/* the BDAT chunk being read */
+	uint64_t bdat_left;     /* its octets still to come */
+	int bdat_last;          /* it is the LAST one */
+	const char *bdat_error; /* reply owed after it (its octets dropped) */
+	enum smtp_state bdat_return; /* state to go back to after an error */
+};
+
+/* The one line being handled: sessions run one at a time on this loop, so a
+ * single buffer serves all of them and idle sessions hold no line memory. */
+static char line_buf[SMTP_AUTH_LINE_MAX + 1];
+static unsigned nsessions;
+
+static void session_input(struct smtp_session *s);
+static void session_free(struct smtp_session *s);
+
+unsigned
+smtp_session_count(void)
+{
+	return nsessions;
+}
+
+static void
+enter_state(struct smtp_session *s, enum smtp_state next)
+{
+	if (s->state == next)
+		return;
+	log_debug("%s: %s -> %s", s->addr, state_names[s->state],
+	    state_names[next]);
+	s->state = next;
+}
+
+static void
+reply(struct smtp_session *s, const char *fmt, ...) TERN_PRINTF(2, 3);
+
+static void
+reply(struct smtp_session *s, const char *fmt, ...)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	va_list ap;
+
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(out, fmt, ap);
+	va_end(ap);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+static void
+set_timeout(struct smtp_session *s, int64_t ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000,
+		.tv_usec = (ms % 1000) * 1000 };
+
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
+}
+
+/* close_after_reply - stop reading; free once the last reply is written */
+static void
+close_after_reply(struct smtp_session *s)
+{
+	enter_state(s, SMTP_S_CLOSING);
+	bufferevent_disable(s->bev, EV_READ);
+	set_timeout(s, SESSION_CLOSE_MS);
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		session_free(s);
+}
+
+static void
+txn_free(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+
+	if (t == NULL)
+		return;
+	if (t->tx != NULL)
+		spool_tx_abort(t->tx);
+	envelope_free(&t->env);
+	buf_free(&t->out);
+	free(t);
+	s->txn = NULL;
+}
+
+/* txn_reset - end the mail transaction (RSET, EHLO, after a message) */
+static void
+txn_reset(struct smtp_session *s)
+{
+	txn_free(s);
+	if (s->state != SMTP_S_INIT && s->state != SMTP_S_GREET)
+		enter_state(s, SMTP_S_HELO);
+}
+
+/* count_error - a bad command; too many end the session (RFC 5321 7.8) */
+static int
+count_error(struct smtp_session *s)
+{
+	if (++s->errors < SESSION_MAX_ERRORS)
+		return 0;
+	reply(s, "421 4.7.0 %s Error: too many errors", s->conf->hostname);
+	log_info("%s: too many errors, disconnecting", s->addr);
+	close_after_reply(s);
+	return 1;
+}
+
+/* verbs */
+
+static void
+cmd_helo(struct smtp_session *s, struct smtp_cmd *cmd, int esmtp)
+{
+	const struct conf *c = s->conf;
+
+	if (cmd->arg[0] == '\0') {
+		reply(s, "501 5.5.4 Syntax: %s hostname",
+		    esmtp ? "EHLO" : "HELO");
+		return;
+	}
+	free(s->helo);
+	/* RFC 5321 4.1.4: the name is not checked against the address, but
+	 * it goes into headers and logs, so it is sanitised and bounded */
+	s->helo = util_sanitise_dup(cmd->arg, SESSION_HELO_MAX);
+	s->esmtp = esmtp;
+	txn_free(s);
+	enter_state(s, SMTP_S_HELO);
+	if (!esmtp) {
+		reply(s, "250 %s", c->hostname);
+		return;
+	}
+	reply(s, "250-%s", c->hostname);
+	reply(s, "250-PIPELINING");
+	reply(s, "250-SIZE %llu", (unsigned long long)c->message_size);
+	reply(s, "250-8BITMIME");
+	reply(s, "250-ENHANCEDSTATUSCODES");
+	reply(s, "250-SMTPUTF8");
+	reply(s, "250-CHUNKING");
+	reply(s, "250 HELP");
+}
+
+static void
+cmd_ehlo(struct smtp_session *s, struct smtp_cmd *cmd)
+{
+	cmd_helo(s, cmd, 1);
+}
+
+static void
+cmd_helo_plain(struct smtp_session *s, struct smtp_cmd *cmd)
+{
+	cmd_helo(s, cmd, 0);
+}
+
+/* mail_params - apply MAIL's ESMTP parameters; 0 or a reply was sent */
+static int
+mail_params(struct smtp_session *s, const struct smtp_pathcmd *pc)
+{
+	const struct conf *c = s->conf;
+	struct envelope *e = &s->txn->env;
+	uint64_t size = 0;
+	size_t i;
+
+	for (i = 0; i < pc->nparams; i++) {
+		const struct smtp_param *p = &pc->params[i];
+
+		if (strcasecmp(p->key, "SIZE") == 0 && p->value != NULL) {
+			if (smtp_parse_size_param(p->value, &size) == -1) {
+				reply(s, "501 5.5.4 Bad SIZE= value");
+				return -1;
+			}
+			if (size > c->message_size) {
+				reply(s, "552 5.3.4 Message size exceeds fixed "
+				    "limit of %llu octets",
+				    (unsigned long long)c->message_size);
+				return -1;
+			}
+		} else if (strcasecmp(p->key, "BODY") == 0 &&
+		    p->value != NULL &&
+		    (strcasecmp(p->value, "7BIT") == 0 ||
+		    strcasecmp(p->value, "8BITMIME") == 0)) {
+			e->body_8bit = strcasecmp(p->value, "8BITMIME") == 0;
+		} else if (strcasecmp(p->key, "SMTPUTF8") == 0 &&
+		    p->value == NULL) {
+			e->smtputf8 = 1;
+		} else {
+			reply(s, "555 5.5.4 Unsupported MAIL parameter");
+			return -1;
+		}
+	}
+	if (!spool_free_ok(c->spool_reserve, size)) {
+		reply(s, "452 4.3.1 Insufficient system storage");
+		log_warn("%s: spool below its free-space reserve, "
+		    "refusing mail", s->addr);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+path_error(struct smtp_session *s, enum smtp_perr err, const char *what)
+{
+	switch (err) {
+	case SMTP_P_BAD_PARAM:
+	case SMTP_P_TOO_MANY_PARAMS:
+		reply(s, "501 5.5.4 Syntax error in parameters");
+		break;
+	case SMTP_P_TOO_LONG:
+		reply(s, "501 5.1.%c Address too long",
+		    what[0] == 'M' ? '7' : '3');
+		break;
+	default:
+		reply(s, "501 5.1.%c Bad %s address syntax",
+		    what[0] == 'M' ? '7' : '3',
+		    what[0] == 'M' ? "sender" : "recipient");
+		break;
+	}
+	return -1;
+}
+
+static void
+cmd_mail(struct smtp_session *s, struct smtp_cmd *cmd)
+{
+	struct smtp_pathcmd pc;
+	enum smtp_perr err;
+	char addr[SMTP_PATH_MAX + 1];
+
+	err = smtp_parse_mail(cmd->arg, &pc);
+	if (err != SMTP_P_OK) {
+		path_error(s, err, "MAIL");
+		return;
+	}
+	s->txn = xcalloc(1, sizeof(*s->txn));
+	envelope_init(&s->txn->env);
+	buf_init(&s->txn->out);
+	if (mail_params(s, &pc) == -1) {
+		txn_free(s);
+		return;
+	}
+	if (pc.addr.utf8 && !s->txn->env.smtputf8) {
+		reply(s, "553 5.6.7 Non-ASCII address needs SMTPUTF8");
+		txn_free(s);
+		return;
+	}
+	if (smtp_addr_format(&pc.addr, addr, sizeof(addr)) == -1) {
+		reply(s, "501 5.1.7 Address too long");
+		txn_free(s);
+		return;
+	}
+	envelope_set(&s->txn->env.sender, addr);
+	enter_state(s, SMTP_S_MAIL);
+	reply(s, "250 2.1.0 Ok");
+}
+
+/* rcpt_policy - decide on one recipient; 0 to accept, else a reply went */
+static int
+rcpt_policy(struct smtp_session *s, const struct smtp_addr *a,
+    char *user, size_t userlen)
+{
+	const struct conf *c = s->conf;
+
+	if (a->domain[0] == '\0') /* <postmaster>, RFC 5321 4.5.1 */
+		return 0;
+	if (!conf_is_local_domain(c, a->domain)) {
+		reply(s, "554 5.7.1 <%s@%s>: Relay access denied",
+		    a->local, a->domain);
+		log_info("%s: relay refused to domain %s", s->addr,
+		    a->domain);
+		return -1;
+	}
+	if (smtp_addr_relay_trick(a)) {
+		reply(s, "550 5.7.1 Address routing is not accepted");
+		return -1;
+	}
+	if (mailbox_user(a->local, user, userlen) == -1) {
+		reply(s, "550 5.1.3 Bad recipient mailbox name");
+		return -1;
+	}
+	if (strcmp(user, "postmaster") == 0)
+		return 0;
+	if (!conf_recipient_known(c, user, a->domain)) {
+		reply(s, "550 5.1.1 <%s@%s>: Recipient address rejected: "
+		    "User unknown", user, a->domain);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+cmd_rcpt(struct smtp_session *s, struct smtp_cmd *cmd)
+{
+	struct envelope *e = &s->txn->env;
+	struct smtp_pathcmd pc;
+	enum smtp_perr err;
+	char addr[SMTP_PATH_MAX + 1];
+	char user[MAILBOX_USER_MAX + 1];
+
+	err = smtp_parse_rcpt(cmd->arg, &pc);
+	if (err != SMTP_P_OK) {
+		path_error(s, err, "RCPT");
+		return;
+	}
+	if (pc.nparams > 0) {
+		reply(s, "555 5.5.4 Unsupported RCPT parameter");
+		return;
+	}
+	if (pc.addr.utf8 && !e->smtputf8) {
+		reply(s, "553 5.6.7 Non-ASCII address needs SMTPUTF8");
+		return;
+	}
+	if (e->nrcpts >= s->conf->max_rcpts) {
+		reply(s, "452 4.5.3 Too many recipients");
+		return;
+	}
+	if (rcpt_policy(s, &pc.addr, user, sizeof(user)) == -1)
+		return;
+	if (pc.addr.domain[0] == '\0')
+		snprintf(addr, sizeof(addr), "postmaster");
+	else if (smtp_addr_format(&pc.addr, addr, sizeof(addr)) == -1) {
+		reply(s, "501 5.1.3 Address too long");
+		return;
+	}
+	envelope_add_rcpt(e, addr); /* a duplicate is collapsed */
+	enter_state(s, SMTP_S_RCPT);
+	reply(s, "250 2.1.5 Ok");
+}
+
+/* received_header - the trace line of RFC 5321 4.4, first in the content */
+static void
+received_header(struct smtp_session *s, struct buf *b)
+{
+	const struct envelope *e = &s->txn->env;
+	char date[64];
+
+	util_rfc5322_date(util_now_ms() / 1000, date, sizeof(date));
+	buf_printf(b, "Received: from %s (%s [%s])\r\n\tby %s (tern) with "
+	    "%s id %s", s->helo, s->name, s->addr, s->conf->hostname,
+	    s->esmtp ? "ESMTP" : "SMTP", spool_tx_id(s->txn->tx));
+	/* the for clause only with one recipient: it must not reveal Bcc */
+	if (e->nrcpts == 1)
+		buf_printf(b, "\r\n\tfor <%s>", e->rcpts[0].addr);
+	buf_printf(b, ";\r\n\t%s\r\n", date);
+}
+
+/* content_begin - open the queue file and write the trace header */
+static int
+content_begin(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+
+	t->tx = spool_tx_begin();
+	if (t->tx == NULL) {
+		log_err("%s: cannot create a queue file: %s", s->addr,
+		    strerror(errno));
+		return -1;
+	}
+	smtp_data_init(&t->data, s->conf->line_length);
+	received_header(s, &t->out);
+	return 0;
+}
+
+/* content_flush - hand t->out to the spool unless the message is refused */
+static void
+content_flush(struct smtp_txn *t, uint64_t limit)
+{
+	if (t->refusal == TXN_OK && t->data.octets > limit)
+		t->refusal = TXN_TOO_BIG;
+	if (t->refusal == TXN_OK &&
+	    spool_tx_write(t->tx, t->out.data, t->out.len) == -1)
+		t->refusal = TXN_WRITE_ERROR;
+	buf_reset(&t->out);
+}
+
+static void
+commit_done(int ok, const char *qid, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (ok)
+		sched_notify(qid);
+	if (s->dead) {
+		if (ok)
+			log_info("%s: queued, but the client left before the "
+			    "reply", qid);
+		session_free(s);
+		return;
+	}
+	if (ok) {
+		reply(s, "250 2.0.0 Ok: queued as %s", qid);
+	} else {
+		reply(s, "451 4.3.0 Error: queue file write error");
+		log_err("%s: commit failed for a message from %s", qid,
+		    s->addr);
+	}
+	txn_reset(s);
+	set_timeout(s, s->conf->timeout_command_ms);
+	session_input(s);
+}
+
+/* content_end - the whole message is in: refuse it or commit it */
+static void
+content_end(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+	struct envelope *e = &t->env;
+	const char *qid;
+
+	content_flush(t, s->conf->message_size);
+	if (t->refusal == TXN_OK && (t->data.flags & SMTP_DATA_LONG_LINE))
+		t->refusal = TXN_LONG_LINE;
+	switch (t->refusal) {
+	case TXN_TOO_BIG:
+		reply(s, "552 5.3.4 Message size exceeds fixed limit");
+		break;
+	case TXN_LONG_LINE:
+		reply(s, "554 5.6.0 Message refused: a line is longer than "
+		    "%zu octets", s->conf->line_length);
+		break;
+	case TXN_WRITE_ERROR:
+		reply(s, "452 4.3.1 Insufficient system storage");
+		break;
+	case TXN_OK:
+		break;
+	}
+	if (t->refusal != TXN_OK) {
+		log_info("%s: message from %s refused (%d)",
+		    spool_tx_id(t->tx), s->addr, (int)t->refusal);
+		txn_reset(s);
+		set_timeout(s, s->conf->timeout_command_ms);
+		return;
+	}
+	qid = spool_tx_id(t->tx);
+	memcpy(e->id, qid, QID_SIZE);
+	e->arrival = util_now_ms() / 1000;
+	envelope_set(&e->helo, s->helo);
+	envelope_set(&e->client_addr, s->addr);
+	envelope_set(&e->client_name, s->name);
+	envelope_set(&e->protocol, s->esmtp ? "ESMTP" : "SMTP");
+	e->size = spool_tx_size(t->tx);
+	log_info("%s: client=%s[%s], from=<%s>, nrcpt=%zu, size=%llu", qid,
+	    s->name, s->addr, e->sender, e->nrcpts,
+	    (unsigned long long)e->size);
+	enter_state(s, SMTP_S_COMMIT);
+	spool_tx_commit(t->tx, e, commit_done, s);
+	t->tx = NULL; /* the spool owns it now */
+}
+
+static void
+cmd_data(struct smtp_session *s, struct smtp_cmd *cmd)
+{
+	if (cmd->arg[0] != '\0') {
+		reply(s, "501 5.5.4 Syntax: DATA");
+		return;
+	}
+	if (content_begin(s) == -1) {
+		reply(s, "451 4.3.0 Error: queue file write error");
+		return;
+	}
+	enter_state(s, SMTP_S_DATA);
+	set_timeout(s, s->conf->timeout_data_ms);
+	reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+/* parse_bdat - "n" or "n LAST" */
+static int
+parse_bdat(const char *arg, uint64_t *n, int *last)
+{
+	char num[32];
+	size_t len = strspn(arg, "0123456789");
+
+	if (len == 0 || len >= sizeof(num))
+		return -1;
+	memcpy(num, arg, len);
+	num[len] = '\0';
+	if (smtp_parse_size_param(num, n) == -1)
+		return -1;
+	*last = 0;
+	if (arg[len] == '\0')
+		return 0;
+	if (strcasecmp(arg + len, " LAST") != 0)
+		return -1;
+	*last = 1;
+	return 0;
+}
+
+/*
+ * cmd_bdat - RFC 3030: the chunk's octets follow the command at once, so
+ * they are read (and dropped when refused) before any reply, even when the
+ * command is out of sequence.
+ */
+static void
+cmd_bdat(struct smtp_session *s, struct smtp_cmd *cmd)
+{
+	uint64_t n;
+	int last;
+
+	if (parse_bdat(cmd->arg, &n, &last) == -1) {
+		reply(s, "501 5.5.4 Syntax: BDAT size [LAST]");
+		return;
+	}
+	s->bdat_left = n;
+	s->bdat_last = last;
+	s->bdat_error = NULL;
+	s->bdat_return = s->state;
+	if (s->state != SMTP_S_RCPT && s->state != SMTP_S_CHUNKING) {
+		/* the octets are swallowed, then 503 */
+		s->bdat_error = s->state == SMTP_S_INIT ?
+		    "503 5.5.1 Error: send HELO/EHLO first" :
+		    "503 5.5.1 Error: need RCPT command";
+	} else if (!s->txn->bdat_used) {
+		if (content_begin(s) == -1)
+			s->bdat_error = "451 4.3.0 Error: queue file write "
+			    "error";
+		s->txn->bdat_used = 1;
+	}
+	enter_state(s, SMTP_S_BDAT);
+	set_timeout(s, s->conf->timeout_data_ms);
+}
+
+/* bdat_chunk_done - all octets of a chunk are in */
+static void
+bdat_chunk_done(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+
+	set_timeout(s, s->conf->timeout_command_ms);
+	if (s->bdat_error != NULL) {
+		reply(s, "%s", s->bdat_error);
+		enter_state(s, s->bdat_return);
+		if (s->bdat_return == SMTP_S_RCPT ||
+		    s->bdat_return == SMTP_S_CHUNKING)
+			txn_reset(s); /* the transaction itself failed */
+		return;
+	}
+	if (s->bdat_last) {
+		content_end(s);
+		return;
+	}
+	content_flush(t, s->conf->message_size);
+	enter_state(s, SMTP_S_CHUNKING);
+	reply(s, "250 2.0.0 Ok: %llu octets received",
+	    (unsigned long long)t->data.octets);
+}
+
+static void
+cmd_rset(struct smtp_session *s, struct smtp_cmd *cmd)
+{
+	(void)cmd;
+	txn_reset(s);
+	reply(s, "250 2.0.0 Ok");
+}
+
+static void
+cmd_noop(struct smtp_session *s, struct smtp_cmd *cmd)
+{
+	(void)cmd;
+	reply(s, "250 2.0.0 Ok");
+}
+
+static void
+cmd_quit(struct smtp_session *s, struct smtp_cmd *cmd)
+{
+	(void)cmd;
+	reply(s, "221 2.0.0 Bye");
+	close_after_reply(s);
+}
+
+/* cmd_vrfy - RFC 5321 3.5.3: 252, never a hint whether the user exists */
+static void
+cmd_vrfy(struct smtp_session *s, struct smtp_cmd *cmd)
+{
+	if (cmd->arg[0] == '\0') {
+		reply(s, "501 5.5.4 Syntax: VRFY address");
+		return;
+	}
+	reply(s, "252 2.5.2 Cannot VRFY user; send some mail and we will "
+	    "try delivery");
+}
+
+static void
+cmd_help(struct smtp_session *s, struct smtp_cmd *cmd)
+{
+	(void)cmd;
+	reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET "
+	    "NOOP QUIT VRFY HELP");
+}
+
+static void
+cmd_not_implemented(struct smtp_session *s, struct smtp_cmd *cmd)
+{
+	reply(s, "502 5.5.1 %s not implemented", cmd->name);
+}
+
+#define ST(x) (1u << (x))
+#define ST_SESSION (ST(SMTP_S_INIT) | ST(SMTP_S_HELO) | ST(SMTP_S_MAIL) | \
+	ST(SMTP_S_RCPT) | ST(SMTP_S_CHUNKING))
+
+/* The command table: a verb is allowed only in its states, and every line
+ * is bounded by its verb's limit before any parsing. */
+static const struct verb_row {
+	enum smtp_verb verb;
+	unsigned states;
+	size_t maxline; /* with CRLF */
+	const char *need; /* why it is out of sequence */
+	void (*fn)(struct smtp_session *, struct smtp_cmd *);
+} verb_table[] = {
+	{ SMTP_V_EHLO, ST_SESSION & ~ST(SMTP_S_CHUNKING), SMTP_LINE_MAX,
+	    "finish the BDAT transfer first", cmd_ehlo },
+	{ SMTP_V_HELO, ST_SESSION & ~ST(SMTP_S_CHUNKING), SMTP_LINE_MAX,
+	    "finish the BDAT transfer first", cmd_helo_plain },
+	{ SMTP_V_MAIL, ST(SMTP_S_HELO), SMTP_PARAM_LINE_MAX,
+	    "send EHLO/HELO first, one MAIL per transaction", cmd_mail },
+	{ SMTP_V_RCPT, ST(SMTP_S_MAIL) | ST(SMTP_S_RCPT), SMTP_PARAM_LINE_MAX,
+	    "need MAIL command", cmd_rcpt },
+	{ SMTP_V_DATA, ST(SMTP_S_RCPT), SMTP_LINE_MAX,
+	    "need RCPT command (and no BDAT)", cmd_data },
+	{ SMTP_V_BDAT, ST_SESSION, SMTP_LINE_MAX, NULL, cmd_bdat },
+	{ SMTP_V_RSET, ST_SESSION, SMTP_LINE_MAX, NULL, cmd_rset },
+	{ SMTP_V_NOOP, ST_SESSION, SMTP_LINE_MAX, NULL, cmd_noop },
+	{ SMTP_V_QUIT, ST_SESSION, SMTP_LINE_MAX, NULL, cmd_quit },
+	{ SMTP_V_VRFY, ST_SESSION, SMTP_LINE_MAX, NULL, cmd_vrfy },
+	{ SMTP_V_EXPN, ST_SESSION, SMTP_LINE_MAX, NULL,
+	    cmd_not_implemented },
+	{ SMTP_V_HELP, ST_SESSION, SMTP_LINE_MAX, NULL, cmd_help },
+	{ SMTP_V_STARTTLS, ST_SESSION, SMTP_LINE_MAX, NULL,
+	    cmd_not_implemented },
+	{ SMTP_V_AUTH, ST_SESSION, SMTP_AUTH_LINE_MAX, NULL,
+	    cmd_not_implemented },
+};
+
+static const struct verb_row *
+verb_lookup(enum smtp_verb v)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(verb_table) / sizeof(verb_table[0]); i++)
+		if (verb_table[i].verb == v)
+			return &verb_table[i];
+	return NULL;
+}
+
+/* handle_line - one complete command line, CRLF already removed */
+static void
+handle_line(struct smtp_session *s, char *line, size_t len)
+{
+	const struct verb_row *row;
+	struct smtp_cmd cmd;
+
+	if (memchr(line, '\0', len) != NULL || memchr(line, '\r', len)) {
+		reply(s, "500 5.5.2 Error: bare <CR> or NUL in command");
+		count_error(s);
+		return;
+	}
+	smtp_cmd_split(line, &cmd);
+	row = verb_lookup(cmd.verb);
+	if (row == NULL) {
+		reply(s, "500 5.5.2 Error: command not recognized");
+		count_error(s);
+		return;
+	}
+	if (len + 2 > row->maxline) {
+		reply(s, "500 5.5.2 Error: line too long");
+		count_error(s);
+		return;
+	}
+	if (!(row->states & ST(s->state))) {
+		if (s->state == SMTP_S_INIT)
+			reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+		else
+			reply(s, "503 5.5.1 Error: %s",
+			    row->need ? row->need : "bad sequence");
+		count_error(s);
+		return;
+	}
+	row->fn(s, &cmd);
+}
+
+/* read_line - take one line off the input; 1 with it, 0 when incomplete */
+static int
+read_line(struct smtp_session *s, struct evbuffer *in, size_t *lenp)
+{
+	struct evbuffer_ptr p;
+	size_t avail = evbuffer_get_length(in), n;
+
+	p = evbuffer_search(in, "\n", 1, NULL);
+	if (p.pos < 0) {
+		if (avail > SMTP_AUTH_LINE_MAX) {
+			/* no command is this long: drop it as it comes */
+			s->discarding = 1;
+			evbuffer_drain(in, avail);
+		}
+		return 0;
+	}
+	n = (size_t)p.pos + 1;
+	if (s->discarding || n > SMTP_AUTH_LINE_MAX) {
+		s->discarding = 0;
+		evbuffer_drain(in, n);
+		*lenp = SIZE_MAX;
+		return 1;
+	}
+	evbuffer_remove(in, line_buf, n);
+	line_buf[n] = '\0';
+	*lenp = n;
+	return 1;
+}
+
+static void
+command_input(struct smtp_session *s, struct evbuffer *in)
+{
+	size_t n;
+
+	if (!read_line(s, in, &n))
+		return;
+	if (n == SIZE_MAX) {
+		reply(s, "500 5.5.2 Error: line too long");
+		count_error(s);
+		return;
+	}
+	/* strict framing: a command ends only in CRLF (RFC 5321 2.3.8) */
+	if (n < 2 || line_buf[n - 2] != '\r') {
+		reply(s, "500 5.5.2 Error: bare <LF> received");
+		count_error(s);
+		return;
+	}
+	line_buf[n - 2] = '\0';
+	handle_line(s, line_buf, n - 2);
+}
+
+/* data_input - feed DATA content; returns 0 when more input is needed */
+static int
+data_input(struct smtp_session *s, struct evbuffer *in)
+{
+	struct smtp_txn *t = s->txn;
+	struct evbuffer_iovec v;
+	size_t used;
+	int done = 0;
+
+	while (!done && evbuffer_peek(in, -1, NULL, &v, 1) > 0) {
+		used = smtp_data_feed(&t->data, v.iov_base, v.iov_len, &t->out,
+		    &done);
+		evbuffer_drain(in, used);
+		if (t->out.len >= SESSION_FLUSH_AT)
+			content_flush(t, s->conf->message_size);
+	}
+	if (!done)
+		return 0;
+	content_end(s);
+	return 1;
+}
+
+/* bdat_input - read the octets of the current chunk */
+static int
+bdat_input(struct smtp_session *s, struct evbuffer *in)
+{
+	struct smtp_txn *t = s->txn;
+	struct evbuffer_iovec v;
+	size_t n;
+
+	while (s->bdat_left > 0 && evbuffer_peek(in, -1, NULL, &v, 1) > 0) {
+		n = v.iov_len;
+		if (n > s->bdat_left)
+			n = (size_t)s->bdat_left;
+		if (s->bdat_error == NULL) {
+			smtp_data_chunk(&t->data, v.iov_base, n);
+			buf_append(&t->out, v.iov_base, n);
+			if (t->out.len >= SESSION_FLUSH_AT)
+				content_flush(t, s->conf->message_size);
+		}
+		evbuffer_drain(in, n);
+		s->bdat_left -= n;
+	}
+	if (s->bdat_left > 0)
+		return 0;
+	bdat_chunk_done(s);
+	return 1;
+}
+
+/* session_input - process what has arrived, as far as the state allows */
+static void
+session_input(struct smtp_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+
+	for (;;) {
+		size_t before = evbuffer_get_length(in);
+		enum smtp_state st = s->state;
+
+		switch (st) {
+		case SMTP_S_GREET:
+			if (before == 0)
+				return;
+			reply(s, "554 5.5.1 %s Error: talked before the "
+			    "greeting", s->conf->hostname);
+			log_info("%s: talked before the greeting, dropped",
+			    s->addr);
+			close_after_reply(s);
+			return;
+		case SMTP_S_COMMIT:
+		case SMTP_S_CLOSING:
+			return;
+		case SMTP_S_DATA:
+			if (!data_input(s, in))
+				return;
+			break;
+		case SMTP_S_BDAT:
+			if (!bdat_input(s, in))
+				return;
+			break;
+		default:
+			if (before == 0)
+				return;
+			command_input(s, in);
+			if (evbuffer_get_length(in) == before &&
+			    s->state == st)
+				return; /* an incomplete line */
+			break;
+		}
+	}
+}
+
+static void
+read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	session_input(arg);
+}
+
+static void
+write_cb(struct bufferevent *bev, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)bev;
+	if (s->state == SMTP_S_CLOSING)
+		session_free(s);
+}
+
+static void
+event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_TIMEOUT && s->state != SMTP_S_CLOSING &&
+	    s->state != SMTP_S_COMMIT) {
+		log_info("%s: timeout in state %s", s->addr,
+		    state_names[s->state]);
+		reply(s, "421 4.4.2 %s Error: timeout exceeded",
+		    s->conf->hostname);
+		close_after_reply(s);
+		return;
+	}
+	if ((what & BEV_EVENT_TIMEOUT) && s->state == SMTP_S_COMMIT) {
+		bufferevent_enable(bev, EV_READ | EV_WRITE);
+		return;
+	}
+	if (s->state == SMTP_S_COMMIT) {
+		/* the commit callback still holds s: it frees it */
+		s->dead = 1;
+		bufferevent_disable(bev, EV_READ | EV_WRITE);
+		return;
+	}
+	if (s->state == SMTP_S_DATA || s->state == SMTP_S_BDAT)
+		log_info("%s: lost connection in state %s", s->addr,
+		    state_names[s->state]);
+	session_free(s);
+}
+
+static void
+greet(struct smtp_session *s)
+{
+	enter_state(s, SMTP_S_INIT);
+	reply(s, "220 %s ESMTP tern", s->conf->hostname);
+}
+
+static void
+greet_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (s->state != SMTP_S_GREET)
+		return;
+	greet(s);
+	session_input(s);
+}
+
+static void
+session_free(struct smtp_session *s)
+{
+	if (s->state != SMTP_S_CLOSING || s->txn != NULL)
+		log_debug("%s: disconnect in state %s", s->addr,
+		    state_names[s->state]);
+	log_info("disconnect from %s[%s]", s->name, s->addr);
+	txn_free(s);
+	if (s->greet_ev != NULL)
+		event_free(s->greet_ev);
+	bufferevent_free(s->bev);
+	free(s->helo);
+	free(s);
+	nsessions--;
+}
+
+/* client_addr - printable address; IPv4-mapped IPv6 shown as IPv4 */
+static void
+client_addr(const struct sockaddr *sa, char *out, size_t outlen)
+{
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+
+	if (sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+		    out, (socklen_t)outlen);
+	} else if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+		inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], out,
+		    (socklen_t)outlen);
+	} else {
+		inet_ntop(AF_INET6, &s6->sin6_addr, out, (socklen_t)outlen);
+	}
+}
+
+void
+smtp_session_new(const struct conf *c, struct event_base *base, int fd,
+    const struct sockaddr *sa, socklen_t salen, const struct conf_listen *l)
+{
+	struct smtp_session *s;
+
+	(void)salen;
+	s = xcalloc(1, sizeof(*s));
+	s->conf = c;
+	s->listen = l;
+	s->base = base;
+	client_addr(sa, s->addr, sizeof(s->addr));
+	snprintf(s->name, sizeof(s->name), "unknown");
+	s->helo = xstrdup("unknown");
+	s->state = SMTP_S_GREET;
+	s->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (s->bev == NULL)
+		fatal("bufferevent_socket_new failed");
+	nsessions++;
+	log_info("connect from %s[%s]", s->name, s->addr);
+	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_READ_HIGH);
+	set_timeout(s, c->timeout_command_ms);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	if (nsessions > c->max_sessions) {
+		reply(s, "421 4.7.0 %s Error: too many sessions",
+		    c->hostname);
+		log_warn("%s: session limit (%u) reached", s->addr,
+		    c->max_sessions);
+		close_after_reply(s);
+		return;
+	}
+	if (l->greet_pause_ms <= 0) {
+		greet(s);
+		return;
+	}
+	/* greet pause: a client that talks first is a zombie and dropped */
+	s->greet_ev = evtimer_new(base, greet_cb, s);
+	struct timeval tv = { .tv_sec = l->greet_pause_ms / 1000,
+		.tv_usec = (l->greet_pause_ms % 1000) * 1000 };
+	evtimer_add(s->greet_ev, &tv);
+}

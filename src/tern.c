@@ -1,0 +1,103 @@
+/*
+ * tern.c - the one binary: verb dispatch.
+ *
+ *   tern serve          run the mail server in the foreground
+ *   tern check-config   check and print the effective configuration
+ *   tern version        print the version
+ *   tern help           print this summary
+ *
+ * Every verb takes -c FILE; without it $TERN_CONF, else
+ * /etc/tern/tern.conf when it exists, else the embedded defaults.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "master.h"
+#include "util.h"
+
+#define TERN_VERSION "0.1.0"
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+	    "usage: tern VERB [-c FILE]\n"
+	    "\n"
+	    "  serve          run the mail server in the foreground\n"
+	    "  check-config   check the configuration and print it, "
+	    "defaults included\n"
+	    "  version        print the version\n"
+	    "  help           print this summary\n"
+	    "\n"
+	    "-c FILE names the configuration; without it $TERN_CONF, else\n"
+	    "/etc/tern/tern.conf when it exists, else the embedded defaults.\n"
+	    "$TERN_HOME overrides the home directory.  See tern(8), "
+	    "tern.conf(5).\n");
+}
+
+/* load - the configuration for a verb, or exit 1 */
+static struct conf *
+load(const char *explicit_path)
+{
+	struct conf *c = conf_load(conf_find_path(explicit_path));
+
+	if (c == NULL)
+		exit(1);
+	return c;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *verb, *cfile = NULL;
+	struct conf *c;
+	int ch, rc;
+
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	verb = argv[1];
+	optind = 2;
+	while ((ch = getopt(argc, argv, "c:")) != -1) {
+		switch (ch) {
+		case 'c':
+			cfile = optarg;
+			break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(verb, "help") == 0 || strcmp(verb, "--help") == 0 ||
+	    strcmp(verb, "-h") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(verb, "version") == 0 || strcmp(verb, "--version") == 0) {
+		printf("tern %s\n", TERN_VERSION);
+		return 0;
+	}
+	if (strcmp(verb, "check-config") == 0) {
+		c = load(cfile);
+		conf_print(c, stdout);
+		conf_free(c);
+		return 0;
+	}
+	if (strcmp(verb, "serve") == 0) {
+		c = load(cfile);
+		rc = master_serve(c);
+		conf_free(c);
+		return rc;
+	}
+	fprintf(stderr, "tern: unknown verb \"%s\"\n", verb);
+	usage(stderr);
+	return 2;
+}
