@@ -27,6 +27,7 @@
 #include <event2/event.h>
 
 #include "conf.h"
+#include "dns.h"
 #include "envelope.h"
 #include "mailbox.h"
 #include "sched.h"
@@ -88,7 +89,9 @@ struct smtp_session {
 	struct event *greet_ev;
 	enum smtp_state state;
 	char addr[INET6_ADDRSTRLEN];
-	char name[16];  /* reverse DNS name; "unknown" until resolved */
+	char name[SMTP_DOMAIN_MAX + 1]; /* verified reverse DNS name, or
+	                                 * "unknown" (until resolved) */
+	struct dns_query *dns;          /* that lookup, while it runs */
 	char *helo;
 	int esmtp;
 	int discarding; /* inside an over-long line, dropping it */
@@ -984,12 +987,25 @@ session_free(struct smtp_session *s)
 		    state_names[s->state]);
 	log_info("disconnect from %s[%s]", s->name, s->addr);
 	txn_free(s);
+	dns_cancel(s->dns);
 	if (s->greet_ev != NULL)
 		event_free(s->greet_ev);
 	bufferevent_free(s->bev);
 	free(s->helo);
 	free(s);
 	nsessions--;
+}
+
+static void
+name_cb(const char *name, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	s->dns = NULL;
+	if (name == NULL)
+		return;
+	util_sanitise(s->name, sizeof(s->name) - 1, name, strlen(name));
+	log_debug("%s: client name %s", s->addr, s->name);
 }
 
 /* client_addr - printable address; IPv4-mapped IPv6 shown as IPv4 */
@@ -1028,7 +1044,10 @@ smtp_session_new(const struct conf *c, struct event_base *base, int fd,
 	if (s->bev == NULL)
 		fatal("bufferevent_socket_new failed");
 	nsessions++;
-	log_info("connect from %s[%s]", s->name, s->addr);
+	log_info("connect from %s", s->addr);
+	/* the name is used if known by the time the Received: line is
+	 * written; the greeting never waits for it */
+	s->dns = dns_client_name(sa, name_cb, s);
 	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_READ_HIGH);
 	set_timeout(s, c->timeout_command_ms);

@@ -17,6 +17,7 @@
 #include <event2/thread.h>
 
 #include "conf.h"
+#include "dns.h"
 #include "sched.h"
 #include "smtpd.h"
 #include "spool.h"
@@ -81,6 +82,9 @@ smtpd_main(const struct conf *c, const int *fds, size_t nfds)
 		fatal("cannot open the spool under %s: %s", c->home,
 		    strerror(errno));
 	spool_commit_start(base);
+	if (dns_init(base, NULL) == -1)
+		log_warn("dns: cannot start the resolver; client names will "
+		    "be \"unknown\"");
 	if (sched_notify_open(c->home) == -1)
 		log_warn("cannot prepare queue notices: %s", strerror(errno));
 
