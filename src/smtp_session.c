@@ -159,9 +159,9 @@ close_after_reply(struct smtp_session *s)
 {
 	enter_state(s, SMTP_S_CLOSING);
 	bufferevent_disable(s->bev, EV_READ);
+	/* never freed here: callers still hold s; write_cb frees it once
+	 * the reply is out, or event_cb when the client does not read it */
 	set_timeout(s, SESSION_CLOSE_MS);
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
-		session_free(s);
 }
 
 static void
