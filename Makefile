@@ -14,7 +14,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wvla
 HARDEN  := -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 CFLAGS  ?= -O2 -g
-ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(WARN) $(HARDEN) $(CFLAGS) $(PKG_CFLAGS) -Isrc
+ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(WARN) $(HARDEN) $(CFLAGS) $(PKG_CFLAGS) -iquote src
 LIBS    := $(PKG_LIBS) -lpthread
 
 BUILD   ?= build
@@ -81,7 +81,7 @@ unit-asan: $(UNIT_BINS)
 		ASAN_OPTIONS=detect_leaks=1 $$t; done
 
 # libFuzzer targets link only the pure sources.
-FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -Isrc \
+FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -iquote src \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 build-fuzz/%: fuzz/%.c $(PURE_SRCS) $(wildcard src/*.h)
 	@mkdir -p build-fuzz

@@ -170,6 +170,8 @@ queue_main(const struct conf *c)
 	log_set_name("queue");
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGTERM, SIG_DFL);
+	/* a file-size limit must fail a write, not kill the process */
+	signal(SIGXFSZ, SIG_IGN);
 	base = event_base_new();
 	if (base == NULL)
 		fatal("event_base_new failed");

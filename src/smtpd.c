@@ -73,6 +73,8 @@ smtpd_main(const struct conf *c, const int *fds, size_t nfds)
 
 	log_set_name("smtpd");
 	signal(SIGPIPE, SIG_IGN);
+	/* a file-size limit must fail a write, not kill the process */
+	signal(SIGXFSZ, SIG_IGN);
 	if (evthread_use_pthreads() == -1)
 		fatal("libevent: no pthreads support");
 	base = event_base_new();

@@ -1,0 +1,1587 @@
+/*
+ * conf.c - the configuration: read tern.conf(5), check every line, fill in
+ * the defaults, print the effective result in the file's own syntax.
+ *
+ * The one idea: a line is split into words (double quotes keep spaces), the
+ * first word picks a row of the key table and the row's function checks the
+ * rest.  An error never stops the reading: each is printed as
+ * "file:line: message" and conf_load returns NULL at the end, so the
+ * administrator sees every mistake at once.  Defaults that depend on other
+ * settings (local-domains on hostname, mailbox on home) are filled in after
+ * the whole file has been read, and $TERN_HOME is applied last of all.
+ *
+ * No RFC governs this file; RFC 5321 4.5.3.1 (size limits) and 4.5.3.2
+ * (timeouts) are what the limits and timeouts keys feed.
+ */
+#include "conf.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define MS_S INT64_C(1000)
+#define MS_M (60 * MS_S)
+#define MS_H (60 * MS_M)
+#define MS_D (24 * MS_H)
+#define KIB UINT64_C(1024)
+#define MIB (KIB * KIB)
+
+#define CONF_DEFAULT_PATH "/etc/tern/tern.conf"
+#define DEF_HOME "./var"
+#define DEF_USER "tern"
+#define DEF_MAILBOX "$home/mail/%u/Maildir"
+#define DEF_PORT 2525
+#define DEF_MESSAGE_SIZE (50 * MIB)
+#define DEF_MAX_RCPTS 1000
+#define DEF_LINE_LENGTH 1000
+#define DEF_SESSIONS 10000
+#define DEF_SPOOL_RESERVE (100 * MIB)
+#define DEF_TIMEOUT_COMMAND (5 * MS_M)
+#define DEF_TIMEOUT_DATA (10 * MS_M)
+#define DEF_RETRY_FIRST (5 * MS_M)
+#define DEF_RETRY_MAX (1 * MS_H)
+#define DEF_RETRY_LIFETIME (5 * MS_D)
+
+/* bounds of the checked values (documented in tern.conf(5)) */
+#define LINE_LENGTH_MIN 80
+#define LINE_LENGTH_MAX MIB
+#define COUNT_MAX 1000000
+#define GREET_PAUSE_MAX (10 * MS_M)
+#define TIMEOUT_MAX MS_D
+#define RETRY_MAX_DURATION (365 * MS_D)
+#define USER_NAME_MAX 32
+#define DOMAIN_MAX 253
+#define LABEL_MAX 63
+
+/* the keys of the DESIGN sketch that later versions implement */
+static const char *const conf_keys_later[] = {
+	"tls", "relay-domains", "mailbox-for", "aliases", "users", "route",
+	"smarthost", "resolver", NULL
+};
+
+struct parse;
+typedef void key_fn(struct parse *p, char **av, size_t ac);
+
+struct conf_key {
+	const char *name;
+	key_fn *fn;
+	int repeat; /* a list: may be given on several lines */
+};
+
+/*
+ * The implemented keys, in the order conf_print writes them.  One list
+ * makes both the parser's table and conf_keys(), so they cannot disagree.
+ */
+#define CONF_KEY_LIST(X)                                                  \
+	X("hostname", key_hostname, 0)                                    \
+	X("home", key_home, 0)                                            \
+	X("user", key_user, 0)                                            \
+	X("listen", key_listen, 1)                                        \
+	X("local-domains", key_local_domains, 1)                          \
+	X("recipients", key_recipients, 0)                                \
+	X("mailbox", key_mailbox, 0)                                      \
+	X("trusted-networks", key_trusted, 1)                             \
+	X("limits", key_limits, 0)                                        \
+	X("timeouts", key_timeouts, 0)                                    \
+	X("retry", key_retry, 0)                                          \
+	X("log", key_log, 0)
+
+#define KEY_DECL(name, fn, rep) static key_fn fn;
+#define KEY_ROW(name, fn, rep) { name, fn, rep },
+#define KEY_NAME(name, fn, rep) name,
+#define KEY_ENUM(name, fn, rep) K_##fn,
+
+CONF_KEY_LIST(KEY_DECL)
+enum conf_key_index { CONF_KEY_LIST(KEY_ENUM) NKEYS };
+
+struct parse {
+	const char *file;     /* name in messages */
+	size_t line;          /* line in messages */
+	int errors;
+	struct conf *c;
+	size_t seen[NKEYS];   /* line where a key first appeared, 0: not */
+	char *mailbox;        /* as written: $home is expanded at the end */
+	size_t mailbox_line;
+	size_t trusted_none;  /* line of "trusted-networks none" */
+};
+
+/* words of one line */
+struct words {
+	char **v;
+	size_t n;
+	size_t cap;
+};
+
+static void TERN_PRINTF(2, 3)
+conf_error(struct parse *p, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s:%zu: ", p->file, p->line);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	p->errors++;
+}
+
+/* ---- small checks and conversions ---------------------------------- */
+
+/* parse_count - a decimal number without sign or unit; -1 on overflow */
+static int
+parse_count(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (*s == '\0')
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		if (v > (UINT64_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/*
+ * domain_valid - LDH labels of 1..63 octets, at most 253 in all.  Not
+ * smtp_domain_valid(): a configured domain is never an address literal
+ * nor UTF-8, and conf.c should not need the SMTP parser to link.
+ */
+static int
+domain_valid(const char *s)
+{
+	size_t len = strlen(s), label = 0, i;
+
+	if (len == 0 || len > DOMAIN_MAX || s[0] == '.' || s[len - 1] == '.')
+		return 0;
+	for (i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch == '.') {
+			if (label == 0 || s[i - 1] == '-')
+				return 0;
+			label = 0;
+			continue;
+		}
+		if (!(ch >= 'a' && ch <= 'z') && !(ch >= 'A' && ch <= 'Z') &&
+		    !(ch >= '0' && ch <= '9') && ch != '-' && ch != '_')
+			return 0;
+		if (++label > LABEL_MAX || (label == 1 && ch == '-'))
+			return 0;
+	}
+	return s[len - 1] != '-';
+}
+
+/* user_valid - the portable user name set of POSIX, not starting with - */
+static int
+user_valid(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len > USER_NAME_MAX || s[0] == '-')
+		return 0;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyz"
+	                 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == len;
+}
+
+/*
+ * path_absolute - path made absolute against the current directory, with
+ * "." components, repeated and trailing slashes removed.  ".." is kept:
+ * resolving it without the file system is wrong across symbolic links.
+ */
+static char *
+path_absolute(const char *path)
+{
+	struct buf b;
+	char *cwd = NULL, *tmp, *comp, *save = NULL;
+
+	if (path[0] != '/') {
+		cwd = getcwd(NULL, 0);
+		if (cwd == NULL)
+			fatal("cannot find the current directory: %s",
+			    strerror(errno));
+	}
+	tmp = xasprintf("%s/%s", cwd ? cwd : "", path);
+	free(cwd);
+	buf_init(&b);
+	for (comp = strtok_r(tmp, "/", &save); comp != NULL;
+	     comp = strtok_r(NULL, "/", &save)) {
+		if (strcmp(comp, ".") == 0)
+			continue;
+		buf_putc(&b, '/');
+		buf_puts(&b, comp);
+	}
+	free(tmp);
+	if (b.len == 0)
+		buf_putc(&b, '/');
+	return b.data;
+}
+
+/* str_push - append a copy of s to a string array */
+static void
+str_push(char ***v, size_t *n, const char *s)
+{
+	*v = xreallocarray(*v, *n + 1, sizeof(**v));
+	(*v)[(*n)++] = xstrdup(s);
+}
+
+/* str_has - 1 when s is one of the n strings of v */
+static int
+str_has(char **v, size_t n, const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i], s) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+str_free(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* fmt_size - bytes in the largest exact unit: "50M", "1000" */
+static void
+fmt_size(uint64_t v, char *out, size_t outlen)
+{
+	static const char units[] = "GMK";
+	static const uint64_t mults[] = { MIB * KIB, MIB, KIB };
+	size_t i;
+
+	for (i = 0; i < 3 && v != 0; i++) {
+		if (v % mults[i] == 0) {
+			snprintf(out, outlen, "%llu%c",
+			    (unsigned long long)(v / mults[i]), units[i]);
+			return;
+		}
+	}
+	snprintf(out, outlen, "%llu", (unsigned long long)v);
+}
+
+/* fmt_duration - milliseconds in the largest exact unit: "5m", "90s" */
+static void
+fmt_duration(int64_t ms, char *out, size_t outlen)
+{
+	static const char units[] = "dhm";
+	static const int64_t mults[] = { MS_D, MS_H, MS_M };
+	size_t i;
+
+	for (i = 0; i < 3 && ms != 0; i++) {
+		if (ms % mults[i] == 0) {
+			snprintf(out, outlen, "%lld%c",
+			    (long long)(ms / mults[i]), units[i]);
+			return;
+		}
+	}
+	/* the parser knows no unit below the second */
+	snprintf(out, outlen, "%llds", (long long)(ms / MS_S));
+}
+
+/* ---- name=value options of listen, limits, timeouts, retry ---------- */
+
+enum opt_type { OPT_SIZE, OPT_DURATION, OPT_COUNT };
+
+struct opt {
+	const char *name;
+	enum opt_type type;
+	uint64_t min, max; /* bytes, milliseconds or a count */
+};
+
+static const char *const opt_what[] = {
+	"a size (like 512K, 50M, 1G)",
+	"a duration (like 30s, 5m, 1h, 5d)",
+	"a number",
+};
+
+static int
+opt_convert(enum opt_type type, const char *s, uint64_t *v)
+{
+	int64_t ms;
+
+	if (type == OPT_SIZE)
+		return util_parse_size(s, v);
+	if (type == OPT_COUNT)
+		return parse_count(s, v);
+	if (util_parse_duration(s, &ms) == -1)
+		return -1;
+	*v = (uint64_t)ms;
+	return 0;
+}
+
+static void
+opt_format(enum opt_type type, uint64_t v, char *out, size_t outlen)
+{
+	if (type == OPT_SIZE)
+		fmt_size(v, out, outlen);
+	else if (type == OPT_DURATION)
+		fmt_duration((int64_t)v, out, outlen);
+	else
+		snprintf(out, outlen, "%llu", (unsigned long long)v);
+}
+
+/* opt_value - convert and range-check value of option o; -1 reported */
+static int
+opt_value(struct parse *p, const char *key, const struct opt *o,
+    const char *value, uint64_t *v)
+{
+	char bound[32];
+
+	if (opt_convert(o->type, value, v) == -1) {
+		conf_error(p, "%s: %s=%s is not %s", key, o->name, value,
+		    opt_what[o->type]);
+		return -1;
+	}
+	if (*v < o->min) {
+		opt_format(o->type, o->min, bound, sizeof(bound));
+		conf_error(p, "%s: %s=%s is below the minimum %s", key,
+		    o->name, value, bound);
+		return -1;
+	}
+	if (*v > o->max) {
+		opt_format(o->type, o->max, bound, sizeof(bound));
+		conf_error(p, "%s: %s=%s is above the maximum %s", key,
+		    o->name, value, bound);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+opt_names(const struct opt *opts, size_t n, char *out, size_t outlen)
+{
+	size_t i, len = 0;
+
+	out[0] = '\0';
+	for (i = 0; i < n && len < outlen; i++)
+		len += (size_t)snprintf(out + len, outlen - len, "%s%s",
+		    i ? ", " : "", opts[i].name);
+}
+
+/* opt_find - the option named by word (up to '='), or -1 reported */
+static int
+opt_find(struct parse *p, const char *key, const struct opt *opts,
+    size_t n, const char *word)
+{
+	const char *eq = strchr(word, '=');
+	char known[256];
+	size_t i;
+
+	if (eq == NULL) {
+		conf_error(p, "%s: expected name=value, not \"%s\"", key, word);
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		if (strlen(opts[i].name) == (size_t)(eq - word) &&
+		    strncmp(opts[i].name, word, (size_t)(eq - word)) == 0)
+			return (int)i;
+	opt_names(opts, n, known, sizeof(known));
+	conf_error(p, "%s: unknown option \"%.*s\" (known: %s)", key,
+	    (int)(eq - word), word, known);
+	return -1;
+}
+
+/*
+ * opts_parse - every word of av as name=value of opts into vals; given[i]
+ * says which were there.  Returns -1 when any was wrong (all reported).
+ */
+static int
+opts_parse(struct parse *p, const char *key, char **av, size_t ac,
+    const struct opt *opts, size_t n, uint64_t *vals, int *given)
+{
+	size_t i;
+	int k, bad = 0;
+
+	if (ac == 0) {
+		conf_error(p, "%s needs at least one name=value", key);
+		return -1;
+	}
+	for (i = 0; i < ac; i++) {
+		k = opt_find(p, key, opts, n, av[i]);
+		if (k == -1) {
+			bad = 1;
+			continue;
+		}
+		if (given[k]) {
+			conf_error(p, "%s: %s given twice", key, opts[k].name);
+			bad = 1;
+			continue;
+		}
+		given[k] = 1;
+		if (opt_value(p, key, &opts[k], strchr(av[i], '=') + 1,
+		    &vals[k]) == -1)
+			bad = 1;
+	}
+	return bad ? -1 : 0;
+}
+
+/* ---- the keys -------------------------------------------------------- */
+
+/* one_value - report unless there is exactly one value */
+static int
+one_value(struct parse *p, const char *key, size_t ac)
+{
+	if (ac == 1)
+		return 0;
+	conf_error(p, "%s takes exactly one value", key);
+	return -1;
+}
+
+static void
+key_hostname(struct parse *p, char **av, size_t ac)
+{
+	if (one_value(p, "hostname", ac) == -1)
+		return;
+	if (!domain_valid(av[0])) {
+		conf_error(p, "hostname: \"%s\" is not a valid domain name",
+		    av[0]);
+		return;
+	}
+	p->c->hostname = xstrdup(av[0]);
+}
+
+static void
+key_home(struct parse *p, char **av, size_t ac)
+{
+	if (one_value(p, "home", ac) == -1)
+		return;
+	if (av[0][0] != '/') {
+		conf_error(p, "home: \"%s\" is not an absolute path", av[0]);
+		return;
+	}
+	p->c->home = path_absolute(av[0]);
+}
+
+static void
+key_user(struct parse *p, char **av, size_t ac)
+{
+	if (one_value(p, "user", ac) == -1)
+		return;
+	if (!user_valid(av[0])) {
+		conf_error(p, "user: \"%s\" is not a valid user name", av[0]);
+		return;
+	}
+	p->c->user = xstrdup(av[0]);
+	p->c->user_set = 1;
+}
+
+/* listen_split - "1.2.3.4:25" or "[::1]:25" into host, family and port */
+static int
+listen_split(const char *s, char *host, size_t hostlen, int *family,
+    const char **port)
+{
+	const char *end, *colon;
+
+	if (s[0] == '[') {
+		end = strchr(s, ']');
+		if (end == NULL || end[1] != ':')
+			return -1;
+		s++;
+		*family = AF_INET6;
+		*port = end + 2;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL || memchr(s, ':', (size_t)(colon - s)))
+			return -1;
+		end = colon;
+		*family = AF_INET;
+		*port = colon + 1;
+	}
+	if ((size_t)(end - s) >= hostlen)
+		return -1;
+	memcpy(host, s, (size_t)(end - s));
+	host[end - s] = '\0';
+	return 0;
+}
+
+/* listen_fill - the socket address of family/addr/port into l */
+static void
+listen_fill(struct conf_listen *l, int family, const void *addr, int port)
+{
+	char text[INET6_ADDRSTRLEN];
+	struct sockaddr_in *sin = (struct sockaddr_in *)&l->ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&l->ss;
+
+	memset(&l->ss, 0, sizeof(l->ss));
+	l->port = port;
+	if (family == AF_INET) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		memcpy(&sin->sin_addr, addr, sizeof(sin->sin_addr));
+		l->sslen = sizeof(*sin);
+	} else {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		memcpy(&sin6->sin6_addr, addr, sizeof(sin6->sin6_addr));
+		l->sslen = sizeof(*sin6);
+	}
+	inet_ntop(family, addr, text, sizeof(text));
+	l->addr = xstrdup(text);
+}
+
+/* listen_addr - ADDR:PORT into l; -1 reported */
+static int
+listen_addr(struct parse *p, const char *s, struct conf_listen *l)
+{
+	char host[INET6_ADDRSTRLEN];
+	unsigned char addr[16];
+	const char *port;
+	uint64_t v;
+	int family;
+
+	if (listen_split(s, host, sizeof(host), &family, &port) == -1) {
+		conf_error(p, "listen: \"%s\" is not ADDR:PORT "
+		    "(IPv6 in brackets: [::1]:2525)", s);
+		return -1;
+	}
+	if (inet_pton(family, host, addr) != 1) {
+		conf_error(p, "listen: \"%s\" is not a numeric %s address",
+		    host, family == AF_INET ? "IPv4" : "IPv6");
+		return -1;
+	}
+	if (parse_count(port, &v) == -1 || v < 1 || v > 65535) {
+		conf_error(p, "listen: port \"%s\" is not a number from 1 "
+		    "to 65535", port);
+		return -1;
+	}
+	listen_fill(l, family, addr, (int)v);
+	return 0;
+}
+
+static const struct opt listen_opts[] = {
+	{ "role", OPT_COUNT, 0, 0 }, /* only the name: listen_role checks */
+	{ "greet-pause", OPT_DURATION, 0, GREET_PAUSE_MAX },
+};
+
+/* listen_role - role=VALUE into l; -1 reported */
+static int
+listen_role(struct parse *p, const char *value, struct conf_listen *l)
+{
+	if (strcmp(value, "smtp") == 0) {
+		l->role = ROLE_SMTP;
+		return 0;
+	}
+	if (strcmp(value, "submission") == 0 ||
+	    strcmp(value, "submissions") == 0) {
+		conf_error(p, "role=%s needs TLS, which this version of tern "
+		    "does not support yet", value);
+		return -1;
+	}
+	conf_error(p, "listen: unknown role \"%s\" (smtp, submission or "
+	    "submissions)", value);
+	return -1;
+}
+
+/* listen_options - the words after ADDR:PORT; -1 when any was wrong */
+static int
+listen_options(struct parse *p, char **av, size_t ac, struct conf_listen *l)
+{
+	int given[2] = { 0, 0 }, k, bad = 0;
+	uint64_t v;
+	size_t i;
+
+	for (i = 0; i < ac; i++) {
+		if (strcmp(av[i], "optional") == 0) {
+			l->optional = 1;
+			continue;
+		}
+		k = opt_find(p, "listen", listen_opts, 2, av[i]);
+		if (k != -1 && given[k]++) {
+			conf_error(p, "listen: %s given twice", av[i]);
+			k = -1;
+		}
+		if (k == 0 && listen_role(p, av[i] + 5, l) == 0)
+			continue;
+		if (k == 1 && opt_value(p, "listen", &listen_opts[1],
+		    av[i] + 12, &v) == 0) {
+			l->greet_pause_ms = (int64_t)v;
+			continue;
+		}
+		bad = 1;
+	}
+	return bad ? -1 : 0;
+}
+
+/* listen_same - 1 when a and b are the same address and port */
+static int
+listen_same(const struct conf_listen *a, const struct conf_listen *b)
+{
+	return a->sslen == b->sslen && a->port == b->port &&
+	    strcmp(a->addr, b->addr) == 0;
+}
+
+static void
+key_listen(struct parse *p, char **av, size_t ac)
+{
+	struct conf *c = p->c;
+	struct conf_listen l;
+	size_t i;
+
+	memset(&l, 0, sizeof(l));
+	if (ac == 0) {
+		conf_error(p, "listen needs ADDR:PORT");
+		return;
+	}
+	if (listen_addr(p, av[0], &l) == -1)
+		return;
+	if (listen_options(p, av + 1, ac - 1, &l) == -1) {
+		free(l.addr);
+		return;
+	}
+	for (i = 0; i < c->nlistens; i++) {
+		if (listen_same(&c->listens[i], &l)) {
+			conf_error(p, "listen: %s given twice", av[0]);
+			free(l.addr);
+			return;
+		}
+	}
+	c->listens = xreallocarray(c->listens, c->nlistens + 1,
+	    sizeof(*c->listens));
+	c->listens[c->nlistens++] = l;
+}
+
+static void
+key_local_domains(struct parse *p, char **av, size_t ac)
+{
+	struct conf *c = p->c;
+	size_t i;
+
+	if (ac == 0) {
+		conf_error(p, "local-domains needs at least one domain");
+		return;
+	}
+	for (i = 0; i < ac; i++) {
+		util_lower(av[i]);
+		if (!domain_valid(av[i])) {
+			conf_error(p, "local-domains: \"%s\" is not a valid "
+			    "domain name", av[i]);
+			continue;
+		}
+		if (!str_has(c->local_domains, c->nlocal_domains, av[i]))
+			str_push(&c->local_domains, &c->nlocal_domains, av[i]);
+	}
+}
+
+/* recipient_valid - "local" or "local@domain", lower-cased already */
+static int
+recipient_valid(const char *s)
+{
+	const char *at = strchr(s, '@');
+	const unsigned char *u;
+
+	if (s[0] == '\0' || s[0] == '@')
+		return 0;
+	for (u = (const unsigned char *)s; *u && *u != '@'; u++)
+		if (*u <= ' ' || *u == 0x7f || *u == '"')
+			return 0;
+	return at == NULL || domain_valid(at + 1);
+}
+
+/* recipient_line - one line of a recipients file; -1 reported */
+static int
+recipient_line(struct parse *p, char *line, struct conf *c)
+{
+	char *end;
+
+	line[strcspn(line, "#\r\n")] = '\0';
+	line += strspn(line, " \t");
+	end = line + strlen(line);
+	while (end > line && (end[-1] == ' ' || end[-1] == '\t'))
+		*--end = '\0';
+	if (*line == '\0')
+		return 0;
+	util_lower(line);
+	if (!recipient_valid(line)) {
+		conf_error(p, "\"%s\" is not a recipient (local or "
+		    "local@domain)", line);
+		return -1;
+	}
+	str_push(&c->recipient_list, &c->nrecipient_list, line);
+	return 0;
+}
+
+static int
+str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* recipients_sort - sort for bsearch, drop repeated entries */
+static void
+recipients_sort(struct conf *c)
+{
+	size_t i, n = 0;
+
+	if (c->nrecipient_list == 0)
+		return;
+	qsort(c->recipient_list, c->nrecipient_list, sizeof(char *), str_cmp);
+	for (i = 0; i < c->nrecipient_list; i++) {
+		if (n > 0 && strcmp(c->recipient_list[n - 1],
+		    c->recipient_list[i]) == 0) {
+			free(c->recipient_list[i]);
+			continue;
+		}
+		c->recipient_list[n++] = c->recipient_list[i];
+	}
+	c->nrecipient_list = n;
+}
+
+/*
+ * recipients_load - read the recipients file at path.  A file that cannot
+ * be read is reported at the line of the key; a bad entry at its own line
+ * of the recipients file.
+ */
+static void
+recipients_load(struct parse *p, const char *path)
+{
+	const char *file = p->file;
+	size_t line = p->line, cap = 0;
+	char *buf = NULL;
+	FILE *fp;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		conf_error(p, "recipients: cannot read %s: %s", path,
+		    strerror(errno));
+		return;
+	}
+	p->file = path;
+	p->line = 0;
+	errno = 0;
+	while (getline(&buf, &cap, fp) != -1) {
+		p->line++;
+		recipient_line(p, buf, p->c);
+	}
+	p->file = file;
+	p->line = line;
+	if (ferror(fp))
+		conf_error(p, "recipients: cannot read %s: %s", path,
+		    strerror(errno));
+	free(buf);
+	fclose(fp);
+	recipients_sort(p->c);
+}
+
+static void
+key_recipients(struct parse *p, char **av, size_t ac)
+{
+	struct conf *c = p->c;
+
+	if (one_value(p, "recipients", ac) == -1)
+		return;
+	if (strcmp(av[0], "any") == 0) {
+		c->recipients = RECIPIENTS_ANY;
+	} else if (strcmp(av[0], "system") == 0) {
+		c->recipients = RECIPIENTS_SYSTEM;
+	} else if (strncmp(av[0], "file:", 5) == 0 && av[0][5] == '/') {
+		c->recipients = RECIPIENTS_FILE;
+		c->recipients_file = xstrdup(av[0] + 5);
+		recipients_load(p, c->recipients_file);
+	} else {
+		conf_error(p, "recipients: \"%s\" is not any, system or "
+		    "file:/absolute/path", av[0]);
+	}
+}
+
+static void
+key_mailbox(struct parse *p, char **av, size_t ac)
+{
+	static const char *const later[] = { "mbox:", "pipe:", "lmtp:", NULL };
+	size_t i;
+
+	if (one_value(p, "mailbox", ac) == -1)
+		return;
+	for (i = 0; later[i] != NULL; i++) {
+		if (strncmp(av[0], later[i], strlen(later[i])) == 0) {
+			conf_error(p, "mailbox: %s is not supported yet "
+			    "(only maildir:)", later[i]);
+			return;
+		}
+	}
+	if (strncmp(av[0], "maildir:", 8) != 0) {
+		conf_error(p, "mailbox: \"%s\" is not maildir:PATTERN", av[0]);
+		return;
+	}
+	p->mailbox = xstrdup(av[0] + 8);
+	p->mailbox_line = p->line;
+}
+
+/*
+ * net_parse - "ADDR/PREFIX" or a bare address into n.  Returns NULL, or
+ * the reason it is wrong.
+ */
+static const char *
+net_parse(const char *s, struct conf_net *n)
+{
+	char host[INET6_ADDRSTRLEN];
+	const char *slash = strchr(s, '/');
+	size_t hlen = slash ? (size_t)(slash - s) : strlen(s), i;
+	unsigned max;
+	uint64_t v;
+
+	if (hlen >= sizeof(host))
+		return "is not an address or ADDR/PREFIX";
+	memcpy(host, s, hlen);
+	host[hlen] = '\0';
+	memset(n, 0, sizeof(*n));
+	n->family = strchr(host, ':') ? AF_INET6 : AF_INET;
+	if (inet_pton(n->family, host, n->addr) != 1)
+		return "is not an address or ADDR/PREFIX";
+	max = n->family == AF_INET ? 32 : 128;
+	v = max;
+	if (slash && (parse_count(slash + 1, &v) == -1 || v > max))
+		return max == 32 ? "has a prefix that is not 0 to 32"
+				 : "has a prefix that is not 0 to 128";
+	n->prefix = (unsigned)v;
+	for (i = n->prefix; i < max; i++)
+		if (n->addr[i / 8] & (0x80 >> (i % 8)))
+			return "has bits set after the prefix";
+	return NULL;
+}
+
+static void
+key_trusted(struct parse *p, char **av, size_t ac)
+{
+	struct conf *c = p->c;
+	struct conf_net n;
+	const char *why;
+	size_t i;
+
+	if (ac == 0) {
+		conf_error(p, "trusted-networks needs networks or none");
+		return;
+	}
+	/* "none" is only allowed alone, on the only trusted-networks line */
+	if (strcmp(av[0], "none") == 0 && ac == 1 &&
+	    p->seen[K_key_trusted] == p->line) {
+		p->trusted_none = p->line;
+		return;
+	}
+	if (p->trusted_none || str_has(av, ac, "none")) {
+		conf_error(p, "trusted-networks: none cannot be combined with "
+		    "networks");
+		return;
+	}
+	for (i = 0; i < ac; i++) {
+		if ((why = net_parse(av[i], &n)) != NULL) {
+			conf_error(p, "trusted-networks: \"%s\" %s", av[i],
+			    why);
+			continue;
+		}
+		c->trusted = xreallocarray(c->trusted, c->ntrusted + 1,
+		    sizeof(*c->trusted));
+		c->trusted[c->ntrusted++] = n;
+	}
+}
+
+enum { LIM_SIZE, LIM_RCPTS, LIM_LINE, LIM_SESSIONS, LIM_RESERVE, LIM_N };
+
+static const struct opt limit_opts[LIM_N] = {
+	{ "message-size", OPT_SIZE, KIB, UINT64_MAX },
+	{ "recipients", OPT_COUNT, 1, COUNT_MAX },
+	{ "line-length", OPT_COUNT, LINE_LENGTH_MIN, LINE_LENGTH_MAX },
+	{ "sessions", OPT_COUNT, 1, COUNT_MAX },
+	{ "spool-reserve", OPT_SIZE, 0, UINT64_MAX },
+};
+
+static void
+key_limits(struct parse *p, char **av, size_t ac)
+{
+	struct conf *c = p->c;
+	uint64_t v[LIM_N];
+	int given[LIM_N] = { 0 };
+
+	if (opts_parse(p, "limits", av, ac, limit_opts, LIM_N, v, given) == -1)
+		return;
+	if (given[LIM_SIZE])
+		c->message_size = v[LIM_SIZE];
+	if (given[LIM_RCPTS])
+		c->max_rcpts = (unsigned)v[LIM_RCPTS];
+	if (given[LIM_LINE])
+		c->line_length = (size_t)v[LIM_LINE];
+	if (given[LIM_SESSIONS])
+		c->max_sessions = (unsigned)v[LIM_SESSIONS];
+	if (given[LIM_RESERVE])
+		c->spool_reserve = v[LIM_RESERVE];
+}
+
+static const struct opt timeout_opts[] = {
+	{ "command", OPT_DURATION, MS_S, TIMEOUT_MAX },
+	{ "data", OPT_DURATION, MS_S, TIMEOUT_MAX },
+};
+
+static void
+key_timeouts(struct parse *p, char **av, size_t ac)
+{
+	uint64_t v[2];
+	int given[2] = { 0, 0 };
+
+	if (opts_parse(p, "timeouts", av, ac, timeout_opts, 2, v, given) == -1)
+		return;
+	if (given[0])
+		p->c->timeout_command_ms = (int64_t)v[0];
+	if (given[1])
+		p->c->timeout_data_ms = (int64_t)v[1];
+}
+
+static const struct opt retry_opts[] = {
+	{ "first", OPT_DURATION, MS_S, RETRY_MAX_DURATION },
+	{ "max", OPT_DURATION, MS_S, RETRY_MAX_DURATION },
+	{ "lifetime", OPT_DURATION, MS_S, RETRY_MAX_DURATION },
+};
+
+static void
+key_retry(struct parse *p, char **av, size_t ac)
+{
+	struct conf *c = p->c;
+	char a[32], b[32];
+	uint64_t v[3];
+	int given[3] = { 0, 0, 0 };
+	int64_t first, max;
+
+	if (opts_parse(p, "retry", av, ac, retry_opts, 3, v, given) == -1)
+		return;
+	first = given[0] ? (int64_t)v[0] : c->retry_first_ms;
+	max = given[1] ? (int64_t)v[1] : c->retry_max_ms;
+	if (first > max) {
+		fmt_duration(first, a, sizeof(a));
+		fmt_duration(max, b, sizeof(b));
+		conf_error(p, "retry: first=%s is longer than max=%s", a, b);
+		return;
+	}
+	c->retry_first_ms = first;
+	c->retry_max_ms = max;
+	if (given[2])
+		c->retry_lifetime_ms = (int64_t)v[2];
+}
+
+static void
+key_log(struct parse *p, char **av, size_t ac)
+{
+	struct conf *c = p->c;
+
+	if (ac < 1 || ac > 2 || (ac == 2 && strcmp(av[1], "verbose") != 0)) {
+		conf_error(p, "log takes stderr or syslog, then optionally "
+		    "verbose");
+		return;
+	}
+	if (strcmp(av[0], "stderr") != 0 && strcmp(av[0], "syslog") != 0) {
+		conf_error(p, "log: \"%s\" is not stderr or syslog", av[0]);
+		return;
+	}
+	c->log_syslog = strcmp(av[0], "syslog") == 0;
+	c->verbose = ac == 2;
+}
+
+static const struct conf_key conf_key_table[NKEYS] = {
+	CONF_KEY_LIST(KEY_ROW)
+};
+
+static const char *const conf_key_names[NKEYS + 1] = {
+	CONF_KEY_LIST(KEY_NAME) NULL
+};
+
+/* ---- lines and words ------------------------------------------------ */
+
+/* quoted - the quoted part at *sp (after its '"') into b; -1 reported */
+static int
+quoted(struct parse *p, const char **sp, struct buf *b)
+{
+	const char *s = *sp;
+
+	for (; *s != '"'; s++) {
+		if (*s == '\0') {
+			conf_error(p, "unterminated quoted word");
+			return -1;
+		}
+		if (*s != '\\') {
+			buf_putc(b, *s);
+			continue;
+		}
+		if (s[1] != '"' && s[1] != '\\') {
+			conf_error(p, "bad escape in quoted word (only \\\" "
+			    "and \\\\)");
+			return -1;
+		}
+		buf_putc(b, *++s);
+	}
+	*sp = s + 1;
+	return 0;
+}
+
+static void
+words_push(struct words *w, char *s)
+{
+	if (w->n + 1 >= w->cap) {
+		w->cap = w->cap ? w->cap * 2 : 8;
+		w->v = xreallocarray(w->v, w->cap, sizeof(*w->v));
+	}
+	w->v[w->n++] = s;
+	w->v[w->n] = NULL;
+}
+
+static void
+words_free(struct words *w)
+{
+	str_free(w->v, w->n);
+	memset(w, 0, sizeof(*w));
+}
+
+/*
+ * split_line - the words of s into w.  Spaces and tabs separate words, '#'
+ * outside quotes starts a comment, "..." keeps spaces and may touch
+ * unquoted text (file:"/a b" is one word).  Returns -1 reported.
+ */
+static int
+split_line(struct parse *p, const char *s, struct words *w)
+{
+	struct buf b;
+
+	for (;;) {
+		s += strspn(s, " \t");
+		if (*s == '\0' || *s == '#')
+			return 0;
+		buf_init(&b);
+		while (*s != '\0' && strchr(" \t#", *s) == NULL) {
+			if (*s != '"') {
+				buf_putc(&b, *s++);
+				continue;
+			}
+			s++;
+			if (quoted(p, &s, &b) == -1) {
+				buf_free(&b);
+				return -1;
+			}
+		}
+		words_push(w, b.data);
+	}
+}
+
+/* line_clean - drop the line end; -1 reported on a control character */
+static int
+line_clean(struct parse *p, char *line, size_t len)
+{
+	size_t i;
+
+	if (len > 0 && line[len - 1] == '\n')
+		line[--len] = '\0';
+	if (len > 0 && line[len - 1] == '\r')
+		line[--len] = '\0';
+	for (i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)line[i];
+
+		if ((ch < ' ' && ch != '\t') || ch == 0x7f) {
+			conf_error(p, "control character 0x%02x in line", ch);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* key_later - 1 when key is one a later version implements */
+static int
+key_later(const char *key)
+{
+	size_t i;
+
+	for (i = 0; conf_keys_later[i] != NULL; i++)
+		if (strcmp(conf_keys_later[i], key) == 0)
+			return 1;
+	return 0;
+}
+
+/* dispatch - hand the words of one line to their key's function */
+static void
+dispatch(struct parse *p, struct words *w)
+{
+	size_t k;
+
+	for (k = 0; k < NKEYS; k++)
+		if (strcmp(conf_key_table[k].name, w->v[0]) == 0)
+			break;
+	if (k == NKEYS && key_later(w->v[0])) {
+		conf_error(p, "%s is not supported by this version of tern "
+		    "yet", w->v[0]);
+		return;
+	}
+	if (k == NKEYS) {
+		conf_error(p, "unknown key \"%s\"", w->v[0]);
+		return;
+	}
+	if (p->seen[k] && !conf_key_table[k].repeat) {
+		conf_error(p, "%s given twice (first at line %zu)", w->v[0],
+		    p->seen[k]);
+		return;
+	}
+	if (p->seen[k] == 0)
+		p->seen[k] = p->line;
+	conf_key_table[k].fn(p, w->v + 1, w->n - 1);
+}
+
+/* parse_file - every line of path; -1 when the file cannot be read */
+static int
+parse_file(struct parse *p, const char *path)
+{
+	struct words w = { NULL, 0, 0 };
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	FILE *fp;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		fprintf(stderr, "%s: cannot open: %s\n", path, strerror(errno));
+		return -1;
+	}
+	errno = 0;
+	while ((len = getline(&line, &cap, fp)) != -1) {
+		p->line++;
+		if (strlen(line) != (size_t)len) {
+			conf_error(p, "NUL byte in line");
+			continue;
+		}
+		if (line_clean(p, line, (size_t)len) == 0 &&
+		    split_line(p, line, &w) == 0 && w.n > 0)
+			dispatch(p, &w);
+		words_free(&w);
+	}
+	free(line);
+	if (ferror(fp)) {
+		fprintf(stderr, "%s: cannot read: %s\n", path, strerror(errno));
+		fclose(fp);
+		return -1;
+	}
+	fclose(fp);
+	return 0;
+}
+
+/* ---- defaults, $TERN_HOME, the mailbox pattern ---------------------- */
+
+static char *
+default_hostname(void)
+{
+	char name[256];
+
+	if (gethostname(name, sizeof(name)) == -1 || name[0] == '\0')
+		return xstrdup("localhost");
+	name[sizeof(name) - 1] = '\0';
+	return xstrdup(name);
+}
+
+static void
+default_listen(struct conf *c, int family, const char *addr, int optional)
+{
+	unsigned char bin[16];
+	struct conf_listen *l;
+
+	if (inet_pton(family, addr, bin) != 1)
+		panic("bad default listen address %s", addr);
+	c->listens = xreallocarray(c->listens, c->nlistens + 1,
+	    sizeof(*c->listens));
+	l = &c->listens[c->nlistens++];
+	memset(l, 0, sizeof(*l));
+	listen_fill(l, family, bin, DEF_PORT);
+	l->optional = optional;
+}
+
+/*
+ * mailbox_pattern - "$home" at the start expanded ('%' in home doubled so
+ * it stays literal), then checked: absolute, only %u %d %a %%.
+ */
+static char *
+mailbox_pattern(struct parse *p, const char *raw, const char *home)
+{
+	struct buf b;
+	const char *s, *rest = raw;
+
+	buf_init(&b);
+	if (strncmp(raw, "$home", 5) == 0 && (raw[5] == '/' || !raw[5])) {
+		for (s = home; *s; s++) {
+			if (*s == '%')
+				buf_putc(&b, '%');
+			buf_putc(&b, *s);
+		}
+		rest = raw + 5;
+	}
+	buf_puts(&b, rest);
+	if (b.data[0] != '/') {
+		conf_error(p, "mailbox: maildir:%s is not an absolute path",
+		    raw);
+		buf_free(&b);
+		return NULL;
+	}
+	for (s = b.data; (s = strchr(s, '%')) != NULL; s += 2) {
+		if (s[1] == '\0' || strchr("uda%", s[1]) == NULL) {
+			conf_error(p, "mailbox: \"%.2s\" is not %%u, %%d, %%a "
+			    "or %%%%", s);
+			buf_free(&b);
+			return NULL;
+		}
+	}
+	return b.data;
+}
+
+/* finish - the defaults of what the file left out, then $TERN_HOME */
+static void
+finish(struct parse *p)
+{
+	struct conf *c = p->c;
+	const char *env = getenv("TERN_HOME");
+	char *pattern;
+
+	if (c->hostname == NULL)
+		c->hostname = default_hostname();
+	if (env != NULL && env[0] != '\0') {
+		free(c->home);
+		c->home = path_absolute(env);
+	} else if (c->home == NULL) {
+		c->home = path_absolute(DEF_HOME);
+	}
+	if (c->user == NULL)
+		c->user = xstrdup(DEF_USER);
+	if (c->nlistens == 0) {
+		default_listen(c, AF_INET, "127.0.0.1", 0);
+		default_listen(c, AF_INET6, "::1", 1);
+	}
+	if (c->nlocal_domains == 0) {
+		char *lower = xstrdup(c->hostname);
+
+		util_lower(lower);
+		str_push(&c->local_domains, &c->nlocal_domains, "localhost");
+		if (strcmp(lower, "localhost") != 0)
+			str_push(&c->local_domains, &c->nlocal_domains, lower);
+		free(lower);
+	}
+	p->line = p->mailbox_line;
+	pattern = mailbox_pattern(p, p->mailbox ? p->mailbox : DEF_MAILBOX,
+	    c->home);
+	if (pattern != NULL)
+		c->mailbox = xasprintf("maildir:%s", pattern);
+	free(pattern);
+}
+
+static struct conf *
+conf_new(void)
+{
+	struct conf *c = xcalloc(1, sizeof(*c));
+
+	c->recipients = RECIPIENTS_ANY;
+	c->message_size = DEF_MESSAGE_SIZE;
+	c->max_rcpts = DEF_MAX_RCPTS;
+	c->line_length = DEF_LINE_LENGTH;
+	c->max_sessions = DEF_SESSIONS;
+	c->spool_reserve = DEF_SPOOL_RESERVE;
+	c->timeout_command_ms = DEF_TIMEOUT_COMMAND;
+	c->timeout_data_ms = DEF_TIMEOUT_DATA;
+	c->retry_first_ms = DEF_RETRY_FIRST;
+	c->retry_max_ms = DEF_RETRY_MAX;
+	c->retry_lifetime_ms = DEF_RETRY_LIFETIME;
+	return c;
+}
+
+/* conf_load - read path or the embedded defaults; NULL after errors */
+struct conf *
+conf_load(const char *path)
+{
+	struct parse p;
+
+	memset(&p, 0, sizeof(p));
+	p.c = conf_new();
+	p.file = path ? path : "embedded defaults";
+	if (path != NULL) {
+		p.c->file = xstrdup(path);
+		if (parse_file(&p, path) == -1)
+			p.errors++;
+	}
+	if (p.errors == 0)
+		finish(&p);
+	free(p.mailbox);
+	if (p.errors == 0)
+		return p.c;
+	conf_free(p.c);
+	return NULL;
+}
+
+/* conf_find_path - -c FILE, else $TERN_CONF, else the system file */
+const char *
+conf_find_path(const char *explicit_path)
+{
+	const char *env = getenv("TERN_CONF");
+
+	if (explicit_path != NULL)
+		return explicit_path;
+	if (env != NULL && env[0] != '\0')
+		return env;
+	if (access(CONF_DEFAULT_PATH, F_OK) == 0)
+		return CONF_DEFAULT_PATH;
+	return NULL;
+}
+
+/* conf_free - release a configuration */
+void
+conf_free(struct conf *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	free(c->file);
+	free(c->hostname);
+	free(c->home);
+	free(c->user);
+	for (i = 0; i < c->nlistens; i++)
+		free(c->listens[i].addr);
+	free(c->listens);
+	str_free(c->local_domains, c->nlocal_domains);
+	free(c->recipients_file);
+	str_free(c->recipient_list, c->nrecipient_list);
+	free(c->mailbox);
+	free(c->trusted);
+	free(c);
+}
+
+/* ---- printing ------------------------------------------------------- */
+
+/* print_word - a space and s, quoted when it would not read back as is */
+static void
+print_word(FILE *fp, const char *s)
+{
+	fputc(' ', fp);
+	if (s[0] != '\0' && strpbrk(s, " \t#\"\\") == NULL) {
+		fputs(s, fp);
+		return;
+	}
+	fputc('"', fp);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fputc('\\', fp);
+		fputc(*s, fp);
+	}
+	fputc('"', fp);
+}
+
+/* print_key - "key word word..." from the NULL-terminated words */
+static void
+print_key(FILE *fp, const char *key, const char *const *words)
+{
+	fputs(key, fp);
+	for (; *words != NULL; words++)
+		print_word(fp, *words);
+	fputc('\n', fp);
+}
+
+static void
+print_listen(FILE *fp, const struct conf_listen *l)
+{
+	char addr[INET6_ADDRSTRLEN + 16], pause[48], dur[32];
+	const char *words[5] = { addr, "role=smtp", NULL, NULL, NULL };
+	size_t n = 2;
+
+	if (strchr(l->addr, ':'))
+		snprintf(addr, sizeof(addr), "[%s]:%d", l->addr, l->port);
+	else
+		snprintf(addr, sizeof(addr), "%s:%d", l->addr, l->port);
+	if (l->role == ROLE_SUBMISSION)
+		words[1] = "role=submission";
+	else if (l->role == ROLE_SUBMISSIONS)
+		words[1] = "role=submissions";
+	if (l->greet_pause_ms > 0) {
+		fmt_duration(l->greet_pause_ms, dur, sizeof(dur));
+		snprintf(pause, sizeof(pause), "greet-pause=%s", dur);
+		words[n++] = pause;
+	}
+	if (l->optional)
+		words[n++] = "optional";
+	print_key(fp, "listen", words);
+}
+
+static void
+print_list(FILE *fp, const char *key, char **v, size_t n)
+{
+	size_t i;
+
+	fputs(key, fp);
+	for (i = 0; i < n; i++)
+		print_word(fp, v[i]);
+	fputc('\n', fp);
+}
+
+static void
+print_recipients(FILE *fp, const struct conf *c)
+{
+	char *file;
+
+	if (c->recipients != RECIPIENTS_FILE) {
+		fprintf(fp, "recipients %s\n",
+		    c->recipients == RECIPIENTS_ANY ? "any" : "system");
+		return;
+	}
+	file = xasprintf("file:%s", c->recipients_file);
+	print_key(fp, "recipients", (const char *[]){ file, NULL });
+	free(file);
+}
+
+static void
+print_trusted(FILE *fp, const struct conf *c)
+{
+	char addr[INET6_ADDRSTRLEN];
+	size_t i;
+
+	fputs("trusted-networks", fp);
+	if (c->ntrusted == 0)
+		fputs(" none", fp);
+	for (i = 0; i < c->ntrusted; i++) {
+		inet_ntop(c->trusted[i].family, c->trusted[i].addr, addr,
+		    sizeof(addr));
+		fprintf(fp, " %s/%u", addr, c->trusted[i].prefix);
+	}
+	fputc('\n', fp);
+}
+
+static void
+print_limits(FILE *fp, const struct conf *c)
+{
+	char size[32], reserve[32], first[32], max[32], life[32];
+	char cmd[32], data[32];
+
+	fmt_size(c->message_size, size, sizeof(size));
+	fmt_size(c->spool_reserve, reserve, sizeof(reserve));
+	fprintf(fp, "limits message-size=%s recipients=%u line-length=%zu "
+	    "sessions=%u spool-reserve=%s\n", size, c->max_rcpts,
+	    c->line_length, c->max_sessions, reserve);
+	fmt_duration(c->timeout_command_ms, cmd, sizeof(cmd));
+	fmt_duration(c->timeout_data_ms, data, sizeof(data));
+	fprintf(fp, "timeouts command=%s data=%s\n", cmd, data);
+	fmt_duration(c->retry_first_ms, first, sizeof(first));
+	fmt_duration(c->retry_max_ms, max, sizeof(max));
+	fmt_duration(c->retry_lifetime_ms, life, sizeof(life));
+	fprintf(fp, "retry first=%s max=%s lifetime=%s\n", first, max, life);
+}
+
+/* conf_print - the effective configuration, in the file's own syntax */
+void
+conf_print(const struct conf *c, FILE *fp)
+{
+	char *src = util_sanitise_dup(c->file ? c->file : "", 4096);
+	size_t i;
+
+	fprintf(fp, "# tern configuration from %s\n",
+	    c->file ? src : "embedded defaults");
+	free(src);
+	print_key(fp, "hostname", (const char *[]){ c->hostname, NULL });
+	print_key(fp, "home", (const char *[]){ c->home, NULL });
+	print_key(fp, "user", (const char *[]){ c->user, NULL });
+	for (i = 0; i < c->nlistens; i++)
+		print_listen(fp, &c->listens[i]);
+	print_list(fp, "local-domains", c->local_domains, c->nlocal_domains);
+	print_recipients(fp, c);
+	print_key(fp, "mailbox", (const char *[]){ c->mailbox, NULL });
+	print_trusted(fp, c);
+	print_limits(fp, c);
+	fprintf(fp, "log %s%s\n", c->log_syslog ? "syslog" : "stderr",
+	    c->verbose ? " verbose" : "");
+}
+
+/* ---- questions the other modules ask -------------------------------- */
+
+/* conf_is_local_domain - 1 when domain (any case) is one of ours */
+int
+conf_is_local_domain(const struct conf *c, const char *domain)
+{
+	size_t i;
+
+	for (i = 0; i < c->nlocal_domains; i++)
+		if (strcasecmp(c->local_domains[i], domain) == 0)
+			return 1;
+	return 0;
+}
+
+/* net_match - 1 when the address bytes of family lie inside n */
+static int
+net_match(const struct conf_net *n, int family, const unsigned char *addr)
+{
+	unsigned whole = n->prefix / 8, bits = n->prefix % 8;
+	unsigned char mask;
+
+	if (n->family != family || memcmp(n->addr, addr, whole) != 0)
+		return 0;
+	if (bits == 0)
+		return 1;
+	mask = (unsigned char)(0xff << (8 - bits));
+	return (n->addr[whole] & mask) == (addr[whole] & mask);
+}
+
+/* conf_is_trusted - 1 when the client address is in trusted-networks */
+int
+conf_is_trusted(const struct conf *c, const struct sockaddr *sa)
+{
+	const unsigned char *v6 = NULL, *v4 = NULL;
+	size_t i;
+
+	if (sa->sa_family == AF_INET)
+		v4 = (const unsigned char *)&((const struct sockaddr_in *)sa)
+		    ->sin_addr;
+	if (sa->sa_family == AF_INET6)
+		v6 = (const unsigned char *)&((const struct sockaddr_in6 *)sa)
+		    ->sin6_addr;
+	/* ::ffff:a.b.c.d is an IPv4 client on a dual-stack socket */
+	if (v6 && IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)v6))
+		v4 = v6 + 12;
+	for (i = 0; i < c->ntrusted; i++) {
+		if (v4 && net_match(&c->trusted[i], AF_INET, v4))
+			return 1;
+		if (v6 && net_match(&c->trusted[i], AF_INET6, v6))
+			return 1;
+	}
+	return 0;
+}
+
+static int
+recipient_has(const struct conf *c, const char *key)
+{
+	return bsearch(&key, c->recipient_list, c->nrecipient_list,
+	    sizeof(char *), str_cmp) != NULL;
+}
+
+/* conf_recipient_known - 1 when "recipients" accepts local@domain */
+int
+conf_recipient_known(const struct conf *c, const char *local,
+    const char *domain)
+{
+	char *key;
+	int found;
+
+	if (c->recipients == RECIPIENTS_ANY)
+		return 1;
+	if (c->recipients == RECIPIENTS_SYSTEM)
+		return getpwnam(local) != NULL;
+	key = xasprintf("%s@%s", local, domain);
+	util_lower(key);
+	found = recipient_has(c, key);
+	key[strlen(local)] = '\0';
+	found = found || recipient_has(c, key);
+	free(key);
+	return found;
+}
+
+/* conf_keys - every key the parser implements, NULL-terminated */
+const char *const *
+conf_keys(void)
+{
+	return conf_key_names;
+}

@@ -1,0 +1,1114 @@
+/*
+ * spool.c - the queue on disk: write, group commit, read, recover.
+ *
+ * Layout (see spool.h and docs/ARCHITECTURE.md): $home/spool/incoming/ holds
+ * messages being received, queue/ the committed ones (ID.msg content, ID.env
+ * envelope), quarantine/ what could not be read.  A message is queued when
+ * queue/ID.env exists; its content is renamed into queue/ before it.
+ *
+ * The one idea: the 250 after DATA waits for stable storage, and sessions
+ * finishing together share that wait.  spool_tx_commit hands the message to
+ * ONE worker thread which takes every commit waiting as a batch: it fsyncs
+ * each content and envelope file, renames them into queue/, fsyncs queue/
+ * once for the whole batch, and hands the results back to the event loop
+ * through a pipe.  Callbacks run on the event-loop thread, never the worker.
+ *
+ * Lock discipline: one mutex (commit_lock) guards only the two hand-over
+ * lists (pending: loop -> worker, done: worker -> loop) and commit_stop.
+ * Nobody does I/O or calls out while holding it.  A transaction belongs to
+ * exactly one side at a time: to the loop until it is on the pending list,
+ * to the worker from the moment it takes the batch until it puts it on the
+ * done list, to the loop again after.  libevent is touched only on the loop
+ * thread, so the base need not be created with evthread locking.
+ *
+ * Queue ids (14 characters): 11 base-32 digits of the wall-clock
+ * microseconds (fixed width, so they sort by time), then 3 base-32 digits
+ * of a per-process counter mixed with the pid.  Files are created with
+ * O_EXCL and a collision simply takes a new id, so ids are unique in the
+ * spool even across processes.
+ */
+#include "spool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+/* user-space write buffer per transaction: few write(2)s per message */
+#define SPOOL_WBUF (64 * 1024)
+/* attempts at a fresh id when O_EXCL finds the name taken */
+#define SPOOL_QID_TRIES 100
+/* "ID.env.tmp" and the like */
+#define SPOOL_NAME_MAX (QID_LEN + 16)
+
+struct spool_tx {
+	char id[QID_SIZE];
+	int fd;               /* incoming/ID.msg, -1 once closed */
+	int err;              /* first failure (errno), 0 while all is well */
+	const char *err_what; /* what failed, for the log line */
+	uint64_t size;        /* content octets accepted so far */
+	char *wbuf;           /* content not yet written */
+	size_t wlen;
+	/* commit */
+	struct buf env;       /* the envelope file, formatted by the caller */
+	spool_commit_cb cb;
+	void *arg;
+	int ok;
+	int msg_queued;       /* worker: queue/ID.msg exists */
+	int env_queued;       /* worker: queue/ID.env exists */
+	struct spool_tx *next;
+};
+
+struct tx_list {
+	struct spool_tx *head, *tail;
+};
+
+static char *spool_path;        /* absolute "$home/spool" */
+static int incoming_fd = -1;    /* directory fds: *at() calls, fsync */
+static int queue_fd = -1;
+static int quarantine_fd = -1;
+
+static pthread_mutex_t commit_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t commit_cond = PTHREAD_COND_INITIALIZER;
+static struct tx_list commit_pending;  /* guarded by commit_lock */
+static struct tx_list commit_done;     /* guarded by commit_lock */
+static int commit_pipe[2] = { -1, -1 }; /* worker -> loop wakeup */
+static int commit_started;
+/* loop thread only */
+static struct event *commit_ev;
+static size_t commit_outstanding;
+
+/* helpers */
+
+/* file_name - "ID" + ext into out (SPOOL_NAME_MAX bytes) */
+static void
+file_name(char *out, const char *qid, const char *ext)
+{
+	int n = snprintf(out, SPOOL_NAME_MAX, "%s%s", qid, ext);
+
+	if (n < 0 || n >= SPOOL_NAME_MAX)
+		panic("spool: file name too long");
+}
+
+/* check_init - spool functions need spool_init first */
+static void
+check_init(void)
+{
+	if (queue_fd == -1)
+		panic("spool used before spool_init");
+}
+
+/* write_all - write everything, retrying short writes and EINTR */
+static int
+write_all(int fd, const void *p, size_t len)
+{
+	const char *s = p;
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(fd, s, len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return -1;
+		if (n == 0) {
+			errno = EIO;
+			return -1;
+		}
+		s += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * create_file - O_CREAT|O_EXCL a 0600 file in dirfd.  The fchmod makes
+ * the mode independent of the umask (which can only take bits away).
+ */
+static int
+create_file(int dirfd, const char *name, int excl)
+{
+	int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW;
+	int fd, saved;
+
+	flags |= excl ? O_EXCL : O_TRUNC;
+	fd = openat(dirfd, name, flags, 0600);
+	if (fd == -1)
+		return -1;
+	if (fchmod(fd, 0600) == -1) {
+		saved = errno;
+		close(fd);
+		unlinkat(dirfd, name, 0);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+/* unlink_quiet - unlinkat that tolerates a missing file */
+static int
+unlink_quiet(int dirfd, const char *name)
+{
+	if (unlinkat(dirfd, name, 0) == -1 && errno != ENOENT)
+		return -1;
+	return 0;
+}
+
+/* exists_at - 1 when dirfd/name exists (without following a symlink) */
+static int
+exists_at(int dirfd, const char *name)
+{
+	struct stat st;
+
+	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* name_cmp - qsort comparator for an array of strings */
+static int
+name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* dir_list - the sorted names in dirfd except "." and ".."; -1 on error */
+static int
+dir_list(int dirfd, char ***names, size_t *n)
+{
+	struct dirent *de;
+	size_t cap = 0;
+	DIR *d;
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	*names = NULL;
+	*n = 0;
+	if (fd == -1 || (d = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 64;
+			*names = xreallocarray(*names, cap, sizeof(**names));
+		}
+		(*names)[(*n)++] = xstrdup(de->d_name);
+	}
+	closedir(d);
+	if (*n > 0)
+		qsort(*names, *n, sizeof(**names), name_cmp);
+	return 0;
+}
+
+/* names_free - release a dir_list result */
+static void
+names_free(char **names, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+/* split_name - "QID.ext" into qid and the ext ("msg", "env", "env.tmp") */
+static const char *
+split_name(const char *name, char qid[QID_SIZE])
+{
+	if (strnlen(name, QID_LEN + 1) <= QID_LEN || name[QID_LEN] != '.')
+		return NULL;
+	memcpy(qid, name, QID_LEN);
+	qid[QID_LEN] = '\0';
+	if (!spool_qid_valid(qid))
+		return NULL;
+	return name + QID_LEN + 1;
+}
+
+/* safe_name - a file name fit for a log line */
+static const char *
+safe_name(char out[64], const char *name)
+{
+	util_sanitise(out, 63, name, strlen(name));
+	return out;
+}
+
+/* init */
+
+/* ensure_dir - mkdir (or keep) path with exactly mode */
+static int
+ensure_dir(const char *path, mode_t mode)
+{
+	struct stat st;
+
+	if (mkdir(path, mode) == -1 && errno != EEXIST)
+		return -1;
+	if (stat(path, &st) == -1)
+		return -1;
+	if (!S_ISDIR(st.st_mode)) {
+		errno = ENOTDIR;
+		return -1;
+	}
+	/* mkdir's mode went through the umask; the spool must be 0700 */
+	if ((st.st_mode & 07777) != mode && chmod(path, mode) == -1)
+		return -1;
+	return 0;
+}
+
+/* ensure_home - create home 0711 if missing; an existing one is kept */
+static int
+ensure_home(const char *home)
+{
+	if (mkdir(home, 0711) == 0)
+		return chmod(home, 0711);
+	return errno == EEXIST ? 0 : -1;
+}
+
+/* open_dir - an O_DIRECTORY fd for spool_path/sub, replacing *fd */
+static int
+open_dir(const char *sub, int *fd)
+{
+	char *path = xasprintf("%s/%s", spool_path, sub);
+	int nfd;
+
+	if (ensure_dir(path, 0700) == -1) {
+		log_err("spool: %s: %s", path, strerror(errno));
+		free(path);
+		return -1;
+	}
+	nfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (nfd == -1) {
+		log_err("spool: open %s: %s", path, strerror(errno));
+		free(path);
+		return -1;
+	}
+	free(path);
+	if (*fd != -1)
+		close(*fd);
+	*fd = nfd;
+	return 0;
+}
+
+/*
+ * spool_init - create and open home/spool.  It may be called again (tests,
+ * a new home) but never while commits are in flight.
+ */
+int
+spool_init(const char *home)
+{
+	char *path, *real;
+
+	if (ensure_home(home) == -1) {
+		log_err("spool: %s: %s", home, strerror(errno));
+		return -1;
+	}
+	path = xasprintf("%s/spool", home);
+	if (ensure_dir(path, 0700) == -1) {
+		log_err("spool: %s: %s", path, strerror(errno));
+		free(path);
+		return -1;
+	}
+	/* absolute, so content paths handed to deliveries stay valid */
+	real = realpath(path, NULL);
+	free(path);
+	if (real == NULL) {
+		log_err("spool: %s/spool: %s", home, strerror(errno));
+		return -1;
+	}
+	free(spool_path);
+	spool_path = real;
+	if (open_dir("incoming", &incoming_fd) == -1 ||
+	    open_dir("queue", &queue_fd) == -1 ||
+	    open_dir("quarantine", &quarantine_fd) == -1)
+		return -1;
+	return 0;
+}
+
+/* spool_dir - "$home/spool" */
+const char *
+spool_dir(void)
+{
+	check_init();
+	return spool_path;
+}
+
+/* queue ids */
+
+static const char qid_digits[] = "0123456789ABCDEFGHIJKLMNOPQRSTUV";
+
+/* put_base32 - v as exactly n base-32 digits (most significant first) */
+static void
+put_base32(char *out, size_t n, uint64_t v)
+{
+	while (n > 0) {
+		out[--n] = qid_digits[v & 31];
+		v >>= 5;
+	}
+}
+
+/* spool_qid_new - a fresh queue id: time-sortable, unique in this spool */
+void
+spool_qid_new(char out[QID_SIZE])
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static uint64_t last_us;
+	static uint32_t counter;
+	struct timespec ts;
+	uint64_t us;
+	uint32_t mix;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	us = ts.tv_sec < 0 ? 0 :
+	    (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	/* 32^11 us is 1142 years past 1970: the field never overflows */
+	pthread_mutex_lock(&lock);
+	/*
+	 * Never repeat or go back within a process, even when two ids are
+	 * asked for in one microsecond or the clock is stepped back: borrow
+	 * the next microsecond.  This keeps the ids of one process strictly
+	 * increasing; at realistic rates the borrowed time is negligible.
+	 */
+	if (us <= last_us)
+		us = last_us + 1;
+	last_us = us;
+	/* Knuth's multiplicative hash spreads nearby pids apart */
+	mix = counter++ + (uint32_t)getpid() * 2654435761u;
+	pthread_mutex_unlock(&lock);
+	put_base32(out, 11, us);
+	put_base32(out + 11, 3, mix & 0x7fff);
+	out[QID_LEN] = '\0';
+}
+
+/* spool_qid_valid - 1 when s looks like a queue id (also a safe filename) */
+int
+spool_qid_valid(const char *s)
+{
+	size_t i;
+
+	if (s == NULL || strnlen(s, QID_SIZE) != QID_LEN)
+		return 0;
+	for (i = 0; i < QID_LEN; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] >= 'A' && s[i] <= 'Z')))
+			return 0;
+	return 1;
+}
+
+/* spool_free_ok - 1 when more than reserve bytes stay free after size */
+int
+spool_free_ok(uint64_t reserve, uint64_t size)
+{
+	struct statvfs sv;
+	uint64_t avail;
+
+	check_init();
+	if (fstatvfs(queue_fd, &sv) == -1) {
+		/* refusing (a 4xx) is safe: the client retries */
+		log_warn("spool: statvfs %s: %s", spool_path, strerror(errno));
+		return 0;
+	}
+	if (sv.f_frsize != 0 && sv.f_bavail > UINT64_MAX / sv.f_frsize)
+		avail = UINT64_MAX;
+	else
+		avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	if (size > UINT64_MAX - reserve)
+		return 0;
+	return avail > reserve + size;
+}
+
+/* receiving */
+
+/* spool_tx_begin - create incoming/ID.msg; NULL with errno on failure */
+struct spool_tx *
+spool_tx_begin(void)
+{
+	char name[SPOOL_NAME_MAX];
+	struct spool_tx *tx;
+	int i, fd = -1;
+
+	check_init();
+	tx = xcalloc(1, sizeof(*tx));
+	for (i = 0; i < SPOOL_QID_TRIES && fd == -1; i++) {
+		spool_qid_new(tx->id);
+		file_name(name, tx->id, ".msg");
+		fd = create_file(incoming_fd, name, 1);
+		if (fd == -1 && errno != EEXIST)
+			break;
+	}
+	if (fd == -1) {
+		int saved = errno;
+
+		log_warn("spool: cannot create a message in incoming/: %s",
+		    strerror(errno));
+		free(tx);
+		errno = saved;
+		return NULL;
+	}
+	tx->fd = fd;
+	tx->wbuf = xmalloc(SPOOL_WBUF);
+	return tx;
+}
+
+/* spool_tx_id - the queue id of a transaction */
+const char *
+spool_tx_id(const struct spool_tx *tx)
+{
+	return tx->id;
+}
+
+/* tx_fail - remember the first failure of tx; returns -1 with errno */
+static int
+tx_fail(struct spool_tx *tx, const char *what)
+{
+	if (tx->err == 0) {
+		tx->err = errno ? errno : EIO;
+		tx->err_what = what;
+	}
+	errno = tx->err;
+	return -1;
+}
+
+/* tx_flush - write out the buffered content */
+static int
+tx_flush(struct spool_tx *tx)
+{
+	size_t len = tx->wlen;
+
+	tx->wlen = 0;
+	if (write_all(tx->fd, tx->wbuf, len) == -1)
+		return tx_fail(tx, "write content");
+	return 0;
+}
+
+/* spool_tx_write - append content through the buffer */
+int
+spool_tx_write(struct spool_tx *tx, const void *p, size_t len)
+{
+	if (tx->err != 0) {
+		errno = tx->err;
+		return -1;
+	}
+	if (len > UINT64_MAX - tx->size) {
+		errno = EFBIG;
+		return tx_fail(tx, "write content");
+	}
+	if (len > SPOOL_WBUF - tx->wlen) {
+		if (tx_flush(tx) == -1)
+			return -1;
+		/* a large piece goes straight to the file */
+		if (len >= SPOOL_WBUF) {
+			if (write_all(tx->fd, p, len) == -1)
+				return tx_fail(tx, "write content");
+			tx->size += len;
+			return 0;
+		}
+	}
+	memcpy(tx->wbuf + tx->wlen, p, len);
+	tx->wlen += len;
+	tx->size += len;
+	return 0;
+}
+
+/* spool_tx_size - content octets written so far */
+uint64_t
+spool_tx_size(const struct spool_tx *tx)
+{
+	return tx->size;
+}
+
+/* tx_free - release a transaction (its files are the caller's business) */
+static void
+tx_free(struct spool_tx *tx)
+{
+	if (tx->fd != -1)
+		close(tx->fd);
+	if (tx->env.data != NULL)
+		buf_free(&tx->env);
+	free(tx->wbuf);
+	free(tx);
+}
+
+/* spool_tx_abort - drop the message: unlink, free */
+void
+spool_tx_abort(struct spool_tx *tx)
+{
+	char name[SPOOL_NAME_MAX];
+
+	file_name(name, tx->id, ".msg");
+	if (unlink_quiet(incoming_fd, name) == -1)
+		log_warn("%s: cannot remove incoming/%s: %s", tx->id, name,
+		    strerror(errno));
+	tx_free(tx);
+}
+
+/* group commit: the worker thread */
+
+/* commit_files - flush and fsync the content, write and fsync the envelope */
+static void
+commit_files(struct spool_tx *tx)
+{
+	char name[SPOOL_NAME_MAX];
+	int fd;
+
+	if (tx->err != 0)
+		return;
+	if (tx_flush(tx) == -1)
+		return;
+	if (fsync(tx->fd) == -1) {
+		tx_fail(tx, "fsync content");
+		return;
+	}
+	close(tx->fd);
+	tx->fd = -1;
+	file_name(name, tx->id, ".env");
+	fd = create_file(incoming_fd, name, 1);
+	if (fd == -1) {
+		tx_fail(tx, "create envelope");
+		return;
+	}
+	if (write_all(fd, tx->env.data, tx->env.len) == -1)
+		tx_fail(tx, "write envelope");
+	else if (fsync(fd) == -1)
+		tx_fail(tx, "fsync envelope");
+	close(fd);
+}
+
+/* commit_rename - move incoming/ID.ext to queue/ID.ext */
+static void
+commit_rename(struct spool_tx *tx, const char *ext, int *done)
+{
+	char name[SPOOL_NAME_MAX];
+
+	if (tx->err != 0)
+		return;
+	file_name(name, tx->id, ext);
+	if (renameat(incoming_fd, name, queue_fd, name) == -1) {
+		tx_fail(tx, "rename into queue/");
+		return;
+	}
+	*done = 1;
+}
+
+/* commit_cleanup - remove every file of a failed commit (envelope first) */
+static void
+commit_cleanup(struct spool_tx *tx)
+{
+	char name[SPOOL_NAME_MAX];
+
+	if (tx->fd != -1) {
+		close(tx->fd);
+		tx->fd = -1;
+	}
+	file_name(name, tx->id, ".env");
+	if (tx->env_queued)
+		unlink_quiet(queue_fd, name);
+	unlink_quiet(incoming_fd, name);
+	file_name(name, tx->id, ".msg");
+	if (tx->msg_queued)
+		unlink_quiet(queue_fd, name);
+	unlink_quiet(incoming_fd, name);
+}
+
+/*
+ * commit_batch - make a batch durable.  The content files are renamed
+ * before any envelope so that a crash never leaves an envelope without
+ * content in queue/ on a filesystem that keeps the order of directory
+ * operations; where one does not, recovery quarantines the envelope -
+ * noisy but safe, and never for an acknowledged message, as the
+ * acknowledgement waits for the fsync of queue/ below.
+ *
+ * incoming/ is not fsync'd: the renames took the names out of it, and
+ * whatever a crash leaves behind there is only an extra name that
+ * spool_recover removes; the message's durable name is the one in queue/,
+ * which the single fsync of queue/ makes stable for the whole batch.
+ */
+static void
+commit_batch(struct spool_tx *batch)
+{
+	struct spool_tx *tx;
+	int renamed = 0, sync_err = 0;
+
+	for (tx = batch; tx != NULL; tx = tx->next)
+		commit_files(tx);
+	for (tx = batch; tx != NULL; tx = tx->next)
+		commit_rename(tx, ".msg", &tx->msg_queued);
+	for (tx = batch; tx != NULL; tx = tx->next) {
+		commit_rename(tx, ".env", &tx->env_queued);
+		renamed |= tx->env_queued;
+	}
+	if (renamed && fsync(queue_fd) == -1)
+		sync_err = errno;
+	for (tx = batch; tx != NULL; tx = tx->next) {
+		if (sync_err != 0 && tx->err == 0) {
+			errno = sync_err;
+			tx_fail(tx, "fsync queue/");
+		}
+		tx->ok = tx->err == 0;
+		if (!tx->ok)
+			commit_cleanup(tx);
+	}
+}
+
+/* list_append - append the list from to to (both guarded by the caller) */
+static void
+list_append(struct tx_list *to, struct spool_tx *head, struct spool_tx *tail)
+{
+	if (head == NULL)
+		return;
+	if (to->tail != NULL)
+		to->tail->next = head;
+	else
+		to->head = head;
+	to->tail = tail;
+}
+
+/* commit_worker - take every waiting commit, sync them, hand them back */
+static void *
+commit_worker(void *unused)
+{
+	struct spool_tx *batch, *tail;
+	ssize_t n;
+
+	(void)unused;
+	for (;;) {
+		pthread_mutex_lock(&commit_lock);
+		while (commit_pending.head == NULL)
+			pthread_cond_wait(&commit_cond, &commit_lock);
+		batch = commit_pending.head;
+		tail = commit_pending.tail;
+		commit_pending.head = commit_pending.tail = NULL;
+		pthread_mutex_unlock(&commit_lock);
+
+		commit_batch(batch);
+
+		pthread_mutex_lock(&commit_lock);
+		list_append(&commit_done, batch, tail);
+		pthread_mutex_unlock(&commit_lock);
+		/* a full pipe already holds a wakeup: EAGAIN is fine */
+		do
+			n = write(commit_pipe[1], "", 1);
+		while (n == -1 && errno == EINTR);
+	}
+	return NULL;
+}
+
+/* commit_deliver - on the loop: run the callbacks of finished commits */
+static void
+commit_deliver(evutil_socket_t fd, short what, void *unused)
+{
+	struct spool_tx *list, *tx;
+	char drain[256];
+
+	(void)what;
+	(void)unused;
+	while (read(fd, drain, sizeof(drain)) > 0)
+		;
+	pthread_mutex_lock(&commit_lock);
+	list = commit_done.head;
+	commit_done.head = commit_done.tail = NULL;
+	pthread_mutex_unlock(&commit_lock);
+	while ((tx = list) != NULL) {
+		list = tx->next;
+		commit_outstanding--;
+		if (!tx->ok)
+			log_warn("%s: commit failed: %s: %s", tx->id,
+			    tx->err_what, strerror(tx->err));
+		tx->cb(tx->ok, tx->id, tx->arg);
+		tx_free(tx);
+	}
+	/* idle: do not keep the loop alive for nothing */
+	if (commit_outstanding == 0)
+		event_del(commit_ev);
+}
+
+/* commit_thread_start - the pipe and the worker, once per process */
+static void
+commit_thread_start(void)
+{
+	sigset_t all, old;
+	pthread_t th;
+	int rc;
+
+	if (pipe2(commit_pipe, O_NONBLOCK | O_CLOEXEC) == -1)
+		fatal("spool: pipe: %s", strerror(errno));
+	/* signals are the loop's business: the worker blocks them all */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&th, NULL, commit_worker, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0)
+		fatal("spool: cannot start the commit thread: %s",
+		    strerror(rc));
+	pthread_detach(th);
+	commit_started = 1;
+}
+
+/*
+ * spool_commit_start - start the group-commit worker for this event loop.
+ * Call it in the process that commits, after any fork (threads do not
+ * survive fork).  Called again, it moves the wakeup event to a new base;
+ * that is only allowed while no commit is in flight.
+ */
+void
+spool_commit_start(struct event_base *base)
+{
+	if (commit_outstanding != 0)
+		panic("spool_commit_start with commits in flight");
+	if (!commit_started)
+		commit_thread_start();
+	if (commit_ev != NULL)
+		event_free(commit_ev);
+	commit_ev = event_new(base, commit_pipe[0], EV_READ | EV_PERSIST,
+	    commit_deliver, NULL);
+	if (commit_ev == NULL)
+		fatal("spool: event_new failed");
+}
+
+/*
+ * spool_tx_commit - queue tx for the worker.  The envelope is formatted
+ * here, on the caller's thread, so env may be freed as soon as this
+ * returns.  env->id and env->size are set from tx.  Call it on the
+ * event-loop thread; cb runs there too, and qid is valid only during cb.
+ */
+void
+spool_tx_commit(struct spool_tx *tx, struct envelope *env,
+    spool_commit_cb cb, void *arg)
+{
+	if (commit_ev == NULL)
+		panic("spool_tx_commit before spool_commit_start");
+	memcpy(env->id, tx->id, QID_SIZE);
+	env->size = tx->size;
+	buf_init(&tx->env);
+	envelope_format(env, &tx->env);
+	tx->cb = cb;
+	tx->arg = arg;
+	tx->next = NULL;
+	if (commit_outstanding++ == 0)
+		event_add(commit_ev, NULL);
+	pthread_mutex_lock(&commit_lock);
+	list_append(&commit_pending, tx, tx);
+	pthread_cond_signal(&commit_cond);
+	pthread_mutex_unlock(&commit_lock);
+}
+
+/* queue side */
+
+/* recover_incoming - nothing in incoming/ was ever acknowledged */
+static void
+recover_incoming(void)
+{
+	char **names, safe[64];
+	size_t n, i, removed = 0;
+
+	if (dir_list(incoming_fd, &names, &n) == -1) {
+		log_err("spool: cannot list incoming/: %s", strerror(errno));
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		if (unlinkat(incoming_fd, names[i], 0) == 0)
+			removed++;
+		else
+			log_warn("spool: cannot remove incoming/%s: %s",
+			    safe_name(safe, names[i]), strerror(errno));
+	}
+	if (removed > 0)
+		log_info("spool: removed %zu unfinished file(s) from incoming/",
+		    removed);
+	names_free(names, n);
+}
+
+/* recover_one - settle one name found in queue/ */
+static void
+recover_one(const char *name)
+{
+	char qid[QID_SIZE], other[SPOOL_NAME_MAX], safe[64];
+	const char *ext = split_name(name, qid);
+
+	if (ext == NULL) {
+		log_warn("spool: unexpected file queue/%s left alone",
+		    safe_name(safe, name));
+		return;
+	}
+	if (strcmp(ext, "env.tmp") == 0) {
+		/* an update cut short: the old envelope is still in place */
+		unlink_quiet(queue_fd, name);
+		return;
+	}
+	if (strcmp(ext, "msg") == 0) {
+		file_name(other, qid, ".env");
+		if (exists_at(queue_fd, other))
+			return;
+		log_info("%s: removing content without envelope "
+		    "(never acknowledged)", qid);
+		unlink_quiet(queue_fd, name);
+		return;
+	}
+	if (strcmp(ext, "env") != 0) {
+		log_warn("spool: unexpected file queue/%s left alone",
+		    safe_name(safe, name));
+		return;
+	}
+	file_name(other, qid, ".msg");
+	if (!exists_at(queue_fd, other))
+		spool_quarantine(qid, "envelope without content");
+}
+
+/*
+ * spool_recover - clean up after a crash.  Run it only while no other
+ * process writes the spool (before smtpd starts): a commit half way
+ * through its renames looks exactly like a crash leftover.  The removals
+ * are not fsync'd: if a crash undoes them, the next start does them again.
+ */
+void
+spool_recover(void)
+{
+	char **names;
+	size_t n, i;
+
+	check_init();
+	recover_incoming();
+	if (dir_list(queue_fd, &names, &n) == -1) {
+		log_err("spool: cannot list queue/: %s", strerror(errno));
+		return;
+	}
+	for (i = 0; i < n; i++)
+		recover_one(names[i]);
+	names_free(names, n);
+}
+
+/* spool_scan - call fn for each queued id (queue/ID.env), in id order */
+void
+spool_scan(void (*fn)(const char *qid, void *arg), void *arg)
+{
+	char **names, qid[QID_SIZE];
+	const char *ext;
+	size_t n, i;
+
+	check_init();
+	if (dir_list(queue_fd, &names, &n) == -1) {
+		log_err("spool: cannot list queue/: %s", strerror(errno));
+		return;
+	}
+	/* "ID.env" names sort like their ids: same length, same suffix */
+	for (i = 0; i < n; i++) {
+		ext = split_name(names[i], qid);
+		if (ext != NULL && strcmp(ext, "env") == 0)
+			fn(qid, arg);
+	}
+	names_free(names, n);
+}
+
+/* read_env - the bytes of queue/ID.env into b (initialised here) */
+static int
+read_env(const char *qid, struct buf *b)
+{
+	char name[SPOOL_NAME_MAX];
+	ssize_t n;
+	int fd, saved;
+
+	file_name(name, qid, ".env");
+	fd = openat(queue_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd == -1)
+		return -1;
+	buf_init(b);
+	for (;;) {
+		buf_reserve(b, 16384);
+		n = read(fd, b->data + b->len, 16384);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		b->len += (size_t)n;
+		b->data[b->len] = '\0';
+		if (b->len > ENVELOPE_FILE_MAX)
+			break; /* envelope_parse refuses it */
+	}
+	saved = errno;
+	close(fd);
+	if (n == -1) {
+		buf_free(b);
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}
+
+/* spool_load - read queue/ID.env; quarantine the message if corrupt */
+int
+spool_load(const char *qid, struct envelope *env)
+{
+	struct buf b;
+	char err[200];
+
+	check_init();
+	envelope_init(env);
+	if (!spool_qid_valid(qid)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (read_env(qid, &b) == -1) {
+		if (errno != ENOENT)
+			log_warn("%s: cannot read envelope: %s", qid,
+			    strerror(errno));
+		return -1;
+	}
+	if (envelope_parse(env, b.data, b.len, err, sizeof(err)) == -1) {
+		buf_free(&b);
+		spool_quarantine(qid, err);
+		errno = EINVAL;
+		return -1;
+	}
+	buf_free(&b);
+	if (strcmp(env->id, qid) != 0) {
+		envelope_free(env);
+		spool_quarantine(qid, "the id in the envelope is not its name");
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
+}
+
+/* spool_content_path - "$spool/queue/ID.msg" into out */
+void
+spool_content_path(const char *qid, char *out, size_t outlen)
+{
+	int n;
+
+	check_init();
+	n = snprintf(out, outlen, "%s/queue/%s.msg", spool_path, qid);
+	if (n < 0 || (size_t)n >= outlen)
+		panic("spool_content_path: buffer too small");
+}
+
+/* update_write - write and fsync queue/ID.env.tmp */
+static int
+update_write(const char *tmp, const struct buf *b)
+{
+	int fd = create_file(queue_fd, tmp, 0);
+	int saved;
+
+	if (fd == -1)
+		return -1;
+	if (write_all(fd, b->data, b->len) == -1 || fsync(fd) == -1) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return close(fd);
+}
+
+/*
+ * spool_update - replace queue/ID.env atomically and durably: a reader (or
+ * a crash) sees the old file or the new one, never a mix.  A message no
+ * longer queued is not brought back (ENOENT).
+ */
+int
+spool_update(const struct envelope *env)
+{
+	char name[SPOOL_NAME_MAX], tmp[SPOOL_NAME_MAX];
+	struct buf b;
+	int saved;
+
+	check_init();
+	if (!spool_qid_valid(env->id)) {
+		errno = EINVAL;
+		return -1;
+	}
+	file_name(name, env->id, ".env");
+	file_name(tmp, env->id, ".env.tmp");
+	if (!exists_at(queue_fd, name)) {
+		errno = ENOENT;
+		return -1;
+	}
+	buf_init(&b);
+	envelope_format(env, &b);
+	if (update_write(tmp, &b) == -1 ||
+	    renameat(queue_fd, tmp, queue_fd, name) == -1 ||
+	    fsync(queue_fd) == -1) {
+		saved = errno;
+		unlink_quiet(queue_fd, tmp);
+		log_warn("%s: cannot update envelope: %s", env->id,
+		    strerror(saved));
+		buf_free(&b);
+		errno = saved;
+		return -1;
+	}
+	buf_free(&b);
+	return 0;
+}
+
+/*
+ * spool_remove - remove a finished message.  The envelope goes first: a
+ * crash in between leaves content without envelope, which recovery
+ * removes as never acknowledged, instead of an envelope without content.
+ */
+int
+spool_remove(const char *qid)
+{
+	char name[SPOOL_NAME_MAX];
+
+	check_init();
+	if (!spool_qid_valid(qid)) {
+		errno = EINVAL;
+		return -1;
+	}
+	file_name(name, qid, ".env");
+	if (unlink_quiet(queue_fd, name) == -1)
+		goto fail;
+	file_name(name, qid, ".msg");
+	if (unlink_quiet(queue_fd, name) == -1)
+		goto fail;
+	if (fsync(queue_fd) == -1)
+		goto fail;
+	return 0;
+fail:
+	log_warn("%s: cannot remove queue/%s: %s", qid, name, strerror(errno));
+	return -1;
+}
+
+/* quarantine_file - rename queue/ID.ext into quarantine/ */
+static void
+quarantine_file(const char *qid, const char *ext)
+{
+	char name[SPOOL_NAME_MAX];
+
+	file_name(name, qid, ext);
+	if (renameat(queue_fd, name, quarantine_fd, name) == -1 &&
+	    errno != ENOENT)
+		log_err("%s: cannot move queue/%s to quarantine/: %s", qid,
+		    name, strerror(errno));
+}
+
+/*
+ * spool_quarantine - move a message's files to quarantine/, envelope first
+ * so it stops being queued at once.  Not fsync'd: if a crash undoes the
+ * move, the next start finds the same bad file and moves it again.
+ */
+void
+spool_quarantine(const char *qid, const char *why)
+{
+	char safe[256];
+
+	check_init();
+	if (!spool_qid_valid(qid)) {
+		log_err("spool: refusing to quarantine bad id");
+		return;
+	}
+	util_sanitise(safe, sizeof(safe) - 1, why, strlen(why));
+	quarantine_file(qid, ".env");
+	quarantine_file(qid, ".msg");
+	log_warn("%s: quarantined: %s", qid, safe);
+}

@@ -1,0 +1,1264 @@
+/*
+ * test_conf.c - tern.conf(5): every key's valid and invalid forms with the
+ * exact "file:line: message" text, the defaults, $TERN_HOME and $TERN_CONF,
+ * the round trip through conf_print, the trusted-networks matcher and the
+ * recipients lookups.  Each table row says what it tests.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "util.h"
+
+/* ---- helpers -------------------------------------------------------- */
+
+/* write_tmp - a new file under /tmp holding len bytes of text */
+static char *
+write_tmp(const char *text, size_t len)
+{
+	char tmpl[] = "/tmp/tern-test-conf-XXXXXX";
+	int fd = mkstemp(tmpl);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, len), (ssize_t)len);
+	close(fd);
+	return xstrdup(tmpl);
+}
+
+static char *
+write_conf(const char *text)
+{
+	return write_tmp(text, strlen(text));
+}
+
+/* read_fd - everything in fd from the start */
+static char *
+read_fd(int fd)
+{
+	struct buf b;
+	char chunk[512];
+	ssize_t n;
+
+	buf_init(&b);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		buf_append(&b, chunk, (size_t)n);
+	return b.data;
+}
+
+/* load - conf_load(path) with its stderr captured into *errs */
+static struct conf *
+load(const char *path, char **errs)
+{
+	char tmpl[] = "/tmp/tern-test-err-XXXXXX";
+	int fd = mkstemp(tmpl), saved;
+	struct conf *c;
+
+	assert_true(fd >= 0);
+	unlink(tmpl);
+	fflush(stderr);
+	saved = dup(2);
+	assert_true(saved >= 0);
+	dup2(fd, 2);
+	c = conf_load(path);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	*errs = read_fd(fd);
+	close(fd);
+	return c;
+}
+
+/* load_text - write text to a file, load it; *path gets the file name */
+static struct conf *
+load_text(const char *text, char **path, char **errs)
+{
+	*path = write_conf(text);
+	return load(*path, errs);
+}
+
+/* expand_file - expected text with every "%F" replaced by path */
+static char *
+expand_file(const char *expected, const char *path)
+{
+	struct buf b;
+	const char *s;
+
+	buf_init(&b);
+	for (s = expected; *s; s++) {
+		if (s[0] == '%' && s[1] == 'F') {
+			buf_puts(&b, path);
+			s++;
+			continue;
+		}
+		buf_putc(&b, *s);
+	}
+	return b.data;
+}
+
+/* printed - conf_print's output */
+static char *
+printed(const struct conf *c)
+{
+	FILE *fp = tmpfile();
+	char *out;
+
+	assert_non_null(fp);
+	conf_print(c, fp);
+	fflush(fp);
+	out = read_fd(fileno(fp));
+	fclose(fp);
+	return out;
+}
+
+/* has_line - 1 when text holds line as a whole line */
+static int
+has_line(const char *text, const char *line)
+{
+	char *needle = xasprintf("\n%s\n", line);
+	int found = strstr(text, needle) != NULL;
+
+	free(needle);
+	return found;
+}
+
+static void
+done(struct conf *c, char *path, char *errs)
+{
+	conf_free(c);
+	if (path != NULL)
+		unlink(path);
+	free(path);
+	free(errs);
+}
+
+static int
+setup_env(void **state)
+{
+	(void)state;
+	unsetenv("TERN_HOME");
+	unsetenv("TERN_CONF");
+	return 0;
+}
+
+/* ---- valid forms ------------------------------------------------------ */
+
+struct valid_case {
+	const char *what;
+	const char *text;
+	const char *line; /* expected as a whole line of conf_print */
+};
+
+static const struct valid_case valid_cases[] = {
+	{ "hostname as given", "hostname mail.example.org\n",
+	    "hostname mail.example.org" },
+	{ "hostname without a dot", "hostname mybox\n", "hostname mybox" },
+	{ "comment after a value", "hostname a.example # the name\n",
+	    "hostname a.example" },
+	{ "comment touching a value", "hostname a.example#x\n",
+	    "hostname a.example" },
+	{ "blank, comment and tab lines",
+	    "  # comment\n\n\t\n\thostname\tb.example\t\n",
+	    "hostname b.example" },
+	{ "CRLF line end", "hostname c.example\r\n", "hostname c.example" },
+	{ "last line without newline", "hostname d.example",
+	    "hostname d.example" },
+	{ "home cleaned", "home /srv//tern/./spool/\n",
+	    "home /srv/tern/spool" },
+	{ "home root", "home /\n", "home /" },
+	{ "home quoted with a space", "home \"/tmp/a b\"\n",
+	    "home \"/tmp/a b\"" },
+	{ "quoted escapes", "home \"/tmp/q\\\"x\\\\y\"\n",
+	    "home \"/tmp/q\\\"x\\\\y\"" },
+	{ "quoted #", "home \"/tmp/a#b\"\n", "home \"/tmp/a#b\"" },
+	{ "quotes inside a word", "home /tmp/\"a b\"/c\n",
+	    "home \"/tmp/a b/c\"" },
+	{ "user", "user mailer\n", "user mailer" },
+	{ "user with dot and digits", "user mail.er-2_x\n",
+	    "user mail.er-2_x" },
+	{ "listen IPv4, default role", "listen 0.0.0.0:25\n",
+	    "listen 0.0.0.0:25 role=smtp" },
+	{ "listen IPv6 with greet pause",
+	    "listen [::]:25 role=smtp greet-pause=5s\n",
+	    "listen [::]:25 role=smtp greet-pause=5s" },
+	{ "listen IPv6 canonical form", "listen [0:0:0:0:0:0:0:1]:2525\n",
+	    "listen [::1]:2525 role=smtp" },
+	{ "listen optional", "listen [::1]:2526 optional\n",
+	    "listen [::1]:2526 role=smtp optional" },
+	{ "greet-pause 0 is none", "listen 127.0.0.1:25 greet-pause=0\n",
+	    "listen 127.0.0.1:25 role=smtp" },
+	{ "greet-pause bare seconds", "listen 127.0.0.1:25 greet-pause=120\n",
+	    "listen 127.0.0.1:25 role=smtp greet-pause=2m" },
+	{ "greet-pause at maximum", "listen 127.0.0.1:25 greet-pause=10m\n",
+	    "listen 127.0.0.1:25 role=smtp greet-pause=10m" },
+	{ "listen port 65535", "listen 127.0.0.1:65535\n",
+	    "listen 127.0.0.1:65535 role=smtp" },
+	{ "local-domains lower-cased, repeated, deduplicated",
+	    "local-domains Example.ORG localhost\n"
+	    "local-domains example.org b.example\n",
+	    "local-domains example.org localhost b.example" },
+	{ "recipients any", "recipients any\n", "recipients any" },
+	{ "recipients system", "recipients system\n", "recipients system" },
+	{ "mailbox absolute", "mailbox maildir:/var/mail/%u/Maildir\n",
+	    "mailbox maildir:/var/mail/%u/Maildir" },
+	{ "mailbox all escapes", "mailbox maildir:/m/%d/%u/%a/%%\n",
+	    "mailbox maildir:/m/%d/%u/%a/%%" },
+	{ "mailbox $home expanded", "home /srv/t\nmailbox maildir:$home/m/%u\n",
+	    "mailbox maildir:/srv/t/m/%u" },
+	{ "mailbox quoted", "mailbox \"maildir:/var/mail box/%u\"\n",
+	    "mailbox \"maildir:/var/mail box/%u\"" },
+	{ "mailbox partly quoted", "mailbox maildir:\"/var/mail x/%u\"\n",
+	    "mailbox \"maildir:/var/mail x/%u\"" },
+	{ "default mailbox follows home", "home /srv/x\n",
+	    "mailbox maildir:/srv/x/mail/%u/Maildir" },
+	{ "default mailbox keeps % in home literal", "home /srv/50%\n",
+	    "mailbox maildir:/srv/50%%/mail/%u/Maildir" },
+	{ "trusted networks and bare addresses",
+	    "trusted-networks 127.0.0.0/8 ::1 10.1.2.3 2001:db8::/32\n",
+	    "trusted-networks 127.0.0.0/8 ::1/128 10.1.2.3/32 2001:db8::/32" },
+	{ "trusted networks on several lines",
+	    "trusted-networks 10.0.0.0/8\ntrusted-networks 0.0.0.0/0\n",
+	    "trusted-networks 10.0.0.0/8 0.0.0.0/0" },
+	{ "trusted none", "trusted-networks none\n", "trusted-networks none" },
+	{ "limits subset keeps other defaults",
+	    "limits message-size=35M recipients=100\n",
+	    "limits message-size=35M recipients=100 line-length=1000 "
+	    "sessions=10000 spool-reserve=100M" },
+	{ "limits at their minimums",
+	    "limits message-size=1K recipients=1 line-length=80 sessions=1 "
+	    "spool-reserve=0\n",
+	    "limits message-size=1K recipients=1 line-length=80 sessions=1 "
+	    "spool-reserve=0" },
+	{ "limits at their maximums",
+	    "limits line-length=1048576 recipients=1000000 "
+	    "sessions=1000000\n",
+	    "limits message-size=50M recipients=1000000 line-length=1048576 "
+	    "sessions=1000000 spool-reserve=100M" },
+	{ "limits sizes: bytes, lower-case unit, G",
+	    "limits message-size=1536 spool-reserve=2g\n",
+	    "limits message-size=1536 recipients=1000 line-length=1000 "
+	    "sessions=10000 spool-reserve=2G" },
+	{ "timeouts command only", "timeouts command=30s\n",
+	    "timeouts command=30s data=10m" },
+	{ "timeouts bare seconds", "timeouts data=3600\n",
+	    "timeouts command=5m data=1h" },
+	{ "timeouts at maximum", "timeouts command=1s data=1d\n",
+	    "timeouts command=1s data=1d" },
+	{ "retry all three", "retry first=1m max=2h lifetime=3d\n",
+	    "retry first=1m max=2h lifetime=3d" },
+	{ "retry first equal to default max", "retry first=1h\n",
+	    "retry first=1h max=1h lifetime=5d" },
+	{ "retry max only", "retry max=10m lifetime=90m\n",
+	    "retry first=5m max=10m lifetime=90m" },
+	{ "log syslog verbose", "log syslog verbose\n", "log syslog verbose" },
+	{ "log stderr", "log stderr\n", "log stderr" },
+};
+
+static void
+test_valid(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(valid_cases) / sizeof(valid_cases[0]); i++) {
+		const struct valid_case *vc = &valid_cases[i];
+		char *path, *errs, *out = NULL;
+		struct conf *c = load_text(vc->text, &path, &errs);
+
+		if (c != NULL)
+			out = printed(c);
+		if (c == NULL || errs[0] != '\0' || !has_line(out, vc->line))
+			fail_msg("%s: want \"%s\"; stderr: %s\nprinted:\n%s",
+			    vc->what, vc->line, errs, out ? out : "-");
+		free(out);
+		done(c, path, errs);
+	}
+}
+
+/* ---- invalid forms: the exact messages -------------------------------- */
+
+struct invalid_case {
+	const char *what;
+	const char *text;
+	const char *errors; /* all of stderr; %F is the file name */
+};
+
+static const struct invalid_case invalid_cases[] = {
+	/* syntax */
+	{ "unknown key", "colour blue\n", "%F:1: unknown key \"colour\"\n" },
+	{ "key is case-sensitive", "Hostname a.example\n",
+	    "%F:1: unknown key \"Hostname\"\n" },
+	{ "line numbers count comments and blanks", "# c\n\n  \nfoo bar\n",
+	    "%F:4: unknown key \"foo\"\n" },
+	{ "unterminated quote", "home \"/tmp/x\n",
+	    "%F:1: unterminated quoted word\n" },
+	{ "bad escape", "home \"/tmp/\\x\"\n",
+	    "%F:1: bad escape in quoted word (only \\\" and \\\\)\n" },
+	{ "control character", "hostname a\001b\n",
+	    "%F:1: control character 0x01 in line\n" },
+	{ "lone CR inside a line", "hostname a\rb\n",
+	    "%F:1: control character 0x0d in line\n" },
+	{ "single-valued key repeated",
+	    "hostname a.example\n\nhostname b.example\n",
+	    "%F:3: hostname given twice (first at line 1)\n" },
+	{ "limits repeated", "limits recipients=5\nlimits sessions=5\n",
+	    "%F:2: limits given twice (first at line 1)\n" },
+	{ "every error of a file is reported",
+	    "colour blue\nhostname\nlimits recipients=0 sessions=x\n"
+	    "hostname ok.example\nlog\n",
+	    "%F:1: unknown key \"colour\"\n"
+	    "%F:2: hostname takes exactly one value\n"
+	    "%F:3: limits: recipients=0 is below the minimum 1\n"
+	    "%F:3: limits: sessions=x is not a number\n"
+	    "%F:4: hostname given twice (first at line 2)\n"
+	    "%F:5: log takes stderr or syslog, then optionally verbose\n" },
+	/* keys of later versions */
+	{ "tls later", "tls cert=/a key=/b\n",
+	    "%F:1: tls is not supported by this version of tern yet\n" },
+	{ "relay-domains later", "relay-domains dma.org\n",
+	    "%F:1: relay-domains is not supported by this version of tern "
+	    "yet\n" },
+	{ "mailbox-for later", "mailbox-for pea pipe:\"/bin/x -d pea\"\n",
+	    "%F:1: mailbox-for is not supported by this version of tern "
+	    "yet\n" },
+	{ "aliases later", "aliases /etc/aliases\n",
+	    "%F:1: aliases is not supported by this version of tern yet\n" },
+	{ "users later", "users /etc/tern/users\n",
+	    "%F:1: users is not supported by this version of tern yet\n" },
+	{ "route later", "route dma.org [dmapub.dma.org]:25\n",
+	    "%F:1: route is not supported by this version of tern yet\n" },
+	{ "smarthost later", "smarthost [relay.example.net]:587\n",
+	    "%F:1: smarthost is not supported by this version of tern yet\n" },
+	{ "resolver later", "resolver 198.51.100.53\n",
+	    "%F:1: resolver is not supported by this version of tern yet\n" },
+	/* hostname, home, user */
+	{ "hostname missing", "hostname\n",
+	    "%F:1: hostname takes exactly one value\n" },
+	{ "hostname two values", "hostname a.example b.example\n",
+	    "%F:1: hostname takes exactly one value\n" },
+	{ "hostname empty label", "hostname a..example\n",
+	    "%F:1: hostname: \"a..example\" is not a valid domain name\n" },
+	{ "hostname leading hyphen", "hostname -a.example\n",
+	    "%F:1: hostname: \"-a.example\" is not a valid domain name\n" },
+	{ "hostname trailing dot", "hostname a.example.\n",
+	    "%F:1: hostname: \"a.example.\" is not a valid domain name\n" },
+	{ "hostname address literal", "hostname [127.0.0.1]\n",
+	    "%F:1: hostname: \"[127.0.0.1]\" is not a valid domain name\n" },
+	{ "hostname empty quoted", "hostname \"\"\n",
+	    "%F:1: hostname: \"\" is not a valid domain name\n" },
+	{ "home relative", "home var\n",
+	    "%F:1: home: \"var\" is not an absolute path\n" },
+	{ "home missing", "home\n", "%F:1: home takes exactly one value\n" },
+	{ "user with space", "user \"a b\"\n",
+	    "%F:1: user: \"a b\" is not a valid user name\n" },
+	{ "user leading hyphen", "user -r\n",
+	    "%F:1: user: \"-r\" is not a valid user name\n" },
+	{ "user too long", "user abcdefghijabcdefghijabcdefghijabc\n",
+	    "%F:1: user: \"abcdefghijabcdefghijabcdefghijabc\" is not a valid "
+	    "user name\n" },
+	/* listen */
+	{ "listen without address", "listen\n",
+	    "%F:1: listen needs ADDR:PORT\n" },
+	{ "listen without port", "listen 127.0.0.1\n",
+	    "%F:1: listen: \"127.0.0.1\" is not ADDR:PORT (IPv6 in brackets: "
+	    "[::1]:2525)\n" },
+	{ "listen IPv6 without brackets", "listen ::1:25\n",
+	    "%F:1: listen: \"::1:25\" is not ADDR:PORT (IPv6 in brackets: "
+	    "[::1]:2525)\n" },
+	{ "listen bracket without port", "listen [::1]\n",
+	    "%F:1: listen: \"[::1]\" is not ADDR:PORT (IPv6 in brackets: "
+	    "[::1]:2525)\n" },
+	{ "listen host name", "listen localhost:25\n",
+	    "%F:1: listen: \"localhost\" is not a numeric IPv4 address\n" },
+	{ "listen IPv4 in brackets", "listen [127.0.0.1]:25\n",
+	    "%F:1: listen: \"127.0.0.1\" is not a numeric IPv6 address\n" },
+	{ "listen bad IPv6", "listen [::g]:25\n",
+	    "%F:1: listen: \"::g\" is not a numeric IPv6 address\n" },
+	{ "listen port 0", "listen 127.0.0.1:0\n",
+	    "%F:1: listen: port \"0\" is not a number from 1 to 65535\n" },
+	{ "listen port 65536", "listen 127.0.0.1:65536\n",
+	    "%F:1: listen: port \"65536\" is not a number from 1 to 65535\n" },
+	{ "listen port empty", "listen 127.0.0.1:\n",
+	    "%F:1: listen: port \"\" is not a number from 1 to 65535\n" },
+	{ "listen port by name", "listen 127.0.0.1:smtp\n",
+	    "%F:1: listen: port \"smtp\" is not a number from 1 to 65535\n" },
+	{ "role=submission needs TLS",
+	    "listen 0.0.0.0:587 role=submission\n",
+	    "%F:1: role=submission needs TLS, which this version of tern does "
+	    "not support yet\n" },
+	{ "role=submissions needs TLS",
+	    "listen 0.0.0.0:465 role=submissions\n",
+	    "%F:1: role=submissions needs TLS, which this version of tern does "
+	    "not support yet\n" },
+	{ "unknown role", "listen 0.0.0.0:24 role=lmtp\n",
+	    "%F:1: listen: unknown role \"lmtp\" (smtp, submission or "
+	    "submissions)\n" },
+	{ "greet-pause not a duration", "listen 0.0.0.0:25 greet-pause=5x\n",
+	    "%F:1: listen: greet-pause=5x is not a duration (like 30s, 5m, 1h, "
+	    "5d)\n" },
+	{ "greet-pause above maximum", "listen 0.0.0.0:25 greet-pause=11m\n",
+	    "%F:1: listen: greet-pause=11m is above the maximum 10m\n" },
+	{ "listen option twice", "listen 0.0.0.0:25 role=smtp role=smtp\n",
+	    "%F:1: listen: role=smtp given twice\n" },
+	{ "listen unknown option", "listen 0.0.0.0:25 tls=yes\n",
+	    "%F:1: listen: unknown option \"tls\" (known: role, "
+	    "greet-pause)\n" },
+	{ "listen bare word", "listen 0.0.0.0:25 fast\n",
+	    "%F:1: listen: expected name=value, not \"fast\"\n" },
+	{ "listen address twice", "listen 127.0.0.1:25\nlisten 127.0.0.1:25\n",
+	    "%F:2: listen: 127.0.0.1:25 given twice\n" },
+	{ "listen IPv6 twice, spelled differently",
+	    "listen [::1]:25\nlisten [0::1]:25\n",
+	    "%F:2: listen: [0::1]:25 given twice\n" },
+	/* local-domains, recipients, mailbox */
+	{ "local-domains empty", "local-domains\n",
+	    "%F:1: local-domains needs at least one domain\n" },
+	{ "local-domains bad domain", "local-domains ok.example a..b\n",
+	    "%F:1: local-domains: \"a..b\" is not a valid domain name\n" },
+	{ "recipients unknown mode", "recipients some\n",
+	    "%F:1: recipients: \"some\" is not any, system or "
+	    "file:/absolute/path\n" },
+	{ "recipients relative file", "recipients file:recips\n",
+	    "%F:1: recipients: \"file:recips\" is not any, system or "
+	    "file:/absolute/path\n" },
+	{ "recipients file missing",
+	    "recipients file:/nonexistent/tern-recipients\n",
+	    "%F:1: recipients: cannot read /nonexistent/tern-recipients: No "
+	    "such file or directory\n" },
+	{ "recipients file is a directory", "\nrecipients file:/tmp\n",
+	    "%F:2: recipients: cannot read /tmp: Is a directory\n" },
+	{ "recipients two values", "recipients any system\n",
+	    "%F:1: recipients takes exactly one value\n" },
+	{ "mailbox mbox later", "mailbox mbox:/var/mail/%u\n",
+	    "%F:1: mailbox: mbox: is not supported yet (only maildir:)\n" },
+	{ "mailbox pipe later", "mailbox pipe:\"/usr/bin/procmail -d %u\"\n",
+	    "%F:1: mailbox: pipe: is not supported yet (only maildir:)\n" },
+	{ "mailbox lmtp later", "mailbox lmtp:unix:/run/dovecot/lmtp\n",
+	    "%F:1: mailbox: lmtp: is not supported yet (only maildir:)\n" },
+	{ "mailbox without kind", "mailbox /var/mail/%u\n",
+	    "%F:1: mailbox: \"/var/mail/%u\" is not maildir:PATTERN\n" },
+	{ "mailbox relative, at its own line",
+	    "hostname a.example\nmailbox maildir:Maildir\n",
+	    "%F:2: mailbox: maildir:Maildir is not an absolute path\n" },
+	{ "mailbox empty pattern", "mailbox maildir:\n",
+	    "%F:1: mailbox: maildir: is not an absolute path\n" },
+	{ "mailbox unknown escape", "mailbox maildir:/m/%x\n",
+	    "%F:1: mailbox: \"%x\" is not %u, %d, %a or %%\n" },
+	{ "mailbox trailing percent", "mailbox maildir:/m/%\n",
+	    "%F:1: mailbox: \"%\" is not %u, %d, %a or %%\n" },
+	/* trusted-networks */
+	{ "trusted empty", "trusted-networks\n",
+	    "%F:1: trusted-networks needs networks or none\n" },
+	{ "trusted host bits", "trusted-networks 10.0.0.1/8\n",
+	    "%F:1: trusted-networks: \"10.0.0.1/8\" has bits set after the "
+	    "prefix\n" },
+	{ "trusted IPv6 host bits", "trusted-networks 2001:db8::1/64\n",
+	    "%F:1: trusted-networks: \"2001:db8::1/64\" has bits set after the "
+	    "prefix\n" },
+	{ "trusted IPv4 prefix too long", "trusted-networks 10.0.0.0/33\n",
+	    "%F:1: trusted-networks: \"10.0.0.0/33\" has a prefix that is not "
+	    "0 to 32\n" },
+	{ "trusted IPv6 prefix too long", "trusted-networks ::/129\n",
+	    "%F:1: trusted-networks: \"::/129\" has a prefix that is not 0 to "
+	    "128\n" },
+	{ "trusted empty prefix", "trusted-networks 10.0.0.0/\n",
+	    "%F:1: trusted-networks: \"10.0.0.0/\" has a prefix that is not 0 "
+	    "to 32\n" },
+	{ "trusted host name", "trusted-networks example.org\n",
+	    "%F:1: trusted-networks: \"example.org\" is not an address or "
+	    "ADDR/PREFIX\n" },
+	{ "trusted none with networks", "trusted-networks none 10.0.0.0/8\n",
+	    "%F:1: trusted-networks: none cannot be combined with networks\n" },
+	{ "trusted networks after none",
+	    "trusted-networks none\ntrusted-networks ::1\n",
+	    "%F:2: trusted-networks: none cannot be combined with networks\n" },
+	{ "trusted none after networks",
+	    "trusted-networks ::1\ntrusted-networks none\n",
+	    "%F:2: trusted-networks: none cannot be combined with networks\n" },
+	/* limits */
+	{ "limits empty", "limits\n",
+	    "%F:1: limits needs at least one name=value\n" },
+	{ "limits without name", "limits 35M\n",
+	    "%F:1: limits: expected name=value, not \"35M\"\n" },
+	{ "limits unknown name", "limits foo=1\n",
+	    "%F:1: limits: unknown option \"foo\" (known: message-size, "
+	    "recipients, line-length, sessions, spool-reserve)\n" },
+	{ "limits name twice", "limits recipients=5 recipients=6\n",
+	    "%F:1: limits: recipients given twice\n" },
+	{ "message-size below 1K", "limits message-size=1000\n",
+	    "%F:1: limits: message-size=1000 is below the minimum 1K\n" },
+	{ "message-size bad unit", "limits message-size=5X\n",
+	    "%F:1: limits: message-size=5X is not a size (like 512K, 50M, "
+	    "1G)\n" },
+	{ "message-size overflow", "limits message-size=99999999999999999G\n",
+	    "%F:1: limits: message-size=99999999999999999G is not a size (like "
+	    "512K, 50M, 1G)\n" },
+	{ "recipients 0", "limits recipients=0\n",
+	    "%F:1: limits: recipients=0 is below the minimum 1\n" },
+	{ "recipients negative", "limits recipients=-1\n",
+	    "%F:1: limits: recipients=-1 is not a number\n" },
+	{ "recipients above maximum", "limits recipients=1000001\n",
+	    "%F:1: limits: recipients=1000001 is above the maximum 1000000\n" },
+	{ "line-length below 80", "limits line-length=79\n",
+	    "%F:1: limits: line-length=79 is below the minimum 80\n" },
+	{ "line-length above 1 MiB", "limits line-length=1048577\n",
+	    "%F:1: limits: line-length=1048577 is above the maximum "
+	    "1048576\n" },
+	{ "sessions empty", "limits sessions=\n",
+	    "%F:1: limits: sessions= is not a number\n" },
+	{ "spool-reserve bad", "limits spool-reserve=lots\n",
+	    "%F:1: limits: spool-reserve=lots is not a size (like 512K, 50M, "
+	    "1G)\n" },
+	/* timeouts, retry, log */
+	{ "timeouts zero", "timeouts command=0\n",
+	    "%F:1: timeouts: command=0 is below the minimum 1s\n" },
+	{ "timeouts above a day", "timeouts data=2d\n",
+	    "%F:1: timeouts: data=2d is above the maximum 1d\n" },
+	{ "timeouts unit", "timeouts data=5w\n",
+	    "%F:1: timeouts: data=5w is not a duration (like 30s, 5m, 1h, "
+	    "5d)\n" },
+	{ "timeouts unknown", "timeouts idle=5m\n",
+	    "%F:1: timeouts: unknown option \"idle\" (known: command, "
+	    "data)\n" },
+	{ "retry first above default max", "retry first=2h\n",
+	    "%F:1: retry: first=2h is longer than max=1h\n" },
+	{ "retry first above max", "retry first=10m max=5m\n",
+	    "%F:1: retry: first=10m is longer than max=5m\n" },
+	{ "retry lifetime above a year", "retry lifetime=366d\n",
+	    "%F:1: retry: lifetime=366d is above the maximum 365d\n" },
+	{ "retry first zero", "retry first=0s\n",
+	    "%F:1: retry: first=0s is below the minimum 1s\n" },
+	{ "log missing", "log\n",
+	    "%F:1: log takes stderr or syslog, then optionally verbose\n" },
+	{ "log unknown target", "log file\n",
+	    "%F:1: log: \"file\" is not stderr or syslog\n" },
+	{ "log unknown flag", "log stderr loud\n",
+	    "%F:1: log takes stderr or syslog, then optionally verbose\n" },
+};
+
+static void
+test_invalid(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(invalid_cases) / sizeof(invalid_cases[0]);
+	     i++) {
+		const struct invalid_case *ic = &invalid_cases[i];
+		char *path, *errs, *want;
+		struct conf *c = load_text(ic->text, &path, &errs);
+
+		want = expand_file(ic->errors, path);
+		if (c != NULL || strcmp(errs, want) != 0)
+			fail_msg("%s: loaded=%d\nwant: %sgot:  %s", ic->what,
+			    c != NULL, want, errs);
+		free(want);
+		done(c, path, errs);
+	}
+}
+
+/* a NUL byte cannot sit in a C string table row */
+static void
+test_nul_byte(void **state)
+{
+	static const char text[] = "hostname a\0b.example\n";
+	char *path = write_tmp(text, sizeof(text) - 1), *errs, *want;
+	struct conf *c = load(path, &errs);
+
+	(void)state;
+	want = xasprintf("%s:1: NUL byte in line\n", path);
+	assert_null(c);
+	assert_string_equal(errs, want);
+	free(want);
+	done(c, path, errs);
+}
+
+static void
+test_missing_file(void **state)
+{
+	char *errs;
+	struct conf *c = load("/nonexistent/tern.conf", &errs);
+
+	(void)state;
+	assert_null(c);
+	assert_string_equal(errs, "/nonexistent/tern.conf: cannot open: No "
+	    "such file or directory\n");
+	free(errs);
+}
+
+/* every key conf_keys() names is one the parser knows */
+static void
+test_keys_known(void **state)
+{
+	const char *const *k;
+	size_t n = 0;
+
+	(void)state;
+	for (k = conf_keys(); *k != NULL; k++, n++) {
+		char *text = xasprintf("%s\n", *k), *path, *errs;
+		struct conf *c = load_text(text, &path, &errs);
+
+		if (c != NULL || strstr(errs, "unknown key") != NULL ||
+		    strstr(errs, "not supported") != NULL)
+			fail_msg("key %s: %s", *k, errs);
+		free(text);
+		done(c, path, errs);
+	}
+	assert_true(n > 0);
+}
+
+/* ---- fields and defaults ---------------------------------------------- */
+
+static char *
+cwd_join(const char *rel)
+{
+	char *cwd = getcwd(NULL, 0), *s;
+
+	assert_non_null(cwd);
+	s = xasprintf("%s/%s", strcmp(cwd, "/") == 0 ? "" : cwd, rel);
+	free(cwd);
+	return s;
+}
+
+static void
+check_listen(const struct conf_listen *l, int family, const char *addr,
+    int port, int optional)
+{
+	unsigned char bin[16];
+
+	assert_string_equal(l->addr, addr);
+	assert_int_equal(l->port, port);
+	assert_int_equal(l->role, ROLE_SMTP);
+	assert_int_equal(l->optional, optional);
+	assert_int_equal(l->ss.ss_family, family);
+	assert_int_equal(inet_pton(family, addr, bin), 1);
+	if (family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)&l->ss;
+
+		assert_int_equal(l->sslen, sizeof(*sin));
+		assert_int_equal(ntohs(sin->sin_port), port);
+		assert_memory_equal(&sin->sin_addr, bin, 4);
+		return;
+	}
+	const struct sockaddr_in6 *sin6 = (const void *)&l->ss;
+
+	assert_int_equal(l->sslen, sizeof(*sin6));
+	assert_int_equal(ntohs(sin6->sin6_port), port);
+	assert_memory_equal(&sin6->sin6_addr, bin, 16);
+}
+
+static void
+test_defaults(void **state)
+{
+	char host[256] = "", *home = cwd_join("var"), *mbox, *errs;
+	struct conf *c = load(NULL, &errs);
+
+	(void)state;
+	assert_non_null(c);
+	assert_string_equal(errs, "");
+	assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
+	assert_null(c->file);
+	assert_string_equal(c->hostname, host);
+	assert_string_equal(c->home, home);
+	assert_string_equal(c->user, "tern");
+	assert_int_equal(c->user_set, 0);
+	assert_int_equal(c->nlistens, 2);
+	check_listen(&c->listens[0], AF_INET, "127.0.0.1", 2525, 0);
+	check_listen(&c->listens[1], AF_INET6, "::1", 2525, 1);
+	assert_int_equal(c->listens[0].greet_pause_ms, 0);
+	assert_true(c->nlocal_domains >= 1);
+	assert_string_equal(c->local_domains[0], "localhost");
+	assert_true(conf_is_local_domain(c, host));
+	assert_int_equal(c->recipients, RECIPIENTS_ANY);
+	mbox = xasprintf("maildir:%s/mail/%%u/Maildir", home);
+	assert_string_equal(c->mailbox, mbox);
+	assert_int_equal(c->ntrusted, 0);
+	assert_int_equal(c->message_size, 50 * 1024 * 1024);
+	assert_int_equal(c->max_rcpts, 1000);
+	assert_int_equal(c->line_length, 1000);
+	assert_int_equal(c->max_sessions, 10000);
+	assert_int_equal(c->spool_reserve, 100 * 1024 * 1024);
+	assert_int_equal(c->timeout_command_ms, 5 * 60 * 1000);
+	assert_int_equal(c->timeout_data_ms, 10 * 60 * 1000);
+	assert_int_equal(c->retry_first_ms, 5 * 60 * 1000);
+	assert_int_equal(c->retry_max_ms, 60 * 60 * 1000);
+	assert_int_equal(c->retry_lifetime_ms, 5LL * 24 * 60 * 60 * 1000);
+	assert_int_equal(c->log_syslog, 0);
+	assert_int_equal(c->verbose, 0);
+	free(mbox);
+	free(home);
+	done(c, NULL, errs);
+}
+
+/* the values a file sets reach the struct in the documented units */
+static void
+test_fields(void **state)
+{
+	char *path, *errs;
+	struct conf *c = load_text("hostname MX.example.org\nuser mailer\n"
+	    "listen [::]:25 greet-pause=5s\nlocal-domains A.example\n"
+	    "limits message-size=35M line-length=2000 spool-reserve=1G\n"
+	    "timeouts command=1m data=2m\nretry first=1s max=2s lifetime=3s\n"
+	    "log syslog\n", &path, &errs);
+
+	(void)state;
+	assert_non_null(c);
+	assert_string_equal(c->file, path);
+	assert_string_equal(c->hostname, "MX.example.org");
+	assert_string_equal(c->user, "mailer");
+	assert_int_equal(c->user_set, 1);
+	assert_int_equal(c->nlistens, 1);
+	check_listen(&c->listens[0], AF_INET6, "::", 25, 0);
+	assert_int_equal(c->listens[0].greet_pause_ms, 5000);
+	assert_int_equal(c->nlocal_domains, 1);
+	assert_string_equal(c->local_domains[0], "a.example");
+	assert_int_equal(c->message_size, 35 * 1024 * 1024);
+	assert_int_equal(c->line_length, 2000);
+	assert_int_equal(c->spool_reserve, 1024 * 1024 * 1024);
+	assert_int_equal(c->timeout_command_ms, 60000);
+	assert_int_equal(c->timeout_data_ms, 120000);
+	assert_int_equal(c->retry_first_ms, 1000);
+	assert_int_equal(c->retry_max_ms, 2000);
+	assert_int_equal(c->retry_lifetime_ms, 3000);
+	assert_int_equal(c->log_syslog, 1);
+	assert_int_equal(c->verbose, 0);
+	done(c, path, errs);
+}
+
+/* ---- $TERN_HOME ------------------------------------------------------- */
+
+struct home_case {
+	const char *what;
+	const char *text;     /* NULL: embedded defaults */
+	const char *env;      /* $TERN_HOME, NULL: unset */
+	const char *home;     /* expected; relative: against the cwd */
+	const char *mailbox;  /* expected; relative: against the cwd */
+};
+
+static const struct home_case home_cases[] = {
+	{ "default is ./var", NULL, NULL, "var",
+	    "var/mail/%u/Maildir" },
+	{ "file sets home", "home /srv/tern\n", NULL, "/srv/tern",
+	    "/srv/tern/mail/%u/Maildir" },
+	{ "TERN_HOME overrides the default", NULL, "/tmp/th/", "/tmp/th",
+	    "/tmp/th/mail/%u/Maildir" },
+	{ "TERN_HOME overrides the file", "home /srv/tern\n", "/tmp/th",
+	    "/tmp/th", "/tmp/th/mail/%u/Maildir" },
+	{ "TERN_HOME relative is made absolute", NULL, "./rel//h", "rel/h",
+	    "rel/h/mail/%u/Maildir" },
+	{ "empty TERN_HOME is ignored", "home /srv/tern\n", "", "/srv/tern",
+	    "/srv/tern/mail/%u/Maildir" },
+	{ "TERN_HOME feeds $home in mailbox",
+	    "home /srv/tern\nmailbox maildir:$home/box/%u\n", "/tmp/th",
+	    "/tmp/th", "/tmp/th/box/%u" },
+	{ "explicit mailbox is not moved by TERN_HOME",
+	    "mailbox maildir:/var/mail/%u\n", "/tmp/th", "/tmp/th",
+	    "/var/mail/%u" },
+};
+
+static char *
+abs_or_cwd(const char *s)
+{
+	return s[0] == '/' ? xstrdup(s) : cwd_join(s);
+}
+
+static void
+test_tern_home(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(home_cases) / sizeof(home_cases[0]); i++) {
+		const struct home_case *hc = &home_cases[i];
+		char *path = NULL, *errs, *home = abs_or_cwd(hc->home);
+		char *mtail = abs_or_cwd(hc->mailbox);
+		char *mbox = xasprintf("maildir:%s", mtail);
+		struct conf *c;
+
+		if (hc->env != NULL)
+			setenv("TERN_HOME", hc->env, 1);
+		c = hc->text ? load_text(hc->text, &path, &errs)
+			     : load(NULL, &errs);
+		unsetenv("TERN_HOME");
+		if (c == NULL || strcmp(c->home, home) != 0 ||
+		    strcmp(c->mailbox, mbox) != 0)
+			fail_msg("%s: home %s mailbox %s; want %s %s", hc->what,
+			    c ? c->home : "-", c ? c->mailbox : "-", home,
+			    mbox);
+		free(home);
+		free(mtail);
+		free(mbox);
+		done(c, path, errs);
+	}
+}
+
+/* ---- conf_find_path --------------------------------------------------- */
+
+static void
+test_find_path(void **state)
+{
+	const char *sys = access("/etc/tern/tern.conf", F_OK) == 0
+	    ? "/etc/tern/tern.conf" : NULL;
+	const char *got;
+
+	(void)state;
+	assert_string_equal(conf_find_path("/x/explicit.conf"),
+	    "/x/explicit.conf");
+	setenv("TERN_CONF", "/x/env.conf", 1);
+	assert_string_equal(conf_find_path("/x/explicit.conf"),
+	    "/x/explicit.conf");
+	assert_string_equal(conf_find_path(NULL), "/x/env.conf");
+	setenv("TERN_CONF", "", 1);
+	got = conf_find_path(NULL);
+	if (sys == NULL)
+		assert_null(got);
+	else
+		assert_string_equal(got, sys);
+	unsetenv("TERN_CONF");
+	got = conf_find_path(NULL);
+	if (sys == NULL)
+		assert_null(got);
+	else
+		assert_string_equal(got, sys);
+}
+
+/* ---- round trip through conf_print ------------------------------------ */
+
+static void
+assert_conf_equal(const struct conf *a, const struct conf *b)
+{
+	size_t i;
+
+	assert_string_equal(a->hostname, b->hostname);
+	assert_string_equal(a->home, b->home);
+	assert_string_equal(a->user, b->user);
+	/* user_set is not compared: printing makes the user explicit */
+	assert_int_equal(a->nlistens, b->nlistens);
+	for (i = 0; i < a->nlistens; i++) {
+		const struct conf_listen *x = &a->listens[i];
+		const struct conf_listen *y = &b->listens[i];
+
+		assert_string_equal(x->addr, y->addr);
+		assert_int_equal(x->port, y->port);
+		assert_int_equal(x->role, y->role);
+		assert_int_equal(x->greet_pause_ms, y->greet_pause_ms);
+		assert_int_equal(x->optional, y->optional);
+		assert_int_equal(x->sslen, y->sslen);
+		assert_memory_equal(&x->ss, &y->ss, x->sslen);
+	}
+	assert_int_equal(a->nlocal_domains, b->nlocal_domains);
+	for (i = 0; i < a->nlocal_domains; i++)
+		assert_string_equal(a->local_domains[i], b->local_domains[i]);
+	assert_int_equal(a->recipients, b->recipients);
+	if (a->recipients == RECIPIENTS_FILE)
+		assert_string_equal(a->recipients_file, b->recipients_file);
+	assert_int_equal(a->nrecipient_list, b->nrecipient_list);
+	for (i = 0; i < a->nrecipient_list; i++)
+		assert_string_equal(a->recipient_list[i], b->recipient_list[i]);
+	assert_string_equal(a->mailbox, b->mailbox);
+	assert_int_equal(a->ntrusted, b->ntrusted);
+	if (a->ntrusted > 0)
+		assert_memory_equal(a->trusted, b->trusted,
+		    a->ntrusted * sizeof(*a->trusted));
+	assert_int_equal(a->message_size, b->message_size);
+	assert_int_equal(a->max_rcpts, b->max_rcpts);
+	assert_int_equal(a->line_length, b->line_length);
+	assert_int_equal(a->max_sessions, b->max_sessions);
+	assert_int_equal(a->spool_reserve, b->spool_reserve);
+	assert_int_equal(a->timeout_command_ms, b->timeout_command_ms);
+	assert_int_equal(a->timeout_data_ms, b->timeout_data_ms);
+	assert_int_equal(a->retry_first_ms, b->retry_first_ms);
+	assert_int_equal(a->retry_max_ms, b->retry_max_ms);
+	assert_int_equal(a->retry_lifetime_ms, b->retry_lifetime_ms);
+	assert_int_equal(a->log_syslog, b->log_syslog);
+	assert_int_equal(a->verbose, b->verbose);
+}
+
+struct trip_case {
+	const char *what;
+	const char *text; /* NULL: embedded defaults; %R: a recipients file */
+	const char *env;  /* $TERN_HOME or NULL */
+};
+
+static const struct trip_case trip_cases[] = {
+	{ "embedded defaults", NULL, NULL },
+	{ "embedded defaults under TERN_HOME", NULL, "/tmp/tern trip/h" },
+	{ "every key set",
+	    "hostname mx.example.org\nhome /srv/tern\nuser mailer\n"
+	    "listen 0.0.0.0:25 greet-pause=5s\nlisten [::]:25\n"
+	    "listen [::1]:2526 optional greet-pause=90\n"
+	    "local-domains example.org Example.NET\nrecipients file:%R\n"
+	    "mailbox \"maildir:/var/mail box/%u/Maildir\"\n"
+	    "trusted-networks 127.0.0.0/8 ::1 192.0.2.0/24 2001:db8::/32\n"
+	    "limits message-size=1536 recipients=7 line-length=80 sessions=3 "
+	    "spool-reserve=0\n"
+	    "timeouts command=90s data=1d\n"
+	    "retry first=1s max=365d lifetime=36h\nlog syslog verbose\n",
+	    NULL },
+	{ "quotes, backslashes and % in home",
+	    "home \"/tmp/50%\\\"q\\\\ x#\"\nrecipients system\nlog stderr\n",
+	    NULL },
+	{ "trusted none", "trusted-networks none\nhostname box\n", NULL },
+};
+
+static char *
+trip_text(const char *text, const char *recfile)
+{
+	struct buf b;
+	const char *s;
+
+	buf_init(&b);
+	for (s = text; *s; s++) {
+		if (s[0] == '%' && s[1] == 'R') {
+			buf_puts(&b, recfile);
+			s++;
+			continue;
+		}
+		buf_putc(&b, *s);
+	}
+	return b.data;
+}
+
+/* trip - load, print, load the print, print again: nothing may change */
+static void
+trip(const struct trip_case *tc, const char *recfile)
+{
+	char *text, *path = NULL, *path2, *errs, *errs2, *out, *out2;
+	struct conf *a, *b;
+
+	if (tc->env != NULL)
+		setenv("TERN_HOME", tc->env, 1);
+	text = tc->text ? trip_text(tc->text, recfile) : NULL;
+	a = text ? load_text(text, &path, &errs) : load(NULL, &errs);
+	if (a == NULL)
+		fail_msg("%s: %s", tc->what, errs);
+	out = printed(a);
+	b = load_text(out, &path2, &errs2);
+	if (b == NULL)
+		fail_msg("%s: printed form not accepted: %s\n%s", tc->what,
+		    errs2, out);
+	out2 = printed(b);
+	unsetenv("TERN_HOME");
+	assert_string_equal(errs2, "");
+	/* the first line names the source, so it differs */
+	assert_string_equal(strchr(out, '\n'), strchr(out2, '\n'));
+	assert_true(strncmp(out2, "# ", 2) == 0 && strstr(out2, path2) &&
+	    strchr(out2, '\n') > strstr(out2, path2));
+	assert_conf_equal(a, b);
+	free(text);
+	free(out);
+	free(out2);
+	done(a, path, errs);
+	done(b, path2, errs2);
+}
+
+static void
+test_round_trip(void **state)
+{
+	char *recfile = write_conf("alice\nbob@example.org\n");
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(trip_cases) / sizeof(trip_cases[0]); i++)
+		trip(&trip_cases[i], recfile);
+	unlink(recfile);
+	free(recfile);
+}
+
+static void
+test_print_source(void **state)
+{
+	char *errs, *out;
+	struct conf *c = load(NULL, &errs);
+
+	(void)state;
+	assert_non_null(c);
+	out = printed(c);
+	assert_true(strncmp(out, "# tern configuration from embedded "
+	    "defaults\n", strlen("# tern configuration from embedded "
+	    "defaults\n")) == 0);
+	/* one line per key, defaults included */
+	assert_true(has_line(out, "listen 127.0.0.1:2525 role=smtp"));
+	assert_true(has_line(out, "listen [::1]:2525 role=smtp optional"));
+	assert_true(has_line(out, "user tern"));
+	assert_true(has_line(out, "recipients any"));
+	assert_true(has_line(out, "trusted-networks none"));
+	assert_true(has_line(out, "limits message-size=50M recipients=1000 "
+	    "line-length=1000 sessions=10000 spool-reserve=100M"));
+	assert_true(has_line(out, "timeouts command=5m data=10m"));
+	assert_true(has_line(out, "retry first=5m max=1h lifetime=5d"));
+	assert_true(has_line(out, "log stderr"));
+	free(out);
+	done(c, NULL, errs);
+}
+
+/* ---- trusted-networks matcher ----------------------------------------- */
+
+struct trust_case {
+	const char *what;
+	const char *nets;   /* the trusted-networks value */
+	const char *client; /* numeric address */
+	int want;
+};
+
+static const struct trust_case trust_cases[] = {
+	{ "inside /8", "10.0.0.0/8", "10.255.1.2", 1 },
+	{ "outside /8", "10.0.0.0/8", "11.0.0.1", 0 },
+	{ "first of /25", "192.168.1.128/25", "192.168.1.128", 1 },
+	{ "last of /25", "192.168.1.128/25", "192.168.1.255", 1 },
+	{ "just below /25", "192.168.1.128/25", "192.168.1.127", 0 },
+	{ "bare IPv4 is /32", "127.0.0.1", "127.0.0.1", 1 },
+	{ "bare IPv4 neighbour", "127.0.0.1", "127.0.0.2", 0 },
+	{ "v4-mapped client in IPv4 net", "10.0.0.0/8", "::ffff:10.1.2.3", 1 },
+	{ "v4-mapped client outside", "10.0.0.0/8", "::ffff:11.1.2.3", 0 },
+	{ "v4-compatible is not mapped", "10.0.0.0/8", "::10.1.2.3", 0 },
+	{ "v4-mapped client in ::/0", "::/0", "::ffff:1.2.3.4", 1 },
+	{ "bare IPv6 is /128", "::1", "::1", 1 },
+	{ "bare IPv6 neighbour", "::1", "::2", 0 },
+	{ "inside /32", "2001:db8::/32", "2001:db8:ffff::1", 1 },
+	{ "outside /32", "2001:db8::/32", "2001:db9::1", 0 },
+	{ "inside /33", "2001:db8::/33", "2001:db8:7fff::1", 1 },
+	{ "outside /33", "2001:db8::/33", "2001:db8:8000::1", 0 },
+	{ "IPv4 /0 takes every IPv4", "0.0.0.0/0", "203.0.113.9", 1 },
+	{ "IPv4 /0 takes no IPv6", "0.0.0.0/0", "2001:db8::1", 0 },
+	{ "IPv6 /0 takes no IPv4", "::/0", "1.2.3.4", 0 },
+	{ "second network of a list", "10.0.0.0/8 ::1 192.0.2.0/24",
+	    "192.0.2.77", 1 },
+	{ "none", "none", "127.0.0.1", 0 },
+};
+
+static void
+client_sa(const char *addr, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		return;
+	}
+	assert_int_equal(inet_pton(AF_INET6, addr, &sin6->sin6_addr), 1);
+	sin6->sin6_family = AF_INET6;
+}
+
+static void
+test_trusted(void **state)
+{
+	struct sockaddr_storage ss;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(trust_cases) / sizeof(trust_cases[0]); i++) {
+		const struct trust_case *tc = &trust_cases[i];
+		char *text = xasprintf("trusted-networks %s\n", tc->nets);
+		char *path, *errs;
+		struct conf *c = load_text(text, &path, &errs);
+
+		assert_non_null(c);
+		client_sa(tc->client, &ss);
+		if (conf_is_trusted(c, (struct sockaddr *)&ss) != tc->want)
+			fail_msg("%s: %s in %s: want %d", tc->what,
+			    tc->client, tc->nets, tc->want);
+		free(text);
+		done(c, path, errs);
+	}
+}
+
+/* a unix-socket client (tern send) is never "trusted" by address */
+static void
+test_trusted_unix(void **state)
+{
+	struct sockaddr_un sun;
+	char *path, *errs;
+	struct conf *c = load_text("trusted-networks 0.0.0.0/0 ::/0\n", &path,
+	    &errs);
+
+	(void)state;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	assert_non_null(c);
+	assert_int_equal(conf_is_trusted(c, (struct sockaddr *)&sun), 0);
+	done(c, path, errs);
+}
+
+/* ---- local domains and recipients ------------------------------------- */
+
+struct domain_case {
+	const char *domain;
+	int want;
+};
+
+static const struct domain_case domain_cases[] = {
+	{ "example.org", 1 },
+	{ "EXAMPLE.Org", 1 },
+	{ "b.example", 1 },
+	{ "sub.example.org", 0 },
+	{ "example.org.evil", 0 },
+	{ "org", 0 },
+	{ "localhost", 0 }, /* not in an explicit list */
+	{ "", 0 },
+};
+
+static void
+test_local_domain(void **state)
+{
+	char *path, *errs;
+	struct conf *c = load_text("local-domains Example.org b.example\n",
+	    &path, &errs);
+	size_t i;
+
+	(void)state;
+	assert_non_null(c);
+	for (i = 0; i < sizeof(domain_cases) / sizeof(domain_cases[0]); i++)
+		if (conf_is_local_domain(c, domain_cases[i].domain) !=
+		    domain_cases[i].want)
+			fail_msg("domain \"%s\": want %d",
+			    domain_cases[i].domain, domain_cases[i].want);
+	done(c, path, errs);
+}
+
+struct rcpt_case {
+	const char *what;
+	const char *local;
+	const char *domain;
+	int want;
+};
+
+static const char recipients_text[] =
+	"# who gets mail\n"
+	"Alice\n"
+	"bob@Example.ORG   # bob only at example.org\n"
+	"\n"
+	"carol@example.net\n"
+	"  dave\t\n"
+	"alice\n";
+
+static const struct rcpt_case rcpt_cases[] = {
+	{ "bare entry, any domain", "alice", "example.org", 1 },
+	{ "bare entry, other domain", "alice", "other.example", 1 },
+	{ "entry with domain", "bob", "example.org", 1 },
+	{ "domain compared in any case", "bob", "EXAMPLE.org", 1 },
+	{ "entry with domain, other domain", "bob", "example.net", 0 },
+	{ "second domain entry", "carol", "example.net", 1 },
+	{ "second domain entry, other domain", "carol", "example.org", 0 },
+	{ "indented entry with tab", "dave", "x.example", 1 },
+	{ "not listed", "eve", "example.org", 0 },
+	{ "comment is not an entry", "who", "example.org", 0 },
+	{ "empty local part", "", "example.org", 0 },
+};
+
+static void
+test_recipients_file(void **state)
+{
+	char *rec = write_conf(recipients_text), *text, *path, *errs;
+	struct conf *c;
+	size_t i;
+
+	(void)state;
+	text = xasprintf("recipients file:%s\n", rec);
+	c = load_text(text, &path, &errs);
+	assert_non_null(c);
+	assert_int_equal(c->recipients, RECIPIENTS_FILE);
+	assert_string_equal(c->recipients_file, rec);
+	/* sorted, lower-cased, the repeated alice dropped */
+	assert_int_equal(c->nrecipient_list, 4);
+	assert_string_equal(c->recipient_list[0], "alice");
+	assert_string_equal(c->recipient_list[1], "bob@example.org");
+	assert_string_equal(c->recipient_list[2], "carol@example.net");
+	assert_string_equal(c->recipient_list[3], "dave");
+	for (i = 0; i < sizeof(rcpt_cases) / sizeof(rcpt_cases[0]); i++)
+		if (conf_recipient_known(c, rcpt_cases[i].local,
+		    rcpt_cases[i].domain) != rcpt_cases[i].want)
+			fail_msg("%s: want %d", rcpt_cases[i].what,
+			    rcpt_cases[i].want);
+	unlink(rec);
+	free(rec);
+	free(text);
+	done(c, path, errs);
+}
+
+/* bad entries are reported at their own line of the recipients file */
+static void
+test_recipients_file_errors(void **state)
+{
+	char *rec = write_conf("ok\nbad entry\n@nolocal\nx@bad..dom\n"
+	    "x@\nq\"x\n"), *text, *path, *errs, *want;
+	struct conf *c;
+
+	(void)state;
+	text = xasprintf("# r\nrecipients file:%s\n", rec);
+	c = load_text(text, &path, &errs);
+	want = xasprintf(
+	    "%1$s:2: \"bad entry\" is not a recipient (local or local@domain)\n"
+	    "%1$s:3: \"@nolocal\" is not a recipient (local or local@domain)\n"
+	    "%1$s:4: \"x@bad..dom\" is not a recipient (local or "
+	    "local@domain)\n"
+	    "%1$s:5: \"x@\" is not a recipient (local or local@domain)\n"
+	    "%1$s:6: \"q\"x\" is not a recipient (local or local@domain)\n",
+	    rec);
+	assert_null(c);
+	assert_string_equal(errs, want);
+	unlink(rec);
+	free(rec);
+	free(text);
+	free(want);
+	done(c, path, errs);
+}
+
+static void
+test_recipients_modes(void **state)
+{
+	char *path, *errs;
+	struct conf *c = load_text("recipients system\n", &path, &errs);
+
+	(void)state;
+	assert_non_null(c);
+	assert_int_equal(conf_recipient_known(c, "root", "example.org"), 1);
+	assert_int_equal(conf_recipient_known(c, "tern-no-such-user-q7",
+	    "example.org"), 0);
+	done(c, path, errs);
+	c = load_text("recipients any\n", &path, &errs);
+	assert_non_null(c);
+	assert_int_equal(conf_recipient_known(c, "tern-no-such-user-q7",
+	    "example.org"), 1);
+	done(c, path, errs);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_valid, setup_env),
+		cmocka_unit_test_setup(test_invalid, setup_env),
+		cmocka_unit_test_setup(test_nul_byte, setup_env),
+		cmocka_unit_test_setup(test_missing_file, setup_env),
+		cmocka_unit_test_setup(test_keys_known, setup_env),
+		cmocka_unit_test_setup(test_defaults, setup_env),
+		cmocka_unit_test_setup(test_fields, setup_env),
+		cmocka_unit_test_setup(test_tern_home, setup_env),
+		cmocka_unit_test_setup(test_find_path, setup_env),
+		cmocka_unit_test_setup(test_round_trip, setup_env),
+		cmocka_unit_test_setup(test_print_source, setup_env),
+		cmocka_unit_test_setup(test_trusted, setup_env),
+		cmocka_unit_test_setup(test_trusted_unix, setup_env),
+		cmocka_unit_test_setup(test_local_domain, setup_env),
+		cmocka_unit_test_setup(test_recipients_file, setup_env),
+		cmocka_unit_test_setup(test_recipients_file_errors, setup_env),
+		cmocka_unit_test_setup(test_recipients_modes, setup_env),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
