@@ -47,28 +47,23 @@
 
 enum child_kind { CHILD_SMTPD, CHILD_QUEUE, CHILD_COUNT };
 
-struct master;
-
 struct child {
-	struct master *master;
-	enum child_kind kind;
 	const char *name;
 	pid_t pid;
 	int64_t started;     /* monotonic ms */
 	int64_t delay_ms;    /* restart delay, grows while it crashes */
-	struct event *restart_ev;
+	int64_t restart_at;  /* monotonic ms, while pid is 0 */
 };
 
 struct master {
 	struct conf *conf;
-	struct event_base *base;
 	int *fds;
 	int drop;            /* switch to the unprivileged user */
 	uid_t uid;
 	gid_t gid;
 	int stopping;
 	struct child child[CHILD_COUNT];
-	struct event *kill_ev;
+	int64_t kill_at;     /* stopping: SIGKILL what still runs then */
 };
 
 /* mkdir_owned - create dir (and parents) if missing; chown it if dropping */
@@ -220,28 +215,18 @@ start_child(struct master *m, enum child_kind k)
 	smtpd_main(m->conf, m->fds, m->conf->nlistens);
 }
 
-static void
-restart_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct child *ch = arg;
-
-	(void)fd;
-	(void)what;
-	if (!ch->master->stopping)
-		start_child(ch->master, ch->kind);
-}
-
 /* child_exited - log the end of a child and plan its restart */
 static void
 child_exited(struct master *m, struct child *ch, int status)
 {
-	int64_t ran = util_mono_ms() - ch->started;
-	struct timeval tv;
+	int64_t now = util_mono_ms(), ran = now - ch->started;
 
-	if (WIFSIGNALED(status))
+	if (m->stopping)
+		log_debug("%s (pid %ld) ended", ch->name, (long)ch->pid);
+	else if (WIFSIGNALED(status))
 		log_warn("%s (pid %ld) killed by signal %d", ch->name,
 		    (long)ch->pid, WTERMSIG(status));
-	else if (!m->stopping || WEXITSTATUS(status) != 0)
+	else
 		log_warn("%s (pid %ld) exited with status %d", ch->name,
 		    (long)ch->pid, WEXITSTATUS(status));
 	ch->pid = 0;
@@ -251,11 +236,9 @@ child_exited(struct master *m, struct child *ch, int status)
 	    (ch->delay_ms ? ch->delay_ms * 2 : 1000) : 0;
 	if (ch->delay_ms > CHILD_RESTART_MAX_MS)
 		ch->delay_ms = CHILD_RESTART_MAX_MS;
+	ch->restart_at = now + ch->delay_ms;
 	log_info("restarting %s in %lld ms", ch->name,
 	    (long long)ch->delay_ms);
-	tv.tv_sec = ch->delay_ms / 1000;
-	tv.tv_usec = (ch->delay_ms % 1000) * 1000;
-	evtimer_add(ch->restart_ev, &tv);
 }
 
 static int
@@ -269,68 +252,103 @@ children_alive(const struct master *m)
 }
 
 static void
-sigchld_cb(evutil_socket_t sig, short what, void *arg)
+reap(struct master *m)
 {
-	struct master *m = arg;
 	pid_t pid;
 	int status, k;
 
-	(void)sig;
-	(void)what;
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		for (k = 0; k < CHILD_COUNT; k++)
 			if (m->child[k].pid == pid)
 				child_exited(m, &m->child[k], status);
 	}
-	if (m->stopping && children_alive(m) == 0)
-		event_base_loopexit(m->base, NULL);
 }
 
 static void
-kill_cb(evutil_socket_t fd, short what, void *arg)
+stop(struct master *m, int sig)
 {
-	struct master *m = arg;
 	int k;
 
-	(void)fd;
-	(void)what;
-	for (k = 0; k < CHILD_COUNT; k++)
-		if (m->child[k].pid != 0) {
-			log_warn("%s did not stop: killing it", m->child[k].name);
-			kill(m->child[k].pid, SIGKILL);
-		}
-}
-
-static void
-stop_cb(evutil_socket_t sig, short what, void *arg)
-{
-	struct master *m = arg;
-	struct timeval tv = { STOP_GRACE_MS / 1000, 0 };
-	int k;
-
-	(void)what;
-	if (m->stopping)
-		return;
-	log_info("signal %d: stopping", (int)sig);
+	log_info("signal %d: stopping", sig);
 	m->stopping = 1;
+	m->kill_at = util_mono_ms() + STOP_GRACE_MS;
 	for (k = 0; k < CHILD_COUNT; k++)
 		if (m->child[k].pid != 0)
 			kill(m->child[k].pid, SIGTERM);
-	if (children_alive(m) == 0) {
-		event_base_loopexit(m->base, NULL);
-		return;
-	}
-	evtimer_add(m->kill_ev, &tv);
 }
 
-static void
-hup_cb(evutil_socket_t sig, short what, void *arg)
+/* next_wait_ms - until the next restart or kill deadline; -1: none */
+static int64_t
+next_wait_ms(const struct master *m)
 {
-	(void)sig;
-	(void)what;
-	(void)arg;
-	log_warn("SIGHUP: configuration reload is not supported yet; "
-	    "restart tern to apply changes");
+	int64_t now = util_mono_ms(), at = -1;
+	int k;
+
+	if (m->stopping)
+		at = m->kill_at;
+	else
+		for (k = 0; k < CHILD_COUNT; k++)
+			if (m->child[k].pid == 0 &&
+			    (at == -1 || m->child[k].restart_at < at))
+				at = m->child[k].restart_at;
+	if (at == -1)
+		return -1;
+	return at > now ? at - now : 0;
+}
+
+/* timers - restart children that are due; kill those that will not stop */
+static void
+timers(struct master *m)
+{
+	int64_t now = util_mono_ms();
+	int k;
+
+	for (k = 0; k < CHILD_COUNT; k++) {
+		struct child *ch = &m->child[k];
+
+		if (m->stopping && ch->pid != 0 && now >= m->kill_at) {
+			log_warn("%s did not stop: killing it", ch->name);
+			kill(ch->pid, SIGKILL);
+		} else if (!m->stopping && ch->pid == 0 &&
+		    now >= ch->restart_at) {
+			start_child(m, (enum child_kind)k);
+		}
+	}
+}
+
+/*
+ * supervise - the master's loop.  The master needs no event loop: it waits
+ * for signals (blocked, taken with sigtimedwait) and two kinds of deadline.
+ * That also keeps the children free of any inherited event state.
+ */
+static void
+supervise(struct master *m, const sigset_t *set)
+{
+	struct timespec ts, *tsp;
+	int64_t wait;
+	int sig;
+
+	while (!m->stopping || children_alive(m) > 0) {
+		wait = next_wait_ms(m);
+		tsp = NULL;
+		if (wait >= 0) {
+			ts.tv_sec = wait / 1000;
+			ts.tv_nsec = (wait % 1000) * 1000000;
+			tsp = &ts;
+		}
+		sig = sigtimedwait(set, NULL, tsp);
+		if (sig == SIGCHLD)
+			reap(m);
+		else if ((sig == SIGTERM || sig == SIGINT) && !m->stopping)
+			stop(m, sig);
+		else if (sig == SIGHUP)
+			log_warn("SIGHUP: configuration reload is not "
+			    "supported yet; restart tern to apply changes");
+		else if (sig == -1 && errno != EAGAIN && errno != EINTR)
+			fatal("sigtimedwait: %s", strerror(errno));
+		reap(m);
+		timers(m);
+	}
 }
 
 /* who_runs - decide and say under which user the children run */
@@ -367,7 +385,7 @@ int
 master_serve(struct conf *c)
 {
 	struct master m;
-	struct event *evs[4];
+	sigset_t set;
 	size_t i;
 	int k, any = 0;
 
@@ -391,32 +409,17 @@ master_serve(struct conf *c)
 	if (!any)
 		fatal("no listening socket could be opened");
 
-	m.base = event_base_new();
-	if (m.base == NULL)
-		fatal("event_base_new failed");
-	evs[0] = evsignal_new(m.base, SIGCHLD, sigchld_cb, &m);
-	evs[1] = evsignal_new(m.base, SIGTERM, stop_cb, &m);
-	evs[2] = evsignal_new(m.base, SIGINT, stop_cb, &m);
-	evs[3] = evsignal_new(m.base, SIGHUP, hup_cb, &m);
-	for (i = 0; i < 4; i++)
-		evsignal_add(evs[i], NULL);
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	m.kill_ev = evtimer_new(m.base, kill_cb, &m);
-	for (k = 0; k < CHILD_COUNT; k++) {
-		m.child[k].master = &m;
-		m.child[k].kind = (enum child_kind)k;
-		m.child[k].restart_ev = evtimer_new(m.base, restart_cb,
-		    &m.child[k]);
-		start_child(&m, (enum child_kind)k);
-	}
-	event_base_dispatch(m.base);
-	log_info("stopped");
-	for (i = 0; i < 4; i++)
-		event_free(evs[i]);
 	for (k = 0; k < CHILD_COUNT; k++)
-		event_free(m.child[k].restart_ev);
-	event_free(m.kill_ev);
-	event_base_free(m.base);
+		start_child(&m, (enum child_kind)k);
+	supervise(&m, &set);
+	log_info("stopped");
 	for (i = 0; i < c->nlistens; i++)
 		if (m.fds[i] >= 0)
 			close(m.fds[i]);

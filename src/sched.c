@@ -1,0 +1,706 @@
+/*
+ * sched.c - the queue process's scheduler: which recipient of which queued
+ * message is tried when, and what its state becomes.
+ *
+ * The one idea: the spool is the truth, memory is a cache of it.  At start
+ * every queued envelope is loaded; new messages are announced by a datagram
+ * holding the queue id on $home/state/queue.sock, and the spool is rescanned
+ * every SCHED_RESCAN_MS in case a notice was lost.  Each message in memory
+ * has one libevent timer for its earliest due recipient (libevent keeps its
+ * timers in a min-heap, so we need no heap of our own).  A timer that fires
+ * puts the message on a run queue; the run queue is worked off at most
+ * SCHED_BATCH messages per loop turn so notices keep being read while a big
+ * queue is delivered.
+ *
+ * Per recipient (DESIGN.md "Scheduling and retry"):
+ *   pending/deferred --delivered--> delivered
+ *                    --temporary--> deferred until now + backoff, or
+ *                                   failed once the queue lifetime is over
+ *                    --permanent--> failed
+ * After each attempt the envelope is rewritten durably (spool_update), or
+ * the message is removed once no recipient is left to try.
+ *
+ * Bounces (RFC 3464) do not exist yet: a failed recipient is logged with a
+ * warning that no bounce was sent.  Remote delivery does not exist yet: a
+ * non-local recipient is deferred ("remote delivery not available").
+ */
+#include "sched.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <search.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "conf.h"
+#include "deliver.h"
+#include "envelope.h"
+#include "mailbox.h"
+#include "spool.h"
+#include "util.h"
+
+/* messages delivered per event-loop turn before notices are read again */
+#define SCHED_BATCH 64
+/* the safety-net rescan of the spool for lost notices */
+#define SCHED_RESCAN_MS 60000
+/* never retry sooner than this, whatever the configuration says */
+#define SCHED_MIN_RETRY_MS 1000
+/* notices read per wake-up (the socket stays readable for the rest) */
+#define SCHED_NOTICES_MAX 256
+/* longest error text kept for a recipient */
+#define SCHED_ERR_MAX 400
+
+struct sched_msg {
+	char id[QID_SIZE]; /* first member: the tsearch key (see msg_cmp) */
+	struct envelope env;
+	struct event *timer;
+	int check_cur;     /* look in cur/ too: the message may have been
+	                    * delivered by an earlier run of the process */
+	int queued;        /* on the run queue */
+	TAILQ_ENTRY(sched_msg) entry;
+};
+
+TAILQ_HEAD(sched_runq, sched_msg);
+
+static struct {
+	const struct conf *conf;
+	struct event_base *base;
+	void *msgs; /* tsearch(3) tree of struct sched_msg by id */
+	size_t nmsgs;
+	struct sched_runq runq;
+	struct event *runner;
+	struct event *rescan;
+	struct event *notice;
+	int notice_fd;
+} sched = { .notice_fd = -1 };
+
+static struct {
+	int fd;
+	struct sockaddr_un sa;
+} notify = { .fd = -1 };
+
+static void msg_schedule(struct sched_msg *m);
+
+int64_t
+sched_backoff_ms(unsigned tries, int64_t first_ms, int64_t max_ms)
+{
+	int64_t d;
+	unsigned i;
+
+	if (first_ms < 0)
+		first_ms = 0;
+	if (max_ms < 0)
+		max_ms = 0;
+	d = first_ms;
+	/* d only grows and stops at max: at most 63 doublings */
+	for (i = 1; i < tries && d > 0 && d < max_ms; i++)
+		d = d > INT64_MAX / 2 ? INT64_MAX : d * 2;
+	return d < max_ms ? d : max_ms;
+}
+
+/* add_sat - a + b for b >= 0, saturating at INT64_MAX */
+static int64_t
+add_sat(int64_t a, int64_t b)
+{
+	return a > INT64_MAX - b ? INT64_MAX : a + b;
+}
+
+/* sec_to_ms - unix seconds to milliseconds, saturating */
+static int64_t
+sec_to_ms(int64_t s)
+{
+	if (s <= 0)
+		return 0;
+	return s > INT64_MAX / 1000 ? INT64_MAX : s * 1000;
+}
+
+/* state paths */
+
+/* state_sock_path - "$home/state/queue.sock"; -1 when it does not fit in a
+ * socket address */
+static int
+state_sock_path(const char *home, struct sockaddr_un *sa)
+{
+	int n;
+
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	n = snprintf(sa->sun_path, sizeof(sa->sun_path),
+	    "%s/state/queue.sock", home);
+	if (n < 0 || (size_t)n >= sizeof(sa->sun_path))
+		return -1;
+	return 0;
+}
+
+/* messages in memory */
+
+/* msg_cmp - order by queue id; a key is a struct sched_msg (whose first
+ * member is its id) or a bare id string */
+static int
+msg_cmp(const void *a, const void *b)
+{
+	return strcmp((const char *)a, (const char *)b);
+}
+
+/* msg_find - the message with this id, or NULL */
+static struct sched_msg *
+msg_find(const char *qid)
+{
+	void *node = tfind(qid, &sched.msgs, msg_cmp);
+
+	return node ? *(struct sched_msg **)node : NULL;
+}
+
+/* msg_forget - drop a message from memory (its files are not touched) */
+static void
+msg_forget(struct sched_msg *m)
+{
+	tdelete(m, &sched.msgs, msg_cmp);
+	sched.nmsgs--;
+	if (m->queued)
+		TAILQ_REMOVE(&sched.runq, m, entry);
+	event_free(m->timer);
+	envelope_free(&m->env);
+	free(m);
+}
+
+/* runq_kick - make the runner run on the next loop turn */
+static void
+runq_kick(void)
+{
+	struct timeval now = { 0, 0 };
+
+	if (!evtimer_pending(sched.runner, NULL))
+		evtimer_add(sched.runner, &now);
+}
+
+/* runq_push - deliver m soon */
+static void
+runq_push(struct sched_msg *m)
+{
+	if (!m->queued) {
+		TAILQ_INSERT_TAIL(&sched.runq, m, entry);
+		m->queued = 1;
+	}
+	runq_kick();
+}
+
+/* msg_timer_cb - a message's earliest recipient is due */
+static void
+msg_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	runq_push(arg);
+}
+
+/* rcpt_active - 1 when the recipient still waits for delivery */
+static int
+rcpt_active(const struct env_rcpt *r)
+{
+	return r->state == RCPT_PENDING || r->state == RCPT_DEFERRED;
+}
+
+/* msg_next_due_ms - the earliest next try of an active recipient, in unix
+ * milliseconds; INT64_MAX when none is active */
+static int64_t
+msg_next_due_ms(const struct sched_msg *m)
+{
+	int64_t due = INT64_MAX, t;
+	size_t i;
+
+	for (i = 0; i < m->env.nrcpts; i++) {
+		if (!rcpt_active(&m->env.rcpts[i]))
+			continue;
+		t = sec_to_ms(m->env.rcpts[i].next_try);
+		if (t < due)
+			due = t;
+	}
+	return due;
+}
+
+/* msg_schedule - arm the message's timer for its earliest due recipient
+ * (or put it on the run queue when that is now) */
+static void
+msg_schedule(struct sched_msg *m)
+{
+	int64_t due = msg_next_due_ms(m), now = util_now_ms(), d;
+	struct timeval tv;
+
+	if (due == INT64_MAX)
+		return;
+	if (due <= now) {
+		evtimer_del(m->timer);
+		runq_push(m);
+		return;
+	}
+	d = due - now;
+	tv.tv_sec = (time_t)(d / 1000);
+	tv.tv_usec = (suseconds_t)(d % 1000) * 1000;
+	evtimer_add(m->timer, &tv);
+}
+
+/* one recipient */
+
+/* rcpt_dup_of_delivered - 1 when an earlier recipient with the same
+ * address (any case) is delivered already */
+static int
+rcpt_dup_of_delivered(const struct envelope *e, size_t idx)
+{
+	size_t j;
+
+	for (j = 0; j < idx; j++)
+		if (e->rcpts[j].state == RCPT_DELIVERED &&
+		    strcasecmp(e->rcpts[j].addr, e->rcpts[idx].addr) == 0)
+			return 1;
+	return 0;
+}
+
+/* rcpt_log - one Postfix-style line per recipient attempt */
+static void
+rcpt_log(const struct sched_msg *m, size_t idx, const char *relay,
+    const char *dsn, const char *status, const char *why, int64_t now_ms)
+{
+	char *to = util_sanitise_dup(m->env.rcpts[idx].addr, 512);
+	int64_t delay = now_ms - sec_to_ms(m->env.arrival);
+	enum log_level lvl = LOG_LVL_INFO;
+
+	if (delay < 0)
+		delay = 0;
+	if (strcmp(status, "bounced") == 0)
+		lvl = LOG_LVL_WARN;
+	log_msg(lvl, "%s: to=<%s>, relay=%s, delay=%lld.%llds, dsn=%s, "
+	    "status=%s (%s)", m->id, to, relay, (long long)(delay / 1000),
+	    (long long)(delay % 1000 / 100), dsn, status, why);
+	free(to);
+}
+
+/* rcpt_maildir - deliver recipient idx (local@domain, domain lower case)
+ * with the configured mailbox pattern */
+static enum deliver_result
+rcpt_maildir(struct sched_msg *m, size_t idx, const char *local,
+    const char *domain, char *err, size_t errlen)
+{
+	const struct conf *c = sched.conf;
+	char user[MAILBOX_USER_MAX + 1], path[PATH_MAX], content[PATH_MAX];
+	struct deliver_req req;
+
+	if (mailbox_user(local, user, sizeof(user)) == -1) {
+		snprintf(err, errlen, "local part not usable as a mailbox");
+		return DELIVER_PERM;
+	}
+	if (c->mailbox == NULL || strncmp(c->mailbox, "maildir:", 8) != 0) {
+		snprintf(err, errlen, "mailbox type not supported");
+		return DELIVER_TEMP;
+	}
+	if (mailbox_expand(c->mailbox + 8, user, domain, path,
+	    sizeof(path)) == -1) {
+		snprintf(err, errlen, "mailbox path too long");
+		return DELIVER_TEMP;
+	}
+	spool_content_path(m->id, content, sizeof(content));
+	memset(&req, 0, sizeof(req));
+	req.qid = m->id;
+	req.rcpt_index = idx;
+	req.content_path = content;
+	req.return_path = m->env.sender ? m->env.sender : "";
+	req.delivered_to = m->env.rcpts[idx].addr;
+	req.hostname = c->hostname;
+	req.check_cur = m->check_cur;
+	return deliver_maildir(path, &req, err, errlen);
+}
+
+/* rcpt_split - local part and domain of addr (bufs of strlen(addr) + 1);
+ * an address without '@' has an empty domain */
+static int
+rcpt_split(const char *addr, char *local, char *domain, size_t n)
+{
+	if (strchr(addr, '@') == NULL) {
+		memcpy(local, addr, n);
+		domain[0] = '\0';
+		return 0;
+	}
+	return mailbox_split(addr, local, n, domain, n);
+}
+
+/*
+ * rcpt_deliver - route and deliver recipient idx.  An empty domain is the
+ * special "postmaster" (RFC 5321 4.1.1.3): it is delivered as if it were
+ * addressed to our hostname.  relay says which way it went.
+ */
+static enum deliver_result
+rcpt_deliver(struct sched_msg *m, size_t idx, const char **relay, char *err,
+    size_t errlen)
+{
+	const char *addr = m->env.rcpts[idx].addr;
+	size_t n = strlen(addr) + 1;
+	char *local = xmalloc(n), *domain = xmalloc(n), *dom;
+	enum deliver_result res = DELIVER_PERM;
+
+	*relay = "local";
+	if (rcpt_split(addr, local, domain, n) == -1) {
+		snprintf(err, errlen, "malformed recipient address");
+		goto out;
+	}
+	if (domain[0] != '\0' && !conf_is_local_domain(sched.conf, domain)) {
+		*relay = "none";
+		snprintf(err, errlen, "remote delivery not available");
+		res = DELIVER_TEMP;
+		goto out;
+	}
+	dom = xstrdup(domain[0] != '\0' ? domain : sched.conf->hostname);
+	util_lower(dom);
+	res = rcpt_maildir(m, idx, local, dom, err, errlen);
+	free(dom);
+out:
+	free(local);
+	free(domain);
+	return res;
+}
+
+/* msg_expired - 1 when the message has been queued longer than the
+ * configured lifetime */
+static int
+msg_expired(const struct sched_msg *m, int64_t now_ms)
+{
+	return now_ms >= add_sat(sec_to_ms(m->env.arrival),
+	    sched.conf->retry_lifetime_ms);
+}
+
+/* rcpt_next_try - unix seconds of the next attempt after a temporary
+ * failure: now + backoff, but not after the lifetime ends, so the final
+ * attempt (and the bounce) happens on time */
+static int64_t
+rcpt_next_try(const struct sched_msg *m, const struct env_rcpt *r,
+    int64_t now_ms)
+{
+	const struct conf *c = sched.conf;
+	int64_t wait, at, end;
+
+	wait = sched_backoff_ms(r->tries, c->retry_first_ms, c->retry_max_ms);
+	if (wait < SCHED_MIN_RETRY_MS)
+		wait = SCHED_MIN_RETRY_MS;
+	at = add_sat(now_ms, wait);
+	end = add_sat(sec_to_ms(m->env.arrival), c->retry_lifetime_ms);
+	if (end > now_ms && end < at)
+		at = end;
+	return at / 1000 + (at % 1000 != 0);
+}
+
+/* rcpt_fail - the recipient will not be delivered */
+static void
+rcpt_fail(struct sched_msg *m, size_t idx, const char *relay,
+    const char *dsn, const char *why, int64_t now_ms)
+{
+	struct env_rcpt *r = &m->env.rcpts[idx];
+
+	r->state = RCPT_FAILED;
+	envelope_set(&r->last_error, why);
+	rcpt_log(m, idx, relay, dsn, "bounced", why, now_ms);
+	log_warn("%s: no bounce sent: bounces are not implemented yet",
+	    m->id);
+}
+
+/* rcpt_outcome - record what one attempt did */
+static void
+rcpt_outcome(struct sched_msg *m, size_t idx, enum deliver_result res,
+    const char *relay, const char *err, int64_t now_ms)
+{
+	struct env_rcpt *r = &m->env.rcpts[idx];
+	char why[SCHED_ERR_MAX + 1], expired[SCHED_ERR_MAX + 32];
+
+	util_sanitise(why, SCHED_ERR_MAX, err, strlen(err));
+	if (res == DELIVER_OK) {
+		r->state = RCPT_DELIVERED;
+		envelope_set(&r->last_error, NULL);
+		rcpt_log(m, idx, relay, "2.0.0", "sent", "delivered to maildir",
+		    now_ms);
+		return;
+	}
+	if (res == DELIVER_PERM) {
+		rcpt_fail(m, idx, relay, "5.0.0", why, now_ms);
+		return;
+	}
+	if (r->tries < UINT_MAX)
+		r->tries++;
+	if (msg_expired(m, now_ms)) {
+		snprintf(expired, sizeof(expired), "delivery time expired: %s",
+		    why);
+		rcpt_fail(m, idx, relay, "4.4.7", expired, now_ms);
+		return;
+	}
+	r->state = RCPT_DEFERRED;
+	r->next_try = rcpt_next_try(m, r, now_ms);
+	envelope_set(&r->last_error, why);
+	rcpt_log(m, idx, relay, "4.0.0", "deferred", why, now_ms);
+}
+
+/* rcpt_attempt - try recipient idx once */
+static void
+rcpt_attempt(struct sched_msg *m, size_t idx, int64_t now_ms)
+{
+	char err[SCHED_ERR_MAX + 1];
+	const char *relay = "none";
+	enum deliver_result res;
+
+	if (rcpt_dup_of_delivered(&m->env, idx)) {
+		m->env.rcpts[idx].state = RCPT_DELIVERED;
+		rcpt_log(m, idx, "local", "2.0.0", "sent",
+		    "duplicate of a delivered recipient", now_ms);
+		return;
+	}
+	err[0] = '\0';
+	res = rcpt_deliver(m, idx, &relay, err, sizeof(err));
+	if (res != DELIVER_OK && err[0] == '\0')
+		snprintf(err, sizeof(err), "unknown error");
+	rcpt_outcome(m, idx, res, relay, err, now_ms);
+}
+
+/* one message */
+
+/* msg_finish - after an attempt: remove the message when nothing is left
+ * to try, else record the new states durably and wait for the next due
+ * recipient */
+static void
+msg_finish(struct sched_msg *m, int changed)
+{
+	if (envelope_done(&m->env)) {
+		if (spool_remove(m->id) == 0) {
+			log_info("%s: removed", m->id);
+		} else {
+			/* keep the states; the rescan retries the removal */
+			log_err("%s: cannot remove from the queue", m->id);
+			spool_update(&m->env);
+		}
+		msg_forget(m);
+		return;
+	}
+	/* on failure the states in memory are still right; after a restart
+	 * the idempotent Maildir names prevent a second copy */
+	if (changed && spool_update(&m->env) == -1)
+		log_err("%s: cannot update the envelope", m->id);
+	msg_schedule(m);
+}
+
+/* msg_attempt - try every recipient of m that is due now */
+static void
+msg_attempt(struct sched_msg *m)
+{
+	int64_t now_ms = util_now_ms(), now_s = now_ms / 1000;
+	int changed = 0;
+	size_t i;
+
+	for (i = 0; i < m->env.nrcpts; i++) {
+		const struct env_rcpt *r = &m->env.rcpts[i];
+
+		if (!rcpt_active(r) || r->next_try > now_s)
+			continue;
+		rcpt_attempt(m, i, now_ms);
+		changed = 1;
+	}
+	if (changed)
+		m->check_cur = 0;
+	msg_finish(m, changed);
+}
+
+/* runner_cb - deliver up to SCHED_BATCH messages from the run queue, then
+ * let the loop read notices before the next batch */
+static void
+runner_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sched_msg *m;
+	int n;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	for (n = 0; n < SCHED_BATCH; n++) {
+		m = TAILQ_FIRST(&sched.runq);
+		if (m == NULL)
+			return;
+		TAILQ_REMOVE(&sched.runq, m, entry);
+		m->queued = 0;
+		msg_attempt(m);
+	}
+	if (!TAILQ_EMPTY(&sched.runq))
+		runq_kick();
+}
+
+/* msg_load - read a queued message into memory and schedule it; nothing
+ * when it is known already */
+static void
+msg_load(const char *qid, int check_cur)
+{
+	struct sched_msg *m;
+
+	if (msg_find(qid) != NULL)
+		return;
+	m = xcalloc(1, sizeof(*m));
+	if (spool_load(qid, &m->env) == -1) {
+		/* logged by spool_load (and quarantined if unreadable) */
+		envelope_free(&m->env);
+		free(m);
+		return;
+	}
+	/* spool_load checked that env.id is qid */
+	memcpy(m->id, qid, QID_SIZE);
+	m->check_cur = check_cur;
+	m->timer = evtimer_new(sched.base, msg_timer_cb, m);
+	if (m->timer == NULL)
+		fatal("cannot create a timer");
+	if (tsearch(m, &sched.msgs, msg_cmp) == NULL)
+		fatal("out of memory");
+	sched.nmsgs++;
+	log_debug("%s: loaded, %zu recipients", qid, m->env.nrcpts);
+	if (envelope_done(&m->env))
+		msg_finish(m, 0);
+	else
+		msg_schedule(m);
+}
+
+/* scan_cb - spool_scan callback: load a message found on disk.  Messages
+ * found by a scan get check_cur: an earlier run of the process may have
+ * delivered them already and a reader moved the copy to cur/. */
+static void
+scan_cb(const char *qid, void *arg)
+{
+	(void)arg;
+	msg_load(qid, 1);
+}
+
+/* rescan_cb - the periodic safety net for lost notices */
+static void
+rescan_cb(evutil_socket_t fd, short what, void *arg)
+{
+	size_t before = sched.nmsgs;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	spool_scan(scan_cb, NULL);
+	if (sched.nmsgs > before)
+		log_info("rescan found %zu messages without a notice",
+		    sched.nmsgs - before);
+}
+
+/* notices */
+
+/* notice_cb - read queue ids from the notice socket */
+static void
+notice_cb(evutil_socket_t fd, short what, void *arg)
+{
+	char buf[QID_SIZE + 16];
+	ssize_t n;
+	int i;
+
+	(void)what;
+	(void)arg;
+	for (i = 0; i < SCHED_NOTICES_MAX; i++) {
+		n = recv(fd, buf, sizeof(buf) - 1, 0);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return;
+		buf[n] = '\0';
+		if (n > 0 && buf[n - 1] == '\n')
+			buf[n - 1] = '\0';
+		if (!spool_qid_valid(buf)) {
+			log_debug("ignoring a notice that is not a queue id");
+			continue;
+		}
+		msg_load(buf, 0);
+	}
+}
+
+/* notice_bind - bind the notice socket at $home/state/queue.sock */
+static int
+notice_bind(const char *home)
+{
+	struct sockaddr_un sa;
+	char *state;
+	int fd;
+
+	if (state_sock_path(home, &sa) == -1)
+		fatal("%s/state/queue.sock: path too long for a socket", home);
+	state = xasprintf("%s/state", home);
+	if (mkdir(home, 0700) == -1 && errno != EEXIST)
+		fatal("cannot create %s: %s", home, strerror(errno));
+	if (mkdir(state, 0700) == -1 && errno != EEXIST)
+		fatal("cannot create %s: %s", state, strerror(errno));
+	free(state);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		fatal("socket: %s", strerror(errno));
+	/* a socket left by an earlier run would make bind fail */
+	if (unlink(sa.sun_path) == -1 && errno != ENOENT)
+		fatal("cannot remove %s: %s", sa.sun_path, strerror(errno));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1)
+		fatal("cannot bind %s: %s", sa.sun_path, strerror(errno));
+	return fd;
+}
+
+void
+sched_start(const struct conf *c, struct event_base *base)
+{
+	struct timeval rescan = { SCHED_RESCAN_MS / 1000, 0 };
+
+	sched.conf = c;
+	sched.base = base;
+	TAILQ_INIT(&sched.runq);
+	sched.runner = evtimer_new(base, runner_cb, NULL);
+	sched.rescan = event_new(base, -1, EV_PERSIST, rescan_cb, NULL);
+	sched.notice_fd = notice_bind(c->home);
+	sched.notice = event_new(base, sched.notice_fd, EV_READ | EV_PERSIST,
+	    notice_cb, NULL);
+	if (sched.runner == NULL || sched.rescan == NULL ||
+	    sched.notice == NULL)
+		fatal("cannot create scheduler events");
+	event_add(sched.notice, NULL);
+	event_add(sched.rescan, &rescan);
+	spool_scan(scan_cb, NULL);
+	log_info("scheduler started: %zu messages in the queue", sched.nmsgs);
+}
+
+int
+sched_notify_open(const char *home)
+{
+	if (notify.fd != -1)
+		close(notify.fd);
+	notify.fd = -1;
+	if (state_sock_path(home, &notify.sa) == -1) {
+		log_err("%s/state/queue.sock: path too long for a socket",
+		    home);
+		return -1;
+	}
+	notify.fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (notify.fd == -1) {
+		log_err("socket: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+void
+sched_notify(const char *qid)
+{
+	ssize_t n;
+
+	if (notify.fd == -1)
+		return;
+	/* a lost notice costs latency only: the queue rescans the spool */
+	n = sendto(notify.fd, qid, strlen(qid), MSG_DONTWAIT,
+	    (struct sockaddr *)&notify.sa, sizeof(notify.sa));
+	if (n == -1)
+		log_debug("%s: queue notice not sent: %s", qid,
+		    strerror(errno));
+}
