@@ -45,6 +45,8 @@
 #define SESSION_HELO_MAX 128
 /* bad commands tolerated before the session is ended (RFC 5321 7.8) */
 #define SESSION_MAX_ERRORS 20
+/* the greeting waits at most this long for the client's name */
+#define SESSION_DNS_WAIT_MS 3000
 /* a client that does not read our last reply is dropped after this */
 #define SESSION_CLOSE_MS 10000
 
@@ -87,6 +89,8 @@ struct smtp_session {
 	struct event_base *base;
 	struct bufferevent *bev;
 	struct event *greet_ev;
+	int64_t connected;  /* monotonic ms */
+	int pause_done;     /* the greet pause is over */
 	enum smtp_state state;
 	char addr[INET6_ADDRSTRLEN];
 	char name[SMTP_DOMAIN_MAX + 1]; /* verified reverse DNS name, or
@@ -880,7 +884,8 @@ session_input(struct smtp_session *s)
 
 		switch (st) {
 		case SMTP_S_GREET:
-			if (before == 0)
+			/* without a greet pause, early input just waits */
+			if (before == 0 || s->listen->greet_pause_ms <= 0)
 				return;
 			reply(s, "554 5.5.1 %s Error: talked before the "
 			    "greeting", s->conf->hostname);
@@ -964,19 +969,39 @@ greet(struct smtp_session *s)
 {
 	enter_state(s, SMTP_S_INIT);
 	reply(s, "220 %s ESMTP tern", s->conf->hostname);
+	session_input(s); /* what a patient client already sent */
 }
 
+static void
+arm_greet_timer(struct smtp_session *s, int64_t ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000,
+		.tv_usec = (ms % 1000) * 1000 };
+
+	evtimer_add(s->greet_ev, &tv);
+}
+
+/*
+ * greet_cb - the greeting waits for the greet pause and for the client's
+ * name (so that the Received: line names it), the latter at most
+ * SESSION_DNS_WAIT_MS from the connection.
+ */
 static void
 greet_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct smtp_session *s = arg;
+	int64_t waited = util_mono_ms() - s->connected;
 
 	(void)fd;
 	(void)what;
 	if (s->state != SMTP_S_GREET)
 		return;
+	s->pause_done = 1;
+	if (s->dns != NULL && waited < SESSION_DNS_WAIT_MS) {
+		arm_greet_timer(s, SESSION_DNS_WAIT_MS - waited);
+		return;
+	}
 	greet(s);
-	session_input(s);
 }
 
 static void
@@ -1002,10 +1027,13 @@ name_cb(const char *name, void *arg)
 	struct smtp_session *s = arg;
 
 	s->dns = NULL;
-	if (name == NULL)
-		return;
-	util_sanitise(s->name, sizeof(s->name) - 1, name, strlen(name));
-	log_debug("%s: client name %s", s->addr, s->name);
+	if (name != NULL) {
+		util_sanitise(s->name, sizeof(s->name) - 1, name,
+		    strlen(name));
+		log_debug("%s: client name %s", s->addr, s->name);
+	}
+	if (s->state == SMTP_S_GREET && s->pause_done)
+		greet(s);
 }
 
 /* client_addr - printable address; IPv4-mapped IPv6 shown as IPv4 */
@@ -1044,10 +1072,8 @@ smtp_session_new(const struct conf *c, struct event_base *base, int fd,
 	if (s->bev == NULL)
 		fatal("bufferevent_socket_new failed");
 	nsessions++;
+	s->connected = util_mono_ms();
 	log_info("connect from %s", s->addr);
-	/* the name is used if known by the time the Received: line is
-	 * written; the greeting never waits for it */
-	s->dns = dns_client_name(sa, name_cb, s);
 	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_READ_HIGH);
 	set_timeout(s, c->timeout_command_ms);
@@ -1060,13 +1086,8 @@ smtp_session_new(const struct conf *c, struct event_base *base, int fd,
 		close_after_reply(s);
 		return;
 	}
-	if (l->greet_pause_ms <= 0) {
-		greet(s);
-		return;
-	}
-	/* greet pause: a client that talks first is a zombie and dropped */
 	s->greet_ev = evtimer_new(base, greet_cb, s);
-	struct timeval tv = { .tv_sec = l->greet_pause_ms / 1000,
-		.tv_usec = (l->greet_pause_ms % 1000) * 1000 };
-	evtimer_add(s->greet_ev, &tv);
+	s->dns = dns_client_name(sa, name_cb, s);
+	if (s->state == SMTP_S_GREET)
+		arm_greet_timer(s, l->greet_pause_ms);
 }
