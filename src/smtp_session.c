@@ -322,6 +322,10 @@ cmd_mail(struct smtp_session *s, struct smtp_cmd *cmd)
 	enum smtp_perr err;
 	char addr[SMTP_PATH_MAX + 1];
 
+	if (strncasecmp(cmd->arg, "FROM:", 5) != 0) {
+		reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
+		return;
+	}
 	err = smtp_parse_mail(cmd->arg, &pc);
 	if (err != SMTP_P_OK) {
 		path_error(s, err, "MAIL");
@@ -392,6 +396,10 @@ cmd_rcpt(struct smtp_session *s, struct smtp_cmd *cmd)
 	char addr[SMTP_PATH_MAX + 1];
 	char user[MAILBOX_USER_MAX + 1];
 
+	if (strncasecmp(cmd->arg, "TO:", 3) != 0) {
+		reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
+		return;
+	}
 	err = smtp_parse_rcpt(cmd->arg, &pc);
 	if (err != SMTP_P_OK) {
 		path_error(s, err, "RCPT");
