@@ -261,8 +261,9 @@ mail_params(struct smtp_session *s, const struct smtp_pathcmd *pc)
 	for (i = 0; i < pc->nparams; i++) {
 		const struct smtp_param *p = &pc->params[i];
 
-		if (strcasecmp(p->key, "SIZE") == 0 && p->value != NULL) {
-			if (smtp_parse_size_param(p->value, &size) == -1) {
+		if (strcasecmp(p->key, "SIZE") == 0) {
+			if (p->value == NULL ||
+			    smtp_parse_size_param(p->value, &size) == -1) {
 				reply(s, "501 5.5.4 Bad SIZE= value");
 				return -1;
 			}
@@ -272,15 +273,22 @@ mail_params(struct smtp_session *s, const struct smtp_pathcmd *pc)
 				    (unsigned long long)c->message_size);
 				return -1;
 			}
-		} else if (strcasecmp(p->key, "BODY") == 0 &&
-		    p->value != NULL &&
-		    (strcasecmp(p->value, "7BIT") == 0 ||
-		    strcasecmp(p->value, "8BITMIME") == 0)) {
+		} else if (strcasecmp(p->key, "BODY") == 0) {
+			if (p->value == NULL ||
+			    (strcasecmp(p->value, "7BIT") != 0 &&
+			    strcasecmp(p->value, "8BITMIME") != 0)) {
+				reply(s, "501 5.5.4 Bad BODY= value");
+				return -1;
+			}
 			e->body_8bit = strcasecmp(p->value, "8BITMIME") == 0;
-		} else if (strcasecmp(p->key, "SMTPUTF8") == 0 &&
-		    p->value == NULL) {
+		} else if (strcasecmp(p->key, "SMTPUTF8") == 0) {
+			if (p->value != NULL) {
+				reply(s, "501 5.5.4 SMTPUTF8 takes no value");
+				return -1;
+			}
 			e->smtputf8 = 1;
 		} else {
+			/* RFC 5321 4.1.1.11: 555 for an unknown parameter */
 			reply(s, "555 5.5.4 Unsupported MAIL parameter");
 			return -1;
 		}
@@ -751,8 +759,9 @@ handle_line(struct smtp_session *s, char *line, size_t len)
 	const struct verb_row *row;
 	struct smtp_cmd cmd;
 
-	if (memchr(line, '\0', len) != NULL || memchr(line, '\r', len)) {
-		reply(s, "500 5.5.2 Error: bare <CR> or NUL in command");
+	if (memchr(line, '\0', len) != NULL || memchr(line, '\r', len) ||
+	    memchr(line, '\n', len) != NULL) {
+		reply(s, "500 5.5.2 Error: bare <CR>, <LF> or NUL in command");
 		count_error(s);
 		return;
 	}
@@ -787,16 +796,19 @@ read_line(struct smtp_session *s, struct evbuffer *in, size_t *lenp)
 	struct evbuffer_ptr p;
 	size_t avail = evbuffer_get_length(in), n;
 
-	p = evbuffer_search(in, "\n", 1, NULL);
+	/* strict framing: a command ends only in CRLF (RFC 5321 2.3.8); a
+	 * bare CR or LF stays inside the line and makes it invalid */
+	p = evbuffer_search(in, "\r\n", 2, NULL);
 	if (p.pos < 0) {
-		if (avail > SMTP_AUTH_LINE_MAX) {
-			/* no command is this long: drop it as it comes */
+		if (s->discarding || avail > SMTP_AUTH_LINE_MAX) {
+			/* no command is this long: drop it as it comes, but
+			 * keep a last CR that may begin the ending CRLF */
 			s->discarding = 1;
-			evbuffer_drain(in, avail);
+			evbuffer_drain(in, avail - 1);
 		}
 		return 0;
 	}
-	n = (size_t)p.pos + 1;
+	n = (size_t)p.pos + 2;
 	if (s->discarding || n > SMTP_AUTH_LINE_MAX) {
 		s->discarding = 0;
 		evbuffer_drain(in, n);
@@ -818,12 +830,6 @@ command_input(struct smtp_session *s, struct evbuffer *in)
 		return;
 	if (n == SIZE_MAX) {
 		reply(s, "500 5.5.2 Error: line too long");
-		count_error(s);
-		return;
-	}
-	/* strict framing: a command ends only in CRLF (RFC 5321 2.3.8) */
-	if (n < 2 || line_buf[n - 2] != '\r') {
-		reply(s, "500 5.5.2 Error: bare <LF> received");
 		count_error(s);
 		return;
 	}
