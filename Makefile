@@ -63,6 +63,7 @@ unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
 integ: all
+	@sh scripts/ensure-user.sh
 	TERN_BIN=$(abspath $(BUILD)/tern) $(PY) -m pytest -q tests/integ
 
 # The sanitizer build: clang, ASan + UBSan, every suite run on it.

@@ -83,9 +83,19 @@ static struct {
 	int notice_fd;
 } sched = { .notice_fd = -1 };
 
+/* a notice datagram carries up to this many octets of "QID\n" lines */
+#define NOTICE_DGRAM_MAX 4096
+/* notices kept while the queue process is busy; past this they are
+ * dropped and the periodic rescan finds their messages */
+#define NOTICE_PENDING_MAX (1024 * 1024)
+/* retry sending kept notices after this */
+#define NOTICE_RETRY_MS 20
+
 static struct {
 	int fd;
 	struct sockaddr_un sa;
+	struct buf pending;  /* "QID\n" lines not sent yet */
+	struct event *retry;
 } notify = { .fd = -1 };
 
 static void msg_schedule(struct sched_msg *m);
@@ -594,11 +604,11 @@ rescan_cb(evutil_socket_t fd, short what, void *arg)
 
 /* notices */
 
-/* notice_cb - read queue ids from the notice socket */
+/* notice_cb - read queue ids, one per line, from the notice socket */
 static void
 notice_cb(evutil_socket_t fd, short what, void *arg)
 {
-	char buf[QID_SIZE + 16];
+	char buf[NOTICE_DGRAM_MAX + 1], *line, *next;
 	ssize_t n;
 	int i;
 
@@ -611,13 +621,17 @@ notice_cb(evutil_socket_t fd, short what, void *arg)
 		if (n == -1)
 			return;
 		buf[n] = '\0';
-		if (n > 0 && buf[n - 1] == '\n')
-			buf[n - 1] = '\0';
-		if (!spool_qid_valid(buf)) {
-			log_debug("ignoring a notice that is not a queue id");
-			continue;
+		for (line = buf; line != NULL && *line != '\0'; line = next) {
+			next = strchr(line, '\n');
+			if (next != NULL)
+				*next++ = '\0';
+			if (!spool_qid_valid(line)) {
+				log_debug("ignoring a notice that is not a "
+				    "queue id");
+				continue;
+			}
+			msg_load(line, 0);
 		}
-		msg_load(buf, 0);
 	}
 }
 
@@ -670,12 +684,54 @@ sched_start(const struct conf *c, struct event_base *base)
 	log_info("scheduler started: %zu messages in the queue", sched.nmsgs);
 }
 
-int
-sched_notify_open(const char *home)
+/* notify_flush - send kept notices, many per datagram, until EAGAIN */
+static void
+notify_flush(void)
 {
-	if (notify.fd != -1)
-		close(notify.fd);
-	notify.fd = -1;
+	size_t len, cut;
+	ssize_t n;
+	struct timeval tv = { 0, NOTICE_RETRY_MS * 1000 };
+
+	while (notify.pending.len > 0) {
+		len = notify.pending.len;
+		if (len > NOTICE_DGRAM_MAX) {
+			/* whole lines only */
+			for (cut = NOTICE_DGRAM_MAX; cut > 0 &&
+			    notify.pending.data[cut - 1] != '\n'; cut--)
+				;
+			len = cut;
+		}
+		n = sendto(notify.fd, notify.pending.data, len, MSG_DONTWAIT,
+		    (struct sockaddr *)&notify.sa, sizeof(notify.sa));
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == ENOBUFS)) {
+			/* the queue process is busy: try again shortly */
+			evtimer_add(notify.retry, &tv);
+			return;
+		}
+		if (n == -1) {
+			/* not running (restarting): its start-up scan and
+			 * the periodic rescan find these messages */
+			log_debug("queue notice not sent: %s",
+			    strerror(errno));
+		}
+		buf_consume(&notify.pending, len);
+	}
+}
+
+static void
+notify_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	notify_flush();
+}
+
+int
+sched_notify_open(const char *home, struct event_base *base)
+{
 	if (state_sock_path(home, &notify.sa) == -1) {
 		log_err("%s/state/queue.sock: path too long for a socket",
 		    home);
@@ -687,20 +743,24 @@ sched_notify_open(const char *home)
 		log_err("socket: %s", strerror(errno));
 		return -1;
 	}
+	buf_init(&notify.pending);
+	notify.retry = evtimer_new(base, notify_retry_cb, NULL);
+	if (notify.retry == NULL)
+		fatal("cannot create the notice timer");
 	return 0;
 }
 
 void
 sched_notify(const char *qid)
 {
-	ssize_t n;
-
 	if (notify.fd == -1)
 		return;
-	/* a lost notice costs latency only: the queue rescans the spool */
-	n = sendto(notify.fd, qid, strlen(qid), MSG_DONTWAIT,
-	    (struct sockaddr *)&notify.sa, sizeof(notify.sa));
-	if (n == -1)
-		log_debug("%s: queue notice not sent: %s", qid,
-		    strerror(errno));
+	if (notify.pending.len > NOTICE_PENDING_MAX) {
+		log_debug("%s: queue notice dropped (backlog full); the "
+		    "rescan finds it", qid);
+		return;
+	}
+	buf_printf(&notify.pending, "%s\n", qid);
+	if (!evtimer_pending(notify.retry, NULL))
+		notify_flush();
 }

@@ -16,8 +16,12 @@ struct event_base;
 void sched_start(const struct conf *c, struct event_base *base);
 
 /* sched_notify_open - (smtpd side) prepare to send notices; -1 on error */
-int sched_notify_open(const char *home);
-/* sched_notify - (smtpd side) tell the queue process about a new message */
+int sched_notify_open(const char *home, struct event_base *base);
+/*
+ * sched_notify - (smtpd side) tell the queue process about a new message.
+ * Notices the queue process cannot take at once are kept (bounded) and
+ * sent, many to a datagram, as soon as it reads again.
+ */
 void sched_notify(const char *qid);
 
 /* sched_backoff_ms - the delay before retry number tries (1 = first

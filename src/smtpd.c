@@ -87,7 +87,7 @@ smtpd_main(const struct conf *c, const int *fds, size_t nfds)
 	if (dns_init(base, NULL) == -1)
 		log_warn("dns: cannot start the resolver; client names will "
 		    "be \"unknown\"");
-	if (sched_notify_open(c->home) == -1)
+	if (sched_notify_open(c->home, base) == -1)
 		log_warn("cannot prepare queue notices: %s", strerror(errno));
 
 	ls = xcalloc(nfds, sizeof(*ls));

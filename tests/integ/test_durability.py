@@ -1,0 +1,171 @@
+"""Durability: a message that got 250 survives kill -9 of every tern
+process and is delivered exactly once after restart; what was never
+acknowledged is cleaned up; what cannot be read is quarantined."""
+
+import collections
+import itertools
+import os
+import re
+import signal
+import smtplib
+import threading
+import time
+
+from tern_harness import (ASAN, CLIENT, SENDER, mail_users, maildir_messages,
+                          message, queue_files, spool_files, wait_for,
+                          wait_for_mail, wait_queue_empty)
+
+BURST = 300 if ASAN else 1000
+SENDERS = 6
+MSGID_RE = re.compile(rb"^Message-ID: (<[^>]+>)$", re.M)
+
+
+def delivered_ids(home, user):
+    """Message-IDs of everything in USER's Maildir, with repetitions."""
+    out = []
+    for mail in maildir_messages(home, user):
+        m = MSGID_RE.search(mail.raw)
+        assert m, f"no Message-ID in {mail.path}"
+        out.append(m.group(1).decode())
+    return out
+
+
+def test_kill9_during_a_burst_loses_nothing(tern_factory):
+    tern = tern_factory()
+    home = tern.home
+    numbers = itertools.count()
+    acked = {}          # Message-ID -> queue id, for every 250
+    sent = set()        # every Message-ID whose DATA was started
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def sender():
+        try:
+            with smtplib.SMTP("127.0.0.1", tern.port, local_hostname=CLIENT,
+                              timeout=30) as s:
+                s.ehlo()
+                while not stop.is_set():
+                    i = next(numbers)
+                    if i >= BURST:
+                        return
+                    msgid = f"<burst-{i}@client.example>"
+                    s.mail(SENDER)
+                    s.rcpt("burst@test.example")
+                    with lock:
+                        sent.add(msgid)
+                    code, text = s.data(message(subject=f"burst {i}",
+                                                msgid=msgid))
+                    m = re.search(rb"queued as ([0-9A-Z]{14})", text)
+                    if code == 250 and m:
+                        with lock:
+                            acked[msgid] = m.group(1).decode()
+        except (OSError, smtplib.SMTPException):
+            return  # the server was killed under us: expected
+
+    threads = [threading.Thread(target=sender, daemon=True)
+               for _ in range(SENDERS)]
+    for t in threads:
+        t.start()
+    # kill -9 every tern process after about 30% of the burst
+    deadline = time.monotonic() + 30
+    while len(acked) < BURST * 0.3 and time.monotonic() < deadline and \
+            any(t.is_alive() for t in threads):
+        time.sleep(0.002)
+    tern.kill9()
+    stop.set()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads)
+    with lock:
+        acked = dict(acked)
+    assert acked, "no message was acknowledged before the kill"
+    print(f"kill -9 after {len(acked)} of {BURST} acknowledged, "
+          f"{len(sent)} started; queue {len(queue_files(home))} files, "
+          f"incoming {len(spool_files(home, 'incoming'))}")
+
+    tern.start()
+    want = set(acked)
+    wait_for(lambda: want <= set(delivered_ids(home, "burst")), 60,
+             what=f"all {len(want)} acknowledged messages in the Maildir")
+    wait_queue_empty(home, 60)
+    ids = delivered_ids(home, "burst")
+    twice = [i for i, n in collections.Counter(ids).items() if n > 1]
+    assert not twice, f"delivered more than once: {twice[:10]}"
+    assert want <= set(ids)
+    assert set(ids) <= sent, "delivered something never sent"
+    assert spool_files(home, "incoming") == []
+
+
+def test_restart_delivers_what_was_queued(tern_factory):
+    tern = tern_factory()
+    rcpts = [f"r{i:02d}@test.example" for i in range(20)]
+    # hold the queue process so nothing is delivered before the kill
+    held = tern.queue_process()
+    if held:
+        os.kill(held, signal.SIGSTOP)
+    with tern.connect() as c:
+        c.hello()
+        qid = c.send_mail(SENDER, rcpts, message(msgid="<queued@x.example>"))
+    tern.kill9()
+    if held:
+        assert f"{qid}.env" in queue_files(tern.home)
+        assert mail_users(tern.home) == []
+    tern.start()
+    wait_queue_empty(tern.home, 30)
+    for rcpt in rcpts:
+        user = rcpt.split("@")[0]
+        assert delivered_ids(tern.home, user) == ["<queued@x.example>"]
+
+
+def test_start_cleans_up_and_quarantines(tern_factory):
+    tern = tern_factory()
+    home = tern.home
+    # a real message gives a real queue id and a spool made by tern
+    with tern.connect() as c:
+        c.hello()
+        qid = c.send_mail(SENDER, ["alice@test.example"], message())
+        c.quit()
+    wait_for_mail(home, "alice")
+    wait_queue_empty(home)
+    assert tern.stop() == 0
+
+    spool = home / "spool"
+    owner = (spool / "queue").stat()
+    corrupt = qid[:-3] + ("ZZZ" if qid[-3:] != "ZZZ" else "YYY")
+    orphan = qid[:-3] + ("ZZY" if qid[-3:] != "ZZY" else "YYZ")
+    halfway = qid[:-3] + ("ZYZ" if qid[-3:] != "ZYZ" else "YZY")
+    files = {
+        # an envelope tern cannot understand: quarantined, never dropped
+        spool / "queue" / f"{corrupt}.env":
+            b"version 1\nno-such-key at all\n\x00\xff\n",
+        spool / "queue" / f"{corrupt}.msg": b"Subject: corrupt\r\n\r\nx\r\n",
+        # content without envelope: never acknowledged, removed
+        spool / "queue" / f"{orphan}.msg": b"Subject: orphan\r\n\r\nx\r\n",
+        # a message being received when tern died: removed
+        spool / "incoming" / f"{halfway}.msg": b"Subject: half\r\n\r\nhal",
+    }
+    for path, data in files.items():
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(data)
+        os.chown(path, owner.st_uid, owner.st_gid)
+        path.chmod(0o600)
+
+    tern.start()
+    wait_for(lambda: not (spool / "queue" / f"{corrupt}.env").exists(), 10,
+             what="the corrupt envelope to leave spool/queue")
+    wait_for(lambda: any(n.startswith(corrupt)
+                         for n in spool_files(home, "quarantine")), 10,
+             what="the corrupt envelope in spool/quarantine")
+    wait_for(lambda: corrupt in tern.log_text(), 10,
+             what=f"a log line naming {corrupt}")
+    assert not (spool / "queue" / f"{orphan}.msg").exists()
+    assert spool_files(home, "incoming") == []
+    assert queue_files(home) == []
+    # and tern works as before
+    with tern.connect() as c:
+        c.hello()
+        c.send_mail(SENDER, ["bob@test.example"], message())
+        c.quit()
+    wait_for_mail(home, "bob")
+    assert [m.msg["Subject"] for m in maildir_messages(home, "alice")] == \
+        ["test"]

@@ -1,0 +1,164 @@
+"""Size and concurrency: a 20 MB message, 100 recipients, 200 clients at
+once, and clients that vanish in the middle of a message.  Every loop is
+bounded in count and time."""
+
+import random
+import re
+import smtplib
+import threading
+import time
+
+import pytest
+
+from tern_harness import (ASAN, CLIENT, SENDER, mail_users, maildir_messages,
+                          message, queue_files, spool_files,
+                          wait_for, wait_for_mail, wait_queue_empty)
+
+CLIENTS = 100 if ASAN else 200
+
+
+def big_message(size):
+    """About size octets of CRLF text: numbered lines of varied length,
+    some starting with a dot (stuffed on the wire), some empty."""
+    rnd = random.Random(20)
+    pool = [bytes(rnd.choice(b"abcdefghijklmnopqrstuvwxyz0123456789 .,-")
+                  for _ in range(rnd.randint(0, 70))) for _ in range(97)]
+    lines = [b"From: <sender@remote.example>", b"To: <alice@test.example>",
+             b"Subject: big", b"Message-ID: <big@client.example>", b""]
+    total = 0
+    i = 0
+    while total < size:
+        if i % 1000 == 999:
+            line = b""
+        elif i % 500 == 7:
+            line = b".%08d dot line" % i
+        else:
+            line = b"%08d " % i + pool[i % 97]
+        lines.append(line)
+        total += len(line) + 2
+        i += 1
+    return b"\r\n".join(lines) + b"\r\n"
+
+
+def test_20mb_message_arrives_byte_identical(tern_factory):
+    tern = tern_factory(limits="message-size=64M")
+    content = big_message(20 * 1024 * 1024)
+    with tern.smtplib(timeout=120) as s:
+        s.mail(SENDER)
+        s.rcpt("alice@test.example")
+        code, text = s.data(content)
+        assert code == 250, text
+        qid = re.search(rb"queued as ([0-9A-Z]{14})", text).group(1).decode()
+    [mail] = wait_for_mail(tern.home, "alice", timeout=60)
+    wait_queue_empty(tern.home, 60)
+    want = content.replace(b"\r\n", b"\n")
+    head = mail.raw[:len(mail.raw) - len(want)]
+    assert re.fullmatch(
+        rb"Return-Path: <sender@remote\.example>\n"
+        rb"Delivered-To: alice@test\.example\n"
+        rb"Received: from [^\n]+\n(?:\t[^\n]+\n)+", head), head[:600]
+    assert qid.encode() in head
+    if not mail.raw.endswith(want):
+        got = mail.raw[len(head):]
+        at = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b),
+                  min(len(got), len(want)))
+        pytest.fail(f"content differs at octet {at} (sizes {len(got)} and "
+                    f"{len(want)}): got {got[at - 40:at + 40]!r}, want "
+                    f"{want[at - 40:at + 40]!r}")
+
+
+def test_100_recipients_in_one_message(tern):
+    rcpts = [f"u{i:03d}@test.example" for i in range(100)]
+    with tern.connect() as c:
+        c.hello()
+        qid = c.send_mail(SENDER, rcpts, message(msgid="<many@client.example>"))
+        c.quit()
+    wait_queue_empty(tern.home, 60)
+    assert mail_users(tern.home) == [f"u{i:03d}" for i in range(100)]
+    for i in range(100):
+        [mail] = maildir_messages(tern.home, f"u{i:03d}")
+        assert mail.msg["Message-ID"] == "<many@client.example>"
+        assert mail.msg["Delivered-To"] == f"u{i:03d}@test.example"
+        [rcv] = mail.received()
+        assert rcv["qid"] == qid and rcv["rcpt"] is None
+
+
+def test_many_clients_at_once(tern_factory):
+    tern = tern_factory(limits="sessions=1000")
+    # everyone connects and says EHLO, then all send together
+    barrier = threading.Barrier(CLIENTS, timeout=60)
+    errors = []
+
+    def client(i):
+        try:
+            with smtplib.SMTP("127.0.0.1", tern.port, local_hostname=CLIENT,
+                              timeout=60) as s:
+                s.ehlo()
+                barrier.wait()
+                s.sendmail(SENDER, ["crowd@test.example"],
+                           message(msgid=f"<crowd-{i}@client.example>"))
+        except (OSError, smtplib.SMTPException,
+                threading.BrokenBarrierError) as e:
+            errors.append(f"client {i}: {e!r}")
+            barrier.abort()
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True)
+               for i in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 180
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    assert not any(t.is_alive() for t in threads), "clients still running"
+    assert not errors, errors[:5]
+    # local delivery of small messages: seconds, not minutes
+    mails = wait_for_mail(tern.home, "crowd", CLIENTS, timeout=30)
+    ids = sorted(m.msg["Message-ID"] for m in mails)
+    assert ids == sorted(f"<crowd-{i}@client.example>" for i in range(CLIENTS))
+
+
+# ---------------------------------------------------------------- vanishing
+
+def drop_mid_data(c):
+    c.cmd("DATA").expect(354)
+    c.send(b"Subject: half\r\n\r\n" + (b"h" * 70 + b"\r\n") * 700)
+
+
+def drop_mid_bdat_chunk(c):
+    c.send(b"BDAT 100000 LAST\r\nSubject: half\r\n\r\n" + b"h" * 50000)
+
+
+def drop_between_bdat_chunks(c):
+    chunk = b"Subject: half\r\n\r\n" + b"h" * 1000
+    c.send(f"BDAT {len(chunk)}\r\n".encode() + chunk)
+    c.reply().expect(250, "2.0.0")
+
+
+@pytest.mark.parametrize("drop", [drop_mid_data, drop_mid_bdat_chunk,
+                                  drop_between_bdat_chunks],
+                         ids=["mid-DATA", "mid-BDAT-chunk",
+                              "between-BDAT-chunks"])
+def test_client_gone_mid_message_leaves_nothing(tern, drop):
+    home = tern.home
+    c = tern.connect()
+    c.hello()
+    c.cmd(f"MAIL FROM:<{SENDER}>").expect(250, "2.1.0")
+    c.cmd("RCPT TO:<dropped@test.example>").expect(250, "2.1.5")
+    drop(c)
+    # give the message time to reach the spool (a file in incoming/ is
+    # an implementation detail: its absence is not an error)
+    deadline = time.monotonic() + 2
+    while not spool_files(home, "incoming") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    c.close()
+    wait_for(lambda: not spool_files(home, "incoming") and
+             not queue_files(home), 10,
+             what="spool/incoming and spool/queue to be empty")
+    # the server keeps working
+    with tern.connect() as c2:
+        c2.hello()
+        c2.send_mail(SENDER, ["alice@test.example"], message())
+        c2.quit()
+    wait_for_mail(home, "alice")
+    wait_queue_empty(home)
+    assert mail_users(home) == ["alice"]
