@@ -70,6 +70,7 @@ integ: all
 ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=undefined
 asan-test: deps
+	@sh scripts/ensure-user.sh
 	$(MAKE) BUILD=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" \
 		LDFLAGS="$(ASAN_FLAGS)" build-asan/tern unit-asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
