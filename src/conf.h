@@ -38,6 +38,28 @@ struct conf_net {
 	unsigned prefix;
 };
 
+/* outbound TLS policy of a destination (tern.conf(5) "tls=") */
+enum tls_policy {
+	TLS_MAY = 0,  /* STARTTLS when offered; plaintext otherwise (default) */
+	TLS_NONE,     /* never */
+	TLS_ENCRYPT,  /* required, certificate not checked */
+	TLS_VERIFY    /* required, chain and host name verified */
+};
+
+/*
+ * struct conf_relay - where a route or the smarthost sends mail:
+ * "[host]:port" (brackets: no MX lookup) or "host:port" (MX of host).
+ */
+struct conf_relay {
+	char *domain;     /* route: the recipient domain (lower case);
+	                   * smarthost: NULL */
+	char *host;       /* name or IP address, without brackets */
+	int port;         /* default 25 */
+	int mx;           /* 1: look up MX records of host */
+	enum tls_policy tls;
+	char *auth_file;  /* "auth=FILE": one line "user:password"; NULL */
+};
+
 enum recipients_mode {
 	RECIPIENTS_ANY = 0, /* every local part of a local domain */
 	RECIPIENTS_SYSTEM,  /* local parts that are system users (getpwnam) */
@@ -82,6 +104,28 @@ struct conf {
 	int64_t retry_max_ms;    /* retry max= */
 	int64_t retry_lifetime_ms; /* retry lifetime= */
 
+	int64_t retry_warn_ms;   /* retry warn=: delay warning; 0 = none */
+
+	/* outbound (relay) */
+	char **relay_domains;  /* relay-domains: accepted from anyone and
+	                        * forwarded; lower-case */
+	size_t nrelay_domains;
+	char *relay_recipients_file; /* relay-recipients file:PATH */
+	char **relay_recipient_list; /* sorted, lower-case "local@domain"
+	                              * or "@domain" (whole domain) */
+	size_t nrelay_recipient_list;
+	struct conf_relay *routes;   /* route DOMAIN DEST [tls=] [auth=] */
+	size_t nroutes;
+	struct conf_relay *smarthost; /* smarthost DEST [tls=] [auth=] */
+	char *resolver;        /* resolver IP[:port]; NULL: resolv.conf */
+	int64_t timeout_connect_ms;  /* timeouts connect= */
+	int64_t timeout_remote_ms;   /* timeouts remote-command=: waiting for
+	                              * a reply (RFC 5321 4.5.3.2: 5m) */
+	int64_t timeout_remote_data_ms; /* timeouts remote-data=: data
+	                                 * blocks and the final reply (10m) */
+	unsigned dest_concurrency;   /* limits destination-concurrency= */
+	unsigned max_received;       /* limits received-headers=: loop */
+
 	int log_syslog;        /* log syslog|stderr */
 	int verbose;           /* log ... verbose */
 };
@@ -112,6 +156,19 @@ int conf_is_trusted(const struct conf *c, const struct sockaddr *sa);
  */
 int conf_recipient_known(const struct conf *c, const char *local,
     const char *domain);
+/* conf_is_relay_domain - 1 when domain (any case) is in relay-domains */
+int conf_is_relay_domain(const struct conf *c, const char *domain);
+/*
+ * conf_relay_recipient_known - 1 when relay-recipients is not set, or when
+ * it lists "local@domain" (case-insensitive) or "@domain"
+ */
+int conf_relay_recipient_known(const struct conf *c, const char *local,
+    const char *domain);
+/* conf_route_for - the route for domain (exact, case-insensitive match),
+ * or NULL */
+const struct conf_relay *conf_route_for(const struct conf *c,
+    const char *domain);
+
 /* conf_keys - NULL-terminated list of every key the parser knows (for the
  * test that every key is documented) */
 const char *const *conf_keys(void);

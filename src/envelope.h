@@ -29,12 +29,36 @@ enum rcpt_state {
 	RCPT_FAILED       /* permanent failure */
 };
 
+/* DSN (RFC 3461) NOTIFY= bits; 0 means not given (the default applies:
+ * FAILURE and DELAY) */
+#define DSN_NOTIFY_NEVER 0x01
+#define DSN_NOTIFY_SUCCESS 0x02
+#define DSN_NOTIFY_FAILURE 0x04
+#define DSN_NOTIFY_DELAY 0x08
+
+/* DSN RET= */
+enum dsn_ret {
+	DSN_RET_UNSET = 0, /* not given: a bounce returns the full message */
+	DSN_RET_FULL,
+	DSN_RET_HDRS
+};
+
 struct env_rcpt {
 	char *addr;          /* mailbox as accepted: local@domain */
 	enum rcpt_state state;
 	int64_t next_try;    /* unix seconds; 0 = now */
 	unsigned tries;
-	char *last_error;    /* sanitised text of the last failure, or NULL */
+	char *last_error;    /* sanitised text of the last failure, or NULL:
+	                      * the remote reply ("550 5.1.1 ...") or our
+	                      * own words */
+	char *status;        /* enhanced status of the last attempt, "4.4.1" */
+	char *remote;        /* remote MTA of the last attempt: "host[ip]" */
+	char *orcpt;         /* DSN ORCPT= as received (xtext, "rfc822;..."),
+	                      * or NULL */
+	unsigned notify;     /* DSN_NOTIFY_* bits */
+	unsigned warned : 1; /* a delay warning went out for it */
+	unsigned notified : 1; /* its final DSN (failure, or success on
+	                        * NOTIFY=SUCCESS) went out */
 };
 
 struct envelope {
@@ -47,6 +71,8 @@ struct envelope {
 	char *client_name;    /* reverse DNS name or "unknown" */
 	char *protocol;       /* SMTP, ESMTP, ESMTPS, ESMTPA, ESMTPSA */
 	char *auth_user;      /* NULL when not authenticated */
+	char *envid;          /* DSN ENVID= as received (xtext), or NULL */
+	enum dsn_ret ret;     /* DSN RET= */
 	unsigned body_8bit : 1; /* BODY=8BITMIME */
 	unsigned smtputf8 : 1;  /* SMTPUTF8 */
 	uint64_t size;        /* octets of the content file */
