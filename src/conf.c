@@ -10,8 +10,12 @@
  * settings (local-domains on hostname, mailbox on home) are filled in after
  * the whole file has been read, and $TERN_HOME is applied last of all.
  *
- * No RFC governs this file; RFC 5321 4.5.3.1 (size limits) and 4.5.3.2
- * (timeouts) are what the limits and timeouts keys feed.
+ * Checks that span keys (a relay domain or a route that is also a local
+ * domain) run there too, reported at the line of the later key.
+ *
+ * No RFC governs this file; RFC 5321 4.5.3.1 (size limits), 4.5.3.2
+ * (timeouts) and 6.3 (loop detection by counting Received: fields) are
+ * what the limits and timeouts keys feed.
  */
 #include "conf.h"
 
@@ -48,6 +52,13 @@
 #define DEF_RETRY_FIRST (5 * MS_M)
 #define DEF_RETRY_MAX (1 * MS_H)
 #define DEF_RETRY_LIFETIME (5 * MS_D)
+#define DEF_RETRY_WARN (4 * MS_H)
+#define DEF_TIMEOUT_CONNECT (30 * MS_S)
+#define DEF_TIMEOUT_REMOTE (5 * MS_M)      /* RFC 5321 4.5.3.2.1-2, 4 */
+#define DEF_TIMEOUT_REMOTE_DATA (10 * MS_M) /* RFC 5321 4.5.3.2.3, 5-6 */
+#define DEF_DEST_CONCURRENCY 20
+#define DEF_MAX_RECEIVED 100               /* RFC 5321 6.3 suggests 100 */
+#define DEF_RELAY_PORT 25
 
 /* bounds of the checked values (documented in tern.conf(5)) */
 #define LINE_LENGTH_MIN 80
@@ -59,11 +70,13 @@
 #define USER_NAME_MAX 32
 #define DOMAIN_MAX 253
 #define LABEL_MAX 63
+#define DEST_CONCURRENCY_MAX 1000
+#define RECEIVED_MAX 1000
+#define PORT_MAX 65535
 
 /* the keys of the DESIGN sketch that later versions implement */
 static const char *const conf_keys_later[] = {
-	"tls", "relay-domains", "mailbox-for", "aliases", "users", "route",
-	"smarthost", "resolver", NULL
+	"tls", "mailbox-for", "aliases", "users", NULL
 };
 
 struct parse;
@@ -85,9 +98,14 @@ struct conf_key {
 	X("user", key_user, 0)                                            \
 	X("listen", key_listen, 1)                                        \
 	X("local-domains", key_local_domains, 1)                          \
+	X("relay-domains", key_relay_domains, 1)                          \
+	X("relay-recipients", key_relay_recipients, 0)                    \
 	X("recipients", key_recipients, 0)                                \
 	X("mailbox", key_mailbox, 0)                                      \
 	X("trusted-networks", key_trusted, 1)                             \
+	X("route", key_route, 1)                                          \
+	X("smarthost", key_smarthost, 0)                                  \
+	X("resolver", key_resolver, 0)                                    \
 	X("limits", key_limits, 0)                                        \
 	X("timeouts", key_timeouts, 0)                                    \
 	X("retry", key_retry, 0)                                          \
@@ -110,6 +128,8 @@ struct parse {
 	char *mailbox;        /* as written: $home is expanded at the end */
 	size_t mailbox_line;
 	size_t trusted_none;  /* line of "trusted-networks none" */
+	size_t *relay_lines;  /* line of each c->relay_domains[i] */
+	size_t *route_lines;  /* line of each c->routes[i] */
 };
 
 /* words of one line */
@@ -679,24 +699,63 @@ key_local_domains(struct parse *p, char **av, size_t ac)
 	}
 }
 
+/* local_part_valid - the n octets of a local part from a list file */
+static int
+local_part_valid(const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (u[i] <= ' ' || u[i] == 0x7f || u[i] == '"')
+			return 0;
+	return 1;
+}
+
 /* recipient_valid - "local" or "local@domain", lower-cased already */
 static int
 recipient_valid(const char *s)
 {
 	const char *at = strchr(s, '@');
-	const unsigned char *u;
 
 	if (s[0] == '\0' || s[0] == '@')
 		return 0;
-	for (u = (const unsigned char *)s; *u && *u != '@'; u++)
-		if (*u <= ' ' || *u == 0x7f || *u == '"')
-			return 0;
-	return at == NULL || domain_valid(at + 1);
+	if (at == NULL)
+		return local_part_valid(s, strlen(s));
+	return local_part_valid(s, (size_t)(at - s)) && domain_valid(at + 1);
 }
 
-/* recipient_line - one line of a recipients file; -1 reported */
+/* relay_recipient_valid - "local@domain" or "@domain", lower-cased */
 static int
-recipient_line(struct parse *p, char *line, struct conf *c)
+relay_recipient_valid(const char *s)
+{
+	const char *at = strchr(s, '@');
+
+	if (at == NULL)
+		return 0;
+	return local_part_valid(s, (size_t)(at - s)) && domain_valid(at + 1);
+}
+
+/* a file of entries, one a line: recipients and relay-recipients */
+struct list_file {
+	const char *key;             /* in "cannot read" messages */
+	int (*valid)(const char *s); /* an entry, lower-cased already */
+	const char *what;            /* "is not WHAT" for a bad entry */
+};
+
+static const struct list_file recipients_file = {
+	"recipients", recipient_valid, "a recipient (local or local@domain)"
+};
+
+static const struct list_file relay_recipients_file = {
+	"relay-recipients", relay_recipient_valid,
+	"a relay recipient (local@domain or @domain)"
+};
+
+/* list_line - one line of a list file into v; -1 reported */
+static int
+list_line(struct parse *p, const struct list_file *lf, char *line,
+    char ***v, size_t *n)
 {
 	char *end;
 
@@ -708,12 +767,11 @@ recipient_line(struct parse *p, char *line, struct conf *c)
 	if (*line == '\0')
 		return 0;
 	util_lower(line);
-	if (!recipient_valid(line)) {
-		conf_error(p, "\"%s\" is not a recipient (local or "
-		    "local@domain)", line);
+	if (!lf->valid(line)) {
+		conf_error(p, "\"%s\" is not %s", line, lf->what);
 		return -1;
 	}
-	str_push(&c->recipient_list, &c->nrecipient_list, line);
+	str_push(v, n, line);
 	return 0;
 }
 
@@ -723,33 +781,33 @@ str_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* recipients_sort - sort for bsearch, drop repeated entries */
+/* list_sort - sort for bsearch, drop repeated entries */
 static void
-recipients_sort(struct conf *c)
+list_sort(char **v, size_t *nv)
 {
 	size_t i, n = 0;
 
-	if (c->nrecipient_list == 0)
+	if (*nv == 0)
 		return;
-	qsort(c->recipient_list, c->nrecipient_list, sizeof(char *), str_cmp);
-	for (i = 0; i < c->nrecipient_list; i++) {
-		if (n > 0 && strcmp(c->recipient_list[n - 1],
-		    c->recipient_list[i]) == 0) {
-			free(c->recipient_list[i]);
+	qsort(v, *nv, sizeof(char *), str_cmp);
+	for (i = 0; i < *nv; i++) {
+		if (n > 0 && strcmp(v[n - 1], v[i]) == 0) {
+			free(v[i]);
 			continue;
 		}
-		c->recipient_list[n++] = c->recipient_list[i];
+		v[n++] = v[i];
 	}
-	c->nrecipient_list = n;
+	*nv = n;
 }
 
 /*
- * recipients_load - read the recipients file at path.  A file that cannot
- * be read is reported at the line of the key; a bad entry at its own line
- * of the recipients file.
+ * list_load - read the list file at path into v, sorted.  A file that
+ * cannot be read is reported at the line of the key; a bad entry at its
+ * own line of the list file.
  */
 static void
-recipients_load(struct parse *p, const char *path)
+list_load(struct parse *p, const struct list_file *lf, const char *path,
+    char ***v, size_t *n)
 {
 	const char *file = p->file;
 	size_t line = p->line, cap = 0;
@@ -757,7 +815,7 @@ recipients_load(struct parse *p, const char *path)
 	FILE *fp;
 
 	if ((fp = fopen(path, "r")) == NULL) {
-		conf_error(p, "recipients: cannot read %s: %s", path,
+		conf_error(p, "%s: cannot read %s: %s", lf->key, path,
 		    strerror(errno));
 		return;
 	}
@@ -766,16 +824,16 @@ recipients_load(struct parse *p, const char *path)
 	errno = 0;
 	while (getline(&buf, &cap, fp) != -1) {
 		p->line++;
-		recipient_line(p, buf, p->c);
+		list_line(p, lf, buf, v, n);
 	}
 	p->file = file;
 	p->line = line;
 	if (ferror(fp))
-		conf_error(p, "recipients: cannot read %s: %s", path,
+		conf_error(p, "%s: cannot read %s: %s", lf->key, path,
 		    strerror(errno));
 	free(buf);
 	fclose(fp);
-	recipients_sort(p->c);
+	list_sort(*v, n);
 }
 
 static void
@@ -792,11 +850,55 @@ key_recipients(struct parse *p, char **av, size_t ac)
 	} else if (strncmp(av[0], "file:", 5) == 0 && av[0][5] == '/') {
 		c->recipients = RECIPIENTS_FILE;
 		c->recipients_file = xstrdup(av[0] + 5);
-		recipients_load(p, c->recipients_file);
+		list_load(p, &recipients_file, c->recipients_file,
+		    &c->recipient_list, &c->nrecipient_list);
 	} else {
 		conf_error(p, "recipients: \"%s\" is not any, system or "
 		    "file:/absolute/path", av[0]);
 	}
+}
+
+static void
+key_relay_domains(struct parse *p, char **av, size_t ac)
+{
+	struct conf *c = p->c;
+	size_t i;
+
+	if (ac == 0) {
+		conf_error(p, "relay-domains needs at least one domain");
+		return;
+	}
+	for (i = 0; i < ac; i++) {
+		util_lower(av[i]);
+		if (!domain_valid(av[i])) {
+			conf_error(p, "relay-domains: \"%s\" is not a valid "
+			    "domain name", av[i]);
+			continue;
+		}
+		if (str_has(c->relay_domains, c->nrelay_domains, av[i]))
+			continue;
+		p->relay_lines = xreallocarray(p->relay_lines,
+		    c->nrelay_domains + 1, sizeof(*p->relay_lines));
+		p->relay_lines[c->nrelay_domains] = p->line;
+		str_push(&c->relay_domains, &c->nrelay_domains, av[i]);
+	}
+}
+
+static void
+key_relay_recipients(struct parse *p, char **av, size_t ac)
+{
+	struct conf *c = p->c;
+
+	if (one_value(p, "relay-recipients", ac) == -1)
+		return;
+	if (strncmp(av[0], "file:", 5) != 0 || av[0][5] != '/') {
+		conf_error(p, "relay-recipients: \"%s\" is not "
+		    "file:/absolute/path", av[0]);
+		return;
+	}
+	c->relay_recipients_file = xstrdup(av[0] + 5);
+	list_load(p, &relay_recipients_file, c->relay_recipients_file,
+	    &c->relay_recipient_list, &c->nrelay_recipient_list);
 }
 
 static void
@@ -890,7 +992,324 @@ key_trusted(struct parse *p, char **av, size_t ac)
 	}
 }
 
-enum { LIM_SIZE, LIM_RCPTS, LIM_LINE, LIM_SESSIONS, LIM_RESERVE, LIM_N };
+/* ---- route, smarthost, resolver: where mail goes next ---------------- */
+
+/* port_parse - a port number 1..65535 from s; -1 reported */
+static int
+port_parse(struct parse *p, const char *key, const char *s, int *port)
+{
+	uint64_t v;
+
+	if (parse_count(s, &v) == -1 || v < 1 || v > PORT_MAX) {
+		conf_error(p, "%s: port \"%s\" is not a number from 1 to 65535",
+		    key, s);
+		return -1;
+	}
+	*port = (int)v;
+	return 0;
+}
+
+/* ip_canonical - s as inet_ntop writes it when it is an IP address */
+static char *
+ip_canonical(const char *s)
+{
+	unsigned char bin[16];
+	char text[INET6_ADDRSTRLEN];
+	int family = strchr(s, ':') ? AF_INET6 : AF_INET;
+
+	if (inet_pton(family, s, bin) != 1)
+		return NULL;
+	inet_ntop(family, bin, text, sizeof(text));
+	return xstrdup(text);
+}
+
+/*
+ * dest_split - "[host]:port", "[host]", "host:port" or "host" into host
+ * (a new string) and the port text (NULL: none).  Returns 1 when the host
+ * was in brackets, 0 when not, -1 when s has none of the forms (an IPv6
+ * address needs the brackets, its colons would read as a port).
+ */
+static int
+dest_split(const char *s, char **host, const char **port)
+{
+	const char *end, *colon;
+
+	*port = NULL;
+	if (s[0] == '[') {
+		end = strchr(s, ']');
+		if (end == NULL || end == s + 1 ||
+		    (end[1] != '\0' && end[1] != ':'))
+			return -1;
+		if (end[1] == ':')
+			*port = end + 2;
+		*host = xstrndup(s + 1, (size_t)(end - s - 1));
+		return 1;
+	}
+	colon = strchr(s, ':');
+	if (colon != NULL && strchr(colon + 1, ':') != NULL)
+		return -1;
+	if (colon == s || s[0] == '\0')
+		return -1;
+	if (colon != NULL)
+		*port = colon + 1;
+	*host = colon ? xstrndup(s, (size_t)(colon - s)) : xstrdup(s);
+	return 0;
+}
+
+/*
+ * host_name_valid - a domain whose last label is not all digits (RFC 3696
+ * section 2: no top-level domain is), so that a mistyped IPv4 address
+ * such as 192.0.2.256 is refused instead of looked up as a name.
+ */
+static int
+host_name_valid(const char *s)
+{
+	const char *last = strrchr(s, '.');
+
+	last = last ? last + 1 : s;
+	return domain_valid(s) && strspn(last, "0123456789") < strlen(last);
+}
+
+/*
+ * relay_dest - DEST of route or smarthost into r.  Brackets mean "no MX
+ * lookup"; so does an IP address, which has no MX records.  -1 reported.
+ */
+static int
+relay_dest(struct parse *p, const char *key, const char *s,
+    struct conf_relay *r)
+{
+	const char *port;
+	char *host, *ip;
+	int bracket = dest_split(s, &host, &port);
+
+	if (bracket == -1) {
+		conf_error(p, "%s: \"%s\" is not [host]:port, [host], "
+		    "host:port or host (IPv6 in brackets)", key, s);
+		return -1;
+	}
+	r->port = DEF_RELAY_PORT;
+	if (port != NULL && port_parse(p, key, port, &r->port) == -1) {
+		free(host);
+		return -1;
+	}
+	if ((ip = ip_canonical(host)) != NULL) {
+		free(host);
+		r->host = ip;
+		r->mx = 0;
+		return 0;
+	}
+	util_lower(host);
+	if (!host_name_valid(host)) {
+		conf_error(p, "%s: \"%s\" is not a host name or IP address",
+		    key, host);
+		free(host);
+		return -1;
+	}
+	r->host = host;
+	r->mx = !bracket;
+	return 0;
+}
+
+static const char *const tls_names[] = {
+	[TLS_MAY] = "may", [TLS_NONE] = "none", [TLS_ENCRYPT] = "encrypt",
+	[TLS_VERIFY] = "verify",
+};
+
+/* relay_tls - tls=VALUE into r; -1 reported */
+static int
+relay_tls(struct parse *p, const char *key, const char *value,
+    struct conf_relay *r)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(tls_names) / sizeof(tls_names[0]); i++) {
+		if (strcmp(tls_names[i], value) == 0) {
+			r->tls = (enum tls_policy)i;
+			return 0;
+		}
+	}
+	conf_error(p, "%s: tls=%s is not none, may, encrypt or verify", key,
+	    value);
+	return -1;
+}
+
+/* relay_auth - auth=FILE into r (read later, by the client); -1 reported */
+static int
+relay_auth(struct parse *p, const char *key, const char *value,
+    struct conf_relay *r)
+{
+	if (value[0] != '/') {
+		conf_error(p, "%s: auth=%s is not an absolute path", key,
+		    value);
+		return -1;
+	}
+	r->auth_file = xstrdup(value);
+	return 0;
+}
+
+static const struct opt relay_opts[] = {
+	{ "tls", OPT_COUNT, 0, 0 },  /* only the names: relay_tls and */
+	{ "auth", OPT_COUNT, 0, 0 }, /* relay_auth check the values */
+};
+
+/* relay_options - the words after DEST; -1 when any was wrong */
+static int
+relay_options(struct parse *p, const char *key, char **av, size_t ac,
+    struct conf_relay *r)
+{
+	int given[2] = { 0, 0 }, k, bad = 0;
+	size_t i;
+
+	for (i = 0; i < ac; i++) {
+		k = opt_find(p, key, relay_opts, 2, av[i]);
+		if (k != -1 && given[k]++) {
+			conf_error(p, "%s: %s given twice", key,
+			    relay_opts[k].name);
+			k = -1;
+		}
+		if ((k == 0 && relay_tls(p, key, av[i] + 4, r) == 0) ||
+		    (k == 1 && relay_auth(p, key, av[i] + 5, r) == 0))
+			continue;
+		bad = 1;
+	}
+	/* the client sends a password only inside TLS */
+	if (!bad && r->auth_file != NULL && r->tls == TLS_NONE) {
+		conf_error(p, "%s: auth= needs TLS, not tls=none", key);
+		bad = 1;
+	}
+	return bad ? -1 : 0;
+}
+
+static void
+relay_free(struct conf_relay *r)
+{
+	free(r->domain);
+	free(r->host);
+	free(r->auth_file);
+	memset(r, 0, sizeof(*r));
+}
+
+/* relay_parse - "DEST [tls=...] [auth=FILE]" into r; -1 reported */
+static int
+relay_parse(struct parse *p, const char *key, char **av, size_t ac,
+    struct conf_relay *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->tls = TLS_MAY;
+	if (relay_dest(p, key, av[0], r) == -1)
+		return -1;
+	if (relay_options(p, key, av + 1, ac - 1, r) == -1) {
+		relay_free(r);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+key_route(struct parse *p, char **av, size_t ac)
+{
+	struct conf *c = p->c;
+	struct conf_relay r;
+	size_t i;
+
+	if (ac < 2) {
+		conf_error(p, "route needs a domain and a destination");
+		return;
+	}
+	util_lower(av[0]);
+	if (!domain_valid(av[0])) {
+		conf_error(p, "route: \"%s\" is not a valid domain name",
+		    av[0]);
+		return;
+	}
+	for (i = 0; i < c->nroutes; i++) {
+		if (strcmp(c->routes[i].domain, av[0]) == 0) {
+			conf_error(p, "route: %s given twice (first at line "
+			    "%zu)", av[0], p->route_lines[i]);
+			return;
+		}
+	}
+	if (relay_parse(p, "route", av + 1, ac - 1, &r) == -1)
+		return;
+	r.domain = xstrdup(av[0]);
+	c->routes = xreallocarray(c->routes, c->nroutes + 1,
+	    sizeof(*c->routes));
+	p->route_lines = xreallocarray(p->route_lines, c->nroutes + 1,
+	    sizeof(*p->route_lines));
+	p->route_lines[c->nroutes] = p->line;
+	c->routes[c->nroutes++] = r;
+}
+
+static void
+key_smarthost(struct parse *p, char **av, size_t ac)
+{
+	struct conf_relay r;
+
+	if (ac == 0) {
+		conf_error(p, "smarthost needs a destination");
+		return;
+	}
+	if (relay_parse(p, "smarthost", av, ac, &r) == -1)
+		return;
+	p->c->smarthost = xmalloc(sizeof(r));
+	*p->c->smarthost = r;
+}
+
+/*
+ * resolver_split - "IP", "IPv6", "IP:PORT" or "[IPv6]:PORT" (brackets
+ * also without a port) into host (a new string) and port text (NULL:
+ * none); -1 when s has none of the forms.
+ */
+static int
+resolver_split(const char *s, char **host, const char **port)
+{
+	const char *colon = strchr(s, ':');
+
+	if (s[0] == '[')
+		return dest_split(s, host, port) == -1 ? -1 : 0;
+	*port = NULL;
+	if (colon != NULL && strchr(colon + 1, ':') == NULL) {
+		*host = xstrndup(s, (size_t)(colon - s));
+		*port = colon + 1;
+		return 0;
+	}
+	*host = xstrdup(s); /* no colon, or a bare IPv6 address */
+	return 0;
+}
+
+/*
+ * key_resolver - stored in libunbound's forwarder syntax, "IP" or
+ * "IP@PORT" (ub_ctx_set_fwd()), so dns.c passes it on unchanged.
+ */
+static void
+key_resolver(struct parse *p, char **av, size_t ac)
+{
+	const char *port;
+	char *host = NULL, *ip;
+	int n = 0;
+
+	if (one_value(p, "resolver", ac) == -1)
+		return;
+	if (resolver_split(av[0], &host, &port) == -1 ||
+	    (ip = ip_canonical(host)) == NULL) {
+		conf_error(p, "resolver: \"%s\" is not IP, IP:PORT or "
+		    "[IPv6]:PORT", av[0]);
+		free(host);
+		return;
+	}
+	free(host);
+	if (port != NULL && port_parse(p, "resolver", port, &n) == -1) {
+		free(ip);
+		return;
+	}
+	p->c->resolver = port ? xasprintf("%s@%d", ip, n) : xstrdup(ip);
+	free(ip);
+}
+
+enum {
+	LIM_SIZE, LIM_RCPTS, LIM_LINE, LIM_SESSIONS, LIM_RESERVE, LIM_DEST,
+	LIM_RECEIVED, LIM_N
+};
 
 static const struct opt limit_opts[LIM_N] = {
 	{ "message-size", OPT_SIZE, KIB, UINT64_MAX },
@@ -898,6 +1317,8 @@ static const struct opt limit_opts[LIM_N] = {
 	{ "line-length", OPT_COUNT, LINE_LENGTH_MIN, LINE_LENGTH_MAX },
 	{ "sessions", OPT_COUNT, 1, COUNT_MAX },
 	{ "spool-reserve", OPT_SIZE, 0, UINT64_MAX },
+	{ "destination-concurrency", OPT_COUNT, 1, DEST_CONCURRENCY_MAX },
+	{ "received-headers", OPT_COUNT, 1, RECEIVED_MAX },
 };
 
 static void
@@ -919,31 +1340,48 @@ key_limits(struct parse *p, char **av, size_t ac)
 		c->max_sessions = (unsigned)v[LIM_SESSIONS];
 	if (given[LIM_RESERVE])
 		c->spool_reserve = v[LIM_RESERVE];
+	if (given[LIM_DEST])
+		c->dest_concurrency = (unsigned)v[LIM_DEST];
+	if (given[LIM_RECEIVED])
+		c->max_received = (unsigned)v[LIM_RECEIVED];
 }
 
-static const struct opt timeout_opts[] = {
+enum { TMO_COMMAND, TMO_DATA, TMO_CONNECT, TMO_REMOTE, TMO_REMOTE_DATA,
+	TMO_N };
+
+static const struct opt timeout_opts[TMO_N] = {
 	{ "command", OPT_DURATION, MS_S, TIMEOUT_MAX },
 	{ "data", OPT_DURATION, MS_S, TIMEOUT_MAX },
+	{ "connect", OPT_DURATION, MS_S, TIMEOUT_MAX },
+	{ "remote-command", OPT_DURATION, MS_S, TIMEOUT_MAX },
+	{ "remote-data", OPT_DURATION, MS_S, TIMEOUT_MAX },
 };
 
 static void
 key_timeouts(struct parse *p, char **av, size_t ac)
 {
-	uint64_t v[2];
-	int given[2] = { 0, 0 };
+	int64_t *field[TMO_N] = {
+		&p->c->timeout_command_ms, &p->c->timeout_data_ms,
+		&p->c->timeout_connect_ms, &p->c->timeout_remote_ms,
+		&p->c->timeout_remote_data_ms,
+	};
+	uint64_t v[TMO_N];
+	int given[TMO_N] = { 0 };
+	size_t i;
 
-	if (opts_parse(p, "timeouts", av, ac, timeout_opts, 2, v, given) == -1)
+	if (opts_parse(p, "timeouts", av, ac, timeout_opts, TMO_N, v,
+	    given) == -1)
 		return;
-	if (given[0])
-		p->c->timeout_command_ms = (int64_t)v[0];
-	if (given[1])
-		p->c->timeout_data_ms = (int64_t)v[1];
+	for (i = 0; i < TMO_N; i++)
+		if (given[i])
+			*field[i] = (int64_t)v[i];
 }
 
 static const struct opt retry_opts[] = {
 	{ "first", OPT_DURATION, MS_S, RETRY_MAX_DURATION },
 	{ "max", OPT_DURATION, MS_S, RETRY_MAX_DURATION },
 	{ "lifetime", OPT_DURATION, MS_S, RETRY_MAX_DURATION },
+	{ "warn", OPT_DURATION, 0, RETRY_MAX_DURATION }, /* 0: no warning */
 };
 
 static void
@@ -951,11 +1389,11 @@ key_retry(struct parse *p, char **av, size_t ac)
 {
 	struct conf *c = p->c;
 	char a[32], b[32];
-	uint64_t v[3];
-	int given[3] = { 0, 0, 0 };
+	uint64_t v[4];
+	int given[4] = { 0, 0, 0, 0 };
 	int64_t first, max;
 
-	if (opts_parse(p, "retry", av, ac, retry_opts, 3, v, given) == -1)
+	if (opts_parse(p, "retry", av, ac, retry_opts, 4, v, given) == -1)
 		return;
 	first = given[0] ? (int64_t)v[0] : c->retry_first_ms;
 	max = given[1] ? (int64_t)v[1] : c->retry_max_ms;
@@ -969,6 +1407,8 @@ key_retry(struct parse *p, char **av, size_t ac)
 	c->retry_max_ms = max;
 	if (given[2])
 		c->retry_lifetime_ms = (int64_t)v[2];
+	if (given[3])
+		c->retry_warn_ms = (int64_t)v[3];
 }
 
 static void
@@ -1236,6 +1676,33 @@ mailbox_pattern(struct parse *p, const char *raw, const char *home)
 	return b.data;
 }
 
+/*
+ * check_local_overlap - a local domain is delivered here, so it can be
+ * neither relayed nor routed elsewhere.  Checked once local-domains has
+ * its default, reported at the line of the relay-domains or route key.
+ */
+static void
+check_local_overlap(struct parse *p)
+{
+	const struct conf *c = p->c;
+	size_t i;
+
+	for (i = 0; i < c->nrelay_domains; i++) {
+		if (!conf_is_local_domain(c, c->relay_domains[i]))
+			continue;
+		p->line = p->relay_lines[i];
+		conf_error(p, "relay-domains: %s is also a local domain",
+		    c->relay_domains[i]);
+	}
+	for (i = 0; i < c->nroutes; i++) {
+		if (!conf_is_local_domain(c, c->routes[i].domain))
+			continue;
+		p->line = p->route_lines[i];
+		conf_error(p, "route: %s is a local domain, delivered here",
+		    c->routes[i].domain);
+	}
+}
+
 /* finish - the defaults of what the file left out, then $TERN_HOME */
 static void
 finish(struct parse *p)
@@ -1267,6 +1734,7 @@ finish(struct parse *p)
 			str_push(&c->local_domains, &c->nlocal_domains, lower);
 		free(lower);
 	}
+	check_local_overlap(p);
 	p->line = p->mailbox_line;
 	pattern = mailbox_pattern(p, p->mailbox ? p->mailbox : DEF_MAILBOX,
 	    c->home);
@@ -1291,6 +1759,12 @@ conf_new(void)
 	c->retry_first_ms = DEF_RETRY_FIRST;
 	c->retry_max_ms = DEF_RETRY_MAX;
 	c->retry_lifetime_ms = DEF_RETRY_LIFETIME;
+	c->retry_warn_ms = DEF_RETRY_WARN;
+	c->timeout_connect_ms = DEF_TIMEOUT_CONNECT;
+	c->timeout_remote_ms = DEF_TIMEOUT_REMOTE;
+	c->timeout_remote_data_ms = DEF_TIMEOUT_REMOTE_DATA;
+	c->dest_concurrency = DEF_DEST_CONCURRENCY;
+	c->max_received = DEF_MAX_RECEIVED;
 	return c;
 }
 
@@ -1311,6 +1785,8 @@ conf_load(const char *path)
 	if (p.errors == 0)
 		finish(&p);
 	free(p.mailbox);
+	free(p.relay_lines);
+	free(p.route_lines);
 	if (p.errors == 0)
 		return p.c;
 	conf_free(p.c);
@@ -1352,6 +1828,16 @@ conf_free(struct conf *c)
 	str_free(c->recipient_list, c->nrecipient_list);
 	free(c->mailbox);
 	free(c->trusted);
+	str_free(c->relay_domains, c->nrelay_domains);
+	free(c->relay_recipients_file);
+	str_free(c->relay_recipient_list, c->nrelay_recipient_list);
+	for (i = 0; i < c->nroutes; i++)
+		relay_free(&c->routes[i]);
+	free(c->routes);
+	if (c->smarthost != NULL)
+		relay_free(c->smarthost);
+	free(c->smarthost);
+	free(c->resolver);
 	free(c);
 }
 
@@ -1456,21 +1942,137 @@ print_trusted(FILE *fp, const struct conf *c)
 static void
 print_limits(FILE *fp, const struct conf *c)
 {
-	char size[32], reserve[32], first[32], max[32], life[32];
-	char cmd[32], data[32];
+	char size[32], reserve[32];
 
 	fmt_size(c->message_size, size, sizeof(size));
 	fmt_size(c->spool_reserve, reserve, sizeof(reserve));
 	fprintf(fp, "limits message-size=%s recipients=%u line-length=%zu "
-	    "sessions=%u spool-reserve=%s\n", size, c->max_rcpts,
-	    c->line_length, c->max_sessions, reserve);
-	fmt_duration(c->timeout_command_ms, cmd, sizeof(cmd));
-	fmt_duration(c->timeout_data_ms, data, sizeof(data));
-	fprintf(fp, "timeouts command=%s data=%s\n", cmd, data);
+	    "sessions=%u spool-reserve=%s destination-concurrency=%u "
+	    "received-headers=%u\n", size, c->max_rcpts, c->line_length,
+	    c->max_sessions, reserve, c->dest_concurrency, c->max_received);
+}
+
+static void
+print_timeouts(FILE *fp, const struct conf *c)
+{
+	const int64_t v[TMO_N] = {
+		c->timeout_command_ms, c->timeout_data_ms,
+		c->timeout_connect_ms, c->timeout_remote_ms,
+		c->timeout_remote_data_ms,
+	};
+	char dur[32];
+	size_t i;
+
+	fputs("timeouts", fp);
+	for (i = 0; i < TMO_N; i++) {
+		fmt_duration(v[i], dur, sizeof(dur));
+		fprintf(fp, " %s=%s", timeout_opts[i].name, dur);
+	}
+	fputc('\n', fp);
+}
+
+static void
+print_retry(FILE *fp, const struct conf *c)
+{
+	char first[32], max[32], life[32], warn[32];
+
 	fmt_duration(c->retry_first_ms, first, sizeof(first));
 	fmt_duration(c->retry_max_ms, max, sizeof(max));
 	fmt_duration(c->retry_lifetime_ms, life, sizeof(life));
-	fprintf(fp, "retry first=%s max=%s lifetime=%s\n", first, max, life);
+	fmt_duration(c->retry_warn_ms, warn, sizeof(warn));
+	fprintf(fp, "retry first=%s max=%s lifetime=%s warn=%s\n", first, max,
+	    life, warn);
+}
+
+static void
+print_relay_recipients(FILE *fp, const struct conf *c)
+{
+	char *file;
+
+	if (c->relay_recipients_file == NULL) {
+		fputs("# relay-recipients: not set, every recipient of a relay "
+		    "domain is accepted\n", fp);
+		return;
+	}
+	file = xasprintf("file:%s", c->relay_recipients_file);
+	print_key(fp, "relay-recipients", (const char *[]){ file, NULL });
+	free(file);
+}
+
+/* print_relay - "KEY [DOMAIN] DEST tls=POLICY [auth=FILE]" */
+static void
+print_relay(FILE *fp, const char *key, const struct conf_relay *r)
+{
+	const char *words[5] = { NULL };
+	char *dest, *tls, *auth = NULL;
+	size_t n = 0;
+
+	if (r->mx)
+		dest = xasprintf("%s:%d", r->host, r->port);
+	else
+		dest = xasprintf("[%s]:%d", r->host, r->port);
+	tls = xasprintf("tls=%s", tls_names[r->tls]);
+	if (r->domain != NULL)
+		words[n++] = r->domain;
+	words[n++] = dest;
+	words[n++] = tls;
+	if (r->auth_file != NULL)
+		words[n++] = auth = xasprintf("auth=%s", r->auth_file);
+	print_key(fp, key, words);
+	free(dest);
+	free(tls);
+	free(auth);
+}
+
+/* print_resolver - "IP@PORT" back in the file's form, "[IPv6]:PORT" */
+static void
+print_resolver(FILE *fp, const struct conf *c)
+{
+	const char *at;
+	int len;
+
+	if (c->resolver == NULL) {
+		fputs("# resolver: not set, the system's (/etc/resolv.conf "
+		    "and /etc/hosts)\n", fp);
+		return;
+	}
+	at = strchr(c->resolver, '@');
+	if (at == NULL) {
+		fprintf(fp, "resolver %s\n", c->resolver);
+		return;
+	}
+	len = (int)(at - c->resolver);
+	if (memchr(c->resolver, ':', (size_t)len) != NULL)
+		fprintf(fp, "resolver [%.*s]:%s\n", len, c->resolver, at + 1);
+	else
+		fprintf(fp, "resolver %.*s:%s\n", len, c->resolver, at + 1);
+}
+
+/* print_relays - relay-domains and relay-recipients */
+static void
+print_relays(FILE *fp, const struct conf *c)
+{
+	if (c->nrelay_domains > 0)
+		print_list(fp, "relay-domains", c->relay_domains,
+		    c->nrelay_domains);
+	else
+		fputs("# relay-domains: none\n", fp);
+	print_relay_recipients(fp, c);
+}
+
+/* print_onward - routes, smarthost, resolver */
+static void
+print_onward(FILE *fp, const struct conf *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->nroutes; i++)
+		print_relay(fp, "route", &c->routes[i]);
+	if (c->smarthost != NULL)
+		print_relay(fp, "smarthost", c->smarthost);
+	else
+		fputs("# smarthost: none, other domains by MX\n", fp);
+	print_resolver(fp, c);
 }
 
 /* conf_print - the effective configuration, in the file's own syntax */
@@ -1489,10 +2091,14 @@ conf_print(const struct conf *c, FILE *fp)
 	for (i = 0; i < c->nlistens; i++)
 		print_listen(fp, &c->listens[i]);
 	print_list(fp, "local-domains", c->local_domains, c->nlocal_domains);
+	print_relays(fp, c);
 	print_recipients(fp, c);
 	print_key(fp, "mailbox", (const char *[]){ c->mailbox, NULL });
 	print_trusted(fp, c);
+	print_onward(fp, c);
 	print_limits(fp, c);
+	print_timeouts(fp, c);
+	print_retry(fp, c);
 	fprintf(fp, "log %s%s\n", c->log_syslog ? "syslog" : "stderr",
 	    c->verbose ? " verbose" : "");
 }
@@ -1554,6 +2160,8 @@ conf_is_trusted(const struct conf *c, const struct sockaddr *sa)
 static int
 recipient_has(const struct conf *c, const char *key)
 {
+	if (c->nrecipient_list == 0)
+		return 0; /* bsearch wants a list, even an empty one */
 	return bsearch(&key, c->recipient_list, c->nrecipient_list,
 	    sizeof(char *), str_cmp) != NULL;
 }
@@ -1577,6 +2185,57 @@ conf_recipient_known(const struct conf *c, const char *local,
 	found = found || recipient_has(c, key);
 	free(key);
 	return found;
+}
+
+/* conf_is_relay_domain - 1 when domain (any case) is in relay-domains */
+int
+conf_is_relay_domain(const struct conf *c, const char *domain)
+{
+	size_t i;
+
+	for (i = 0; i < c->nrelay_domains; i++)
+		if (strcasecmp(c->relay_domains[i], domain) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+relay_recipient_has(const struct conf *c, const char *key)
+{
+	if (c->nrelay_recipient_list == 0)
+		return 0; /* bsearch wants a list, even an empty one */
+	return bsearch(&key, c->relay_recipient_list,
+	    c->nrelay_recipient_list, sizeof(char *), str_cmp) != NULL;
+}
+
+/* conf_relay_recipient_known - relay-recipients unset, or lists it */
+int
+conf_relay_recipient_known(const struct conf *c, const char *local,
+    const char *domain)
+{
+	char *key;
+	int found;
+
+	if (c->relay_recipients_file == NULL)
+		return 1;
+	key = xasprintf("%s@%s", local, domain);
+	util_lower(key);
+	found = relay_recipient_has(c, key) ||
+	    relay_recipient_has(c, key + strlen(local));
+	free(key);
+	return found;
+}
+
+/* conf_route_for - the route for domain (any case), or NULL */
+const struct conf_relay *
+conf_route_for(const struct conf *c, const char *domain)
+{
+	size_t i;
+
+	for (i = 0; i < c->nroutes; i++)
+		if (strcasecmp(c->routes[i].domain, domain) == 0)
+			return &c->routes[i];
+	return NULL;
 }
 
 /* conf_keys - every key the parser implements, NULL-terminated */

@@ -60,6 +60,21 @@ struct conf_relay {
 	char *auth_file;  /* "auth=FILE": one line "user:password"; NULL */
 };
 
+/* tls cert=FILE key=FILE: one certificate for inbound TLS; the first is
+ * the default, the others are chosen by SNI */
+struct conf_cert {
+	char *cert;
+	char *key;
+};
+
+/* senders USER ADDRESS...: the envelope senders an authenticated user may
+ * use; "@domain" allows every address of a domain */
+struct conf_senders {
+	char *user;
+	char **addrs;   /* lower-case */
+	size_t naddrs;
+};
+
 enum recipients_mode {
 	RECIPIENTS_ANY = 0, /* every local part of a local domain */
 	RECIPIENTS_SYSTEM,  /* local parts that are system users (getpwnam) */
@@ -126,6 +141,17 @@ struct conf {
 	unsigned dest_concurrency;   /* limits destination-concurrency= */
 	unsigned max_received;       /* limits received-headers=: loop */
 
+	/* inbound TLS and authentication */
+	struct conf_cert *certs;     /* tls cert= key= (repeatable) */
+	size_t ncerts;
+	char *users_file;            /* users FILE: name:crypt-hash */
+	struct conf_senders *senders; /* senders USER ADDRESS... */
+	size_t nsenders;
+	unsigned auth_failures;      /* limits auth-failures=: per session,
+	                              * then the session ends */
+	unsigned auth_client_failures; /* limits auth-client-failures=:
+	                                * per client address and hour */
+
 	int log_syslog;        /* log syslog|stderr */
 	int verbose;           /* log ... verbose */
 };
@@ -168,6 +194,15 @@ int conf_relay_recipient_known(const struct conf *c, const char *local,
  * or NULL */
 const struct conf_relay *conf_route_for(const struct conf *c,
     const char *domain);
+
+/*
+ * conf_sender_allowed - 1 when the authenticated user may use addr as the
+ * envelope sender: as "senders" says, or by default its own address (a
+ * name with '@' is an address; a name without owns name@ each local
+ * domain).  The null sender is always allowed.
+ */
+int conf_sender_allowed(const struct conf *c, const char *user,
+    const char *addr);
 
 /* conf_keys - NULL-terminated list of every key the parser knows (for the
  * test that every key is documented) */

@@ -26,12 +26,17 @@ struct route {
 	int mx;               /* look up MX records of host (ROUTE_MX: 1) */
 	enum tls_policy tls;
 	const char *auth_file; /* credentials for AUTH, or NULL */
-	const char *via;      /* "local", "route", "smarthost" or "mx" */
+	const char *via;      /* "local", "route", "smarthost", "literal"
+	                       * or "mx" */
 };
 
 /*
  * route_for_domain - decide the route of a recipient domain ("" for the
- * bare postmaster, which is local).  Returns 0.
+ * bare postmaster, which is local).  Returns 0.  An address literal
+ * ("[192.0.2.1]", "[IPv6:2001:db8::1]") is ROUTE_RELAY to that address,
+ * no MX, via "literal", when no route or smarthost takes it first.
+ * Returns -1 (out unusable) for a literal that holds no IP address or a
+ * domain longer than SMTP_DOMAIN_MAX: input smtp_parse never lets pass.
  */
 int route_for_domain(const struct conf *c, const char *domain,
     struct route *out);
@@ -40,7 +45,9 @@ int route_for_domain(const struct conf *c, const char *domain,
  * route_key - the destination a route names, as a string: recipients with
  * the same key travel in one transaction, share connections and one
  * concurrency limit ("mx:example.org:25", "[relay.example.net]:587",
- * "relay.example.net:25" for an MX-looked-up relay).
+ * "relay.example.net:25" for an MX-looked-up relay, "local"; a TLS policy
+ * other than may and an auth file are appended: "[relay]:587 tls=verify
+ * auth=/etc/tern/relay.secret").
  */
 void route_key(const struct route *r, char *out, size_t outlen);
 

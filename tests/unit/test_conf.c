@@ -1,8 +1,9 @@
 /*
  * test_conf.c - tern.conf(5): every key's valid and invalid forms with the
  * exact "file:line: message" text, the defaults, $TERN_HOME and $TERN_CONF,
- * the round trip through conf_print, the trusted-networks matcher and the
- * recipients lookups.  Each table row says what it tests.
+ * the round trip through conf_print, the trusted-networks matcher, the
+ * recipients and relay-recipients lookups, the routes and the resolver's
+ * stored form.  Each table row says what it tests.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -235,33 +236,139 @@ static const struct valid_case valid_cases[] = {
 	{ "limits subset keeps other defaults",
 	    "limits message-size=35M recipients=100\n",
 	    "limits message-size=35M recipients=100 line-length=1000 "
-	    "sessions=10000 spool-reserve=100M" },
+	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
+	    "received-headers=100" },
 	{ "limits at their minimums",
 	    "limits message-size=1K recipients=1 line-length=80 sessions=1 "
 	    "spool-reserve=0\n",
 	    "limits message-size=1K recipients=1 line-length=80 sessions=1 "
-	    "spool-reserve=0" },
+	    "spool-reserve=0 destination-concurrency=20 received-headers=100" },
 	{ "limits at their maximums",
 	    "limits line-length=1048576 recipients=1000000 "
 	    "sessions=1000000\n",
 	    "limits message-size=50M recipients=1000000 line-length=1048576 "
-	    "sessions=1000000 spool-reserve=100M" },
+	    "sessions=1000000 spool-reserve=100M destination-concurrency=20 "
+	    "received-headers=100" },
 	{ "limits sizes: bytes, lower-case unit, G",
 	    "limits message-size=1536 spool-reserve=2g\n",
 	    "limits message-size=1536 recipients=1000 line-length=1000 "
-	    "sessions=10000 spool-reserve=2G" },
+	    "sessions=10000 spool-reserve=2G destination-concurrency=20 "
+	    "received-headers=100" },
 	{ "timeouts command only", "timeouts command=30s\n",
-	    "timeouts command=30s data=10m" },
+	    "timeouts command=30s data=10m connect=30s remote-command=5m "
+	    "remote-data=10m" },
 	{ "timeouts bare seconds", "timeouts data=3600\n",
-	    "timeouts command=5m data=1h" },
+	    "timeouts command=5m data=1h connect=30s remote-command=5m "
+	    "remote-data=10m" },
 	{ "timeouts at maximum", "timeouts command=1s data=1d\n",
-	    "timeouts command=1s data=1d" },
+	    "timeouts command=1s data=1d connect=30s remote-command=5m "
+	    "remote-data=10m" },
+	{ "timeouts outbound", "timeouts remote-data=3m connect=1m "
+	    "remote-command=2m\n",
+	    "timeouts command=5m data=10m connect=1m remote-command=2m "
+	    "remote-data=3m" },
+	{ "timeouts outbound at the bounds",
+	    "timeouts connect=1s remote-command=1d remote-data=1s\n",
+	    "timeouts command=5m data=10m connect=1s remote-command=1d "
+	    "remote-data=1s" },
 	{ "retry all three", "retry first=1m max=2h lifetime=3d\n",
-	    "retry first=1m max=2h lifetime=3d" },
+	    "retry first=1m max=2h lifetime=3d warn=4h" },
 	{ "retry first equal to default max", "retry first=1h\n",
-	    "retry first=1h max=1h lifetime=5d" },
+	    "retry first=1h max=1h lifetime=5d warn=4h" },
 	{ "retry max only", "retry max=10m lifetime=90m\n",
-	    "retry first=5m max=10m lifetime=90m" },
+	    "retry first=5m max=10m lifetime=90m warn=4h" },
+	{ "retry warn", "retry warn=1h\n",
+	    "retry first=5m max=1h lifetime=5d warn=1h" },
+	{ "retry warn=0 sends none", "retry warn=0\n",
+	    "retry first=5m max=1h lifetime=5d warn=0s" },
+	{ "retry warn at maximum", "retry warn=365d\n",
+	    "retry first=5m max=1h lifetime=5d warn=365d" },
+	{ "limits outbound at their minimums",
+	    "limits destination-concurrency=1 received-headers=1\n",
+	    "limits message-size=50M recipients=1000 line-length=1000 "
+	    "sessions=10000 spool-reserve=100M destination-concurrency=1 "
+	    "received-headers=1" },
+	{ "limits outbound at their maximums",
+	    "limits received-headers=1000 destination-concurrency=1000\n",
+	    "limits message-size=50M recipients=1000 line-length=1000 "
+	    "sessions=10000 spool-reserve=100M destination-concurrency=1000 "
+	    "received-headers=1000" },
+	/* relay-domains, route, smarthost, resolver */
+	{ "relay-domains lower-cased, repeated, deduplicated",
+	    "relay-domains Dma.ORG lists.dma.org\n"
+	    "relay-domains dma.org b.example\n",
+	    "relay-domains dma.org lists.dma.org b.example" },
+	{ "no relay-domains printed as a comment", "hostname a.example\n",
+	    "# relay-domains: none" },
+	{ "no relay-recipients printed as a comment", "hostname a.example\n",
+	    "# relay-recipients: not set, every recipient of a relay domain "
+	    "is accepted" },
+	{ "route [host]:port", "route Dma.org [DMAPUB.dma.org]:2525\n",
+	    "route dma.org [dmapub.dma.org]:2525 tls=may" },
+	{ "route [host] gets port 25", "route dma.org [dmapub.dma.org]\n",
+	    "route dma.org [dmapub.dma.org]:25 tls=may" },
+	{ "route host:port looks up MX", "route dma.org relay.example:587\n",
+	    "route dma.org relay.example:587 tls=may" },
+	{ "route host gets port 25", "route dma.org relay.example\n",
+	    "route dma.org relay.example:25 tls=may" },
+	{ "route [IPv4]", "route dma.org [192.0.2.1]\n",
+	    "route dma.org [192.0.2.1]:25 tls=may" },
+	{ "route IPv4 without brackets: no MX either",
+	    "route dma.org 192.0.2.1:2525\n",
+	    "route dma.org [192.0.2.1]:2525 tls=may" },
+	{ "route [IPv6]:port canonical", "route dma.org [2001:DB8:0::1]:25\n",
+	    "route dma.org [2001:db8::1]:25 tls=may" },
+	{ "route [IPv6] gets port 25", "route dma.org [::1]\n",
+	    "route dma.org [::1]:25 tls=may" },
+	{ "route port 65535", "route dma.org [a.example]:65535\n",
+	    "route dma.org [a.example]:65535 tls=may" },
+	{ "route tls and auth", "route dma.org [mx.dma.org] tls=verify "
+	    "auth=/etc/tern/dma.secret\n",
+	    "route dma.org [mx.dma.org]:25 tls=verify "
+	    "auth=/etc/tern/dma.secret" },
+	{ "route options in any order",
+	    "route dma.org [mx.dma.org] auth=/s tls=encrypt\n",
+	    "route dma.org [mx.dma.org]:25 tls=encrypt auth=/s" },
+	{ "route tls=none", "route dma.org [mx.dma.org] tls=none\n",
+	    "route dma.org [mx.dma.org]:25 tls=none" },
+	{ "route auth with tls=may", "route dma.org [mx.dma.org] auth=/s\n",
+	    "route dma.org [mx.dma.org]:25 tls=may auth=/s" },
+	{ "route auth path with a space",
+	    "route dma.org [mx.dma.org] \"auth=/etc/a b\"\n",
+	    "route dma.org [mx.dma.org]:25 tls=may \"auth=/etc/a b\"" },
+	{ "route for a relay domain",
+	    "relay-domains dma.org\nroute dma.org [dmapub.dma.org]:25\n",
+	    "route dma.org [dmapub.dma.org]:25 tls=may" },
+	{ "second route", "route a.example [x.example]\n"
+	    "route b.example y.example\n",
+	    "route b.example y.example:25 tls=may" },
+	{ "route for a subdomain of a local domain",
+	    "local-domains dma.org\nroute pub.dma.org [x.example]\n",
+	    "route pub.dma.org [x.example]:25 tls=may" },
+	{ "smarthost with everything",
+	    "smarthost [relay.example.net]:587 auth=/etc/tern/relay.secret "
+	    "tls=verify\n",
+	    "smarthost [relay.example.net]:587 tls=verify "
+	    "auth=/etc/tern/relay.secret" },
+	{ "smarthost host looks up MX", "smarthost Relay.Example.NET\n",
+	    "smarthost relay.example.net:25 tls=may" },
+	{ "smarthost [IPv6]:port", "smarthost [2001:db8::25]:2525\n",
+	    "smarthost [2001:db8::25]:2525 tls=may" },
+	{ "no smarthost printed as a comment", "hostname a.example\n",
+	    "# smarthost: none, other domains by MX" },
+	{ "resolver IPv4", "resolver 198.51.100.53\n",
+	    "resolver 198.51.100.53" },
+	{ "resolver IPv4:port", "resolver 127.0.0.1:5353\n",
+	    "resolver 127.0.0.1:5353" },
+	{ "resolver [IPv6]:port", "resolver [2001:db8:0::53]:53\n",
+	    "resolver [2001:db8::53]:53" },
+	{ "resolver bare IPv6", "resolver 2001:db8::53\n",
+	    "resolver 2001:db8::53" },
+	{ "resolver [IPv6] without port", "resolver [::1]\n",
+	    "resolver ::1" },
+	{ "no resolver printed as a comment", "hostname a.example\n",
+	    "# resolver: not set, the system's (/etc/resolv.conf and "
+	    "/etc/hosts)" },
 	{ "log syslog verbose", "log syslog verbose\n", "log syslog verbose" },
 	{ "log stderr", "log stderr\n", "log stderr" },
 };
@@ -327,9 +434,6 @@ static const struct invalid_case invalid_cases[] = {
 	/* keys of later versions */
 	{ "tls later", "tls cert=/a key=/b\n",
 	    "%F:1: tls is not supported by this version of tern yet\n" },
-	{ "relay-domains later", "relay-domains dma.org\n",
-	    "%F:1: relay-domains is not supported by this version of tern "
-	    "yet\n" },
 	{ "mailbox-for later", "mailbox-for pea pipe:\"/bin/x -d pea\"\n",
 	    "%F:1: mailbox-for is not supported by this version of tern "
 	    "yet\n" },
@@ -337,12 +441,6 @@ static const struct invalid_case invalid_cases[] = {
 	    "%F:1: aliases is not supported by this version of tern yet\n" },
 	{ "users later", "users /etc/tern/users\n",
 	    "%F:1: users is not supported by this version of tern yet\n" },
-	{ "route later", "route dma.org [dmapub.dma.org]:25\n",
-	    "%F:1: route is not supported by this version of tern yet\n" },
-	{ "smarthost later", "smarthost [relay.example.net]:587\n",
-	    "%F:1: smarthost is not supported by this version of tern yet\n" },
-	{ "resolver later", "resolver 198.51.100.53\n",
-	    "%F:1: resolver is not supported by this version of tern yet\n" },
 	/* hostname, home, user */
 	{ "hostname missing", "hostname\n",
 	    "%F:1: hostname takes exactly one value\n" },
@@ -458,6 +556,151 @@ static const struct invalid_case invalid_cases[] = {
 	    "%F:1: mailbox: \"%x\" is not %u, %d, %a or %%\n" },
 	{ "mailbox trailing percent", "mailbox maildir:/m/%\n",
 	    "%F:1: mailbox: \"%\" is not %u, %d, %a or %%\n" },
+	/* relay-domains, relay-recipients */
+	{ "relay-domains empty", "relay-domains\n",
+	    "%F:1: relay-domains needs at least one domain\n" },
+	{ "relay-domains bad domain", "relay-domains ok.example a..b\n",
+	    "%F:1: relay-domains: \"a..b\" is not a valid domain name\n" },
+	{ "relay-domains address literal", "relay-domains [192.0.2.1]\n",
+	    "%F:1: relay-domains: \"[192.0.2.1]\" is not a valid domain "
+	    "name\n" },
+	{ "relay domain that is local, listed later",
+	    "relay-domains x.example dma.org\nlocal-domains DMA.org\n",
+	    "%F:1: relay-domains: dma.org is also a local domain\n" },
+	{ "relay domain that is the default hostname",
+	    "hostname mx.dma.org\n\nrelay-domains MX.dma.org\n",
+	    "%F:3: relay-domains: mx.dma.org is also a local domain\n" },
+	{ "relay domain localhost (a default local domain)",
+	    "relay-domains a.example\nrelay-domains localhost\n",
+	    "%F:2: relay-domains: localhost is also a local domain\n" },
+	{ "relay-recipients without file:", "relay-recipients /etc/x\n",
+	    "%F:1: relay-recipients: \"/etc/x\" is not file:/absolute/path\n" },
+	{ "relay-recipients relative", "relay-recipients file:x\n",
+	    "%F:1: relay-recipients: \"file:x\" is not file:/absolute/path\n" },
+	{ "relay-recipients two values", "relay-recipients file:/a file:/b\n",
+	    "%F:1: relay-recipients takes exactly one value\n" },
+	{ "relay-recipients missing", "relay-recipients\n",
+	    "%F:1: relay-recipients takes exactly one value\n" },
+	{ "relay-recipients file missing",
+	    "\nrelay-recipients file:/nonexistent/tern-relay\n",
+	    "%F:2: relay-recipients: cannot read /nonexistent/tern-relay: No "
+	    "such file or directory\n" },
+	{ "relay-recipients twice",
+	    "relay-recipients file:/nonexistent/a\n"
+	    "relay-recipients file:/nonexistent/b\n",
+	    "%F:1: relay-recipients: cannot read /nonexistent/a: No such file "
+	    "or directory\n"
+	    "%F:2: relay-recipients given twice (first at line 1)\n" },
+	/* route */
+	{ "route without anything", "route\n",
+	    "%F:1: route needs a domain and a destination\n" },
+	{ "route without destination", "route dma.org\n",
+	    "%F:1: route needs a domain and a destination\n" },
+	{ "route bad domain", "route a..b [x.example]\n",
+	    "%F:1: route: \"a..b\" is not a valid domain name\n" },
+	{ "route domain as address literal", "route [192.0.2.1] [x.example]\n",
+	    "%F:1: route: \"[192.0.2.1]\" is not a valid domain name\n" },
+	{ "route unclosed bracket", "route d.example [x.example\n",
+	    "%F:1: route: \"[x.example\" is not [host]:port, [host], host:port "
+	    "or host (IPv6 in brackets)\n" },
+	{ "route empty brackets", "route d.example []:25\n",
+	    "%F:1: route: \"[]:25\" is not [host]:port, [host], host:port or "
+	    "host (IPv6 in brackets)\n" },
+	{ "route text after brackets", "route d.example [x.example]25\n",
+	    "%F:1: route: \"[x.example]25\" is not [host]:port, [host], "
+	    "host:port or host (IPv6 in brackets)\n" },
+	{ "route IPv6 without brackets", "route d.example 2001:db8::1\n",
+	    "%F:1: route: \"2001:db8::1\" is not [host]:port, [host], "
+	    "host:port or host (IPv6 in brackets)\n" },
+	{ "route port without host", "route d.example :25\n",
+	    "%F:1: route: \":25\" is not [host]:port, [host], host:port or "
+	    "host (IPv6 in brackets)\n" },
+	{ "route empty destination", "route d.example \"\"\n",
+	    "%F:1: route: \"\" is not [host]:port, [host], host:port or host "
+	    "(IPv6 in brackets)\n" },
+	{ "route port 0", "route d.example [x.example]:0\n",
+	    "%F:1: route: port \"0\" is not a number from 1 to 65535\n" },
+	{ "route port 65536", "route d.example x.example:65536\n",
+	    "%F:1: route: port \"65536\" is not a number from 1 to 65535\n" },
+	{ "route empty port", "route d.example x.example:\n",
+	    "%F:1: route: port \"\" is not a number from 1 to 65535\n" },
+	{ "route port by name", "route d.example [x.example]:smtp\n",
+	    "%F:1: route: port \"smtp\" is not a number from 1 to 65535\n" },
+	{ "route bad host", "route d.example [a..b]:25\n",
+	    "%F:1: route: \"a..b\" is not a host name or IP address\n" },
+	{ "route host with underscore-free garbage", "route d.example [a/b]\n",
+	    "%F:1: route: \"a/b\" is not a host name or IP address\n" },
+	{ "route IPv4 out of range is no name either",
+	    "route d.example [192.0.2.256]\n",
+	    "%F:1: route: \"192.0.2.256\" is not a host name or IP "
+	    "address\n" },
+	{ "route bad tls", "route d.example [x.example] tls=maybe\n",
+	    "%F:1: route: tls=maybe is not none, may, encrypt or verify\n" },
+	{ "route tls twice", "route d.example [x.example] tls=may tls=none\n",
+	    "%F:1: route: tls given twice\n" },
+	{ "route relative auth", "route d.example [x.example] auth=secret\n",
+	    "%F:1: route: auth=secret is not an absolute path\n" },
+	{ "route empty auth", "route d.example [x.example] auth=\n",
+	    "%F:1: route: auth= is not an absolute path\n" },
+	{ "route auth without TLS",
+	    "route d.example [x.example] auth=/s tls=none\n",
+	    "%F:1: route: auth= needs TLS, not tls=none\n" },
+	{ "route unknown option", "route d.example [x.example] port=25\n",
+	    "%F:1: route: unknown option \"port\" (known: tls, auth)\n" },
+	{ "route bare word option", "route d.example [x.example] verify\n",
+	    "%F:1: route: expected name=value, not \"verify\"\n" },
+	{ "route every option error at once",
+	    "route d.example [x.example] tls=x auth=y z\n",
+	    "%F:1: route: tls=x is not none, may, encrypt or verify\n"
+	    "%F:1: route: auth=y is not an absolute path\n"
+	    "%F:1: route: expected name=value, not \"z\"\n" },
+	{ "route domain twice, any case",
+	    "route d.example [x.example]\n# c\nroute D.example [y.example]\n",
+	    "%F:3: route: d.example given twice (first at line 1)\n" },
+	{ "route for a local domain",
+	    "local-domains d.example\nroute d.example [x.example]\n",
+	    "%F:2: route: d.example is a local domain, delivered here\n" },
+	{ "route for localhost (a default local domain)",
+	    "route localhost [x.example]\n",
+	    "%F:1: route: localhost is a local domain, delivered here\n" },
+	/* smarthost */
+	{ "smarthost without destination", "smarthost\n",
+	    "%F:1: smarthost needs a destination\n" },
+	{ "smarthost twice", "smarthost [a.example]\nsmarthost [b.example]\n",
+	    "%F:2: smarthost given twice (first at line 1)\n" },
+	{ "smarthost bad tls", "smarthost [x.example] tls=sometimes\n",
+	    "%F:1: smarthost: tls=sometimes is not none, may, encrypt or "
+	    "verify\n" },
+	{ "smarthost bad port", "smarthost x.example:99999\n",
+	    "%F:1: smarthost: port \"99999\" is not a number from 1 to "
+	    "65535\n" },
+	{ "smarthost IPv6 without brackets", "smarthost ::1:25\n",
+	    "%F:1: smarthost: \"::1:25\" is not [host]:port, [host], host:port "
+	    "or host (IPv6 in brackets)\n" },
+	{ "smarthost auth without TLS",
+	    "smarthost [x.example] tls=none auth=/s\n",
+	    "%F:1: smarthost: auth= needs TLS, not tls=none\n" },
+	/* resolver */
+	{ "resolver missing", "resolver\n",
+	    "%F:1: resolver takes exactly one value\n" },
+	{ "resolver two values", "resolver 192.0.2.1 192.0.2.2\n",
+	    "%F:1: resolver takes exactly one value\n" },
+	{ "resolver host name", "resolver dns.example\n",
+	    "%F:1: resolver: \"dns.example\" is not IP, IP:PORT or "
+	    "[IPv6]:PORT\n" },
+	{ "resolver host name with port", "resolver dns.example:53\n",
+	    "%F:1: resolver: \"dns.example:53\" is not IP, IP:PORT or "
+	    "[IPv6]:PORT\n" },
+	{ "resolver unclosed bracket", "resolver [::1:53\n",
+	    "%F:1: resolver: \"[::1:53\" is not IP, IP:PORT or [IPv6]:PORT\n" },
+	{ "resolver empty brackets", "resolver []:53\n",
+	    "%F:1: resolver: \"[]:53\" is not IP, IP:PORT or [IPv6]:PORT\n" },
+	{ "resolver port 0", "resolver 192.0.2.1:0\n",
+	    "%F:1: resolver: port \"0\" is not a number from 1 to 65535\n" },
+	{ "resolver empty port", "resolver [::1]:\n",
+	    "%F:1: resolver: port \"\" is not a number from 1 to 65535\n" },
+	{ "resolver twice", "resolver 192.0.2.1\nresolver 192.0.2.2\n",
+	    "%F:2: resolver given twice (first at line 1)\n" },
 	/* trusted-networks */
 	{ "trusted empty", "trusted-networks\n",
 	    "%F:1: trusted-networks needs networks or none\n" },
@@ -494,7 +737,8 @@ static const struct invalid_case invalid_cases[] = {
 	    "%F:1: limits: expected name=value, not \"35M\"\n" },
 	{ "limits unknown name", "limits foo=1\n",
 	    "%F:1: limits: unknown option \"foo\" (known: message-size, "
-	    "recipients, line-length, sessions, spool-reserve)\n" },
+	    "recipients, line-length, sessions, spool-reserve, "
+	    "destination-concurrency, received-headers)\n" },
 	{ "limits name twice", "limits recipients=5 recipients=6\n",
 	    "%F:1: limits: recipients given twice\n" },
 	{ "message-size below 1K", "limits message-size=1000\n",
@@ -521,6 +765,19 @@ static const struct invalid_case invalid_cases[] = {
 	{ "spool-reserve bad", "limits spool-reserve=lots\n",
 	    "%F:1: limits: spool-reserve=lots is not a size (like 512K, 50M, "
 	    "1G)\n" },
+	{ "destination-concurrency 0", "limits destination-concurrency=0\n",
+	    "%F:1: limits: destination-concurrency=0 is below the minimum "
+	    "1\n" },
+	{ "destination-concurrency above 1000",
+	    "limits destination-concurrency=1001\n",
+	    "%F:1: limits: destination-concurrency=1001 is above the maximum "
+	    "1000\n" },
+	{ "received-headers 0", "limits received-headers=0\n",
+	    "%F:1: limits: received-headers=0 is below the minimum 1\n" },
+	{ "received-headers above 1000", "limits received-headers=1001\n",
+	    "%F:1: limits: received-headers=1001 is above the maximum 1000\n" },
+	{ "received-headers not a number", "limits received-headers=10K\n",
+	    "%F:1: limits: received-headers=10K is not a number\n" },
 	/* timeouts, retry, log */
 	{ "timeouts zero", "timeouts command=0\n",
 	    "%F:1: timeouts: command=0 is below the minimum 1s\n" },
@@ -531,7 +788,23 @@ static const struct invalid_case invalid_cases[] = {
 	    "5d)\n" },
 	{ "timeouts unknown", "timeouts idle=5m\n",
 	    "%F:1: timeouts: unknown option \"idle\" (known: command, "
-	    "data)\n" },
+	    "data, connect, remote-command, remote-data)\n" },
+	{ "timeouts connect zero", "timeouts connect=0\n",
+	    "%F:1: timeouts: connect=0 is below the minimum 1s\n" },
+	{ "timeouts remote-command above a day",
+	    "timeouts remote-command=25h\n",
+	    "%F:1: timeouts: remote-command=25h is above the maximum 1d\n" },
+	{ "timeouts remote-data not a duration", "timeouts remote-data=x\n",
+	    "%F:1: timeouts: remote-data=x is not a duration (like 30s, 5m, "
+	    "1h, 5d)\n" },
+	{ "retry warn above a year", "retry warn=366d\n",
+	    "%F:1: retry: warn=366d is above the maximum 365d\n" },
+	{ "retry warn not a duration", "retry warn=never\n",
+	    "%F:1: retry: warn=never is not a duration (like 30s, 5m, 1h, "
+	    "5d)\n" },
+	{ "retry unknown", "retry notify=1h\n",
+	    "%F:1: retry: unknown option \"notify\" (known: first, max, "
+	    "lifetime, warn)\n" },
 	{ "retry first above default max", "retry first=2h\n",
 	    "%F:1: retry: first=2h is longer than max=1h\n" },
 	{ "retry first above max", "retry first=10m max=5m\n",
@@ -695,6 +968,21 @@ test_defaults(void **state)
 	assert_int_equal(c->retry_first_ms, 5 * 60 * 1000);
 	assert_int_equal(c->retry_max_ms, 60 * 60 * 1000);
 	assert_int_equal(c->retry_lifetime_ms, 5LL * 24 * 60 * 60 * 1000);
+	assert_int_equal(c->retry_warn_ms, 4 * 60 * 60 * 1000);
+	assert_int_equal(c->timeout_connect_ms, 30 * 1000);
+	assert_int_equal(c->timeout_remote_ms, 5 * 60 * 1000);
+	assert_int_equal(c->timeout_remote_data_ms, 10 * 60 * 1000);
+	assert_int_equal(c->dest_concurrency, 20);
+	assert_int_equal(c->max_received, 100);
+	assert_int_equal(c->nrelay_domains, 0);
+	assert_null(c->relay_recipients_file);
+	assert_int_equal(c->nrelay_recipient_list, 0);
+	assert_int_equal(c->nroutes, 0);
+	assert_null(c->smarthost);
+	assert_null(c->resolver);
+	assert_int_equal(conf_relay_recipient_known(c, "any", "x.example"), 1);
+	assert_int_equal(conf_is_relay_domain(c, "localhost"), 0);
+	assert_null(conf_route_for(c, "x.example"));
 	assert_int_equal(c->log_syslog, 0);
 	assert_int_equal(c->verbose, 0);
 	free(mbox);
@@ -709,8 +997,10 @@ test_fields(void **state)
 	char *path, *errs;
 	struct conf *c = load_text("hostname MX.example.org\nuser mailer\n"
 	    "listen [::]:25 greet-pause=5s\nlocal-domains A.example\n"
-	    "limits message-size=35M line-length=2000 spool-reserve=1G\n"
-	    "timeouts command=1m data=2m\nretry first=1s max=2s lifetime=3s\n"
+	    "limits message-size=35M line-length=2000 spool-reserve=1G "
+	    "destination-concurrency=7 received-headers=8\n"
+	    "timeouts command=1m data=2m connect=3s remote-command=4s "
+	    "remote-data=5s\nretry first=1s max=2s lifetime=3s warn=6s\n"
 	    "log syslog\n", &path, &errs);
 
 	(void)state;
@@ -732,6 +1022,12 @@ test_fields(void **state)
 	assert_int_equal(c->retry_first_ms, 1000);
 	assert_int_equal(c->retry_max_ms, 2000);
 	assert_int_equal(c->retry_lifetime_ms, 3000);
+	assert_int_equal(c->retry_warn_ms, 6000);
+	assert_int_equal(c->timeout_connect_ms, 3000);
+	assert_int_equal(c->timeout_remote_ms, 4000);
+	assert_int_equal(c->timeout_remote_data_ms, 5000);
+	assert_int_equal(c->dest_concurrency, 7);
+	assert_int_equal(c->max_received, 8);
 	assert_int_equal(c->log_syslog, 1);
 	assert_int_equal(c->verbose, 0);
 	done(c, path, errs);
@@ -836,6 +1132,27 @@ test_find_path(void **state)
 
 /* ---- round trip through conf_print ------------------------------------ */
 
+/* opt_str_equal - both NULL, or the same string */
+static void
+opt_str_equal(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		assert_ptr_equal(a, b);
+	else
+		assert_string_equal(a, b);
+}
+
+static void
+assert_relay_equal(const struct conf_relay *a, const struct conf_relay *b)
+{
+	opt_str_equal(a->domain, b->domain);
+	assert_string_equal(a->host, b->host);
+	assert_int_equal(a->port, b->port);
+	assert_int_equal(a->mx, b->mx);
+	assert_int_equal(a->tls, b->tls);
+	opt_str_equal(a->auth_file, b->auth_file);
+}
+
 static void
 assert_conf_equal(const struct conf *a, const struct conf *b)
 {
@@ -882,13 +1199,41 @@ assert_conf_equal(const struct conf *a, const struct conf *b)
 	assert_int_equal(a->retry_first_ms, b->retry_first_ms);
 	assert_int_equal(a->retry_max_ms, b->retry_max_ms);
 	assert_int_equal(a->retry_lifetime_ms, b->retry_lifetime_ms);
+	assert_int_equal(a->retry_warn_ms, b->retry_warn_ms);
+	assert_int_equal(a->timeout_connect_ms, b->timeout_connect_ms);
+	assert_int_equal(a->timeout_remote_ms, b->timeout_remote_ms);
+	assert_int_equal(a->timeout_remote_data_ms, b->timeout_remote_data_ms);
+	assert_int_equal(a->dest_concurrency, b->dest_concurrency);
+	assert_int_equal(a->max_received, b->max_received);
+	assert_int_equal(a->nrelay_domains, b->nrelay_domains);
+	for (i = 0; i < a->nrelay_domains; i++)
+		assert_string_equal(a->relay_domains[i], b->relay_domains[i]);
+	assert_int_equal(a->relay_recipients_file == NULL,
+	    b->relay_recipients_file == NULL);
+	if (a->relay_recipients_file != NULL)
+		assert_string_equal(a->relay_recipients_file,
+		    b->relay_recipients_file);
+	assert_int_equal(a->nrelay_recipient_list, b->nrelay_recipient_list);
+	for (i = 0; i < a->nrelay_recipient_list; i++)
+		assert_string_equal(a->relay_recipient_list[i],
+		    b->relay_recipient_list[i]);
+	assert_int_equal(a->nroutes, b->nroutes);
+	for (i = 0; i < a->nroutes; i++)
+		assert_relay_equal(&a->routes[i], &b->routes[i]);
+	assert_int_equal(a->smarthost == NULL, b->smarthost == NULL);
+	if (a->smarthost != NULL)
+		assert_relay_equal(a->smarthost, b->smarthost);
+	assert_int_equal(a->resolver == NULL, b->resolver == NULL);
+	if (a->resolver != NULL)
+		assert_string_equal(a->resolver, b->resolver);
 	assert_int_equal(a->log_syslog, b->log_syslog);
 	assert_int_equal(a->verbose, b->verbose);
 }
 
 struct trip_case {
 	const char *what;
-	const char *text; /* NULL: embedded defaults; %R: a recipients file */
+	const char *text; /* NULL: embedded defaults; %R: a recipients file,
+	                   * %Q: a relay-recipients file */
 	const char *env;  /* $TERN_HOME or NULL */
 };
 
@@ -904,25 +1249,39 @@ static const struct trip_case trip_cases[] = {
 	    "trusted-networks 127.0.0.0/8 ::1 192.0.2.0/24 2001:db8::/32\n"
 	    "limits message-size=1536 recipients=7 line-length=80 sessions=3 "
 	    "spool-reserve=0\n"
-	    "timeouts command=90s data=1d\n"
-	    "retry first=1s max=365d lifetime=36h\nlog syslog verbose\n",
+	    "timeouts command=90s data=1d connect=2m remote-command=1h "
+	    "remote-data=1s\n"
+	    "retry first=1s max=365d lifetime=36h warn=0\nlog syslog verbose\n"
+	    "relay-domains Dma.org lists.dma.org\nrelay-recipients file:%Q\n"
+	    "route dma.org [dmapub.dma.org]:2525 tls=verify auth=/etc/t/s\n"
+	    "route lists.dma.org lists.example\n"
+	    "route v6.example [2001:db8::1] tls=none\n"
+	    "route v4.example 192.0.2.7:26 \"auth=/a b/c\" tls=encrypt\n"
+	    "smarthost relay.example.net:587 tls=encrypt auth=/etc/tern/x\n"
+	    "resolver [2001:db8::53]:5353\n",
 	    NULL },
+	{ "outbound forms, second set",
+	    "smarthost [192.0.2.25]\nresolver 192.0.2.53\nretry warn=90m\n"
+	    "limits destination-concurrency=1000 received-headers=1\n",
+	    NULL },
+	{ "resolver with IPv4 port", "resolver 127.0.0.1:5353\n", NULL },
 	{ "quotes, backslashes and % in home",
 	    "home \"/tmp/50%\\\"q\\\\ x#\"\nrecipients system\nlog stderr\n",
 	    NULL },
 	{ "trusted none", "trusted-networks none\nhostname box\n", NULL },
 };
 
+/* trip_text - text with %R and %Q replaced by the two list files */
 static char *
-trip_text(const char *text, const char *recfile)
+trip_text(const char *text, const char *recfile, const char *relayfile)
 {
 	struct buf b;
 	const char *s;
 
 	buf_init(&b);
 	for (s = text; *s; s++) {
-		if (s[0] == '%' && s[1] == 'R') {
-			buf_puts(&b, recfile);
+		if (s[0] == '%' && (s[1] == 'R' || s[1] == 'Q')) {
+			buf_puts(&b, s[1] == 'R' ? recfile : relayfile);
 			s++;
 			continue;
 		}
@@ -933,14 +1292,14 @@ trip_text(const char *text, const char *recfile)
 
 /* trip - load, print, load the print, print again: nothing may change */
 static void
-trip(const struct trip_case *tc, const char *recfile)
+trip(const struct trip_case *tc, const char *recfile, const char *relayfile)
 {
 	char *text, *path = NULL, *path2, *errs, *errs2, *out, *out2;
 	struct conf *a, *b;
 
 	if (tc->env != NULL)
 		setenv("TERN_HOME", tc->env, 1);
-	text = tc->text ? trip_text(tc->text, recfile) : NULL;
+	text = tc->text ? trip_text(tc->text, recfile, relayfile) : NULL;
 	a = text ? load_text(text, &path, &errs) : load(NULL, &errs);
 	if (a == NULL)
 		fail_msg("%s: %s", tc->what, errs);
@@ -968,13 +1327,16 @@ static void
 test_round_trip(void **state)
 {
 	char *recfile = write_conf("alice\nbob@example.org\n");
+	char *relayfile = write_conf("pea@dma.org\n@lists.dma.org\n");
 	size_t i;
 
 	(void)state;
 	for (i = 0; i < sizeof(trip_cases) / sizeof(trip_cases[0]); i++)
-		trip(&trip_cases[i], recfile);
+		trip(&trip_cases[i], recfile, relayfile);
 	unlink(recfile);
 	free(recfile);
+	unlink(relayfile);
+	free(relayfile);
 }
 
 static void
@@ -996,9 +1358,20 @@ test_print_source(void **state)
 	assert_true(has_line(out, "recipients any"));
 	assert_true(has_line(out, "trusted-networks none"));
 	assert_true(has_line(out, "limits message-size=50M recipients=1000 "
-	    "line-length=1000 sessions=10000 spool-reserve=100M"));
-	assert_true(has_line(out, "timeouts command=5m data=10m"));
-	assert_true(has_line(out, "retry first=5m max=1h lifetime=5d"));
+	    "line-length=1000 sessions=10000 spool-reserve=100M "
+	    "destination-concurrency=20 received-headers=100"));
+	assert_true(has_line(out, "timeouts command=5m data=10m connect=30s "
+	    "remote-command=5m remote-data=10m"));
+	assert_true(has_line(out, "retry first=5m max=1h lifetime=5d "
+	    "warn=4h"));
+	assert_true(has_line(out, "# relay-domains: none"));
+	assert_true(has_line(out, "# smarthost: none, other domains by MX"));
+	/* nothing printed without "#" that the defaults do not have */
+	assert_null(strstr(out, "\nroute "));
+	assert_null(strstr(out, "\nsmarthost "));
+	assert_null(strstr(out, "\nresolver "));
+	assert_null(strstr(out, "\nrelay-domains "));
+	assert_null(strstr(out, "\nrelay-recipients "));
 	assert_true(has_line(out, "log stderr"));
 	free(out);
 	done(c, NULL, errs);
@@ -1237,6 +1610,313 @@ test_recipients_modes(void **state)
 	done(c, path, errs);
 }
 
+/* ---- relay domains, relay recipients, routes, resolver ---------------- */
+
+static const struct domain_case relay_domain_cases[] = {
+	{ "dma.org", 1 },
+	{ "DMA.Org", 1 },
+	{ "lists.dma.org", 1 },
+	{ "pub.dma.org", 0 },      /* subdomains are not included */
+	{ "org", 0 },
+	{ "example.org", 0 },      /* a local domain is not a relay domain */
+	{ "", 0 },
+};
+
+static void
+test_relay_domain(void **state)
+{
+	char *path, *errs;
+	struct conf *c = load_text("local-domains example.org\n"
+	    "relay-domains Dma.org\nrelay-domains lists.dma.org\n", &path,
+	    &errs);
+	size_t i;
+
+	(void)state;
+	assert_non_null(c);
+	for (i = 0; i < sizeof(relay_domain_cases) /
+	     sizeof(relay_domain_cases[0]); i++)
+		if (conf_is_relay_domain(c, relay_domain_cases[i].domain) !=
+		    relay_domain_cases[i].want)
+			fail_msg("relay domain \"%s\": want %d",
+			    relay_domain_cases[i].domain,
+			    relay_domain_cases[i].want);
+	done(c, path, errs);
+}
+
+static const char relay_recipients_text[] =
+	"# dma.org: the users of the mailbox server\n"
+	"Pea@DMA.org\n"
+	"postmaster@dma.org   # RFC 5321 4.5.1\n"
+	"\n"
+	"  bob+list@dma.org\t\n"
+	"@Lists.dma.org\n"
+	"pea@dma.org\n";
+
+static const struct rcpt_case relay_rcpt_cases[] = {
+	{ "listed address", "pea", "dma.org", 1 },
+	{ "local part in any case", "PEA", "dma.org", 1 },
+	{ "domain in any case", "pea", "Dma.ORG", 1 },
+	{ "second address", "postmaster", "dma.org", 1 },
+	{ "indented entry with a subaddress", "bob+list", "dma.org", 1 },
+	{ "subaddress is not removed", "bob", "dma.org", 0 },
+	{ "other subaddress", "pea+x", "dma.org", 0 },
+	{ "not listed", "eve", "dma.org", 0 },
+	{ "address of another domain", "pea", "lists.dma.org", 1 },
+	{ "whole domain: any local part", "anything", "lists.dma.org", 1 },
+	{ "whole domain: any case", "X", "LISTS.dma.org", 1 },
+	{ "whole domain does not cover subdomains", "x", "a.lists.dma.org",
+	    0 },
+	{ "domain not mentioned", "pea", "other.example", 0 },
+	{ "comment is not an entry", "users", "dma.org", 0 },
+	{ "empty local part of a listed domain", "", "dma.org", 0 },
+};
+
+static void
+test_relay_recipients_file(void **state)
+{
+	char *rec = write_conf(relay_recipients_text), *text, *path, *errs;
+	struct conf *c;
+	size_t i;
+
+	(void)state;
+	text = xasprintf("relay-domains dma.org lists.dma.org\n"
+	    "relay-recipients file:%s\n", rec);
+	c = load_text(text, &path, &errs);
+	assert_non_null(c);
+	assert_string_equal(c->relay_recipients_file, rec);
+	/* sorted, lower-cased, the repeated pea dropped */
+	assert_int_equal(c->nrelay_recipient_list, 4);
+	assert_string_equal(c->relay_recipient_list[0], "@lists.dma.org");
+	assert_string_equal(c->relay_recipient_list[1], "bob+list@dma.org");
+	assert_string_equal(c->relay_recipient_list[2], "pea@dma.org");
+	assert_string_equal(c->relay_recipient_list[3], "postmaster@dma.org");
+	for (i = 0; i < sizeof(relay_rcpt_cases) /
+	     sizeof(relay_rcpt_cases[0]); i++)
+		if (conf_relay_recipient_known(c, relay_rcpt_cases[i].local,
+		    relay_rcpt_cases[i].domain) != relay_rcpt_cases[i].want)
+			fail_msg("%s: want %d", relay_rcpt_cases[i].what,
+			    relay_rcpt_cases[i].want);
+	/* the local recipients list is a different thing */
+	assert_int_equal(conf_recipient_known(c, "eve", "dma.org"), 1);
+	unlink(rec);
+	free(rec);
+	free(text);
+	done(c, path, errs);
+}
+
+/* an empty file refuses every relay recipient; no key accepts them all */
+static void
+test_relay_recipients_empty(void **state)
+{
+	char *rec = write_conf("# nobody yet\n"), *text, *path, *errs;
+	struct conf *c;
+
+	(void)state;
+	text = xasprintf("relay-domains dma.org\nrelay-recipients file:%s\n",
+	    rec);
+	c = load_text(text, &path, &errs);
+	assert_non_null(c);
+	assert_int_equal(c->nrelay_recipient_list, 0);
+	assert_int_equal(conf_relay_recipient_known(c, "pea", "dma.org"), 0);
+	done(c, path, errs);
+	c = load_text("relay-domains dma.org\n", &path, &errs);
+	assert_non_null(c);
+	assert_int_equal(conf_relay_recipient_known(c, "pea", "dma.org"), 1);
+	unlink(rec);
+	free(rec);
+	free(text);
+	done(c, path, errs);
+}
+
+/* bad entries are reported at their own line of the relay-recipients file */
+static void
+test_relay_recipients_file_errors(void **state)
+{
+	char *rec = write_conf("ok@dma.org\npea\n@\nx@bad..dom\n"
+	    "a b@dma.org\n@[192.0.2.1]\nq\"x@dma.org\n"), *text, *path, *errs;
+	char *want;
+	struct conf *c;
+
+	(void)state;
+	text = xasprintf("# r\nrelay-recipients file:%s\n", rec);
+	c = load_text(text, &path, &errs);
+	want = xasprintf(
+	    "%1$s:2: \"pea\" is not a relay recipient (local@domain or "
+	    "@domain)\n"
+	    "%1$s:3: \"@\" is not a relay recipient (local@domain or "
+	    "@domain)\n"
+	    "%1$s:4: \"x@bad..dom\" is not a relay recipient (local@domain or "
+	    "@domain)\n"
+	    "%1$s:5: \"a b@dma.org\" is not a relay recipient (local@domain "
+	    "or @domain)\n"
+	    "%1$s:6: \"@[192.0.2.1]\" is not a relay recipient (local@domain "
+	    "or @domain)\n"
+	    "%1$s:7: \"q\"x@dma.org\" is not a relay recipient (local@domain "
+	    "or @domain)\n",
+	    rec);
+	assert_null(c);
+	assert_string_equal(errs, want);
+	unlink(rec);
+	free(rec);
+	free(text);
+	free(want);
+	done(c, path, errs);
+}
+
+/* the struct conf_relay a route or smarthost line makes */
+struct relay_case {
+	const char *what;
+	const char *text;    /* one route or smarthost line */
+	const char *domain;  /* route domain asked for; NULL: smarthost */
+	const char *host;
+	int port;
+	int mx;
+	enum tls_policy tls;
+	const char *auth;
+};
+
+static const struct relay_case relay_cases[] = {
+	{ "[host]:port: no MX", "route dma.org [dmapub.dma.org]:25\n",
+	    "dma.org", "dmapub.dma.org", 25, 0, TLS_MAY, NULL },
+	{ "[host]: port 25", "route dma.org [dmapub.dma.org]\n", "dma.org",
+	    "dmapub.dma.org", 25, 0, TLS_MAY, NULL },
+	{ "host:port: MX of host", "route dma.org Relay.Example:2525\n",
+	    "dma.org", "relay.example", 2525, 1, TLS_MAY, NULL },
+	{ "host: MX of host, port 25", "route dma.org relay.example\n",
+	    "dma.org", "relay.example", 25, 1, TLS_MAY, NULL },
+	{ "IPv4 without brackets: no MX", "route dma.org 192.0.2.1:26\n",
+	    "dma.org", "192.0.2.1", 26, 0, TLS_MAY, NULL },
+	{ "IPv6 canonical", "route dma.org [2001:DB8::0:1]:27\n", "dma.org",
+	    "2001:db8::1", 27, 0, TLS_MAY, NULL },
+	{ "domain asked in any case", "route dma.org [x.example]\n",
+	    "DMA.ORG", "x.example", 25, 0, TLS_MAY, NULL },
+	{ "route domain written in any case", "route DMA.org [x.example]\n",
+	    "dma.org", "x.example", 25, 0, TLS_MAY, NULL },
+	{ "tls=none", "route dma.org [x.example] tls=none\n", "dma.org",
+	    "x.example", 25, 0, TLS_NONE, NULL },
+	{ "tls=encrypt", "route dma.org [x.example] tls=encrypt\n", "dma.org",
+	    "x.example", 25, 0, TLS_ENCRYPT, NULL },
+	{ "tls=verify and auth",
+	    "route dma.org [x.example] tls=verify auth=/etc/tern/s\n",
+	    "dma.org", "x.example", 25, 0, TLS_VERIFY, "/etc/tern/s" },
+	{ "smarthost", "smarthost [relay.example.net]:587 auth=/s\n", NULL,
+	    "relay.example.net", 587, 0, TLS_MAY, "/s" },
+	{ "smarthost by MX", "smarthost relay.example.net tls=verify\n", NULL,
+	    "relay.example.net", 25, 1, TLS_VERIFY, NULL },
+};
+
+static void
+test_relay_fields(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(relay_cases) / sizeof(relay_cases[0]); i++) {
+		const struct relay_case *rc = &relay_cases[i];
+		char *path, *errs;
+		struct conf *c = load_text(rc->text, &path, &errs);
+		const struct conf_relay *r;
+
+		if (c == NULL)
+			fail_msg("%s: %s", rc->what, errs);
+		r = rc->domain ? conf_route_for(c, rc->domain) : c->smarthost;
+		if (r == NULL)
+			fail_msg("%s: no relay", rc->what);
+		if (rc->domain != NULL)
+			assert_string_equal(r->domain, "dma.org");
+		else
+			assert_null(r->domain);
+		if (strcmp(r->host, rc->host) != 0 || r->port != rc->port ||
+		    r->mx != rc->mx || r->tls != rc->tls)
+			fail_msg("%s: got %s %d mx=%d tls=%d", rc->what,
+			    r->host, r->port, r->mx, r->tls);
+		opt_str_equal(r->auth_file, rc->auth);
+		done(c, path, errs);
+	}
+}
+
+struct route_for_case {
+	const char *domain;
+	const char *host; /* the route's host, NULL: no route */
+};
+
+static const struct route_for_case route_for_cases[] = {
+	{ "dma.org", "dmapub.dma.org" },
+	{ "Dma.Org", "dmapub.dma.org" },
+	{ "b.example", "relay.b.example" },
+	{ "pub.dma.org", NULL },   /* exact match only */
+	{ "org", NULL },
+	{ "dma.org.evil", NULL },
+	{ "other.example", NULL }, /* the smarthost is not a route */
+	{ "", NULL },
+};
+
+static void
+test_route_for(void **state)
+{
+	char *path, *errs;
+	struct conf *c = load_text("route dma.org [dmapub.dma.org]\n"
+	    "route B.example relay.b.example:2525\n"
+	    "smarthost [smart.example]\n", &path, &errs);
+	const struct conf_relay *r;
+	size_t i;
+
+	(void)state;
+	assert_non_null(c);
+	assert_int_equal(c->nroutes, 2);
+	for (i = 0; i < sizeof(route_for_cases) / sizeof(route_for_cases[0]);
+	     i++) {
+		r = conf_route_for(c, route_for_cases[i].domain);
+		if (route_for_cases[i].host == NULL && r == NULL)
+			continue;
+		if (route_for_cases[i].host == NULL || r == NULL ||
+		    strcmp(r->host, route_for_cases[i].host) != 0)
+			fail_msg("route for \"%s\": want %s, got %s",
+			    route_for_cases[i].domain,
+			    route_for_cases[i].host ? route_for_cases[i].host
+						    : "none",
+			    r ? r->host : "none");
+	}
+	done(c, path, errs);
+}
+
+/* resolver is kept in libunbound's forwarder syntax */
+struct resolver_case {
+	const char *text;
+	const char *stored;
+};
+
+static const struct resolver_case resolver_cases[] = {
+	{ "resolver 198.51.100.53\n", "198.51.100.53" },
+	{ "resolver 198.51.100.53:53\n", "198.51.100.53@53" },
+	{ "resolver 127.0.0.1:5353\n", "127.0.0.1@5353" },
+	{ "resolver [2001:DB8::53]:5353\n", "2001:db8::53@5353" },
+	{ "resolver 2001:db8:0:0::53\n", "2001:db8::53" },
+	{ "resolver [::1]\n", "::1" },
+	{ "resolver [192.0.2.1]:54\n", "192.0.2.1@54" },
+};
+
+static void
+test_resolver_stored(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(resolver_cases) / sizeof(resolver_cases[0]);
+	     i++) {
+		char *path, *errs;
+		struct conf *c = load_text(resolver_cases[i].text, &path,
+		    &errs);
+
+		if (c == NULL || c->resolver == NULL ||
+		    strcmp(c->resolver, resolver_cases[i].stored) != 0)
+			fail_msg("%s: want %s, got %s", resolver_cases[i].text,
+			    resolver_cases[i].stored,
+			    c && c->resolver ? c->resolver : "-");
+		done(c, path, errs);
+	}
+}
+
 int
 main(void)
 {
@@ -1258,6 +1938,14 @@ main(void)
 		cmocka_unit_test_setup(test_recipients_file, setup_env),
 		cmocka_unit_test_setup(test_recipients_file_errors, setup_env),
 		cmocka_unit_test_setup(test_recipients_modes, setup_env),
+		cmocka_unit_test_setup(test_relay_domain, setup_env),
+		cmocka_unit_test_setup(test_relay_recipients_file, setup_env),
+		cmocka_unit_test_setup(test_relay_recipients_empty, setup_env),
+		cmocka_unit_test_setup(test_relay_recipients_file_errors,
+		    setup_env),
+		cmocka_unit_test_setup(test_relay_fields, setup_env),
+		cmocka_unit_test_setup(test_route_for, setup_env),
+		cmocka_unit_test_setup(test_resolver_stored, setup_env),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

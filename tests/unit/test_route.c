@@ -1,0 +1,245 @@
+/*
+ * test_route.c - route_for_domain and route_key: the order local, route,
+ * smarthost, address literal, MX, and the destination keys.  Each row
+ * names a configuration, a recipient domain and the route it must get.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "route.h"
+#include "util.h"
+
+/* the configurations the rows use */
+enum { CONF_ROUTES, CONF_SMART, CONF_BARE, NCONF };
+
+static const char *const conf_texts[NCONF] = {
+	[CONF_ROUTES] =
+	    "hostname mx.example.org\n"
+	    "local-domains example.org mx.example.org localhost\n"
+	    "relay-domains dma.org\n"
+	    "route dma.org [dmapub.dma.org]:2525 tls=encrypt\n"
+	    "route b.example relay.b.example:587 tls=verify "
+	    "auth=/etc/tern/b.secret\n"
+	    "route v6.example [2001:db8::25]\n"
+	    "route v4.example 192.0.2.25\n",
+	[CONF_SMART] =
+	    "hostname relay.canonical.org\n"
+	    "local-domains canonical.org\n"
+	    "route dma.org [dmapub.dma.org]\n"
+	    "smarthost [relay.example.net]:587 tls=verify "
+	    "auth=/etc/tern/relay.secret\n",
+	[CONF_BARE] = "hostname box.example\n",
+};
+
+static struct conf *confs[NCONF];
+
+static int
+setup(void **state)
+{
+	char tmpl[] = "/tmp/tern-test-route-XXXXXX";
+	size_t i;
+	int fd;
+
+	(void)state;
+	unsetenv("TERN_HOME");
+	for (i = 0; i < NCONF; i++) {
+		strcpy(tmpl, "/tmp/tern-test-route-XXXXXX");
+		fd = mkstemp(tmpl);
+		assert_true(fd >= 0);
+		dprintf(fd, "%s", conf_texts[i]);
+		close(fd);
+		confs[i] = conf_load(tmpl);
+		unlink(tmpl);
+		if (confs[i] == NULL)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < NCONF; i++)
+		conf_free(confs[i]);
+	return 0;
+}
+
+struct route_case {
+	const char *what;
+	int conf;
+	const char *domain;
+	int rc;
+	enum route_kind kind;
+	const char *host;
+	int port;
+	int mx;
+	enum tls_policy tls;
+	const char *auth;
+	const char *via;
+	const char *key;
+};
+
+static const struct route_case route_cases[] = {
+	/* local */
+	{ "local domain", CONF_ROUTES, "example.org", 0, ROUTE_LOCAL,
+	    "example.org", 25, 0, TLS_MAY, NULL, "local", "local" },
+	{ "local domain in any case", CONF_ROUTES, "MX.Example.ORG", 0,
+	    ROUTE_LOCAL, "mx.example.org", 25, 0, TLS_MAY, NULL, "local",
+	    "local" },
+	{ "bare postmaster", CONF_ROUTES, "", 0, ROUTE_LOCAL, "", 25, 0,
+	    TLS_MAY, NULL, "local", "local" },
+	{ "local before the smarthost", CONF_SMART, "canonical.org", 0,
+	    ROUTE_LOCAL, "canonical.org", 25, 0, TLS_MAY, NULL, "local",
+	    "local" },
+	{ "default local domains", CONF_BARE, "localhost", 0, ROUTE_LOCAL,
+	    "localhost", 25, 0, TLS_MAY, NULL, "local", "local" },
+	/* routes */
+	{ "route of a relay domain", CONF_ROUTES, "dma.org", 0, ROUTE_RELAY,
+	    "dmapub.dma.org", 2525, 0, TLS_ENCRYPT, NULL, "route",
+	    "[dmapub.dma.org]:2525 tls=encrypt" },
+	{ "route in any case", CONF_ROUTES, "DMA.ORG", 0, ROUTE_RELAY,
+	    "dmapub.dma.org", 2525, 0, TLS_ENCRYPT, NULL, "route",
+	    "[dmapub.dma.org]:2525 tls=encrypt" },
+	{ "route by MX with auth", CONF_ROUTES, "b.example", 0, ROUTE_RELAY,
+	    "relay.b.example", 587, 1, TLS_VERIFY, "/etc/tern/b.secret",
+	    "route", "relay.b.example:587 tls=verify auth=/etc/tern/b.secret" },
+	{ "route to IPv6", CONF_ROUTES, "v6.example", 0, ROUTE_RELAY,
+	    "2001:db8::25", 25, 0, TLS_MAY, NULL, "route",
+	    "[2001:db8::25]:25" },
+	{ "route to IPv4 without brackets", CONF_ROUTES, "v4.example", 0,
+	    ROUTE_RELAY, "192.0.2.25", 25, 0, TLS_MAY, NULL, "route",
+	    "[192.0.2.25]:25" },
+	{ "route before the smarthost", CONF_SMART, "dma.org", 0,
+	    ROUTE_RELAY, "dmapub.dma.org", 25, 0, TLS_MAY, NULL, "route",
+	    "[dmapub.dma.org]:25" },
+	{ "subdomain of a routed domain is not routed", CONF_ROUTES,
+	    "pub.dma.org", 0, ROUTE_MX, "pub.dma.org", 25, 1, TLS_MAY, NULL,
+	    "mx", "mx:pub.dma.org:25" },
+	/* smarthost */
+	{ "smarthost for another domain", CONF_SMART, "Gmail.example", 0,
+	    ROUTE_RELAY, "relay.example.net", 587, 0, TLS_VERIFY,
+	    "/etc/tern/relay.secret", "smarthost",
+	    "[relay.example.net]:587 tls=verify auth=/etc/tern/relay.secret" },
+	{ "smarthost takes an address literal too", CONF_SMART,
+	    "[192.0.2.1]", 0, ROUTE_RELAY, "relay.example.net", 587, 0,
+	    TLS_VERIFY, "/etc/tern/relay.secret", "smarthost",
+	    "[relay.example.net]:587 tls=verify auth=/etc/tern/relay.secret" },
+	/* MX */
+	{ "MX, lower-cased", CONF_ROUTES, "Other.Example", 0, ROUTE_MX,
+	    "other.example", 25, 1, TLS_MAY, NULL, "mx",
+	    "mx:other.example:25" },
+	{ "MX without any route", CONF_BARE, "dma.org", 0, ROUTE_MX,
+	    "dma.org", 25, 1, TLS_MAY, NULL, "mx", "mx:dma.org:25" },
+	/* address literals */
+	{ "IPv4 literal", CONF_ROUTES, "[192.0.2.1]", 0, ROUTE_RELAY,
+	    "192.0.2.1", 25, 0, TLS_MAY, NULL, "literal", "[192.0.2.1]:25" },
+	{ "IPv6 literal", CONF_BARE, "[IPv6:2001:DB8:0::1]", 0, ROUTE_RELAY,
+	    "2001:db8::1", 25, 0, TLS_MAY, NULL, "literal",
+	    "[2001:db8::1]:25" },
+	{ "IPv6 tag in any case", CONF_BARE, "[ipv6:::1]", 0, ROUTE_RELAY,
+	    "::1", 25, 0, TLS_MAY, NULL, "literal", "[::1]:25" },
+	{ "IPv6 literal without its tag", CONF_BARE, "[2001:db8::1]", -1, 0,
+	    NULL, 0, 0, 0, NULL, NULL, NULL },
+	{ "literal that is no address", CONF_BARE, "[192.0.2.256]", -1, 0,
+	    NULL, 0, 0, 0, NULL, NULL, NULL },
+	{ "general address literal", CONF_BARE, "[x400:c=fr]", -1, 0, NULL, 0,
+	    0, 0, NULL, NULL, NULL },
+	{ "unclosed literal", CONF_BARE, "[192.0.2.1", -1, 0, NULL, 0, 0, 0,
+	    NULL, NULL, NULL },
+	{ "empty literal", CONF_BARE, "[]", -1, 0, NULL, 0, 0, 0, NULL, NULL,
+	    NULL },
+};
+
+/* check_route - one row against route_for_domain and route_key */
+static void
+check_route(const struct route_case *rc)
+{
+	struct route r;
+	char key[512];
+	int rc_got = route_for_domain(confs[rc->conf], rc->domain, &r);
+
+	if (rc_got != rc->rc)
+		fail_msg("%s: returned %d, want %d", rc->what, rc_got, rc->rc);
+	if (rc->rc != 0)
+		return;
+	route_key(&r, key, sizeof(key));
+	if (r.kind != rc->kind || strcmp(r.host, rc->host) != 0 ||
+	    r.port != rc->port || r.mx != rc->mx || r.tls != rc->tls ||
+	    strcmp(r.via, rc->via) != 0 || strcmp(key, rc->key) != 0)
+		fail_msg("%s: got kind %d host \"%s\" port %d mx %d tls %d "
+		    "via %s key \"%s\"", rc->what, r.kind, r.host, r.port,
+		    r.mx, r.tls, r.via, key);
+	if (rc->auth == NULL ? r.auth_file != NULL
+			     : r.auth_file == NULL ||
+			       strcmp(r.auth_file, rc->auth) != 0)
+		fail_msg("%s: auth %s", rc->what,
+		    r.auth_file ? r.auth_file : "none");
+}
+
+static void
+test_route_for_domain(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(route_cases) / sizeof(route_cases[0]); i++)
+		check_route(&route_cases[i]);
+}
+
+/* a domain longer than any domain can be is refused, not cut */
+static void
+test_route_too_long(void **state)
+{
+	char domain[SMTP_DOMAIN_MAX + 2];
+	struct route r;
+
+	(void)state;
+	memset(domain, 'a', sizeof(domain) - 1);
+	domain[sizeof(domain) - 1] = '\0';
+	assert_int_equal(route_for_domain(confs[CONF_BARE], domain, &r), -1);
+	domain[SMTP_DOMAIN_MAX] = '\0';
+	assert_int_equal(route_for_domain(confs[CONF_BARE], domain, &r), 0);
+	assert_int_equal(r.kind, ROUTE_MX);
+	assert_int_equal(strlen(r.host), SMTP_DOMAIN_MAX);
+}
+
+/* route_key never writes past outlen */
+static void
+test_route_key_truncated(void **state)
+{
+	struct route r;
+	char key[12];
+
+	(void)state;
+	memset(key, 'x', sizeof(key));
+	assert_int_equal(route_for_domain(confs[CONF_ROUTES], "dma.org", &r),
+	    0);
+	route_key(&r, key, 8);
+	assert_string_equal(key, "[dmapub");
+	assert_int_equal(key[8], 'x');
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_route_for_domain),
+		cmocka_unit_test(test_route_too_long),
+		cmocka_unit_test(test_route_key_truncated),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
