@@ -19,6 +19,13 @@ enum bounce_kind {
 	                    * without DSN) */
 };
 
+/*
+ * An original message larger than this is returned as its header section
+ * only (text/rfc822-headers), even when RET=FULL asked for all of it: a
+ * report should reach the sender even where a large message was refused.
+ */
+#define BOUNCE_FULL_MAX (10 * 1024 * 1024)
+
 struct bounce_req {
 	const char *hostname;   /* Reporting-MTA, From: MAILER-DAEMON@ */
 	const char *boundary_seed; /* unique text for the MIME boundary and
@@ -55,5 +62,24 @@ void bounce_build(const struct bounce_req *req, struct buf *out);
 int xtext_decode(const char *in, char *out, size_t outlen);
 /* xtext_valid - 1 when s is well-formed xtext */
 int xtext_valid(const char *s);
+
+/* RFC 3461 4.4: ENVID= is at most 100 characters */
+#define DSN_ENVID_MAX 100
+/* RFC 3461 4.2: "The entire ORCPT parameter MAY be up to 500 characters" */
+#define DSN_ORCPT_MAX 500
+
+/*
+ * dsn_notify_parse - the value of NOTIFY= (RFC 3461 4.1): NEVER alone, or
+ * a comma list of SUCCESS, FAILURE and DELAY (any case) to DSN_NOTIFY_*
+ * bits.  Returns 0, or -1 when malformed.
+ */
+int dsn_notify_parse(const char *s, unsigned *bits);
+/*
+ * dsn_orcpt_valid - 1 when s is an ORCPT= value we accept (RFC 3461 4.2,
+ * RFC 6533 3): "rfc822;" xtext, or "utf-8;" utf-8-addr-xtext (with raw
+ * UTF-8, utf-8-addr-unitext, only when utf8_ok), at most DSN_ORCPT_MAX
+ * octets, the address not empty
+ */
+int dsn_orcpt_valid(const char *s, int utf8_ok);
 
 #endif

@@ -13,6 +13,10 @@
  *	client-name mail.example.org
  *	protocol ESMTPS
  *	auth-user alice			(only when authenticated)
+ *	envid QQ314159			(DSN ENVID= as received, xtext;
+ *					 only when given)
+ *	ret hdrs			(DSN RET=: full or hdrs; only when
+ *					 given)
  *	body 7bit			(or 8bitmime)
  *	smtputf8 0
  *	size 1234
@@ -21,6 +25,14 @@
  *	next-try 1700000300
  *	tries 1
  *	error 451 4.3.0 try later	(only when there was one)
+ *	status 4.3.0			(the optional keys below: only when
+ *					 set)
+ *	remote mx.example.net[192.0.2.7]
+ *	orcpt rfc822;bob@example.net	(DSN ORCPT= as received, xtext)
+ *	notify success,failure		(DSN NOTIFY=: "never", or a list of
+ *					 success, failure, delay)
+ *	warned 1			(a delay warning went out)
+ *	notified 1			(the final DSN went out)
  *	end
  *
  * A value is the rest of the line after the first space, so it may hold
@@ -31,7 +43,10 @@
  * parser is strict - unknown or duplicate keys, missing keys, an unknown
  * version, numbers out of range, anything after "end" - because a file we do
  * not fully understand is quarantined, never half-used.  The final "end"
- * line makes a truncated file detectably corrupt.  Pure: no I/O.
+ * line makes a truncated file detectably corrupt.  The DSN keys (RFC 3461)
+ * and the recipient's status, remote, warned and notified came later and
+ * are optional, written only when set, so files written before them are
+ * still read as version 1.  Pure: no I/O.
  */
 #include "envelope.h"
 
@@ -53,6 +68,8 @@ enum env_key_id {
 	K_CLIENT_NAME,
 	K_PROTOCOL,
 	K_AUTH_USER,
+	K_ENVID,
+	K_RET,
 	K_BODY,
 	K_SMTPUTF8,
 	K_SIZE,
@@ -61,6 +78,12 @@ enum env_key_id {
 	K_NEXT_TRY,
 	K_TRIES,
 	K_ERROR,
+	K_STATUS,
+	K_REMOTE,
+	K_ORCPT,
+	K_NOTIFY,
+	K_WARNED,
+	K_NOTIFIED,
 	K_END
 };
 
@@ -87,6 +110,8 @@ static const struct {
 	{ "client-name", K_CLIENT_NAME },
 	{ "protocol", K_PROTOCOL },
 	{ "auth-user", K_AUTH_USER },
+	{ "envid", K_ENVID },
+	{ "ret", K_RET },
 	{ "body", K_BODY },
 	{ "smtputf8", K_SMTPUTF8 },
 	{ "size", K_SIZE },
@@ -95,6 +120,12 @@ static const struct {
 	{ "next-try", K_NEXT_TRY },
 	{ "tries", K_TRIES },
 	{ "error", K_ERROR },
+	{ "status", K_STATUS },
+	{ "remote", K_REMOTE },
+	{ "orcpt", K_ORCPT },
+	{ "notify", K_NOTIFY },
+	{ "warned", K_WARNED },
+	{ "notified", K_NOTIFIED },
 	{ "end", K_END },
 };
 
@@ -105,6 +136,21 @@ static const char *state_names[] = {
 	[RCPT_FAILED] = "failed",
 };
 #define NSTATES (sizeof(state_names) / sizeof(state_names[0]))
+
+/* the words of "notify", in the order they are written */
+static const struct {
+	const char *name;
+	unsigned bit;
+} notify_words[] = {
+	{ "never", DSN_NOTIFY_NEVER },
+	{ "success", DSN_NOTIFY_SUCCESS },
+	{ "failure", DSN_NOTIFY_FAILURE },
+	{ "delay", DSN_NOTIFY_DELAY },
+};
+#define NNOTIFY (sizeof(notify_words) / sizeof(notify_words[0]))
+#define NOTIFY_ALL                                                            \
+	(DSN_NOTIFY_NEVER | DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE |         \
+	    DSN_NOTIFY_DELAY)
 
 /* envelope_init - an empty envelope of the current version */
 void
@@ -126,9 +172,13 @@ envelope_free(struct envelope *e)
 	free(e->client_name);
 	free(e->protocol);
 	free(e->auth_user);
+	free(e->envid);
 	for (i = 0; i < e->nrcpts; i++) {
 		free(e->rcpts[i].addr);
 		free(e->rcpts[i].last_error);
+		free(e->rcpts[i].status);
+		free(e->rcpts[i].remote);
+		free(e->rcpts[i].orcpt);
 	}
 	free(e->rcpts);
 	envelope_init(e);
@@ -244,6 +294,33 @@ put_num(struct buf *out, const char *key, int64_t v)
 	buf_printf(out, "%s %" PRId64 "\n", key, v < 0 ? 0 : v);
 }
 
+/*
+ * format_notify - "notify never" or "notify success,failure,delay" (the
+ * bits set, in that order); nothing when no bit is set.  NEVER excludes
+ * the others (RFC 3461 4.1): should a caller combine them, NEVER wins, the
+ * choice that sends no unwanted mail.
+ */
+static void
+format_notify(unsigned bits, struct buf *out)
+{
+	const char *sep = " ";
+	size_t i;
+
+	bits &= NOTIFY_ALL;
+	if (bits == 0)
+		return;
+	if (bits & DSN_NOTIFY_NEVER)
+		bits = DSN_NOTIFY_NEVER;
+	buf_puts(out, "notify");
+	for (i = 0; i < NNOTIFY; i++) {
+		if (!(bits & notify_words[i].bit))
+			continue;
+		buf_printf(out, "%s%s", sep, notify_words[i].name);
+		sep = ",";
+	}
+	buf_putc(out, '\n');
+}
+
 /* format_rcpt - one recipient block */
 static void
 format_rcpt(const struct env_rcpt *r, struct buf *out)
@@ -258,6 +335,17 @@ format_rcpt(const struct env_rcpt *r, struct buf *out)
 	buf_printf(out, "tries %u\n", r->tries);
 	if (r->last_error != NULL)
 		put_str(out, "error", r->last_error);
+	if (r->status != NULL)
+		put_str(out, "status", r->status);
+	if (r->remote != NULL)
+		put_str(out, "remote", r->remote);
+	if (r->orcpt != NULL)
+		put_str(out, "orcpt", r->orcpt);
+	format_notify(r->notify, out);
+	if (r->warned)
+		buf_puts(out, "warned 1\n");
+	if (r->notified)
+		buf_puts(out, "notified 1\n");
 }
 
 /*
@@ -279,6 +367,11 @@ envelope_format(const struct envelope *e, struct buf *out)
 	put_str(out, "protocol", e->protocol);
 	if (e->auth_user != NULL)
 		put_str(out, "auth-user", e->auth_user);
+	if (e->envid != NULL)
+		put_str(out, "envid", e->envid);
+	if (e->ret == DSN_RET_FULL || e->ret == DSN_RET_HDRS)
+		buf_printf(out, "ret %s\n",
+		    e->ret == DSN_RET_FULL ? "full" : "hdrs");
 	buf_printf(out, "body %s\n", e->body_8bit ? "8bitmime" : "7bit");
 	buf_printf(out, "smtputf8 %d\n", e->smtputf8 ? 1 : 0);
 	buf_printf(out, "size %" PRIu64 "\n", e->size);
@@ -423,6 +516,15 @@ bad_version(struct env_parser *p, const char *v, size_t len)
 	return perr(p, "unknown version '%s'", safe);
 }
 
+/* parse_flag - "0" or "1" */
+static int
+parse_flag(struct env_parser *p, const char *v, size_t len, const char *key)
+{
+	if (len != 1 || (v[0] != '0' && v[0] != '1'))
+		return perr(p, "%s must be 0 or 1", key);
+	return 0;
+}
+
 /* head_string - the header field a string key fills, or NULL */
 static char **
 head_string(struct envelope *e, enum env_key_id k)
@@ -440,6 +542,8 @@ head_string(struct envelope *e, enum env_key_id k)
 		return &e->protocol;
 	case K_AUTH_USER:
 		return &e->auth_user;
+	case K_ENVID:
+		return &e->envid;
 	default:
 		return NULL;
 	}
@@ -484,9 +588,17 @@ set_head(struct env_parser *p, enum env_key_id k, const char *v, size_t len)
 			return perr(p, "body must be 7bit or 8bitmime");
 		return 0;
 	case K_SMTPUTF8:
-		if (len != 1 || (v[0] != '0' && v[0] != '1'))
-			return perr(p, "smtputf8 must be 0 or 1");
+		if (parse_flag(p, v, len, "smtputf8") == -1)
+			return -1;
 		e->smtputf8 = v[0] == '1';
+		return 0;
+	case K_RET:
+		if (len == 4 && memcmp(v, "full", 4) == 0)
+			e->ret = DSN_RET_FULL;
+		else if (len == 4 && memcmp(v, "hdrs", 4) == 0)
+			e->ret = DSN_RET_HDRS;
+		else
+			return perr(p, "ret must be full or hdrs");
 		return 0;
 	default: /* K_SIZE: the only header key left */
 		return parse_u64(p, v, len, UINT64_MAX, &e->size);
@@ -509,13 +621,80 @@ parse_state(struct env_parser *p, const char *v, size_t len)
 	return perr(p, "unknown recipient state");
 }
 
+/* notify_word - the bit of one word of "notify", or 0 */
+static unsigned
+notify_word(const char *w, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < NNOTIFY; i++)
+		if (strlen(notify_words[i].name) == len &&
+		    memcmp(notify_words[i].name, w, len) == 0)
+			return notify_words[i].bit;
+	return 0;
+}
+
+/*
+ * parse_notify - "never" alone, or a comma list of success, failure and
+ * delay, each at most once, in any order
+ */
+static int
+parse_notify(struct env_parser *p, const char *v, size_t len)
+{
+	unsigned bits = 0, bit;
+	const char *comma;
+	size_t n;
+
+	for (;;) {
+		comma = memchr(v, ',', len);
+		n = comma ? (size_t)(comma - v) : len;
+		bit = notify_word(v, n);
+		if (bit == 0)
+			return perr(p, "notify: unknown word");
+		if (bits & bit)
+			return perr(p, "notify: a word twice");
+		bits |= bit;
+		if (comma == NULL)
+			break;
+		v += n + 1;
+		len -= n + 1;
+	}
+	if ((bits & DSN_NOTIFY_NEVER) && bits != DSN_NOTIFY_NEVER)
+		return perr(p, "notify: never with other words");
+	p->rcpt->notify = bits;
+	return 0;
+}
+
+/* rcpt_string - the recipient field a string key fills, or NULL */
+static char **
+rcpt_string(struct env_rcpt *r, enum env_key_id k)
+{
+	switch (k) {
+	case K_ERROR:
+		return &r->last_error;
+	case K_STATUS:
+		return &r->status;
+	case K_REMOTE:
+		return &r->remote;
+	case K_ORCPT:
+		return &r->orcpt;
+	default:
+		return NULL;
+	}
+}
+
 /* set_rcpt - store the value of a key of a recipient block */
 static int
 set_rcpt(struct env_parser *p, enum env_key_id k, const char *v, size_t len)
 {
 	struct env_rcpt *r = p->rcpt;
+	char **field = rcpt_string(r, k);
 	uint64_t n;
 
+	if (field != NULL) {
+		*field = xstrndup(v, len);
+		return 0;
+	}
 	switch (k) {
 	case K_STATE:
 		return parse_state(p, v, len);
@@ -529,8 +708,17 @@ set_rcpt(struct env_parser *p, enum env_key_id k, const char *v, size_t len)
 			return -1;
 		r->tries = (unsigned)n;
 		return 0;
-	default: /* K_ERROR */
-		r->last_error = xstrndup(v, len);
+	case K_NOTIFY:
+		return parse_notify(p, v, len);
+	case K_WARNED:
+		if (parse_flag(p, v, len, "warned") == -1)
+			return -1;
+		r->warned = v[0] == '1';
+		return 0;
+	default: /* K_NOTIFIED: the only recipient key left */
+		if (parse_flag(p, v, len, "notified") == -1)
+			return -1;
+		r->notified = v[0] == '1';
 		return 0;
 	}
 }

@@ -1,8 +1,9 @@
 /*
  * smtp_session.c - one inbound SMTP session: the state machine of RFC 5321
  * with PIPELINING (RFC 2920), SIZE (RFC 1870), 8BITMIME (RFC 6152),
- * ENHANCEDSTATUSCODES (RFC 2034, 3463), SMTPUTF8 (RFC 6531) and
- * CHUNKING/BDAT (RFC 3030).
+ * ENHANCEDSTATUSCODES (RFC 2034, 3463), SMTPUTF8 (RFC 6531),
+ * CHUNKING/BDAT (RFC 3030) and DSN (RFC 3461 4: RET, ENVID, NOTIFY, ORCPT,
+ * kept in the envelope for the scheduler).
  *
  * The one idea: bytes from the network are framed strictly here (a command
  * ends only in CRLF; DATA ends only in CRLF.CRLF, see smtp_data.c), every
@@ -11,6 +12,15 @@
  * it is on stable storage.  Sessions never block: all of them share the
  * smtpd process's event loop.  Memory per session is bounded: input is read
  * up to a high-water mark and consumed as it comes.
+ *
+ * The relay policy is decided at RCPT (rcpt_policy): a local domain is
+ * ours; a relay domain (relay-domains) is accepted from anyone, but only
+ * for the recipients relay-recipients lists when it is set, so that no
+ * bounce of an unknown recipient goes to a forged sender (backscatter);
+ * any other domain only from a client in trusted-networks.  Routing tricks
+ * (%, !, quoted @, source routes) are refused for every domain.  A message
+ * with more than max_received Received: headers is refused as a loop
+ * (RFC 5321 6.3).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,6 +36,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "bounce.h"
 #include "conf.h"
 #include "dns.h"
 #include "envelope.h"
@@ -71,6 +82,7 @@ enum txn_refusal {
 	TXN_OK = 0,
 	TXN_TOO_BIG,
 	TXN_LONG_LINE,
+	TXN_TOO_MANY_HOPS,
 	TXN_WRITE_ERROR
 };
 
@@ -92,6 +104,7 @@ struct smtp_session {
 	int64_t connected;  /* monotonic ms */
 	int pause_done;     /* the greet pause is over */
 	enum smtp_state state;
+	struct sockaddr_storage peer; /* the client, for trusted-networks */
 	char addr[INET6_ADDRSTRLEN];
 	char name[SMTP_DOMAIN_MAX + 1]; /* verified reverse DNS name, or
 	                                 * "unknown" (until resolved) */
@@ -234,6 +247,7 @@ cmd_helo(struct smtp_session *s, struct smtp_cmd *cmd, int esmtp)
 	reply(s, "250-ENHANCEDSTATUSCODES");
 	reply(s, "250-SMTPUTF8");
 	reply(s, "250-CHUNKING");
+	reply(s, "250-DSN");
 	reply(s, "250 HELP");
 }
 
@@ -249,50 +263,182 @@ cmd_helo_plain(struct smtp_session *s, struct smtp_cmd *cmd)
 	cmd_helo(s, cmd, 0);
 }
 
+/*
+ * MAIL and RCPT parameters: one function per keyword, each checking the
+ * value and storing it; -1 after the refusal was sent.  The value is NULL
+ * when the parameter had no "=value".
+ */
+struct param_row {
+	const char *key;
+	int (*fn)(struct smtp_session *, const char *, void *);
+};
+
+/* mp_size - SIZE= (RFC 1870): refused at once when over the limit */
+static int
+mp_size(struct smtp_session *s, const char *v, void *arg)
+{
+	uint64_t *size = arg;
+
+	if (v == NULL || smtp_parse_size_param(v, size) == -1) {
+		reply(s, "501 5.5.4 Bad SIZE= value");
+		return -1;
+	}
+	if (*size > s->conf->message_size) {
+		reply(s, "552 5.3.4 Message size exceeds fixed limit of %llu "
+		    "octets", (unsigned long long)s->conf->message_size);
+		return -1;
+	}
+	return 0;
+}
+
+/* mp_body - BODY=7BIT|8BITMIME (RFC 6152) */
+static int
+mp_body(struct smtp_session *s, const char *v, void *arg)
+{
+	(void)arg;
+	if (v == NULL || (strcasecmp(v, "7BIT") != 0 &&
+	    strcasecmp(v, "8BITMIME") != 0)) {
+		reply(s, "501 5.5.4 Bad BODY= value");
+		return -1;
+	}
+	s->txn->env.body_8bit = strcasecmp(v, "8BITMIME") == 0;
+	return 0;
+}
+
+/* mp_smtputf8 - SMTPUTF8 (RFC 6531 3.4), no value */
+static int
+mp_smtputf8(struct smtp_session *s, const char *v, void *arg)
+{
+	(void)arg;
+	if (v != NULL) {
+		reply(s, "501 5.5.4 SMTPUTF8 takes no value");
+		return -1;
+	}
+	s->txn->env.smtputf8 = 1;
+	return 0;
+}
+
+/* mp_ret - RET=FULL|HDRS (RFC 3461 4.3) */
+static int
+mp_ret(struct smtp_session *s, const char *v, void *arg)
+{
+	(void)arg;
+	if (v != NULL && strcasecmp(v, "FULL") == 0) {
+		s->txn->env.ret = DSN_RET_FULL;
+	} else if (v != NULL && strcasecmp(v, "HDRS") == 0) {
+		s->txn->env.ret = DSN_RET_HDRS;
+	} else {
+		reply(s, "501 5.5.4 Bad RET= value (FULL or HDRS)");
+		return -1;
+	}
+	return 0;
+}
+
+/* mp_envid - ENVID=xtext (RFC 3461 4.4), kept as received */
+static int
+mp_envid(struct smtp_session *s, const char *v, void *arg)
+{
+	(void)arg;
+	if (v == NULL || v[0] == '\0' || strlen(v) > DSN_ENVID_MAX ||
+	    !xtext_valid(v)) {
+		reply(s, "501 5.5.4 Bad ENVID= value");
+		return -1;
+	}
+	envelope_set(&s->txn->env.envid, v);
+	return 0;
+}
+
+static const struct param_row mail_param_table[] = {
+	{ "SIZE", mp_size },
+	{ "BODY", mp_body },
+	{ "SMTPUTF8", mp_smtputf8 },
+	{ "RET", mp_ret },
+	{ "ENVID", mp_envid },
+};
+
+/* the DSN parameters of one RCPT, until the recipient is added */
+struct rcpt_dsn {
+	unsigned notify;
+	const char *orcpt;
+};
+
+/* rp_notify - NOTIFY=NEVER or a list of SUCCESS,FAILURE,DELAY (4.1) */
+static int
+rp_notify(struct smtp_session *s, const char *v, void *arg)
+{
+	struct rcpt_dsn *d = arg;
+
+	if (v == NULL || dsn_notify_parse(v, &d->notify) == -1) {
+		reply(s, "501 5.5.4 Bad NOTIFY= value");
+		return -1;
+	}
+	return 0;
+}
+
+/* rp_orcpt - ORCPT=addr-type;xtext (4.2): rfc822 or utf-8 (RFC 6533) */
+static int
+rp_orcpt(struct smtp_session *s, const char *v, void *arg)
+{
+	struct rcpt_dsn *d = arg;
+
+	if (v == NULL || !dsn_orcpt_valid(v, s->txn->env.smtputf8)) {
+		reply(s, "501 5.5.4 Bad ORCPT= value");
+		return -1;
+	}
+	d->orcpt = v;
+	return 0;
+}
+
+static const struct param_row rcpt_param_table[] = {
+	{ "NOTIFY", rp_notify },
+	{ "ORCPT", rp_orcpt },
+};
+
+/*
+ * apply_params - run each parameter of pc through its row of table; an
+ * unknown one is 555 (RFC 5321 4.1.1.11), a repeated one 501.  0 when
+ * all were good, else -1 and a reply was sent.
+ */
+static int
+apply_params(struct smtp_session *s, const struct smtp_pathcmd *pc,
+    const struct param_row *table, size_t nrows, const char *verb,
+    void *arg)
+{
+	unsigned seen = 0;
+	size_t i, r;
+
+	for (i = 0; i < pc->nparams; i++) {
+		const struct smtp_param *p = &pc->params[i];
+
+		for (r = 0; r < nrows; r++)
+			if (strcasecmp(p->key, table[r].key) == 0)
+				break;
+		if (r == nrows) {
+			reply(s, "555 5.5.4 Unsupported %s parameter", verb);
+			return -1;
+		}
+		if (seen & (1u << r)) {
+			reply(s, "501 5.5.4 Duplicate %s parameter",
+			    table[r].key);
+			return -1;
+		}
+		seen |= 1u << r;
+		if (table[r].fn(s, p->value, arg) == -1)
+			return -1;
+	}
+	return 0;
+}
+
 /* mail_params - apply MAIL's ESMTP parameters; 0 or a reply was sent */
 static int
 mail_params(struct smtp_session *s, const struct smtp_pathcmd *pc)
 {
 	const struct conf *c = s->conf;
-	struct envelope *e = &s->txn->env;
 	uint64_t size = 0;
-	size_t i;
 
-	for (i = 0; i < pc->nparams; i++) {
-		const struct smtp_param *p = &pc->params[i];
-
-		if (strcasecmp(p->key, "SIZE") == 0) {
-			if (p->value == NULL ||
-			    smtp_parse_size_param(p->value, &size) == -1) {
-				reply(s, "501 5.5.4 Bad SIZE= value");
-				return -1;
-			}
-			if (size > c->message_size) {
-				reply(s, "552 5.3.4 Message size exceeds fixed "
-				    "limit of %llu octets",
-				    (unsigned long long)c->message_size);
-				return -1;
-			}
-		} else if (strcasecmp(p->key, "BODY") == 0) {
-			if (p->value == NULL ||
-			    (strcasecmp(p->value, "7BIT") != 0 &&
-			    strcasecmp(p->value, "8BITMIME") != 0)) {
-				reply(s, "501 5.5.4 Bad BODY= value");
-				return -1;
-			}
-			e->body_8bit = strcasecmp(p->value, "8BITMIME") == 0;
-		} else if (strcasecmp(p->key, "SMTPUTF8") == 0) {
-			if (p->value != NULL) {
-				reply(s, "501 5.5.4 SMTPUTF8 takes no value");
-				return -1;
-			}
-			e->smtputf8 = 1;
-		} else {
-			/* RFC 5321 4.1.1.11: 555 for an unknown parameter */
-			reply(s, "555 5.5.4 Unsupported MAIL parameter");
-			return -1;
-		}
-	}
+	if (apply_params(s, pc, mail_param_table, sizeof(mail_param_table) /
+	    sizeof(mail_param_table[0]), "MAIL", &size) == -1)
+		return -1;
 	if (!spool_free_ok(c->spool_reserve, size)) {
 		reply(s, "452 4.3.1 Insufficient system storage");
 		log_warn("%s: spool below its free-space reserve, "
@@ -361,6 +507,38 @@ cmd_mail(struct smtp_session *s, struct smtp_cmd *cmd)
 	reply(s, "250 2.1.0 Ok");
 }
 
+/* local_policy - a recipient in a local domain: a safe mailbox name of a
+ * user the recipients setting knows */
+static int
+local_policy(struct smtp_session *s, const struct smtp_addr *a,
+    char *user, size_t userlen)
+{
+	if (mailbox_user(a->local, user, userlen) == -1) {
+		reply(s, "550 5.1.3 Bad recipient mailbox name");
+		return -1;
+	}
+	if (strcmp(user, "postmaster") == 0)
+		return 0;
+	if (!conf_recipient_known(s->conf, user, a->domain)) {
+		reply(s, "550 5.1.1 <%s@%s>: Recipient address rejected: "
+		    "User unknown", user, a->domain);
+		return -1;
+	}
+	return 0;
+}
+
+/* relay_policy - a recipient in a relay domain: from anyone, but only
+ * one relay-recipients knows (refused now, never bounced later) */
+static int
+relay_policy(struct smtp_session *s, const struct smtp_addr *a)
+{
+	if (conf_relay_recipient_known(s->conf, a->local, a->domain))
+		return 0;
+	reply(s, "550 5.1.1 <%s@%s>: Recipient address rejected: User "
+	    "unknown in relay recipient table", a->local, a->domain);
+	return -1;
+}
+
 /* rcpt_policy - decide on one recipient; 0 to accept, else a reply went */
 static int
 rcpt_policy(struct smtp_session *s, const struct smtp_addr *a,
@@ -370,29 +548,22 @@ rcpt_policy(struct smtp_session *s, const struct smtp_addr *a,
 
 	if (a->domain[0] == '\0') /* <postmaster>, RFC 5321 4.5.1 */
 		return 0;
-	if (!conf_is_local_domain(c, a->domain)) {
-		reply(s, "554 5.7.1 <%s@%s>: Relay access denied",
-		    a->local, a->domain);
-		log_info("%s: relay refused to domain %s", s->addr,
-		    a->domain);
-		return -1;
-	}
 	if (smtp_addr_relay_trick(a)) {
 		reply(s, "550 5.7.1 Address routing is not accepted");
+		log_info("%s: routing trick refused: %s@%s", s->addr,
+		    a->local, a->domain);
 		return -1;
 	}
-	if (mailbox_user(a->local, user, userlen) == -1) {
-		reply(s, "550 5.1.3 Bad recipient mailbox name");
-		return -1;
-	}
-	if (strcmp(user, "postmaster") == 0)
+	if (conf_is_local_domain(c, a->domain))
+		return local_policy(s, a, user, userlen);
+	if (conf_is_relay_domain(c, a->domain))
+		return relay_policy(s, a);
+	if (conf_is_trusted(c, (const struct sockaddr *)&s->peer))
 		return 0;
-	if (!conf_recipient_known(c, user, a->domain)) {
-		reply(s, "550 5.1.1 <%s@%s>: Recipient address rejected: "
-		    "User unknown", user, a->domain);
-		return -1;
-	}
-	return 0;
+	reply(s, "554 5.7.1 <%s@%s>: Relay access denied", a->local,
+	    a->domain);
+	log_info("%s: relay refused to domain %s", s->addr, a->domain);
+	return -1;
 }
 
 static void
@@ -400,6 +571,7 @@ cmd_rcpt(struct smtp_session *s, struct smtp_cmd *cmd)
 {
 	struct envelope *e = &s->txn->env;
 	struct smtp_pathcmd pc;
+	struct rcpt_dsn dsn = { 0, NULL };
 	enum smtp_perr err;
 	char addr[SMTP_PATH_MAX + 1];
 	char user[MAILBOX_USER_MAX + 1];
@@ -413,10 +585,9 @@ cmd_rcpt(struct smtp_session *s, struct smtp_cmd *cmd)
 		path_error(s, err, "RCPT");
 		return;
 	}
-	if (pc.nparams > 0) {
-		reply(s, "555 5.5.4 Unsupported RCPT parameter");
+	if (apply_params(s, &pc, rcpt_param_table, sizeof(rcpt_param_table) /
+	    sizeof(rcpt_param_table[0]), "RCPT", &dsn) == -1)
 		return;
-	}
 	if (pc.addr.utf8 && !e->smtputf8) {
 		reply(s, "553 5.6.7 Non-ASCII address needs SMTPUTF8");
 		return;
@@ -433,7 +604,11 @@ cmd_rcpt(struct smtp_session *s, struct smtp_cmd *cmd)
 		reply(s, "501 5.1.3 Address too long");
 		return;
 	}
-	envelope_add_rcpt(e, addr); /* a duplicate is collapsed */
+	/* a duplicate is collapsed: the first one's DSN parameters stay */
+	if (envelope_add_rcpt(e, addr)) {
+		e->rcpts[e->nrcpts - 1].notify = dsn.notify;
+		envelope_set(&e->rcpts[e->nrcpts - 1].orcpt, dsn.orcpt);
+	}
 	enter_state(s, SMTP_S_RCPT);
 	reply(s, "250 2.1.5 Ok");
 }
@@ -521,6 +696,10 @@ content_end(struct smtp_session *s)
 	content_flush(t, s->conf->message_size);
 	if (t->refusal == TXN_OK && (t->data.flags & SMTP_DATA_LONG_LINE))
 		t->refusal = TXN_LONG_LINE;
+	/* RFC 5321 6.3: a message that went round too often is a loop */
+	if (t->refusal == TXN_OK &&
+	    t->data.headers_received > s->conf->max_received)
+		t->refusal = TXN_TOO_MANY_HOPS;
 	switch (t->refusal) {
 	case TXN_TOO_BIG:
 		reply(s, "552 5.3.4 Message size exceeds fixed limit");
@@ -528,6 +707,10 @@ content_end(struct smtp_session *s)
 	case TXN_LONG_LINE:
 		reply(s, "554 5.6.0 Message refused: a line is longer than "
 		    "%zu octets", s->conf->line_length);
+		break;
+	case TXN_TOO_MANY_HOPS:
+		reply(s, "554 5.4.6 Too many hops (%zu Received: headers, "
+		    "a mail loop?)", t->data.headers_received);
 		break;
 	case TXN_WRITE_ERROR:
 		reply(s, "452 4.3.1 Insufficient system storage");
@@ -1073,8 +1256,8 @@ smtp_session_new(const struct conf *c, struct event_base *base, int fd,
 {
 	struct smtp_session *s;
 
-	(void)salen;
 	s = xcalloc(1, sizeof(*s));
+	memcpy(&s->peer, sa, salen < sizeof(s->peer) ? salen : sizeof(s->peer));
 	s->conf = c;
 	s->listen = l;
 	s->base = base;

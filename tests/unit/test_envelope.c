@@ -83,6 +83,44 @@ static const struct env_row round_trips[] = {
 	    { { "b@c", RCPT_PENDING, 0, 0, "" } } },
 };
 
+/* the keys that came later (DSN and the last attempt), per recipient */
+struct dsn_rcpt_row {
+	const char *status;
+	const char *remote;
+	const char *orcpt;
+	unsigned notify;
+	int warned;
+	int notified;
+};
+
+/* a row of round_trips with the later keys added */
+struct dsn_row {
+	const char *what;
+	size_t base; /* index in round_trips */
+	const char *envid;
+	enum dsn_ret ret;
+	struct dsn_rcpt_row rcpts[MAX_ROW_RCPTS];
+};
+
+static const struct dsn_row dsn_trips[] = {
+	{ "DSN: every optional key", 6, "QQ314159+2Bx", DSN_RET_HDRS,
+	    { { NULL, NULL, "rfc822;p@example.net", DSN_NOTIFY_NEVER, 0, 0 },
+		{ "4.3.0", "mx.example.net[192.0.2.7]",
+		    "rfc822;D+2Bx@example.net",
+		    DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE |
+			DSN_NOTIFY_DELAY, 1, 0 },
+		{ "2.0.0", NULL, "utf-8;x\\x{E9}@example.net",
+		    DSN_NOTIFY_SUCCESS, 0, 1 },
+		{ "5.1.1", "mx[192.0.2.7]", NULL, DSN_NOTIFY_FAILURE, 1,
+		    1 } } },
+	{ "DSN: RET=FULL, single words of NOTIFY", 3, "x", DSN_RET_FULL,
+	    { { NULL, NULL, NULL, DSN_NOTIFY_DELAY, 0, 0 },
+		{ NULL, NULL, NULL, DSN_NOTIFY_SUCCESS | DSN_NOTIFY_DELAY, 0,
+		    0 } } },
+	{ "DSN: empty values and the flags alone", 6, "", DSN_RET_UNSET,
+	    { { "", "", "", 0, 0, 1 }, { NULL, NULL, NULL, 0, 1, 0 } } },
+};
+
 /* build - an envelope from a row */
 static void
 build(struct envelope *e, const struct env_row *r)
@@ -110,6 +148,29 @@ build(struct envelope *e, const struct env_row *r)
 		p->next_try = r->rcpts[i].next_try;
 		p->tries = r->rcpts[i].tries;
 		envelope_set(&p->last_error, r->rcpts[i].error);
+	}
+}
+
+/* build_dsn - an envelope from a row of dsn_trips */
+static void
+build_dsn(struct envelope *e, const struct dsn_row *d)
+{
+	const struct dsn_rcpt_row *dr;
+	struct env_rcpt *p;
+	size_t i;
+
+	build(e, &round_trips[d->base]);
+	envelope_set(&e->envid, d->envid);
+	e->ret = d->ret;
+	for (i = 0; i < e->nrcpts && i < MAX_ROW_RCPTS; i++) {
+		dr = &d->rcpts[i];
+		p = &e->rcpts[i];
+		envelope_set(&p->status, dr->status);
+		envelope_set(&p->remote, dr->remote);
+		envelope_set(&p->orcpt, dr->orcpt);
+		p->notify = dr->notify;
+		p->warned = dr->warned ? 1 : 0;
+		p->notified = dr->notified ? 1 : 0;
 	}
 }
 
@@ -142,6 +203,8 @@ env_equal(const struct envelope *a, const struct envelope *b)
 	assert_int_equal(a->body_8bit, b->body_8bit);
 	assert_int_equal(a->smtputf8, b->smtputf8);
 	assert_true(a->size == b->size);
+	str_equal(a->envid, b->envid);
+	assert_int_equal(a->ret, b->ret);
 	assert_int_equal(a->nrcpts, b->nrcpts);
 	for (i = 0; i < a->nrcpts; i++) {
 		str_equal(a->rcpts[i].addr, b->rcpts[i].addr);
@@ -149,6 +212,12 @@ env_equal(const struct envelope *a, const struct envelope *b)
 		assert_true(a->rcpts[i].next_try == b->rcpts[i].next_try);
 		assert_int_equal(a->rcpts[i].tries, b->rcpts[i].tries);
 		str_equal(a->rcpts[i].last_error, b->rcpts[i].last_error);
+		str_equal(a->rcpts[i].status, b->rcpts[i].status);
+		str_equal(a->rcpts[i].remote, b->rcpts[i].remote);
+		str_equal(a->rcpts[i].orcpt, b->rcpts[i].orcpt);
+		assert_int_equal(a->rcpts[i].notify, b->rcpts[i].notify);
+		assert_int_equal(a->rcpts[i].warned, b->rcpts[i].warned);
+		assert_int_equal(a->rcpts[i].notified, b->rcpts[i].notified);
 	}
 }
 
@@ -185,6 +254,12 @@ test_round_trip_table(void **state)
 	for (i = 0; i < sizeof(round_trips) / sizeof(round_trips[0]); i++) {
 		print_message("round trip: %s\n", round_trips[i].what);
 		build(&e, &round_trips[i]);
+		round_trip(&e);
+		envelope_free(&e);
+	}
+	for (i = 0; i < sizeof(dsn_trips) / sizeof(dsn_trips[0]); i++) {
+		print_message("round trip: %s\n", dsn_trips[i].what);
+		build_dsn(&e, &dsn_trips[i]);
 		round_trip(&e);
 		envelope_free(&e);
 	}
@@ -279,6 +354,119 @@ test_exact_text(void **state)
 	buf_free(&b);
 }
 
+/* the DSN keys, byte for byte, where the documentation puts them */
+static void
+test_exact_text_dsn(void **state)
+{
+	static const char want[] =
+	    "version 1\n"
+	    "id 0123456789ABCD\n"
+	    "arrival 1000\n"
+	    "sender a@example.org\n"
+	    "helo h\n"
+	    "client-addr 127.0.0.1\n"
+	    "client-name localhost\n"
+	    "protocol ESMTP\n"
+	    "envid QQ314159+2Bx\n"
+	    "ret hdrs\n"
+	    "body 7bit\n"
+	    "smtputf8 0\n"
+	    "size 10\n"
+	    "rcpt p@example.net\n"
+	    "state pending\n"
+	    "next-try 0\n"
+	    "tries 0\n"
+	    "orcpt rfc822;p@example.net\n"
+	    "notify never\n"
+	    "rcpt d@example.net\n"
+	    "state deferred\n"
+	    "next-try 1700000300\n"
+	    "tries 3\n"
+	    "error 451 4.3.0 mx.example.net: try again: later\n"
+	    "status 4.3.0\n"
+	    "remote mx.example.net[192.0.2.7]\n"
+	    "orcpt rfc822;D+2Bx@example.net\n"
+	    "notify success,failure,delay\n"
+	    "warned 1\n"
+	    "rcpt x@example.net\n"
+	    "state delivered\n"
+	    "next-try 0\n"
+	    "tries 1\n"
+	    "status 2.0.0\n"
+	    "orcpt utf-8;x\\x{E9}@example.net\n"
+	    "notify success\n"
+	    "notified 1\n"
+	    "rcpt f@example.net\n"
+	    "state failed\n"
+	    "next-try 0\n"
+	    "tries 2\n"
+	    "error 550 5.1.1 <f@example.net>: no such user\n"
+	    "status 5.1.1\n"
+	    "remote mx[192.0.2.7]\n"
+	    "notify failure\n"
+	    "warned 1\n"
+	    "notified 1\n"
+	    "end\n";
+	struct envelope e;
+	struct buf b;
+
+	(void)state;
+	build_dsn(&e, &dsn_trips[0]);
+	buf_init(&b);
+	envelope_format(&e, &b);
+	assert_string_equal(b.data, want);
+	envelope_free(&e);
+	buf_free(&b);
+}
+
+/*
+ * NOTIFY bits the file cannot hold as they are: NEVER wins over the
+ * others (it sends no unwanted mail), unknown bits are dropped
+ */
+static void
+test_format_notify_odd_bits(void **state)
+{
+	static const struct {
+		const char *what;
+		unsigned in;
+		const char *line; /* NULL: no notify line */
+		unsigned back;
+	} rows[] = {
+		{ "not given", 0, NULL, 0 },
+		{ "never with success", DSN_NOTIFY_NEVER | DSN_NOTIFY_SUCCESS,
+		    "notify never\n", DSN_NOTIFY_NEVER },
+		{ "unknown bit only", 0x100, NULL, 0 },
+		{ "unknown bit with delay", 0x100 | DSN_NOTIFY_DELAY,
+		    "notify delay\n", DSN_NOTIFY_DELAY },
+		{ "failure and delay", DSN_NOTIFY_DELAY | DSN_NOTIFY_FAILURE,
+		    "notify failure,delay\n",
+		    DSN_NOTIFY_DELAY | DSN_NOTIFY_FAILURE },
+	};
+	struct envelope e, back;
+	struct buf b;
+	char err[200];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		print_message("notify: %s\n", rows[i].what);
+		build(&e, &round_trips[0]);
+		e.rcpts[0].notify = rows[i].in;
+		buf_init(&b);
+		envelope_format(&e, &b);
+		if (rows[i].line != NULL)
+			assert_non_null(strstr(b.data, rows[i].line));
+		else
+			assert_null(strstr(b.data, "notify"));
+		assert_int_equal(envelope_parse(&back, b.data, b.len, err,
+				     sizeof(err)), 0);
+		assert_int_equal(back.rcpts[0].notify, rows[i].back);
+		envelope_free(&back);
+		envelope_free(&e);
+		buf_free(&b);
+	}
+}
+
 /* values that cannot be written as they are: format sanitises them */
 static const struct {
 	const char *what;
@@ -311,6 +499,10 @@ test_format_sanitises(void **state)
 		envelope_set(&e.sender, sanitise_rows[i].in);
 		envelope_set(&e.rcpts[0].addr, sanitise_rows[i].in);
 		envelope_set(&e.rcpts[0].last_error, sanitise_rows[i].in);
+		envelope_set(&e.envid, sanitise_rows[i].in);
+		envelope_set(&e.rcpts[0].orcpt, sanitise_rows[i].in);
+		envelope_set(&e.rcpts[0].remote, sanitise_rows[i].in);
+		envelope_set(&e.rcpts[0].status, sanitise_rows[i].in);
 		buf_init(&b);
 		envelope_format(&e, &b);
 		assert_int_equal(
@@ -319,6 +511,12 @@ test_format_sanitises(void **state)
 		assert_string_equal(back.sender, sanitise_rows[i].out);
 		assert_string_equal(back.rcpts[0].addr, sanitise_rows[i].out);
 		assert_string_equal(back.rcpts[0].last_error,
+		    sanitise_rows[i].out);
+		assert_string_equal(back.envid, sanitise_rows[i].out);
+		assert_string_equal(back.rcpts[0].orcpt, sanitise_rows[i].out);
+		assert_string_equal(back.rcpts[0].remote,
+		    sanitise_rows[i].out);
+		assert_string_equal(back.rcpts[0].status,
 		    sanitise_rows[i].out);
 		assert_int_equal(back.nrcpts, 1);
 		envelope_free(&back);
@@ -491,6 +689,60 @@ static const struct {
 	{ "a long unknown key is cut in the reason", "version 1\n"
 	    "abcdefghijabcdefghijabcdefghijabcdefghij v\n", 0,
 	    "unknown key 'abcdefghijabcdefghijabcdefghijab'" },
+	/* the DSN keys */
+	{ "ret bogus", GOOD_HEAD "ret some\n" GOOD_RCPT "end\n", 0,
+	    "ret must be full or hdrs" },
+	{ "ret upper case", GOOD_HEAD "ret FULL\n" GOOD_RCPT "end\n", 0,
+	    "ret must be full or hdrs" },
+	{ "ret empty", GOOD_HEAD "ret\n" GOOD_RCPT "end\n", 0,
+	    "ret must be full or hdrs" },
+	{ "duplicate ret", GOOD_HEAD "ret full\nret hdrs\n" GOOD_RCPT
+	    "end\n", 0, "duplicate key 'ret'" },
+	{ "duplicate envid", GOOD_HEAD "envid a\nenvid b\n" GOOD_RCPT
+	    "end\n", 0, "duplicate key 'envid'" },
+	{ "envid after the recipients", GOOD_HEAD GOOD_RCPT "envid a\nend\n",
+	    0, "'envid' after the recipients" },
+	{ "ret after the recipients", GOOD_HEAD GOOD_RCPT "ret full\nend\n",
+	    0, "'ret' after the recipients" },
+	{ "orcpt before a recipient", GOOD_HEAD "orcpt rfc822;a@b\n"
+	    GOOD_RCPT "end\n", 0, "'orcpt' outside a recipient block" },
+	{ "notify before a recipient", GOOD_HEAD "notify never\n"
+	    GOOD_RCPT "end\n", 0, "'notify' outside a recipient block" },
+	{ "duplicate status", GOOD_HEAD GOOD_RCPT "status 5.0.0\n"
+	    "status 5.1.1\nend\n", 0, "duplicate key 'status'" },
+	{ "duplicate remote", GOOD_HEAD GOOD_RCPT "remote a\nremote b\n"
+	    "end\n", 0, "duplicate key 'remote'" },
+	{ "duplicate orcpt", GOOD_HEAD GOOD_RCPT "orcpt a\norcpt b\nend\n", 0,
+	    "duplicate key 'orcpt'" },
+	{ "duplicate notify", GOOD_HEAD GOOD_RCPT "notify never\n"
+	    "notify delay\nend\n", 0, "duplicate key 'notify'" },
+	{ "duplicate warned", GOOD_HEAD GOOD_RCPT "warned 1\nwarned 1\n"
+	    "end\n", 0, "duplicate key 'warned'" },
+	{ "notify empty", GOOD_HEAD GOOD_RCPT "notify\nend\n", 0,
+	    "notify: unknown word" },
+	{ "notify unknown word", GOOD_HEAD GOOD_RCPT "notify always\nend\n",
+	    0, "notify: unknown word" },
+	{ "notify upper case", GOOD_HEAD GOOD_RCPT "notify NEVER\nend\n", 0,
+	    "notify: unknown word" },
+	{ "notify empty item", GOOD_HEAD GOOD_RCPT "notify success,,delay\n"
+	    "end\n", 0, "notify: unknown word" },
+	{ "notify trailing comma", GOOD_HEAD GOOD_RCPT "notify success,\n"
+	    "end\n", 0, "notify: unknown word" },
+	{ "notify leading comma", GOOD_HEAD GOOD_RCPT "notify ,success\n"
+	    "end\n", 0, "notify: unknown word" },
+	{ "notify with a space", GOOD_HEAD GOOD_RCPT "notify success, delay\n"
+	    "end\n", 0, "notify: unknown word" },
+	{ "notify a word twice", GOOD_HEAD GOOD_RCPT "notify delay,delay\n"
+	    "end\n", 0, "notify: a word twice" },
+	{ "notify never with others", GOOD_HEAD GOOD_RCPT
+	    "notify failure,never\nend\n", 0,
+	    "notify: never with other words" },
+	{ "warned 2", GOOD_HEAD GOOD_RCPT "warned 2\nend\n", 0,
+	    "warned must be 0 or 1" },
+	{ "warned empty", GOOD_HEAD GOOD_RCPT "warned\nend\n", 0,
+	    "warned must be 0 or 1" },
+	{ "notified yes", GOOD_HEAD GOOD_RCPT "notified yes\nend\n", 0,
+	    "notified must be 0 or 1" },
 };
 
 static void
@@ -530,6 +782,13 @@ test_parse_good_blocks(void **state)
 		"sender a@b\nauth-user u\narrival 1\nid 0123456789ABCD\n"
 		"rcpt b@c\ntries 0\nerror e\nnext-try 0\nstate failed\n"
 		"end\n",
+		/* the DSN keys in any order among the others */
+		"version 1\nret hdrs\nid 0123456789ABCD\narrival 1\n"
+		"sender a@b\nenvid E\nhelo h\nclient-addr c\n"
+		"client-name n\nprotocol SMTP\nbody 7bit\nsmtputf8 0\n"
+		"size 1\nrcpt b@c\nnotified 1\nnotify delay,success\n"
+		"state failed\nwarned 0\nremote r\nnext-try 0\n"
+		"status 5.0.0\ntries 0\norcpt o\nend\n",
 	};
 	/* "sender " with a space is the null sender too */
 	static const char with_space[] = "version 1\nid 0123456789ABCD\n"
@@ -553,6 +812,58 @@ test_parse_good_blocks(void **state)
 			     err, sizeof(err)), 0);
 	assert_string_equal(e.sender, "");
 	assert_null(e.auth_user);
+	envelope_free(&e);
+}
+
+/*
+ * A file written before the DSN keys existed reads with all of them unset,
+ * and one with them in any order gets each value where it belongs.
+ */
+static void
+test_parse_dsn_keys(void **state)
+{
+	static const char any_order[] = "version 1\nret hdrs\n"
+	    "id 0123456789ABCD\narrival 1\nsender a@b\nenvid E+2B\n"
+	    "helo h\nclient-addr c\nclient-name n\nprotocol SMTP\n"
+	    "body 7bit\nsmtputf8 0\nsize 1\nrcpt b@c\nnotified 1\n"
+	    "notify delay,success\nstate failed\nwarned 0\nremote r[1]\n"
+	    "next-try 0\nstatus 5.0.0\ntries 0\norcpt rfc822;o\n"
+	    GOOD_RCPT "warned 1\nend\n";
+	struct envelope e;
+	char err[200];
+
+	(void)state;
+	assert_int_equal(envelope_parse(&e, GOOD_FILE, strlen(GOOD_FILE), err,
+			     sizeof(err)), 0);
+	assert_null(e.envid);
+	assert_int_equal(e.ret, DSN_RET_UNSET);
+	assert_null(e.rcpts[0].status);
+	assert_null(e.rcpts[0].remote);
+	assert_null(e.rcpts[0].orcpt);
+	assert_int_equal(e.rcpts[0].notify, 0);
+	assert_int_equal(e.rcpts[0].warned, 0);
+	assert_int_equal(e.rcpts[0].notified, 0);
+	envelope_free(&e);
+
+	if (envelope_parse(&e, any_order, strlen(any_order), err,
+		sizeof(err)) != 0)
+		fail_msg("refused: %s", err);
+	assert_string_equal(e.envid, "E+2B");
+	assert_int_equal(e.ret, DSN_RET_HDRS);
+	assert_int_equal(e.nrcpts, 2);
+	assert_int_equal(e.rcpts[0].state, RCPT_FAILED);
+	assert_string_equal(e.rcpts[0].status, "5.0.0");
+	assert_string_equal(e.rcpts[0].remote, "r[1]");
+	assert_string_equal(e.rcpts[0].orcpt, "rfc822;o");
+	assert_int_equal(e.rcpts[0].notify,
+	    DSN_NOTIFY_DELAY | DSN_NOTIFY_SUCCESS);
+	assert_int_equal(e.rcpts[0].warned, 0);
+	assert_int_equal(e.rcpts[0].notified, 1);
+	/* the second block's keys stay in the second block */
+	assert_null(e.rcpts[1].orcpt);
+	assert_int_equal(e.rcpts[1].notify, 0);
+	assert_int_equal(e.rcpts[1].warned, 1);
+	assert_int_equal(e.rcpts[1].notified, 0);
 	envelope_free(&e);
 }
 
@@ -594,17 +905,15 @@ test_parse_small_err(void **state)
  * The copy is exactly the prefix, so ASan sees any read past it.
  */
 static void
-test_truncation(void **state)
+truncation_of(struct envelope *e)
 {
-	struct envelope e, back;
+	struct envelope back;
 	struct buf b;
 	char err[200], *copy;
 	size_t cut;
 
-	(void)state;
-	build(&e, &round_trips[6]);
 	buf_init(&b);
-	envelope_format(&e, &b);
+	envelope_format(e, &b);
 	for (cut = 0; cut < b.len; cut++) {
 		copy = malloc(cut ? cut : 1);
 		memcpy(copy, b.data, cut);
@@ -616,30 +925,42 @@ test_truncation(void **state)
 	memcpy(copy, b.data, b.len);
 	assert_int_equal(envelope_parse(&back, copy, b.len, err, sizeof(err)),
 	    0);
-	env_equal(&e, &back);
+	env_equal(e, &back);
 	envelope_free(&back);
 	free(copy);
-	envelope_free(&e);
 	buf_free(&b);
 }
 
+static void
+test_truncation(void **state)
+{
+	struct envelope e;
+
+	(void)state;
+	build(&e, &round_trips[6]);
+	truncation_of(&e);
+	envelope_free(&e);
+	build_dsn(&e, &dsn_trips[0]);
+	truncation_of(&e);
+	envelope_free(&e);
+}
+
 /*
- * Every single-byte corruption (to LF, NUL, space, 'x', 0xff) is refused
- * or parses to an envelope that formats again the same way.
+ * Every single-byte corruption (to LF, NUL, space, x, 0xff, 0, comma, 1)
+ * is refused or parses to an envelope that formats again the same way.
  */
 static void
-test_corruption(void **state)
+corruption_of(const struct envelope *e)
 {
-	static const char subst[] = { '\n', '\0', ' ', 'x', '\xff', '0' };
-	struct envelope e, back, again;
+	static const char subst[] = { '\n', '\0', ' ', 'x', '\xff', '0',
+		',', '1' };
+	struct envelope back, again;
 	struct buf b, f1, f2;
 	char err[200];
 	size_t pos, s;
 
-	(void)state;
-	build(&e, &round_trips[3]);
 	buf_init(&b);
-	envelope_format(&e, &b);
+	envelope_format(e, &b);
 	for (pos = 0; pos < b.len; pos++) {
 		for (s = 0; s < sizeof(subst); s++) {
 			char *copy = malloc(b.len);
@@ -663,8 +984,21 @@ test_corruption(void **state)
 			free(copy);
 		}
 	}
-	envelope_free(&e);
 	buf_free(&b);
+}
+
+static void
+test_corruption(void **state)
+{
+	struct envelope e;
+
+	(void)state;
+	build(&e, &round_trips[3]);
+	corruption_of(&e);
+	envelope_free(&e);
+	build_dsn(&e, &dsn_trips[0]);
+	corruption_of(&e);
+	envelope_free(&e);
 }
 
 static void
@@ -765,6 +1099,9 @@ main(void)
 		cmocka_unit_test(test_round_trip_table),
 		cmocka_unit_test(test_round_trip_many_rcpts),
 		cmocka_unit_test(test_exact_text),
+		cmocka_unit_test(test_exact_text_dsn),
+		cmocka_unit_test(test_format_notify_odd_bits),
+		cmocka_unit_test(test_parse_dsn_keys),
 		cmocka_unit_test(test_format_sanitises),
 		cmocka_unit_test(test_format_negative_times),
 		cmocka_unit_test(test_parse_errors),
