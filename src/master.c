@@ -32,9 +32,12 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <event2/thread.h>
 
 #include "conf.h"
+#include "dns.h"
 #include "master.h"
+#include "mta.h"
 #include "sched.h"
 #include "smtpd.h"
 #include "spool.h"
@@ -167,12 +170,21 @@ queue_main(const struct conf *c)
 	signal(SIGTERM, SIG_DFL);
 	/* a file-size limit must fail a write, not kill the process */
 	signal(SIGXFSZ, SIG_IGN);
+	/* the spool's commit thread (for reports) needs a thread-aware loop */
+	if (evthread_use_pthreads() == -1)
+		fatal("libevent: no pthreads support");
 	base = event_base_new();
 	if (base == NULL)
 		fatal("event_base_new failed");
 	if (spool_init(c->home) == -1)
 		fatal("cannot open the spool under %s: %s", c->home,
 		    strerror(errno));
+	spool_commit_start(base);
+	if (dns_init(base, c->resolver) == -1)
+		log_warn("dns: cannot start the resolver; remote delivery "
+		    "will be deferred");
+	dns_set_self(c->hostname);
+	mta_init(c, base);
 	sched_start(c, base);
 	event_base_dispatch(base);
 	exit(0);

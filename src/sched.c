@@ -17,12 +17,14 @@
  *                    --temporary--> deferred until now + backoff, or
  *                                   failed once the queue lifetime is over
  *                    --permanent--> failed
- * After each attempt the envelope is rewritten durably (spool_update), or
- * the message is removed once no recipient is left to try.
- *
- * Bounces (RFC 3464) do not exist yet: a failed recipient is logged with a
- * warning that no bounce was sent.  Remote delivery does not exist yet: a
- * non-local recipient is deferred ("remote delivery not available").
+ * Local recipients are delivered at once (deliver_maildir.c); remote ones
+ * go to mta.c as one job per message and destination (route_key), and the
+ * message waits, its "inflight" count up, until every job has reported.
+ * Then msg_finish queues the reports the message owes (report.c: failures,
+ * successes asked for, delay warnings), one at a time and each durable
+ * before its recipients are marked, and finally removes the message when
+ * nothing is left, or rewrites the envelope durably (spool_update) and arms
+ * the timer for the next due recipient.
  */
 #include "sched.h"
 
@@ -45,6 +47,9 @@
 #include "deliver.h"
 #include "envelope.h"
 #include "mailbox.h"
+#include "mta.h"
+#include "report.h"
+#include "route.h"
 #include "spool.h"
 #include "util.h"
 
@@ -56,6 +61,8 @@
 #define SCHED_MIN_RETRY_MS 1000
 /* notices read per wake-up (the socket stays readable for the rest) */
 #define SCHED_NOTICES_MAX 256
+/* a report that could not be queued is tried again after this */
+#define SCHED_REPORT_RETRY_MS 60000
 /* longest error text kept for a recipient */
 #define SCHED_ERR_MAX 400
 
@@ -66,7 +73,17 @@ struct sched_msg {
 	int check_cur;     /* look in cur/ too: the message may have been
 	                    * delivered by an earlier run of the process */
 	int queued;        /* on the run queue */
+	unsigned inflight; /* outbound jobs and report commits running */
+	int changed;       /* states changed since the last spool_update */
+	int64_t report_hold; /* unix ms: no report before (after a failure) */
 	TAILQ_ENTRY(sched_msg) entry;
+};
+
+/* an outbound job and what it points to, freed when it is done */
+struct sched_job {
+	struct mta_job job;
+	struct sched_msg *msg;
+	char content[PATH_MAX];
 };
 
 TAILQ_HEAD(sched_runq, sched_msg);
@@ -343,7 +360,7 @@ rcpt_split(const char *addr, char *local, char *domain, size_t n)
 }
 
 /*
- * rcpt_deliver - route and deliver recipient idx.  An empty domain is the
+ * rcpt_deliver - deliver local recipient idx.  An empty domain is the
  * special "postmaster" (RFC 5321 4.1.1.3): it is delivered as if it were
  * addressed to our hostname.  relay says which way it went.
  */
@@ -359,12 +376,6 @@ rcpt_deliver(struct sched_msg *m, size_t idx, const char **relay, char *err,
 	*relay = "local";
 	if (rcpt_split(addr, local, domain, n) == -1) {
 		snprintf(err, errlen, "malformed recipient address");
-		goto out;
-	}
-	if (domain[0] != '\0' && !conf_is_local_domain(sched.conf, domain)) {
-		*relay = "none";
-		snprintf(err, errlen, "remote delivery not available");
-		res = DELIVER_TEMP;
 		goto out;
 	}
 	dom = xstrdup(domain[0] != '\0' ? domain : sched.conf->hostname);
@@ -415,31 +426,38 @@ rcpt_fail(struct sched_msg *m, size_t idx, const char *relay,
 
 	r->state = RCPT_FAILED;
 	envelope_set(&r->last_error, why);
+	if (r->status == NULL || r->status[0] != '5')
+		envelope_set(&r->status, dsn);
 	rcpt_log(m, idx, relay, dsn, "bounced", why, now_ms);
-	log_warn("%s: no bounce sent: bounces are not implemented yet",
-	    m->id);
 }
 
-/* rcpt_outcome - record what one attempt did */
+/*
+ * rcpt_outcome - record what one attempt did.  dsn is the enhanced status
+ * the attempt gave (NULL: a default for its class), what the text: the
+ * remote reply, our error, or for a success what was done.
+ */
 static void
 rcpt_outcome(struct sched_msg *m, size_t idx, enum deliver_result res,
-    const char *relay, const char *err, int64_t now_ms)
+    const char *relay, const char *dsn, const char *what, int64_t now_ms)
 {
 	struct env_rcpt *r = &m->env.rcpts[idx];
 	char why[SCHED_ERR_MAX + 1], expired[SCHED_ERR_MAX + 32];
 
-	util_sanitise(why, SCHED_ERR_MAX, err, strlen(err));
+	util_sanitise(why, SCHED_ERR_MAX, what, strlen(what));
+	m->changed = 1;
 	if (res == DELIVER_OK) {
 		r->state = RCPT_DELIVERED;
 		envelope_set(&r->last_error, NULL);
-		rcpt_log(m, idx, relay, "2.0.0", "sent", "delivered to maildir",
-		    now_ms);
+		envelope_set(&r->status, dsn ? dsn : "2.0.0");
+		rcpt_log(m, idx, relay, r->status, "sent", why, now_ms);
 		return;
 	}
 	if (res == DELIVER_PERM) {
-		rcpt_fail(m, idx, relay, "5.0.0", why, now_ms);
+		envelope_set(&r->status, dsn ? dsn : "5.0.0");
+		rcpt_fail(m, idx, relay, r->status, why, now_ms);
 		return;
 	}
+	envelope_set(&r->status, dsn ? dsn : "4.0.0");
 	if (r->tries < UINT_MAX)
 		r->tries++;
 	if (msg_expired(m, now_ms)) {
@@ -451,7 +469,7 @@ rcpt_outcome(struct sched_msg *m, size_t idx, enum deliver_result res,
 	r->state = RCPT_DEFERRED;
 	r->next_try = rcpt_next_try(m, r, now_ms);
 	envelope_set(&r->last_error, why);
-	rcpt_log(m, idx, relay, "4.0.0", "deferred", why, now_ms);
+	rcpt_log(m, idx, relay, r->status, "deferred", why, now_ms);
 }
 
 /* rcpt_attempt - try recipient idx once */
@@ -464,26 +482,97 @@ rcpt_attempt(struct sched_msg *m, size_t idx, int64_t now_ms)
 
 	if (rcpt_dup_of_delivered(&m->env, idx)) {
 		m->env.rcpts[idx].state = RCPT_DELIVERED;
+		m->changed = 1;
 		rcpt_log(m, idx, "local", "2.0.0", "sent",
 		    "duplicate of a delivered recipient", now_ms);
 		return;
 	}
 	err[0] = '\0';
 	res = rcpt_deliver(m, idx, &relay, err, sizeof(err));
-	if (res != DELIVER_OK && err[0] == '\0')
+	if (res == DELIVER_OK)
+		snprintf(err, sizeof(err), "delivered to maildir");
+	else if (err[0] == '\0')
 		snprintf(err, sizeof(err), "unknown error");
-	rcpt_outcome(m, idx, res, relay, err, now_ms);
+	rcpt_outcome(m, idx, res, relay, NULL, err, now_ms);
 }
 
 /* one message */
 
-/* msg_finish - after an attempt: remove the message when nothing is left
- * to try, else record the new states durably and wait for the next due
- * recipient */
+static void msg_finish(struct sched_msg *m);
+static void msg_load(const char *qid, int check_cur);
+
+/* a report being committed for a message */
+struct sched_report {
+	struct sched_msg *msg;
+	struct report r;
+};
+
+/* report_done - a report's commit finished: mark, or retry later */
 static void
-msg_finish(struct sched_msg *m, int changed)
+report_done(int ok, const char *qid, void *arg)
 {
-	if (envelope_done(&m->env)) {
+	struct sched_report *sr = arg;
+	struct sched_msg *m = sr->msg;
+
+	m->inflight--;
+	if (ok) {
+		report_mark(&m->env, &sr->r);
+		m->changed = 1;
+		msg_load(qid, 0);
+	} else {
+		log_err("%s: the report could not be queued; retrying later",
+		    m->id);
+		m->report_hold = util_now_ms() + SCHED_REPORT_RETRY_MS;
+	}
+	report_free(&sr->r);
+	free(sr);
+	msg_finish(m);
+}
+
+/* msg_report - queue report r (taken over); 0 when its commit runs */
+static int
+msg_report(struct sched_msg *m, struct report *r)
+{
+	struct sched_report *sr = xcalloc(1, sizeof(*sr));
+	char content[PATH_MAX];
+
+	sr->msg = m;
+	sr->r = *r;
+	spool_content_path(m->id, content, sizeof(content));
+	if (report_queue(sched.conf, &m->env, content, &sr->r, report_done,
+	    sr) == -1) {
+		report_free(&sr->r);
+		free(sr);
+		return -1;
+	}
+	m->inflight++;
+	return 0;
+}
+
+/*
+ * msg_finish - after an attempt, once nothing is in flight: queue the
+ * reports the message owes (one at a time: each continues here when it is
+ * durable), then remove the message when nothing is left to do, else record
+ * the new states durably and wait for the next due recipient.
+ */
+static void
+msg_finish(struct sched_msg *m)
+{
+	int64_t now = util_now_ms();
+	struct report r;
+	int owed;
+
+	if (m->inflight > 0)
+		return;
+	owed = report_due(sched.conf, &m->env, now / 1000, &r);
+	if (owed && now >= m->report_hold) {
+		if (msg_report(m, &r) == 0)
+			return;
+		m->report_hold = now + SCHED_REPORT_RETRY_MS;
+	} else if (owed) {
+		report_free(&r);
+	}
+	if (!owed && envelope_done(&m->env)) {
 		if (spool_remove(m->id) == 0) {
 			log_info("%s: removed", m->id);
 		} else {
@@ -496,30 +585,132 @@ msg_finish(struct sched_msg *m, int changed)
 	}
 	/* on failure the states in memory are still right; after a restart
 	 * the idempotent Maildir names prevent a second copy */
-	if (changed && spool_update(&m->env) == -1)
+	if (m->changed && spool_update(&m->env) == -1)
 		log_err("%s: cannot update the envelope", m->id);
+	m->changed = 0;
 	msg_schedule(m);
+	if (owed && !evtimer_pending(m->timer, NULL)) {
+		struct timeval tv = { SCHED_REPORT_RETRY_MS / 1000, 0 };
+
+		evtimer_add(m->timer, &tv);
+	}
 }
 
-/* msg_attempt - try every recipient of m that is due now */
+/* job_done - an outbound job finished: record every recipient's outcome */
+static void
+job_done(struct mta_job *job, void *arg)
+{
+	struct sched_job *sj = arg;
+	struct sched_msg *m = sj->msg;
+	int64_t now_ms = util_now_ms();
+	const char *relay = job->remote[0] ? job->remote : job->route.host;
+	size_t i;
+
+	for (i = 0; i < job->nrcpts; i++) {
+		const struct mta_rcpt *mr = &job->rcpts[i];
+		struct env_rcpt *r = &m->env.rcpts[mr->index];
+		enum deliver_result res = mr->result == 2 ? DELIVER_OK :
+		    mr->result == 5 ? DELIVER_PERM : DELIVER_TEMP;
+		const char *what = mr->diag[0] ? mr->diag :
+		    res == DELIVER_OK ? "delivered" : "unknown error";
+
+		envelope_set(&r->remote, job->remote[0] ? job->remote : NULL);
+		rcpt_outcome(m, mr->index, res, relay,
+		    mr->status[0] ? mr->status : NULL, what, now_ms);
+		/* a next hop that took NOTIFY= reports success itself */
+		if (res == DELIVER_OK && job->peer_dsn)
+			r->notified = 1;
+	}
+	free(job->rcpts);
+	free(sj);
+	m->inflight--;
+	msg_finish(m);
+}
+
+/* job_for - the job of m's attempt that goes to route r, made when new */
+static struct sched_job *
+job_for(struct sched_msg *m, struct sched_job ***jobs, size_t *njobs,
+    const struct route *r)
+{
+	char key[SMTP_DOMAIN_MAX + 64], other[SMTP_DOMAIN_MAX + 64];
+	struct sched_job *sj;
+	size_t i;
+
+	route_key(r, key, sizeof(key));
+	for (i = 0; i < *njobs; i++) {
+		route_key(&(*jobs)[i]->job.route, other, sizeof(other));
+		if (strcmp(key, other) == 0)
+			return (*jobs)[i];
+	}
+	sj = xcalloc(1, sizeof(*sj));
+	sj->msg = m;
+	spool_content_path(m->id, sj->content, sizeof(sj->content));
+	sj->job.qid = m->id;
+	sj->job.content_path = sj->content;
+	sj->job.size = m->env.size;
+	sj->job.body_8bit = m->env.body_8bit;
+	sj->job.smtputf8 = m->env.smtputf8;
+	sj->job.sender = m->env.sender ? m->env.sender : "";
+	sj->job.envid = m->env.envid;
+	sj->job.ret = m->env.ret;
+	sj->job.route = *r;
+	sj->job.rcpts = xcalloc(m->env.nrcpts, sizeof(*sj->job.rcpts));
+	sj->job.done = job_done;
+	sj->job.arg = sj;
+	*jobs = xreallocarray(*jobs, *njobs + 1, sizeof(**jobs));
+	(*jobs)[(*njobs)++] = sj;
+	return sj;
+}
+
+/* rcpt_route - where recipient idx goes (the bare postmaster is local) */
+static void
+rcpt_route(const struct sched_msg *m, size_t idx, struct route *r)
+{
+	const char *addr = m->env.rcpts[idx].addr, *at = strrchr(addr, '@');
+
+	route_for_domain(sched.conf, at ? at + 1 : "", r);
+}
+
+/*
+ * msg_attempt - try every recipient of m that is due now: local ones at
+ * once, remote ones as one outbound job per destination, all recipients
+ * for a destination in one job (one SMTP transaction).
+ */
 static void
 msg_attempt(struct sched_msg *m)
 {
 	int64_t now_ms = util_now_ms(), now_s = now_ms / 1000;
-	int changed = 0;
-	size_t i;
+	struct sched_job **jobs = NULL, *sj;
+	size_t i, njobs = 0;
+	struct route r;
 
+	if (m->inflight > 0)
+		return; /* its jobs' completion reschedules it */
 	for (i = 0; i < m->env.nrcpts; i++) {
-		const struct env_rcpt *r = &m->env.rcpts[i];
+		const struct env_rcpt *rc = &m->env.rcpts[i];
+		struct mta_rcpt *mr;
 
-		if (!rcpt_active(r) || r->next_try > now_s)
+		if (!rcpt_active(rc) || rc->next_try > now_s)
 			continue;
-		rcpt_attempt(m, i, now_ms);
-		changed = 1;
+		rcpt_route(m, i, &r);
+		if (r.kind == ROUTE_LOCAL) {
+			rcpt_attempt(m, i, now_ms);
+			continue;
+		}
+		sj = job_for(m, &jobs, &njobs, &r);
+		mr = &sj->job.rcpts[sj->job.nrcpts++];
+		mr->index = i;
+		mr->addr = rc->addr;
+		mr->orcpt = rc->orcpt;
+		mr->notify = rc->notify;
 	}
-	if (changed)
+	if (m->changed)
 		m->check_cur = 0;
-	msg_finish(m, changed);
+	m->inflight += njobs;
+	for (i = 0; i < njobs; i++)
+		mta_submit(&jobs[i]->job);
+	free(jobs);
+	msg_finish(m);
 }
 
 /* runner_cb - deliver up to SCHED_BATCH messages from the run queue, then
@@ -571,10 +762,7 @@ msg_load(const char *qid, int check_cur)
 		fatal("out of memory");
 	sched.nmsgs++;
 	log_debug("%s: loaded, %zu recipients", qid, m->env.nrcpts);
-	if (envelope_done(&m->env))
-		msg_finish(m, 0);
-	else
-		msg_schedule(m);
+	msg_finish(m);
 }
 
 /* scan_cb - spool_scan callback: load a message found on disk.  Messages

@@ -84,7 +84,7 @@ smtpd_main(const struct conf *c, const int *fds, size_t nfds)
 		fatal("cannot open the spool under %s: %s", c->home,
 		    strerror(errno));
 	spool_commit_start(base);
-	if (dns_init(base, NULL) == -1)
+	if (dns_init(base, c->resolver) == -1)
 		log_warn("dns: cannot start the resolver; client names will "
 		    "be \"unknown\"");
 	if (sched_notify_open(c->home, base) == -1)
