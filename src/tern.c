@@ -3,6 +3,7 @@
  *
  *   tern serve          run the mail server in the foreground
  *   tern check-config   check and print the effective configuration
+ *   tern passwd         print a password hash for the users file
  *   tern version        print the version
  *   tern help           print this summary
  *
@@ -12,8 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
+#include "auth.h"
 #include "conf.h"
 #include "master.h"
 #include "util.h"
@@ -29,6 +34,8 @@ usage(FILE *fp)
 	    "  serve          run the mail server in the foreground\n"
 	    "  check-config   check the configuration and print it, "
 	    "defaults included\n"
+	    "  passwd         read a password (terminal or stdin), print its "
+	    "hash\n"
 	    "  version        print the version\n"
 	    "  help           print this summary\n"
 	    "\n"
@@ -36,6 +43,58 @@ usage(FILE *fp)
 	    "/etc/tern/tern.conf when it exists, else the embedded defaults.\n"
 	    "$TERN_HOME overrides the home directory.  See tern(8), "
 	    "tern.conf(5).\n");
+}
+
+/* read_password - one line from stdin; without echo on a terminal */
+static int
+read_password(const char *prompt, char *out, size_t outlen)
+{
+	struct termios old, quiet;
+	int tty = isatty(STDIN_FILENO);
+	size_t len;
+
+	if (tty) {
+		fprintf(stderr, "%s", prompt);
+		tcgetattr(STDIN_FILENO, &old);
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	}
+	if (fgets(out, (int)outlen, stdin) == NULL)
+		out[0] = '\0';
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		fprintf(stderr, "\n");
+	}
+	len = strcspn(out, "\r\n");
+	if (out[len] == '\0' && len == outlen - 1)
+		return -1; /* longer than we take */
+	out[len] = '\0';
+	return len > 0 ? 0 : -1;
+}
+
+/* passwd - "tern passwd": hash a password for the users file */
+static int
+passwd(void)
+{
+	char pw[AUTH_PASS_MAX + 2], again[AUTH_PASS_MAX + 2], hash[512];
+	int rc = 1;
+
+	if (read_password("Password: ", pw, sizeof(pw)) == -1) {
+		fprintf(stderr, "tern: no password (or longer than %d)\n",
+		    AUTH_PASS_MAX);
+		return 1;
+	}
+	if (isatty(STDIN_FILENO) && (read_password("Again: ", again,
+	    sizeof(again)) == -1 || strcmp(pw, again) != 0))
+		fprintf(stderr, "tern: the passwords differ\n");
+	else if (auth_hash(pw, hash, sizeof(hash)) == -1)
+		fprintf(stderr, "tern: cannot hash the password\n");
+	else
+		rc = printf("%s\n", hash) < 0;
+	OPENSSL_cleanse(pw, sizeof(pw));
+	OPENSSL_cleanse(again, sizeof(again));
+	return rc;
 }
 
 /* load - the configuration for a verb, or exit 1 */
@@ -85,6 +144,8 @@ main(int argc, char **argv)
 		printf("tern %s\n", TERN_VERSION);
 		return 0;
 	}
+	if (strcmp(verb, "passwd") == 0)
+		return passwd();
 	if (strcmp(verb, "check-config") == 0) {
 		c = load(cfile);
 		conf_print(c, stdout);

@@ -1,0 +1,233 @@
+/*
+ * auth.c - the users file, SASL PLAIN/LOGIN decoding and password hashes.
+ *
+ * Hashes are checked with libxcrypt's crypt_rn (the system's own
+ * implementation of yescrypt, sha512-crypt...), compared in constant time.
+ * Base64 is OpenSSL's EVP_DecodeBlock with the padding checks it lacks.
+ */
+#include <crypt.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "auth.h"
+#include "util.h"
+
+struct auth_user {
+	char *name;
+	char *hash;
+};
+
+struct auth_users {
+	struct auth_user *v;
+	size_t n;
+};
+
+/* a valid hash of a random password: unknown users are checked against it
+ * so that they cost as much time as known ones */
+static char dummy_hash[CRYPT_OUTPUT_SIZE];
+
+static int
+hash_usable(const char *hash)
+{
+	return crypt_checksalt(hash) == CRYPT_SALT_OK;
+}
+
+static int
+add_line(struct auth_users *u, char *line, const char *path, size_t lineno,
+    char *err, size_t errlen)
+{
+	char *colon = strchr(line, ':');
+
+	if (colon == NULL || colon == line) {
+		snprintf(err, errlen, "%s:%zu: expected name:hash", path,
+		    lineno);
+		return -1;
+	}
+	*colon = '\0';
+	if (strlen(line) > AUTH_NAME_MAX || !hash_usable(colon + 1)) {
+		snprintf(err, errlen, "%s:%zu: %s", path, lineno,
+		    strlen(line) > AUTH_NAME_MAX ? "name too long" :
+		    "not a password hash libcrypt knows (use tern passwd)");
+		return -1;
+	}
+	u->v = xreallocarray(u->v, u->n + 1, sizeof(*u->v));
+	u->v[u->n].name = xstrdup(line);
+	u->v[u->n].hash = xstrdup(colon + 1);
+	u->n++;
+	return 0;
+}
+
+struct auth_users *
+auth_users_load(const char *path, char *err, size_t errlen)
+{
+	struct auth_users *u;
+	char *line = NULL, *p;
+	size_t cap = 0, lineno = 0;
+	ssize_t len;
+	FILE *fp;
+
+	fp = fopen(path, "re");
+	if (fp == NULL) {
+		snprintf(err, errlen, "%s: cannot open: %s", path,
+		    strerror(errno));
+		return NULL;
+	}
+	u = xcalloc(1, sizeof(*u));
+	while ((len = getline(&line, &cap, fp)) != -1) {
+		lineno++;
+		while (len > 0 && (line[len - 1] == '\n' ||
+		    line[len - 1] == '\r' || line[len - 1] == ' '))
+			line[--len] = '\0';
+		for (p = line; *p == ' ' || *p == '\t'; p++)
+			;
+		if (*p == '\0' || *p == '#')
+			continue;
+		if (add_line(u, p, path, lineno, err, errlen) == -1) {
+			auth_users_free(u);
+			u = NULL;
+			break;
+		}
+	}
+	free(line);
+	fclose(fp);
+	return u;
+}
+
+void
+auth_users_free(struct auth_users *u)
+{
+	size_t i;
+
+	if (u == NULL)
+		return;
+	for (i = 0; i < u->n; i++) {
+		free(u->v[i].name);
+		OPENSSL_cleanse(u->v[i].hash, strlen(u->v[i].hash));
+		free(u->v[i].hash);
+	}
+	free(u->v);
+	free(u);
+}
+
+size_t
+auth_users_count(const struct auth_users *u)
+{
+	return u ? u->n : 0;
+}
+
+int
+auth_check(const struct auth_users *u, const char *name,
+    const char *password)
+{
+	struct crypt_data cd;
+	const char *hash = NULL;
+	size_t i, len;
+	int ok;
+
+	for (i = 0; u != NULL && i < u->n; i++)
+		if (strcasecmp(u->v[i].name, name) == 0)
+			hash = u->v[i].hash;
+	if (hash == NULL) {
+		if (dummy_hash[0] == '\0' && auth_hash("x", dummy_hash,
+		    sizeof(dummy_hash)) == -1)
+			return 0;
+		hash = dummy_hash;
+	}
+	memset(&cd, 0, sizeof(cd));
+	if (crypt_rn(password, hash, &cd, sizeof(cd)) == NULL ||
+	    cd.output[0] == '*')
+		return 0;
+	len = strlen(hash);
+	ok = strlen(cd.output) == len &&
+	    CRYPTO_memcmp(cd.output, hash, len) == 0 && hash != dummy_hash;
+	OPENSSL_cleanse(&cd, sizeof(cd));
+	return ok;
+}
+
+int
+auth_hash(const char *password, char *out, size_t outlen)
+{
+	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+	struct crypt_data cd;
+
+	/* NULL random bytes: libxcrypt reads the system's random source */
+	if (crypt_gensalt_rn("$y$", 0, NULL, 0, salt, sizeof(salt)) == NULL)
+		return -1;
+	memset(&cd, 0, sizeof(cd));
+	if (crypt_rn(password, salt, &cd, sizeof(cd)) == NULL ||
+	    cd.output[0] == '*' || strlen(cd.output) >= outlen)
+		return -1;
+	memcpy(out, cd.output, strlen(cd.output) + 1);
+	OPENSSL_cleanse(&cd, sizeof(cd));
+	return 0;
+}
+
+int
+auth_b64_decode(const char *in, unsigned char *out, size_t outlen,
+    size_t *n)
+{
+	size_t len = strlen(in), pad = 0, need;
+	int got;
+
+	if (len % 4 != 0 || len / 4 * 3 >= outlen || len > INT32_MAX)
+		return -1;
+	if (len > 0 && in[len - 1] == '=')
+		pad++;
+	if (len > 1 && in[len - 2] == '=')
+		pad++;
+	/* '=' only as padding at the end */
+	if (strcspn(in, "=") < len - pad)
+		return -1;
+	got = EVP_DecodeBlock(out, (const unsigned char *)in, (int)len);
+	if (got < 0)
+		return -1;
+	need = (size_t)got - pad; /* EVP_DecodeBlock counts the padding */
+	out[need] = '\0';
+	*n = need;
+	return 0;
+}
+
+void
+auth_b64_encode(const void *in, size_t n, char *out, size_t outlen)
+{
+	if (outlen < 4 * ((n + 2) / 3) + 1 || n > INT32_MAX)
+		panic("auth_b64_encode: output too small");
+	EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+}
+
+int
+auth_plain_decode(const char *b64, char *user, size_t userlen, char *pass,
+    size_t passlen)
+{
+	unsigned char buf[AUTH_NAME_MAX * 2 + AUTH_PASS_MAX + 3];
+	const char *authz, *authc, *pw;
+	size_t n, l1, l2;
+
+	if (auth_b64_decode(b64, buf, sizeof(buf), &n) == -1)
+		return -1;
+	authz = (const char *)buf;
+	l1 = strnlen(authz, n);
+	if (l1 >= n)
+		return -1;
+	authc = authz + l1 + 1;
+	l2 = strnlen(authc, n - l1 - 1);
+	if (l1 + 1 + l2 >= n)
+		return -1;
+	pw = authc + l2 + 1;
+	if (l2 == 0 || l2 >= userlen || strlen(pw) != n - l1 - l2 - 2 ||
+	    strlen(pw) >= passlen || strlen(pw) == 0)
+		return -1;
+	if (l1 > 0 && strcasecmp(authz, authc) != 0)
+		return -1;
+	memcpy(user, authc, l2 + 1);
+	memcpy(pass, pw, strlen(pw) + 1);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return 0;
+}

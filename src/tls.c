@@ -1,0 +1,251 @@
+/*
+ * tls.c - certificates for inbound TLS, read once by the master and turned
+ * into OpenSSL contexts in the smtpd.
+ *
+ * The files are read as PEM text before the children drop privileges (a
+ * key is usually readable by root only) and handed down in memory.  Every
+ * certificate gets its own SSL_CTX; the servername callback switches a
+ * connection to the context whose certificate names the client's SNI.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "tls.h"
+#include "util.h"
+
+/* a PEM file larger than this is surely not a certificate or key */
+#define TLS_PEM_MAX (1024 * 1024)
+
+struct sni_table {
+	SSL_CTX **ctx;  /* [0] is the default */
+	X509 **cert;
+	size_t n;
+};
+
+static int sni_index = -1;
+
+static int
+read_file(const char *path, char **out, size_t *len, char *err,
+    size_t errlen)
+{
+	struct buf b;
+	char chunk[8192];
+	size_t n;
+	FILE *fp = fopen(path, "re");
+
+	if (fp == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	buf_init(&b);
+	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0 &&
+	    b.len <= TLS_PEM_MAX)
+		buf_append(&b, chunk, n);
+	fclose(fp);
+	if (b.len > TLS_PEM_MAX || b.len == 0) {
+		snprintf(err, errlen, "%s: %s", path,
+		    b.len ? "too large" : "empty");
+		OPENSSL_cleanse(b.data, b.len);
+		buf_free(&b);
+		return -1;
+	}
+	*out = b.data;
+	*len = b.len;
+	return 0;
+}
+
+int
+tls_material_load(struct tls_material *m, const char *const *certs,
+    const char *const *keys, size_t n, char *err, size_t errlen)
+{
+	size_t i;
+
+	memset(m, 0, sizeof(*m));
+	m->pairs = xcalloc(n ? n : 1, sizeof(*m->pairs));
+	for (i = 0; i < n; i++) {
+		struct tls_pair *p = &m->pairs[i];
+
+		m->npairs++;
+		p->cert_path = xstrdup(certs[i]);
+		if (read_file(certs[i], &p->cert_pem, &p->cert_len, err,
+		    errlen) == -1 ||
+		    read_file(keys[i], &p->key_pem, &p->key_len, err,
+		    errlen) == -1) {
+			tls_material_free(m);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void
+tls_material_free(struct tls_material *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->npairs; i++) {
+		free(m->pairs[i].cert_path);
+		free(m->pairs[i].cert_pem);
+		if (m->pairs[i].key_pem != NULL)
+			OPENSSL_cleanse(m->pairs[i].key_pem,
+			    m->pairs[i].key_len);
+		free(m->pairs[i].key_pem);
+	}
+	free(m->pairs);
+	memset(m, 0, sizeof(*m));
+}
+
+static void
+ssl_error(char *err, size_t errlen, const char *what, const char *path)
+{
+	unsigned long e = ERR_get_error();
+	char buf[256];
+
+	ERR_error_string_n(e, buf, sizeof(buf));
+	snprintf(err, errlen, "%s: %s: %s", path, what, e ? buf : "failed");
+	ERR_clear_error();
+}
+
+/* pair_ctx - one context with this certificate chain and key */
+static SSL_CTX *
+pair_ctx(const struct tls_pair *p, X509 **leaf, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	BIO *bio = NULL;
+	EVP_PKEY *key = NULL;
+	X509 *x = NULL;
+
+	if (ctx == NULL)
+		goto fail;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
+	    SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	bio = BIO_new_mem_buf(p->cert_pem, (int)p->cert_len);
+	x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+	if (x == NULL || SSL_CTX_use_certificate(ctx, x) != 1)
+		goto fail;
+	/* the rest of the file is the chain */
+	for (;;) {
+		X509 *ca = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+
+		if (ca == NULL)
+			break;
+		if (SSL_CTX_add0_chain_cert(ctx, ca) != 1) {
+			X509_free(ca);
+			goto fail;
+		}
+	}
+	ERR_clear_error(); /* the end of the file */
+	BIO_free(bio);
+	bio = BIO_new_mem_buf(p->key_pem, (int)p->key_len);
+	key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+	if (key == NULL || SSL_CTX_use_PrivateKey(ctx, key) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1)
+		goto fail;
+	BIO_free(bio);
+	EVP_PKEY_free(key);
+	*leaf = x;
+	return ctx;
+fail:
+	ssl_error(err, errlen, key == NULL && x != NULL ?
+	    "cannot use the key" : "cannot use the certificate and key",
+	    p->cert_path);
+	BIO_free(bio);
+	EVP_PKEY_free(key);
+	X509_free(x);
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+static int
+servername_cb(SSL *ssl, int *alert, void *arg)
+{
+	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	const struct sni_table *t = arg;
+	size_t i;
+
+	(void)alert;
+	if (name == NULL)
+		return SSL_TLSEXT_ERR_NOACK;
+	for (i = 0; i < t->n; i++) {
+		if (X509_check_host(t->cert[i], name, 0, 0, NULL) == 1) {
+			if (i > 0)
+				SSL_set_SSL_CTX(ssl, t->ctx[i]);
+			return SSL_TLSEXT_ERR_OK;
+		}
+	}
+	/* no match: the default certificate, as most servers do */
+	return SSL_TLSEXT_ERR_NOACK;
+}
+
+static void
+sni_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+    void *argp)
+{
+	struct sni_table *t = ptr;
+	size_t i;
+
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	if (t == NULL)
+		return;
+	for (i = 0; i < t->n; i++) {
+		X509_free(t->cert[i]);
+		if (i > 0)
+			SSL_CTX_free(t->ctx[i]);
+	}
+	free(t->ctx);
+	free(t->cert);
+	free(t);
+}
+
+SSL_CTX *
+tls_server_ctx(const struct tls_material *m, char *err, size_t errlen)
+{
+	struct sni_table *t;
+	size_t i;
+
+	if (m->npairs == 0) {
+		snprintf(err, errlen, "no certificate configured");
+		return NULL;
+	}
+	if (sni_index == -1)
+		sni_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL,
+		    sni_free);
+	t = xcalloc(1, sizeof(*t));
+	t->ctx = xcalloc(m->npairs, sizeof(*t->ctx));
+	t->cert = xcalloc(m->npairs, sizeof(*t->cert));
+	for (i = 0; i < m->npairs; i++) {
+		t->ctx[i] = pair_ctx(&m->pairs[i], &t->cert[i], err, errlen);
+		if (t->ctx[i] == NULL) {
+			t->n = i;
+			if (i > 0)
+				SSL_CTX_free(t->ctx[0]);
+			sni_free(NULL, t, NULL, 0, 0, NULL);
+			return NULL;
+		}
+		t->n = i + 1;
+	}
+	/* the default context owns the table: freed with it */
+	SSL_CTX_set_ex_data(t->ctx[0], sni_index, t);
+	SSL_CTX_set_tlsext_servername_callback(t->ctx[0], servername_cb);
+	SSL_CTX_set_tlsext_servername_arg(t->ctx[0], t);
+	return t->ctx[0];
+}
+
+void
+tls_describe(const SSL *ssl, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "%s %s", SSL_get_version(ssl),
+	    SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)));
+}

@@ -1,0 +1,124 @@
+/*
+ * test_auth.c - password hashes, the users file, SASL PLAIN decoding.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "auth.h"
+
+static void
+test_hash_and_check(void **state)
+{
+	char hash[512], path[] = "/tmp/tern-users-XXXXXX", err[256];
+	struct auth_users *u;
+	FILE *fp;
+	int fd;
+
+	(void)state;
+	assert_int_equal(auth_hash("s3cret pass", hash, sizeof(hash)), 0);
+	assert_true(strncmp(hash, "$y$", 3) == 0);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	fp = fdopen(fd, "w");
+	fprintf(fp, "# users\n\npaulv:%s\npea@dma.org:%s\n", hash,
+	    /* sha512-crypt of "pea" */
+	    "$6$saltsalt$lolqa0HQXaKtXjkzRib6bGfoYReP7iqVKXUj3npP4vk5SgJbBui"
+	    "uYvQaMFa.7aRPjxMu6kEUz5WPmD4Rqrep41");
+	fclose(fp);
+	u = auth_users_load(path, err, sizeof(err));
+	assert_non_null(u);
+	assert_int_equal(auth_users_count(u), 2);
+	assert_int_equal(auth_check(u, "paulv", "s3cret pass"), 1);
+	assert_int_equal(auth_check(u, "PaulV", "s3cret pass"), 1);
+	assert_int_equal(auth_check(u, "paulv", "s3cret pas"), 0);
+	assert_int_equal(auth_check(u, "paulv", ""), 0);
+	assert_int_equal(auth_check(u, "nobody", "s3cret pass"), 0);
+	assert_int_equal(auth_check(u, "pea@dma.org", "wrong"), 0);
+	assert_int_equal(auth_check(u, "pea@dma.org", "pea"), 1);
+	auth_users_free(u);
+
+	fp = fopen(path, "w");
+	fprintf(fp, "paulv:plaintext\n");
+	fclose(fp);
+	assert_null(auth_users_load(path, err, sizeof(err)));
+	assert_non_null(strstr(err, ":1: not a password hash"));
+	unlink(path);
+	assert_null(auth_users_load(path, err, sizeof(err)));
+}
+
+static void
+test_plain_decode(void **state)
+{
+	static const struct {
+		const char *what, *b64;
+		int ok;
+		const char *user, *pass;
+	} rows[] = {
+		{ "no authzid", "AHBhdWx2AHNlY3JldA==", 0, "paulv", "secret" },
+		{ "authzid equal to the user", "cGF1bHYAcGF1bHYAc2VjcmV0", 0,
+		    "paulv", "secret" },
+		{ "authzid of another user refused",
+		    "cGVhAHBhdWx2AHNlY3JldA==", -1, NULL, NULL },
+		{ "empty user refused", "AABzZWNyZXQ=", -1, NULL, NULL },
+		{ "empty password refused", "AHBhdWx2AA==", -1, NULL, NULL },
+		{ "one NUL only", "cGF1bHYAc2VjcmV0", -1, NULL, NULL },
+		{ "NUL inside the password", "AHBhdWx2AHNlYwByZXQ=", -1, NULL,
+		    NULL },
+		{ "not base64", "!!!!", -1, NULL, NULL },
+		{ "bad length", "AHBhdWx2AHNlY3JldA=", -1, NULL, NULL },
+		{ "padding in the middle", "AH=hdWx2AHNlY3JldA==", -1, NULL,
+		    NULL },
+		{ "empty", "", -1, NULL, NULL },
+	};
+	char user[AUTH_NAME_MAX + 1], pass[AUTH_PASS_MAX + 1];
+	size_t i;
+	int rc;
+
+	(void)state;
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		rc = auth_plain_decode(rows[i].b64, user, sizeof(user), pass,
+		    sizeof(pass));
+		if (rc != rows[i].ok)
+			fail_msg("%s: rc %d", rows[i].what, rc);
+		if (rc == 0 && (strcmp(user, rows[i].user) != 0 ||
+		    strcmp(pass, rows[i].pass) != 0))
+			fail_msg("%s: got %s / %s", rows[i].what, user, pass);
+	}
+}
+
+static void
+test_b64_round_trip(void **state)
+{
+	unsigned char in[64], out[128];
+	char enc[128];
+	size_t n, len;
+
+	(void)state;
+	for (len = 0; len < sizeof(in); len++) {
+		memset(in, (int)(0xa5 ^ len), len);
+		auth_b64_encode(in, len, enc, sizeof(enc));
+		assert_int_equal(auth_b64_decode(enc, out, sizeof(out), &n), 0);
+		assert_int_equal(n, len);
+		assert_memory_equal(in, out, len);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_hash_and_check),
+		cmocka_unit_test(test_plain_decode),
+		cmocka_unit_test(test_b64_round_trip),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
