@@ -231,3 +231,159 @@ auth_plain_decode(const char *b64, char *user, size_t userlen, char *pass,
 	OPENSSL_cleanse(buf, sizeof(buf));
 	return 0;
 }
+
+enum { MECH_PLAIN = 1, MECH_LOGIN };
+enum { STEP_PLAIN, STEP_LOGIN_USER, STEP_LOGIN_PASS };
+
+/* base64 of "Username:" and "Password:", the LOGIN challenges */
+static const char login_user[] = "VXNlcm5hbWU6";
+static const char login_pass[] = "UGFzc3dvcmQ6";
+
+/* b64_field - decode one LOGIN response into out (no NUL inside) */
+static int
+b64_field(const char *in, char *out, size_t outlen)
+{
+	size_t n;
+
+	if (auth_b64_decode(in, (unsigned char *)out, outlen, &n) == -1 ||
+	    n == 0 || strlen(out) != n)
+		return -1;
+	return 0;
+}
+
+/* sasl_response - a response to the challenge of a->step */
+static enum auth_step
+sasl_response(struct auth_sasl *a, const char *line, const char **challenge)
+{
+	switch (a->step) {
+	case STEP_PLAIN:
+		if (auth_plain_decode(line, a->user, sizeof(a->user), a->pass,
+		    sizeof(a->pass)) == -1)
+			return AUTH_STEP_BAD;
+		return AUTH_STEP_DONE;
+	case STEP_LOGIN_USER:
+		if (b64_field(line, a->user, sizeof(a->user)) == -1)
+			return AUTH_STEP_BAD;
+		a->step = STEP_LOGIN_PASS;
+		*challenge = login_pass;
+		return AUTH_STEP_CHALLENGE;
+	default:
+		if (b64_field(line, a->pass, sizeof(a->pass)) == -1)
+			return AUTH_STEP_BAD;
+		return AUTH_STEP_DONE;
+	}
+}
+
+enum auth_step
+auth_sasl_start(struct auth_sasl *a, const char *arg, const char **challenge)
+{
+	const char *sp = strchr(arg, ' ');
+	size_t mlen = sp ? (size_t)(sp - arg) : strlen(arg);
+
+	memset(a, 0, sizeof(*a));
+	if (mlen == 5 && strncasecmp(arg, "PLAIN", 5) == 0) {
+		a->mech = MECH_PLAIN;
+		a->step = STEP_PLAIN;
+		*challenge = "";
+	} else if (mlen == 5 && strncasecmp(arg, "LOGIN", 5) == 0) {
+		a->mech = MECH_LOGIN;
+		a->step = STEP_LOGIN_USER;
+		*challenge = login_user;
+	} else {
+		return AUTH_STEP_MECH;
+	}
+	if (sp == NULL)
+		return AUTH_STEP_CHALLENGE;
+	/* an initial response; "=" is an empty one (RFC 4954 4) */
+	return auth_sasl_next(a, strcmp(sp + 1, "=") == 0 ? "" : sp + 1,
+	    challenge);
+}
+
+enum auth_step
+auth_sasl_next(struct auth_sasl *a, const char *line, const char **challenge)
+{
+	if (strcmp(line, "*") == 0)
+		return AUTH_STEP_CANCEL;
+	return sasl_response(a, line, challenge);
+}
+
+void
+auth_sasl_clear(struct auth_sasl *a)
+{
+	OPENSSL_cleanse(a, sizeof(*a));
+}
+
+#define LIMIT_WINDOW 3600
+
+struct limit_slot {
+	char addr[64];
+	int64_t start; /* first failure of the window */
+	unsigned count;
+};
+
+struct auth_limiter {
+	struct limit_slot *v;
+	size_t n;
+};
+
+struct auth_limiter *
+auth_limiter_new(size_t slots)
+{
+	struct auth_limiter *l = xcalloc(1, sizeof(*l));
+
+	l->n = slots ? slots : 1;
+	l->v = xcalloc(l->n, sizeof(*l->v));
+	return l;
+}
+
+/* slot_find - addr's slot, or NULL */
+static struct limit_slot *
+slot_find(struct auth_limiter *l, const char *addr)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		if (l->v[i].count > 0 && strcmp(l->v[i].addr, addr) == 0)
+			return &l->v[i];
+	return NULL;
+}
+
+unsigned
+auth_limiter_count(struct auth_limiter *l, const char *addr, int64_t now)
+{
+	struct limit_slot *s = slot_find(l, addr);
+
+	if (s == NULL)
+		return 0;
+	if (now - s->start >= LIMIT_WINDOW) {
+		s->count = 0;
+		return 0;
+	}
+	return s->count;
+}
+
+void
+auth_limiter_fail(struct auth_limiter *l, const char *addr, int64_t now)
+{
+	struct limit_slot *s = slot_find(l, addr), *old = &l->v[0];
+	size_t i;
+
+	if (s != NULL && now - s->start >= LIMIT_WINDOW)
+		s->count = 0;
+	if (s == NULL || s->count == 0) {
+		/* a free slot, else the one whose window began first */
+		for (i = 0; s == NULL && i < l->n; i++) {
+			if (l->v[i].count == 0)
+				s = &l->v[i];
+			else if (l->v[i].start < old->start)
+				old = &l->v[i];
+		}
+		if (s == NULL)
+			s = old;
+		snprintf(s->addr, sizeof(s->addr), "%s", addr);
+		s->start = now;
+		s->count = 0;
+	}
+	if (s->count < UINT32_MAX)
+		s->count++;
+}

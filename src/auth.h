@@ -52,4 +52,43 @@ void auth_b64_encode(const void *in, size_t n, char *out, size_t outlen);
 int auth_plain_decode(const char *b64, char *user, size_t userlen,
     char *pass, size_t passlen);
 
+/* SASL exchanges (RFC 4954 4, PLAIN RFC 4616, LOGIN) */
+enum auth_step {
+	AUTH_STEP_CHALLENGE, /* send "334 challenge", read a response line */
+	AUTH_STEP_DONE,      /* user and pass are set: check them */
+	AUTH_STEP_BAD,       /* malformed response: 501 5.5.2 */
+	AUTH_STEP_CANCEL,    /* the client sent "*": 501 5.7.0 */
+	AUTH_STEP_MECH       /* unknown mechanism: 504 5.5.4 */
+};
+
+struct auth_sasl {
+	int mech;   /* internal */
+	int step;   /* internal */
+	char user[AUTH_NAME_MAX + 1];
+	char pass[AUTH_PASS_MAX + 1];
+};
+
+/* auth_sasl_start - the argument of AUTH: "MECH [initial-response]";
+ * *challenge is the base64 text to send with 334 */
+enum auth_step auth_sasl_start(struct auth_sasl *a, const char *arg,
+    const char **challenge);
+/* auth_sasl_next - one response line of the client */
+enum auth_step auth_sasl_next(struct auth_sasl *a, const char *line,
+    const char **challenge);
+/* auth_sasl_clear - forget the credentials (cleansed) */
+void auth_sasl_clear(struct auth_sasl *a);
+
+/* failed logins per client address, over a sliding hour */
+struct auth_limiter;
+
+/* auth_limiter_new - remember up to slots addresses (the oldest make
+ * room) */
+struct auth_limiter *auth_limiter_new(size_t slots);
+/* auth_limiter_count - failures of addr within the hour before now */
+unsigned auth_limiter_count(struct auth_limiter *l, const char *addr,
+    int64_t now);
+/* auth_limiter_fail - one more failure of addr at now (unix seconds) */
+void auth_limiter_fail(struct auth_limiter *l, const char *addr,
+    int64_t now);
+
 #endif

@@ -9,7 +9,7 @@
  *	arrival 1700000000
  *	sender alice@example.org	(the line is just "sender" for <>)
  *	helo mail.example.org
- *	client-addr 192.0.2.1
+ *	client-addr 198.51.100.1
  *	client-name mail.example.org
  *	protocol ESMTPS
  *	auth-user alice			(only when authenticated)
@@ -27,7 +27,7 @@
  *	error 451 4.3.0 try later	(only when there was one)
  *	status 4.3.0			(the optional keys below: only when
  *					 set)
- *	remote mx.example.net[192.0.2.7]
+ *	remote mx.example.net[198.51.100.7]
  *	orcpt rfc822;bob@example.net	(DSN ORCPT= as received, xtext)
  *	notify success,failure		(DSN NOTIFY=: "never", or a list of
  *					 success, failure, delay)

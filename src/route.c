@@ -6,7 +6,7 @@
  *
  * Pure: the configuration decides, nothing is looked up here (dns.c turns
  * a route into addresses later).  An address literal (RFC 5321 4.1.3,
- * "[192.0.2.1]" or "[IPv6:2001:db8::1]") names its host itself: it takes
+ * "[198.51.100.1]" or "[IPv6:2001:db8::1]") names its host itself: it takes
  * the place of the MX lookup, so the smarthost still comes first, as it
  * does for every other domain (a host told to use a smarthost usually
  * cannot reach port 25 anywhere else).

@@ -33,7 +33,7 @@ struct route {
 /*
  * route_for_domain - decide the route of a recipient domain ("" for the
  * bare postmaster, which is local).  Returns 0.  An address literal
- * ("[192.0.2.1]", "[IPv6:2001:db8::1]") is ROUTE_RELAY to that address,
+ * ("[198.51.100.1]", "[IPv6:2001:db8::1]") is ROUTE_RELAY to that address,
  * no MX, via "literal", when no route or smarthost takes it first.
  * Returns -1 (out unusable) for a literal that holds no IP address or a
  * domain longer than SMTP_DOMAIN_MAX: input smtp_parse never lets pass.

@@ -36,10 +36,8 @@ enum {
 /* accounting bits, above the framing state */
 #define DA_CR 0x10	 /* the last content octet was a CR */
 #define DA_HDR_DONE 0x20 /* the empty line after the header was seen */
-#define DA_HDR_SKIP 0x40 /* the current line is not "Received:" */
+#define DA_HDR_SKIP 0x40 /* the current line is no header we notice */
 
-static const char received[] = "received:";
-#define RECEIVED_LEN (sizeof(received) - 1)
 
 static int
 framing(const struct smtp_data *d)
@@ -104,23 +102,62 @@ acct_flags(struct smtp_data *d, const unsigned char *p, size_t n, int prev_cr)
 		acct_bare_cr(d, p, n, prev_cr);
 }
 
-/* acct_received - match the start of a header line against "Received:" */
+/* header fields noticed at the top: counted or flagged */
+#define DA_CAND_RCVD 0x100
+#define DA_CAND_MSGID 0x200
+#define DA_CAND_DATE 0x400
+#define DA_CAND_ALL (DA_CAND_RCVD | DA_CAND_MSGID | DA_CAND_DATE)
+
+static const struct {
+	const char *name; /* lower case, with the colon */
+	size_t len;
+	int cand;
+} header_names[] = {
+	{ "received:", 9, DA_CAND_RCVD },
+	{ "message-id:", 11, DA_CAND_MSGID },
+	{ "date:", 5, DA_CAND_DATE },
+};
+
 static void
-acct_received(struct smtp_data *d, const unsigned char *p, size_t n)
+header_seen(struct smtp_data *d, int cand)
 {
-	size_t pos = d->linelen, i;
+	if (cand == DA_CAND_RCVD)
+		d->headers_received++;
+	else if (cand == DA_CAND_MSGID)
+		d->flags |= SMTP_DATA_HAS_MSGID;
+	else
+		d->flags |= SMTP_DATA_HAS_DATE;
+}
+
+/* acct_header - match the start of a header line against the names we
+ * notice; every name still possible is a candidate bit in d->state */
+static void
+acct_header(struct smtp_data *d, const unsigned char *p, size_t n)
+{
+	size_t pos = d->linelen, i, k;
 
 	if (d->state & (DA_HDR_DONE | DA_HDR_SKIP))
 		return;
-	for (i = 0; i < n && pos < RECEIVED_LEN; i++, pos++) {
-		if (ascii_lower(p[i]) != received[pos]) {
+	if (pos == 0)
+		d->state |= DA_CAND_ALL;
+	for (i = 0; i < n; i++, pos++) {
+		for (k = 0; k < sizeof(header_names) / sizeof(header_names[0]);
+		    k++) {
+			int cand = header_names[k].cand;
+
+			if (!(d->state & cand))
+				continue;
+			if (ascii_lower(p[i]) != header_names[k].name[pos])
+				d->state &= ~cand;
+			else if (pos + 1 == header_names[k].len) {
+				header_seen(d, cand);
+				d->state &= ~cand;
+			}
+		}
+		if (!(d->state & DA_CAND_ALL)) {
 			d->state |= DA_HDR_SKIP;
 			return;
 		}
-	}
-	if (pos == RECEIVED_LEN) {
-		d->headers_received++;
-		d->state |= DA_HDR_SKIP;
 	}
 }
 
@@ -129,11 +166,12 @@ acct_received(struct smtp_data *d, const unsigned char *p, size_t n)
  * is LF; prev_cr says whether the octet before p[0] was a CR.
  */
 static void
-acct_line(struct smtp_data *d, const unsigned char *p, size_t n, int prev_cr)
+acct_line(struct smtp_data *d, const unsigned char *p, size_t n, int prev_cr,
+    uint64_t off)
 {
 	int crlf;
 
-	acct_received(d, p, n);
+	acct_header(d, p, n);
 	/* saturate: a BDAT stream without LF may be longer than size_t */
 	d->linelen = n > SIZE_MAX - d->linelen ? SIZE_MAX : d->linelen + n;
 	if (d->linelen > d->maxline)
@@ -144,8 +182,11 @@ acct_line(struct smtp_data *d, const unsigned char *p, size_t n, int prev_cr)
 	if (!crlf)
 		d->flags |= SMTP_DATA_BARE_LF;
 	/* an empty line ("\r\n" or a bare "\n") ends the header */
-	if (d->linelen == 1 || (d->linelen == 2 && crlf))
+	if (!(d->state & DA_HDR_DONE) &&
+	    (d->linelen == 1 || (d->linelen == 2 && crlf))) {
 		d->state |= DA_HDR_DONE;
+		d->header_end = off + n - d->linelen;
+	}
 	d->state &= ~DA_HDR_SKIP;
 	d->linelen = 0;
 }
@@ -164,7 +205,8 @@ data_account(struct smtp_data *d, const char *in, size_t len)
 	while (i < len) {
 		lf = memchr(p + i, '\n', len - i);
 		seg = lf != NULL ? (size_t)(lf - (p + i)) + 1 : len - i;
-		acct_line(d, p + i, seg, i > 0 ? p[i - 1] == '\r' : prev_cr);
+		acct_line(d, p + i, seg, i > 0 ? p[i - 1] == '\r' : prev_cr,
+		    d->octets + i);
 		i += seg;
 	}
 	if (p[len - 1] == '\r')
@@ -258,6 +300,7 @@ smtp_data_init(struct smtp_data *d, size_t maxline)
 	memset(d, 0, sizeof(*d));
 	d->maxline = maxline ? maxline : SMTP_DATA_LINE_MAX;
 	d->state = DS_BOL;
+	d->header_end = UINT64_MAX;
 }
 
 /* smtp_data_feed - consume DATA stream bytes, append unstuffed content */

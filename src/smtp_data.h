@@ -25,7 +25,9 @@ enum smtp_data_flags {
 	SMTP_DATA_BARE_CR = 0x02,  /* at least one CR not before LF */
 	SMTP_DATA_LONG_LINE = 0x04, /* a line over the limit */
 	SMTP_DATA_8BIT = 0x08,     /* an octet >= 0x80 */
-	SMTP_DATA_NUL = 0x10       /* a NUL octet */
+	SMTP_DATA_NUL = 0x10,      /* a NUL octet */
+	SMTP_DATA_HAS_MSGID = 0x20, /* a Message-ID: header field */
+	SMTP_DATA_HAS_DATE = 0x40  /* a Date: header field */
 };
 
 struct smtp_data {
@@ -35,6 +37,8 @@ struct smtp_data {
 	unsigned flags;   /* enum smtp_data_flags seen so far */
 	uint64_t octets;  /* content octets produced */
 	size_t headers_received; /* "Received:" header lines seen at the top */
+	uint64_t header_end; /* content offset of the empty line that ends
+	                      * the header section; UINT64_MAX until seen */
 };
 
 /* smtp_data_init - ready to read a message body after the 354 reply */

@@ -111,6 +111,85 @@ test_b64_round_trip(void **state)
 	}
 }
 
+/* a SASL dialogue: the AUTH argument, then responses, with the expected
+ * step after each */
+static void
+test_sasl(void **state)
+{
+	static const struct {
+		const char *what, *arg, *resp[3];
+		enum auth_step steps[4];
+		const char *user, *pass;
+	} rows[] = {
+		{ "PLAIN with an initial response", "PLAIN AHBhdWx2AHNlY3JldA==",
+		    { NULL }, { AUTH_STEP_DONE }, "paulv", "secret" },
+		{ "PLAIN after an empty challenge", "plain",
+		    { "AHBhdWx2AHNlY3JldA==", NULL },
+		    { AUTH_STEP_CHALLENGE, AUTH_STEP_DONE }, "paulv", "secret" },
+		{ "PLAIN cancelled", "PLAIN", { "*", NULL },
+		    { AUTH_STEP_CHALLENGE, AUTH_STEP_CANCEL }, NULL, NULL },
+		{ "PLAIN malformed", "PLAIN", { "not base64!", NULL },
+		    { AUTH_STEP_CHALLENGE, AUTH_STEP_BAD }, NULL, NULL },
+		{ "PLAIN with an empty initial response", "PLAIN =", { NULL },
+		    { AUTH_STEP_BAD }, NULL, NULL },
+		{ "LOGIN in two steps", "LOGIN", { "cGF1bHY=", "c2VjcmV0", NULL },
+		    { AUTH_STEP_CHALLENGE, AUTH_STEP_CHALLENGE, AUTH_STEP_DONE },
+		    "paulv", "secret" },
+		{ "LOGIN with the user as initial response", "LOGIN cGF1bHY=",
+		    { "c2VjcmV0", NULL }, { AUTH_STEP_CHALLENGE, AUTH_STEP_DONE },
+		    "paulv", "secret" },
+		{ "LOGIN with an empty password", "LOGIN", { "cGF1bHY=", "",
+		    NULL }, { AUTH_STEP_CHALLENGE, AUTH_STEP_CHALLENGE,
+		    AUTH_STEP_BAD }, NULL, NULL },
+		{ "unknown mechanism", "CRAM-MD5", { NULL }, { AUTH_STEP_MECH },
+		    NULL, NULL },
+		{ "a mechanism name that only starts right", "PLAINX", { NULL },
+		    { AUTH_STEP_MECH }, NULL, NULL },
+	};
+	struct auth_sasl a;
+	const char *ch;
+	enum auth_step st;
+	size_t i, k;
+
+	(void)state;
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		st = auth_sasl_start(&a, rows[i].arg, &ch);
+		for (k = 0; ; k++) {
+			if (st != rows[i].steps[k])
+				fail_msg("%s: step %zu is %d", rows[i].what, k,
+				    (int)st);
+			if (st != AUTH_STEP_CHALLENGE)
+				break;
+			st = auth_sasl_next(&a, rows[i].resp[k], &ch);
+		}
+		if (rows[i].user != NULL && (strcmp(a.user, rows[i].user) ||
+		    strcmp(a.pass, rows[i].pass)))
+			fail_msg("%s: credentials", rows[i].what);
+		auth_sasl_clear(&a);
+	}
+}
+
+static void
+test_limiter(void **state)
+{
+	struct auth_limiter *l = auth_limiter_new(2);
+
+	(void)state;
+	assert_int_equal(auth_limiter_count(l, "198.51.100.1", 1000), 0);
+	auth_limiter_fail(l, "198.51.100.1", 1000);
+	auth_limiter_fail(l, "198.51.100.1", 1001);
+	assert_int_equal(auth_limiter_count(l, "198.51.100.1", 1002), 2);
+	/* another address is counted on its own */
+	auth_limiter_fail(l, "2001:db8::1", 1003);
+	assert_int_equal(auth_limiter_count(l, "2001:db8::1", 1003), 1);
+	/* an hour after the first failure the window is over */
+	assert_int_equal(auth_limiter_count(l, "198.51.100.1", 4600), 0);
+	/* a third address takes the slot whose window began first */
+	auth_limiter_fail(l, "198.51.100.7", 1004);
+	assert_int_equal(auth_limiter_count(l, "198.51.100.7", 1005), 1);
+	assert_int_equal(auth_limiter_count(l, "2001:db8::1", 1005), 1);
+}
+
 int
 main(void)
 {
@@ -118,6 +197,8 @@ main(void)
 		cmocka_unit_test(test_hash_and_check),
 		cmocka_unit_test(test_plain_decode),
 		cmocka_unit_test(test_b64_round_trip),
+		cmocka_unit_test(test_sasl),
+		cmocka_unit_test(test_limiter),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -27,7 +27,7 @@
 #define MAX_GROUPS 8
 
 static const char small_msg[] =
-    "Received: from a (a [192.0.2.1])\r\n\tby mx (tern) id X;\r\n"
+    "Received: from a (a [198.51.100.1])\r\n\tby mx (tern) id X;\r\n"
     "\tTue, 14 Nov 2023 22:13:20 +0000\r\n"
     "From: <sender@example.org>\r\n"
     "Subject: hello\r\n"
@@ -258,7 +258,7 @@ struct report_case {
 static const struct report_case cases[] = {
 	{ .what = "a 5xx from the remote server",
 	    .kind = BOUNCE_FAILED,
-	    .rcpts = { { "bob@example.net", "5.1.1", "mx.example.net[192.0.2.7]",
+	    .rcpts = { { "bob@example.net", "5.1.1", "mx.example.net[198.51.100.7]",
 		"550 5.1.1 <bob@example.net>: no such user", NULL, 1 } },
 	    .report = { 0 }, .nreport = 1,
 	    .subject = "Undelivered Mail Returned to Sender",
@@ -276,7 +276,7 @@ static const struct report_case cases[] = {
 		"0 Original-Envelope-Id" },
 	    .text = { "This is the mail system at host " HOST ".",
 		"<bob@example.net>: your message could not be delivered",
-		"The mail server mx.example.net[192.0.2.7] said: 550 5.1.1 "
+		"The mail server mx.example.net[198.51.100.7] said: 550 5.1.1 "
 		"<bob@example.net>: no such user",
 		"Your message is attached below." } },
 	{ .what = "no status and no error: the defaults of a failure",
@@ -290,7 +290,7 @@ static const struct report_case cases[] = {
 		"1 Last-Attempt-Date" } },
 	{ .what = "the status taken from the reply when none is stored",
 	    .kind = BOUNCE_FAILED,
-	    .rcpts = { { "a@example.net", NULL, "mx[192.0.2.1]",
+	    .rcpts = { { "a@example.net", NULL, "mx[198.51.100.1]",
 		"554 5.7.1 go away", NULL, 2 } },
 	    .report = { 0 }, .nreport = 1,
 	    .subject = "Undelivered Mail Returned to Sender",
@@ -308,7 +308,7 @@ static const struct report_case cases[] = {
 	    .text = { "Reason: lost" } },
 	{ .what = "our own words are not an SMTP reply: X-tern, Reason",
 	    .kind = BOUNCE_FAILED,
-	    .rcpts = { { "a@example.net", "4.4.7", "mx.example.net[192.0.2.7]",
+	    .rcpts = { { "a@example.net", "4.4.7", "mx.example.net[198.51.100.7]",
 		"connect to mx.example.net: Connection refused", NULL, 9 } },
 	    .report = { 0 }, .nreport = 1,
 	    .subject = "Undelivered Mail Returned to Sender",
@@ -345,7 +345,7 @@ static const struct report_case cases[] = {
 	    .orig_type = NULL },
 	{ .what = "a delay warning",
 	    .kind = BOUNCE_DELAYED,
-	    .rcpts = { { "a@example.net", "4.4.1", "mx.example.net[192.0.2.7]",
+	    .rcpts = { { "a@example.net", "4.4.1", "mx.example.net[198.51.100.7]",
 		"451 4.4.1 try later", NULL, 3 } },
 	    .report = { 0 }, .nreport = 1,
 	    .subject = "Delayed Mail (still being retried)",
@@ -372,7 +372,7 @@ static const struct report_case cases[] = {
 	    .text = { "<a@example.net>: your message was delivered." } },
 	{ .what = "NOTIFY=SUCCESS to a peer without DSN: relayed",
 	    .kind = BOUNCE_RELAYED,
-	    .rcpts = { { "a@example.net", "2.0.0", "mx.example.net[192.0.2.7]",
+	    .rcpts = { { "a@example.net", "2.0.0", "mx.example.net[198.51.100.7]",
 		"250 2.0.0 Ok: queued as 4Y", NULL, 1 } },
 	    .report = { 0 }, .nreport = 1,
 	    .subject = "Successful Mail Delivery Report",
@@ -449,7 +449,7 @@ static const struct report_case cases[] = {
 	    .want = { "1 Final-Recipient: rfc822; \"a b+c\"@example.net" } },
 	{ .what = "runs of spaces are one, none at the ends",
 	    .kind = BOUNCE_FAILED,
-	    .rcpts = { { "a@example.net", NULL, "mx[192.0.2.1]",
+	    .rcpts = { { "a@example.net", NULL, "mx[198.51.100.1]",
 		"550  5.1.1   no   such user  ", NULL, 1 } },
 	    .report = { 0 }, .nreport = 1,
 	    .subject = "Undelivered Mail Returned to Sender",
@@ -457,12 +457,12 @@ static const struct report_case cases[] = {
 	    .want = { "1 Diagnostic-Code: smtp; 550 5.1.1 no such user" } },
 	{ .what = "a remote MTA known only by its address",
 	    .kind = BOUNCE_FAILED,
-	    .rcpts = { { "a@example.net", NULL, "[192.0.2.9]", "550 no", NULL,
+	    .rcpts = { { "a@example.net", NULL, "[198.51.100.9]", "550 no", NULL,
 		1 } },
 	    .report = { 0 }, .nreport = 1,
 	    .subject = "Undelivered Mail Returned to Sender",
 	    .orig_type = "message/rfc822",
-	    .want = { "1 Remote-MTA: dns; 192.0.2.9", "1 Status: 5.0.0" } },
+	    .want = { "1 Remote-MTA: dns; 198.51.100.9", "1 Status: 5.0.0" } },
 };
 
 /* fill - the envelope of a case */
@@ -642,7 +642,7 @@ one_rcpt(struct envelope *e, const char *addr, const char *error)
 	envelope_set(&e->sender, TO);
 	envelope_add_rcpt(e, addr);
 	envelope_set(&e->rcpts[0].last_error, error);
-	envelope_set(&e->rcpts[0].remote, "mx.example.net[192.0.2.7]");
+	envelope_set(&e->rcpts[0].remote, "mx.example.net[198.51.100.7]");
 	e->rcpts[0].tries = 1;
 }
 

@@ -431,16 +431,16 @@ struct now_case {
 };
 
 static const struct now_case now_cases[] = {
-	{ "IPv4 address", "192.0.2.1", 2525, 0, DNS_OK, "",
-	    "0:192.0.2.1=192.0.2.1:2525" },
-	{ "IPv4 address, MX asked: none looked up", "192.0.2.1", 25, 1,
-	    DNS_OK, "", "0:192.0.2.1=192.0.2.1:25" },
+	{ "IPv4 address", "198.51.100.1", 2525, 0, DNS_OK, "",
+	    "0:198.51.100.1=198.51.100.1:2525" },
+	{ "IPv4 address, MX asked: none looked up", "198.51.100.1", 25, 1,
+	    DNS_OK, "", "0:198.51.100.1=198.51.100.1:25" },
 	{ "IPv6 address canonical", "2001:DB8:0::1", 587, 0, DNS_OK, "",
 	    "0:2001:db8::1=2001:db8::1:587" },
 	{ "loopback is no loop without MX", "127.0.0.1", 25, 0, DNS_OK, "",
 	    "0:127.0.0.1=127.0.0.1:25" },
 	{ "bad name", "a..example", 25, 1, DNS_PERM, "5.1.2", "" },
-	{ "address literal is not a name", "[192.0.2.1]", 25, 1, DNS_PERM,
+	{ "address literal is not a name", "[198.51.100.1]", 25, 1, DNS_PERM,
 	    "5.1.2", "" },
 	{ "empty name", "", 25, 1, DNS_PERM, "5.1.2", "" },
 	{ "name without a resolver", "example.org", 25, 1, DNS_TEMP, "4.4.3",

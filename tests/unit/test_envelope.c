@@ -43,7 +43,7 @@ struct env_row {
 
 static const struct env_row round_trips[] = {
 	{ "plain message", "alice@example.org", "mail.example.org",
-	    "192.0.2.1", "mail.example.org", "ESMTP", NULL, 0, 0,
+	    "198.51.100.1", "mail.example.org", "ESMTP", NULL, 0, 0,
 	    1700000000, 1234,
 	    { { "bob@example.net", RCPT_PENDING, 0, 0, NULL } } },
 	{ "null sender (a bounce)", "", "mx.example.org", "::1", "unknown",
@@ -105,13 +105,13 @@ struct dsn_row {
 static const struct dsn_row dsn_trips[] = {
 	{ "DSN: every optional key", 6, "QQ314159+2Bx", DSN_RET_HDRS,
 	    { { NULL, NULL, "rfc822;p@example.net", DSN_NOTIFY_NEVER, 0, 0 },
-		{ "4.3.0", "mx.example.net[192.0.2.7]",
+		{ "4.3.0", "mx.example.net[198.51.100.7]",
 		    "rfc822;D+2Bx@example.net",
 		    DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE |
 			DSN_NOTIFY_DELAY, 1, 0 },
 		{ "2.0.0", NULL, "utf-8;x\\x{E9}@example.net",
 		    DSN_NOTIFY_SUCCESS, 0, 1 },
-		{ "5.1.1", "mx[192.0.2.7]", NULL, DSN_NOTIFY_FAILURE, 1,
+		{ "5.1.1", "mx[198.51.100.7]", NULL, DSN_NOTIFY_FAILURE, 1,
 		    1 } } },
 	{ "DSN: RET=FULL, single words of NOTIFY", 3, "x", DSN_RET_FULL,
 	    { { NULL, NULL, NULL, DSN_NOTIFY_DELAY, 0, 0 },
@@ -384,7 +384,7 @@ test_exact_text_dsn(void **state)
 	    "tries 3\n"
 	    "error 451 4.3.0 mx.example.net: try again: later\n"
 	    "status 4.3.0\n"
-	    "remote mx.example.net[192.0.2.7]\n"
+	    "remote mx.example.net[198.51.100.7]\n"
 	    "orcpt rfc822;D+2Bx@example.net\n"
 	    "notify success,failure,delay\n"
 	    "warned 1\n"
@@ -402,7 +402,7 @@ test_exact_text_dsn(void **state)
 	    "tries 2\n"
 	    "error 550 5.1.1 <f@example.net>: no such user\n"
 	    "status 5.1.1\n"
-	    "remote mx[192.0.2.7]\n"
+	    "remote mx[198.51.100.7]\n"
 	    "notify failure\n"
 	    "warned 1\n"
 	    "notified 1\n"

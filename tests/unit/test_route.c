@@ -31,7 +31,7 @@ static const char *const conf_texts[NCONF] = {
 	    "route b.example relay.b.example:587 tls=verify "
 	    "auth=/etc/tern/b.secret\n"
 	    "route v6.example [2001:db8::25]\n"
-	    "route v4.example 192.0.2.25\n",
+	    "route v4.example 198.51.100.25\n",
 	[CONF_SMART] =
 	    "hostname relay.canonical.org\n"
 	    "local-domains canonical.org\n"
@@ -120,8 +120,8 @@ static const struct route_case route_cases[] = {
 	    "2001:db8::25", 25, 0, TLS_MAY, NULL, "route",
 	    "[2001:db8::25]:25" },
 	{ "route to IPv4 without brackets", CONF_ROUTES, "v4.example", 0,
-	    ROUTE_RELAY, "192.0.2.25", 25, 0, TLS_MAY, NULL, "route",
-	    "[192.0.2.25]:25" },
+	    ROUTE_RELAY, "198.51.100.25", 25, 0, TLS_MAY, NULL, "route",
+	    "[198.51.100.25]:25" },
 	{ "route before the smarthost", CONF_SMART, "dma.org", 0,
 	    ROUTE_RELAY, "dmapub.dma.org", 25, 0, TLS_MAY, NULL, "route",
 	    "[dmapub.dma.org]:25" },
@@ -134,7 +134,7 @@ static const struct route_case route_cases[] = {
 	    "/etc/tern/relay.secret", "smarthost",
 	    "[relay.example.net]:587 tls=verify auth=/etc/tern/relay.secret" },
 	{ "smarthost takes an address literal too", CONF_SMART,
-	    "[192.0.2.1]", 0, ROUTE_RELAY, "relay.example.net", 587, 0,
+	    "[198.51.100.1]", 0, ROUTE_RELAY, "relay.example.net", 587, 0,
 	    TLS_VERIFY, "/etc/tern/relay.secret", "smarthost",
 	    "[relay.example.net]:587 tls=verify auth=/etc/tern/relay.secret" },
 	/* MX */
@@ -144,8 +144,8 @@ static const struct route_case route_cases[] = {
 	{ "MX without any route", CONF_BARE, "dma.org", 0, ROUTE_MX,
 	    "dma.org", 25, 1, TLS_MAY, NULL, "mx", "mx:dma.org:25" },
 	/* address literals */
-	{ "IPv4 literal", CONF_ROUTES, "[192.0.2.1]", 0, ROUTE_RELAY,
-	    "192.0.2.1", 25, 0, TLS_MAY, NULL, "literal", "[192.0.2.1]:25" },
+	{ "IPv4 literal", CONF_ROUTES, "[198.51.100.1]", 0, ROUTE_RELAY,
+	    "198.51.100.1", 25, 0, TLS_MAY, NULL, "literal", "[198.51.100.1]:25" },
 	{ "IPv6 literal", CONF_BARE, "[IPv6:2001:DB8:0::1]", 0, ROUTE_RELAY,
 	    "2001:db8::1", 25, 0, TLS_MAY, NULL, "literal",
 	    "[2001:db8::1]:25" },
@@ -153,11 +153,11 @@ static const struct route_case route_cases[] = {
 	    "::1", 25, 0, TLS_MAY, NULL, "literal", "[::1]:25" },
 	{ "IPv6 literal without its tag", CONF_BARE, "[2001:db8::1]", -1, 0,
 	    NULL, 0, 0, 0, NULL, NULL, NULL },
-	{ "literal that is no address", CONF_BARE, "[192.0.2.256]", -1, 0,
+	{ "literal that is no address", CONF_BARE, "[198.51.100.256]", -1, 0,
 	    NULL, 0, 0, 0, NULL, NULL, NULL },
 	{ "general address literal", CONF_BARE, "[x400:c=fr]", -1, 0, NULL, 0,
 	    0, 0, NULL, NULL, NULL },
-	{ "unclosed literal", CONF_BARE, "[192.0.2.1", -1, 0, NULL, 0, 0, 0,
+	{ "unclosed literal", CONF_BARE, "[198.51.100.1", -1, 0, NULL, 0, 0, 0,
 	    NULL, NULL, NULL },
 	{ "empty literal", CONF_BARE, "[]", -1, 0, NULL, 0, 0, 0, NULL, NULL,
 	    NULL },

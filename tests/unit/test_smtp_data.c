@@ -205,6 +205,7 @@ check_same(const char *what, const struct result *a, const struct result *b)
 	CHECK(what, a->d.octets == b->d.octets);
 	CHECK(what, a->d.linelen == b->d.linelen);
 	CHECK(what, a->d.headers_received == b->d.headers_received);
+	CHECK(what, a->d.header_end == b->d.header_end);
 	CHECK(what, a->d.state == b->d.state);
 }
 
@@ -403,10 +404,70 @@ test_chunk_cr_across_calls(void **state)
 	assert_int_equal(d.octets, 6);
 }
 
+/* header fields noticed for submission (Message-ID:, Date:) and where the
+ * header section ends, fed whole and byte by byte */
+static void
+test_header_fields(void **state)
+{
+	static const struct {
+		const char *what, *in;
+		unsigned flags;        /* HAS_MSGID | HAS_DATE seen */
+		uint64_t header_end;
+		size_t received;
+	} rows[] = {
+		{ "both fields, then a body",
+		    "Message-ID: <a@b>\r\nDate: x\r\n\r\nbody\r\n.\r\n",
+		    SMTP_DATA_HAS_MSGID | SMTP_DATA_HAS_DATE, 28, 0 },
+		{ "any case", "message-id: <a@b>\r\nDATE: x\r\n\r\n.\r\n",
+		    SMTP_DATA_HAS_MSGID | SMTP_DATA_HAS_DATE, 28, 0 },
+		{ "none of them", "Subject: hi\r\n\r\nDate: in the body\r\n"
+		    ".\r\n", 0, 13, 0 },
+		{ "a name that only starts the same", "Dates: x\r\n"
+		    "Message-IDs: y\r\n\r\n.\r\n", 0, 26, 0 },
+		{ "a continuation line is not a field", "Subject: a\r\n"
+		    " Date: b\r\n\r\n.\r\n", 0, 22, 0 },
+		{ "no body separator", "Subject: a\r\n.\r\n", 0, UINT64_MAX,
+		    0 },
+		{ "Received counted with the others", "Received: a\r\n"
+		    "Date: b\r\nReceived: c\r\n\r\n.\r\n", SMTP_DATA_HAS_DATE,
+		    35, 2 },
+		{ "empty message", ".\r\n", 0, UINT64_MAX, 0 },
+		{ "empty header section", "\r\nbody\r\n.\r\n", 0, 0, 0 },
+	};
+	struct smtp_data d;
+	struct buf out;
+	size_t i, j, len;
+	int done, pass;
+
+	(void)state;
+	buf_init(&out);
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		len = strlen(rows[i].in);
+		for (pass = 0; pass < 2; pass++) {
+			smtp_data_init(&d, 1000);
+			buf_reset(&out);
+			done = 0;
+			if (pass == 0)
+				smtp_data_feed(&d, rows[i].in, len, &out, &done);
+			for (j = 0; pass == 1 && j < len && !done; j++)
+				smtp_data_feed(&d, rows[i].in + j, 1, &out,
+				    &done);
+			CHECK(rows[i].what, done);
+			CHECK(rows[i].what, (d.flags & (SMTP_DATA_HAS_MSGID |
+			    SMTP_DATA_HAS_DATE)) == rows[i].flags);
+			CHECK(rows[i].what, d.header_end == rows[i].header_end);
+			CHECK(rows[i].what, d.headers_received ==
+			    rows[i].received);
+		}
+	}
+	buf_free(&out);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_header_fields),
 	    cmocka_unit_test(test_data_whole),
 	    cmocka_unit_test(test_data_splits),
 	    cmocka_unit_test(test_data_after_end),
