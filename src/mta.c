@@ -478,6 +478,9 @@ dest_mark_dead(struct mta_dest *d, const struct mta_session_end *end)
 	int64_t max = conf_retry_max();
 	int64_t ms;
 
+	/* several sessions of one outage double the period once */
+	if (util_mono_ms() < d->dead_until)
+		return;
 	if (d->dead_ms == 0)
 		ms = MTA_DEAD_FIRST_MS;
 	else
