@@ -82,6 +82,8 @@ struct mta_dest {
 	struct dns_target *targets;
 	size_t ntargets;
 	int64_t targets_until;  /* monotonic ms; 0: none */
+	unsigned next_host;     /* which best-preference host a new
+	                         * connection tries first (round robin) */
 	int resolving;
 	struct dns_query *dnsq;
 	int dns_failed;         /* the last lookup failed: fail the queue */
@@ -375,21 +377,55 @@ dest_fail_dns(struct mta_dest *d)
 
 /* the run: hand queued jobs to sessions */
 
+/*
+ * rotated_targets - d's targets for a new connection: the hosts of the best
+ * preference take turns at the front, so that new connections spread over
+ * equal MX hosts (RFC 5321 5.1: the load is shared) even while the
+ * resolved list is cached; the order of everything else is kept.
+ */
+static struct dns_target *
+rotated_targets(struct mta_dest *d)
+{
+	size_t n = d->ntargets, end, i, k, nhosts = 0, off = 0, want;
+	struct dns_target *t = xcalloc(n ? n : 1, sizeof(*t));
+
+	for (end = 0; end < n && d->targets[end].pref == d->targets[0].pref;
+	    end++)
+		nhosts += end == 0 ||
+		    strcmp(d->targets[end].host, d->targets[end - 1].host) != 0;
+	want = nhosts ? d->next_host++ % nhosts : 0;
+	for (i = 0, k = 0; i < end; i++) {
+		if (i > 0 && strcmp(d->targets[i].host,
+		    d->targets[i - 1].host) != 0)
+			k++;
+		if (k == want) {
+			off = i;
+			break;
+		}
+	}
+	memcpy(t, d->targets + off, (end - off) * sizeof(*t));
+	memcpy(t + (end - off), d->targets, off * sizeof(*t));
+	memcpy(t + end, d->targets + end, (n - end) * sizeof(*t));
+	return t;
+}
+
 static void
 dest_start_session(struct mta_dest *d, struct mta_job *job)
 {
+	struct dns_target *t = rotated_targets(d);
 	struct mta_session_params p = {
 		.conf = mta.conf,
 		.base = mta.base,
 		.dest = d,
 		.route = &d->route,
-		.targets = d->targets,
+		.targets = t,
 		.ntargets = d->ntargets,
 		.no_tls = util_mono_ms() < d->tls_failed_until,
 		.ssl_ctx = mta.ssl_ctx,
 	};
 
 	conn_add(d, mta_session_new(&p, job));
+	free(t); /* the session keeps its own copy */
 }
 
 /* dest_dispatch - idle sessions first, then new ones within the window */
