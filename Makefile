@@ -32,7 +32,7 @@ PURE_SRCS := src/util.c src/smtp_parse.c src/smtp_data.c src/envelope.c \
 FUZZ_SECONDS ?= 300
 FUZZ_SHORT_SECONDS ?= 30
 
-.PHONY: all run test deps unit integ asan-test fuzz fuzz-short format \
+.PHONY: all run test deps unit integ e2e asan-test fuzz fuzz-short format \
 	install clean check-tools
 
 all: $(BUILD)/tern
@@ -65,6 +65,12 @@ unit: $(UNIT_BINS)
 integ: all
 	@sh scripts/ensure-user.sh
 	TERN_BIN=$(abspath $(BUILD)/tern) $(PY) -m pytest -q tests/integ
+
+# End to end (tests/e2e/README.md): hosts in network namespaces, a DNS
+# server, tern on each host.  Needs root; as another user every test skips.
+e2e: deps all
+	@sh scripts/ensure-user.sh
+	TERN_BIN=$(abspath $(BUILD)/tern) $(PY) -m pytest -q tests/e2e
 
 # The sanitizer build: clang, ASan + UBSan, every suite run on it.
 ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
@@ -99,6 +105,7 @@ test: deps
 	@sh scripts/ensure-user.sh
 	$(MAKE) all unit
 	$(MAKE) integ
+	@if [ "$$(id -u)" -eq 0 ]; then $(MAKE) e2e; else echo "tern: skipping the end-to-end suite (tests/e2e): it needs root for network namespaces and port 25"; fi
 	$(MAKE) asan-test
 	$(MAKE) fuzz-short
 
