@@ -11,7 +11,13 @@
  * the whole file has been read, and $TERN_HOME is applied last of all.
  *
  * Checks that span keys (a relay domain or a route that is also a local
- * domain) run there too, reported at the line of the later key.
+ * domain) run there too, reported at the line of the later key; so does
+ * the check that a submission listener has a certificate, which runs even
+ * when other lines were wrong (a tls line may follow the listen line).
+ *
+ * The certificate, key and users files are only checked here (absolute,
+ * existing, regular): the master reads them, at start and on SIGHUP, as
+ * the one process that may be allowed to (see master.c load_secrets).
  *
  * No RFC governs this file; RFC 5321 4.5.3.1 (size limits), 4.5.3.2
  * (timeouts) and 6.3 (loop detection by counting Received: fields) are
@@ -26,8 +32,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "util.h"
 
 #define MS_S INT64_C(1000)
@@ -59,6 +67,8 @@
 #define DEF_DEST_CONCURRENCY 20
 #define DEF_MAX_RECEIVED 100               /* RFC 5321 6.3 suggests 100 */
 #define DEF_RELAY_PORT 25
+#define DEF_AUTH_FAILURES 3         /* per session, then 421 */
+#define DEF_AUTH_CLIENT_FAILURES 10 /* per client address and hour */
 
 /* bounds of the checked values (documented in tern.conf(5)) */
 #define LINE_LENGTH_MIN 80
@@ -73,10 +83,12 @@
 #define DEST_CONCURRENCY_MAX 1000
 #define RECEIVED_MAX 1000
 #define PORT_MAX 65535
+#define AUTH_FAILURES_MAX 100
+#define AUTH_CLIENT_FAILURES_MAX 100000
 
 /* the keys of the DESIGN sketch that later versions implement */
 static const char *const conf_keys_later[] = {
-	"tls", "mailbox-for", "aliases", "users", NULL
+	"mailbox-for", "aliases", NULL
 };
 
 struct parse;
@@ -103,6 +115,9 @@ struct conf_key {
 	X("recipients", key_recipients, 0)                                \
 	X("mailbox", key_mailbox, 0)                                      \
 	X("trusted-networks", key_trusted, 1)                             \
+	X("tls", key_tls, 1)                                              \
+	X("users", key_users, 0)                                          \
+	X("senders", key_senders, 1)                                      \
 	X("route", key_route, 1)                                          \
 	X("smarthost", key_smarthost, 0)                                  \
 	X("resolver", key_resolver, 0)                                    \
@@ -130,6 +145,9 @@ struct parse {
 	size_t trusted_none;  /* line of "trusted-networks none" */
 	size_t *relay_lines;  /* line of each c->relay_domains[i] */
 	size_t *route_lines;  /* line of each c->routes[i] */
+	size_t *listen_lines; /* line of each c->listens[i] */
+	size_t *cert_lines;   /* line of each c->certs[i] */
+	size_t *sender_lines; /* line of each c->senders[i] */
 };
 
 /* words of one line */
@@ -590,19 +608,25 @@ static const struct opt listen_opts[] = {
 	{ "greet-pause", OPT_DURATION, 0, GREET_PAUSE_MAX },
 };
 
-/* listen_role - role=VALUE into l; -1 reported */
+static const char *const role_names[] = {
+	[ROLE_SMTP] = "smtp", [ROLE_SUBMISSION] = "submission",
+	[ROLE_SUBMISSIONS] = "submissions",
+};
+
+/*
+ * listen_role - role=VALUE into l; -1 reported.  That a submission role
+ * has a certificate is checked once the whole file is read (check_roles).
+ */
 static int
 listen_role(struct parse *p, const char *value, struct conf_listen *l)
 {
-	if (strcmp(value, "smtp") == 0) {
-		l->role = ROLE_SMTP;
-		return 0;
-	}
-	if (strcmp(value, "submission") == 0 ||
-	    strcmp(value, "submissions") == 0) {
-		conf_error(p, "role=%s needs TLS, which this version of tern "
-		    "does not support yet", value);
-		return -1;
+	size_t i;
+
+	for (i = 0; i < sizeof(role_names) / sizeof(role_names[0]); i++) {
+		if (strcmp(role_names[i], value) == 0) {
+			l->role = (enum listen_role)i;
+			return 0;
+		}
 	}
 	conf_error(p, "listen: unknown role \"%s\" (smtp, submission or "
 	    "submissions)", value);
@@ -674,6 +698,9 @@ key_listen(struct parse *p, char **av, size_t ac)
 	}
 	c->listens = xreallocarray(c->listens, c->nlistens + 1,
 	    sizeof(*c->listens));
+	p->listen_lines = xreallocarray(p->listen_lines, c->nlistens + 1,
+	    sizeof(*p->listen_lines));
+	p->listen_lines[c->nlistens] = p->line;
 	c->listens[c->nlistens++] = l;
 }
 
@@ -725,7 +752,7 @@ recipient_valid(const char *s)
 	return local_part_valid(s, (size_t)(at - s)) && domain_valid(at + 1);
 }
 
-/* relay_recipient_valid - "local@domain" or "@domain", lower-cased */
+/* relay_recipient_valid - "local@domain" or "@domain", in any case */
 static int
 relay_recipient_valid(const char *s)
 {
@@ -989,6 +1016,226 @@ key_trusted(struct parse *p, char **av, size_t ac)
 		c->trusted = xreallocarray(c->trusted, c->ntrusted + 1,
 		    sizeof(*c->trusted));
 		c->trusted[c->ntrusted++] = n;
+	}
+}
+
+/* ---- tls, users, senders: inbound TLS and authentication ------------- */
+
+/*
+ * file_check - path names an existing regular file; -1 reported as
+ * "WHATpath: why".  The file is read later, by the master.
+ */
+static int
+file_check(struct parse *p, const char *what, const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) == -1) {
+		conf_error(p, "%s%s: %s", what, path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		conf_error(p, "%s%s is not a regular file", what, path);
+		return -1;
+	}
+	return 0;
+}
+
+static const struct opt tls_opts[] = {
+	{ "cert", OPT_COUNT, 0, 0 }, /* only the names: tls_file checks */
+	{ "key", OPT_COUNT, 0, 0 },  /* the values */
+};
+
+/* tls_file - the path of "cert=PATH" or "key=PATH", checked; NULL reported */
+static char *
+tls_file(struct parse *p, const char *word)
+{
+	const char *path = strchr(word, '=') + 1;
+	char *what;
+	int rc;
+
+	if (path[0] != '/') {
+		conf_error(p, "tls: %s is not an absolute path", word);
+		return NULL;
+	}
+	what = xasprintf("tls: %.*s", (int)(path - word), word);
+	rc = file_check(p, what, path);
+	free(what);
+	return rc == 0 ? xstrdup(path) : NULL;
+}
+
+/* tls_add - one certificate; the same certificate file twice is an error */
+static void
+tls_add(struct parse *p, char *cert, char *key)
+{
+	struct conf *c = p->c;
+	size_t i;
+
+	for (i = 0; i < c->ncerts; i++) {
+		if (strcmp(c->certs[i].cert, cert) != 0)
+			continue;
+		conf_error(p, "tls: cert=%s given twice (first at line %zu)",
+		    cert, p->cert_lines[i]);
+		free(cert);
+		free(key);
+		return;
+	}
+	c->certs = xreallocarray(c->certs, c->ncerts + 1, sizeof(*c->certs));
+	p->cert_lines = xreallocarray(p->cert_lines, c->ncerts + 1,
+	    sizeof(*p->cert_lines));
+	p->cert_lines[c->ncerts] = p->line;
+	c->certs[c->ncerts].cert = cert;
+	c->certs[c->ncerts++].key = key;
+}
+
+static void
+key_tls(struct parse *p, char **av, size_t ac)
+{
+	char *file[2] = { NULL, NULL };
+	int given[2] = { 0, 0 }, k, bad = 0;
+	size_t i;
+
+	if (ac == 0) {
+		conf_error(p, "tls needs cert=FILE and key=FILE");
+		return;
+	}
+	for (i = 0; i < ac; i++) {
+		k = opt_find(p, "tls", tls_opts, 2, av[i]);
+		if (k != -1 && given[k]++) {
+			conf_error(p, "tls: %s given twice", tls_opts[k].name);
+			k = -1;
+		}
+		if (k == -1 || (file[k] = tls_file(p, av[i])) == NULL)
+			bad = 1;
+	}
+	/* a missing half is worth saying only when the rest was right */
+	for (k = 0; k < 2 && !bad; k++)
+		if (!given[k])
+			conf_error(p, "tls: %s=FILE is missing",
+			    tls_opts[k].name);
+	if (bad || !given[0] || !given[1]) {
+		free(file[0]);
+		free(file[1]);
+		return;
+	}
+	tls_add(p, file[0], file[1]);
+}
+
+static void
+key_users(struct parse *p, char **av, size_t ac)
+{
+	if (one_value(p, "users", ac) == -1)
+		return;
+	if (av[0][0] != '/') {
+		conf_error(p, "users: \"%s\" is not an absolute path", av[0]);
+		return;
+	}
+	if (file_check(p, "users: ", av[0]) == -1)
+		return;
+	p->c->users_file = xstrdup(av[0]);
+}
+
+/*
+ * sender_user_valid - a name as the users file has it: a local part or
+ * local@domain, without the ':' that ends a name there
+ */
+static int
+sender_user_valid(const char *s)
+{
+	return strlen(s) <= AUTH_NAME_MAX && strchr(s, ':') == NULL &&
+	    recipient_valid(s);
+}
+
+/* senders_find - the senders entry of user (any case), or NULL */
+static const struct conf_senders *
+senders_find(const struct conf *c, const char *user, size_t *index)
+{
+	size_t i;
+
+	for (i = 0; i < c->nsenders; i++) {
+		if (strcasecmp(c->senders[i].user, user) != 0)
+			continue;
+		if (index != NULL)
+			*index = i;
+		return &c->senders[i];
+	}
+	return NULL;
+}
+
+/* senders_addrs - the addresses of a senders line into s; -1 reported */
+static int
+senders_addrs(struct parse *p, char **av, size_t ac, struct conf_senders *s)
+{
+	size_t i;
+	int bad = 0;
+
+	for (i = 0; i < ac; i++) {
+		if (!relay_recipient_valid(av[i])) {
+			conf_error(p, "senders: \"%s\" is not an address "
+			    "(local@domain or @domain)", av[i]);
+			bad = 1;
+			continue;
+		}
+		util_lower(av[i]);
+		if (!str_has(s->addrs, s->naddrs, av[i]))
+			str_push(&s->addrs, &s->naddrs, av[i]);
+	}
+	return bad ? -1 : 0;
+}
+
+static void
+key_senders(struct parse *p, char **av, size_t ac)
+{
+	struct conf *c = p->c;
+	struct conf_senders s;
+	size_t first = 0;
+
+	if (ac < 2) {
+		conf_error(p, "senders needs a user and at least one address");
+		return;
+	}
+	if (!sender_user_valid(av[0])) {
+		conf_error(p, "senders: \"%s\" is not a user name (name or "
+		    "name@domain)", av[0]);
+		return;
+	}
+	if (senders_find(c, av[0], &first) != NULL) {
+		conf_error(p, "senders: user %s given twice (first at line "
+		    "%zu)", av[0], p->sender_lines[first]);
+		return;
+	}
+	memset(&s, 0, sizeof(s));
+	s.user = xstrdup(av[0]);
+	/* kept even when an address was wrong, so that a repeated user is
+	 * still noticed; the configuration is refused anyway */
+	senders_addrs(p, av + 1, ac - 1, &s);
+	c->senders = xreallocarray(c->senders, c->nsenders + 1,
+	    sizeof(*c->senders));
+	p->sender_lines = xreallocarray(p->sender_lines, c->nsenders + 1,
+	    sizeof(*p->sender_lines));
+	p->sender_lines[c->nsenders] = p->line;
+	c->senders[c->nsenders++] = s;
+}
+
+/*
+ * check_roles - a submission listener needs a certificate: a tls line
+ * anywhere in the file (even a wrong one, which has its own error).
+ * Reported at each such listen line.
+ */
+static void
+check_roles(struct parse *p)
+{
+	const struct conf *c = p->c;
+	size_t i;
+
+	if (p->seen[K_key_tls] != 0)
+		return;
+	for (i = 0; i < c->nlistens; i++) {
+		if (c->listens[i].role == ROLE_SMTP)
+			continue;
+		p->line = p->listen_lines[i];
+		conf_error(p, "role=%s needs a tls certificate (tls cert=... "
+		    "key=...)", role_names[c->listens[i].role]);
 	}
 }
 
@@ -1308,7 +1555,7 @@ key_resolver(struct parse *p, char **av, size_t ac)
 
 enum {
 	LIM_SIZE, LIM_RCPTS, LIM_LINE, LIM_SESSIONS, LIM_RESERVE, LIM_DEST,
-	LIM_RECEIVED, LIM_N
+	LIM_RECEIVED, LIM_AUTH, LIM_AUTH_CLIENT, LIM_N
 };
 
 static const struct opt limit_opts[LIM_N] = {
@@ -1319,6 +1566,8 @@ static const struct opt limit_opts[LIM_N] = {
 	{ "spool-reserve", OPT_SIZE, 0, UINT64_MAX },
 	{ "destination-concurrency", OPT_COUNT, 1, DEST_CONCURRENCY_MAX },
 	{ "received-headers", OPT_COUNT, 1, RECEIVED_MAX },
+	{ "auth-failures", OPT_COUNT, 1, AUTH_FAILURES_MAX },
+	{ "auth-client-failures", OPT_COUNT, 1, AUTH_CLIENT_FAILURES_MAX },
 };
 
 static void
@@ -1344,6 +1593,10 @@ key_limits(struct parse *p, char **av, size_t ac)
 		c->dest_concurrency = (unsigned)v[LIM_DEST];
 	if (given[LIM_RECEIVED])
 		c->max_received = (unsigned)v[LIM_RECEIVED];
+	if (given[LIM_AUTH])
+		c->auth_failures = (unsigned)v[LIM_AUTH];
+	if (given[LIM_AUTH_CLIENT])
+		c->auth_client_failures = (unsigned)v[LIM_AUTH_CLIENT];
 }
 
 enum { TMO_COMMAND, TMO_DATA, TMO_CONNECT, TMO_REMOTE, TMO_REMOTE_DATA,
@@ -1765,6 +2018,8 @@ conf_new(void)
 	c->timeout_remote_data_ms = DEF_TIMEOUT_REMOTE_DATA;
 	c->dest_concurrency = DEF_DEST_CONCURRENCY;
 	c->max_received = DEF_MAX_RECEIVED;
+	c->auth_failures = DEF_AUTH_FAILURES;
+	c->auth_client_failures = DEF_AUTH_CLIENT_FAILURES;
 	return c;
 }
 
@@ -1781,12 +2036,17 @@ conf_load(const char *path)
 		p.c->file = xstrdup(path);
 		if (parse_file(&p, path) == -1)
 			p.errors++;
+		else
+			check_roles(&p);
 	}
 	if (p.errors == 0)
 		finish(&p);
 	free(p.mailbox);
 	free(p.relay_lines);
 	free(p.route_lines);
+	free(p.listen_lines);
+	free(p.cert_lines);
+	free(p.sender_lines);
 	if (p.errors == 0)
 		return p.c;
 	conf_free(p.c);
@@ -1838,6 +2098,17 @@ conf_free(struct conf *c)
 		relay_free(c->smarthost);
 	free(c->smarthost);
 	free(c->resolver);
+	for (i = 0; i < c->ncerts; i++) {
+		free(c->certs[i].cert);
+		free(c->certs[i].key);
+	}
+	free(c->certs);
+	free(c->users_file);
+	for (i = 0; i < c->nsenders; i++) {
+		free(c->senders[i].user);
+		str_free(c->senders[i].addrs, c->senders[i].naddrs);
+	}
+	free(c->senders);
 	free(c);
 }
 
@@ -1948,8 +2219,10 @@ print_limits(FILE *fp, const struct conf *c)
 	fmt_size(c->spool_reserve, reserve, sizeof(reserve));
 	fprintf(fp, "limits message-size=%s recipients=%u line-length=%zu "
 	    "sessions=%u spool-reserve=%s destination-concurrency=%u "
-	    "received-headers=%u\n", size, c->max_rcpts, c->line_length,
-	    c->max_sessions, reserve, c->dest_concurrency, c->max_received);
+	    "received-headers=%u auth-failures=%u auth-client-failures=%u\n",
+	    size, c->max_rcpts, c->line_length, c->max_sessions, reserve,
+	    c->dest_concurrency, c->max_received, c->auth_failures,
+	    c->auth_client_failures);
 }
 
 static void
@@ -2075,6 +2348,33 @@ print_onward(FILE *fp, const struct conf *c)
 	print_resolver(fp, c);
 }
 
+/* print_auth - tls, users and senders */
+static void
+print_auth(FILE *fp, const struct conf *c)
+{
+	char *cert, *key;
+	size_t i;
+
+	for (i = 0; i < c->ncerts; i++) {
+		cert = xasprintf("cert=%s", c->certs[i].cert);
+		key = xasprintf("key=%s", c->certs[i].key);
+		print_key(fp, "tls", (const char *[]){ cert, key, NULL });
+		free(cert);
+		free(key);
+	}
+	if (c->ncerts == 0)
+		fputs("# tls: none, STARTTLS is not offered\n", fp);
+	if (c->users_file != NULL)
+		print_key(fp, "users", (const char *[]){ c->users_file, NULL });
+	else
+		fputs("# users: not set, AUTH is not offered\n", fp);
+	for (i = 0; i < c->nsenders; i++) {
+		fputs("senders", fp);
+		print_word(fp, c->senders[i].user);
+		print_list(fp, "", c->senders[i].addrs, c->senders[i].naddrs);
+	}
+}
+
 /* conf_print - the effective configuration, in the file's own syntax */
 void
 conf_print(const struct conf *c, FILE *fp)
@@ -2095,6 +2395,7 @@ conf_print(const struct conf *c, FILE *fp)
 	print_recipients(fp, c);
 	print_key(fp, "mailbox", (const char *[]){ c->mailbox, NULL });
 	print_trusted(fp, c);
+	print_auth(fp, c);
 	print_onward(fp, c);
 	print_limits(fp, c);
 	print_timeouts(fp, c);
@@ -2236,6 +2537,58 @@ conf_route_for(const struct conf *c, const char *domain)
 		if (strcasecmp(c->routes[i].domain, domain) == 0)
 			return &c->routes[i];
 	return NULL;
+}
+
+/* addr_local_is - 1 when the local part of addr (before domain) is name,
+ * in any case */
+static int
+addr_local_is(const char *addr, const char *domain, const char *name)
+{
+	size_t len = (size_t)(domain - 1 - addr);
+
+	return strlen(name) == len && strncasecmp(addr, name, len) == 0;
+}
+
+/* senders_match - 1 when s lists addr, or "@domain" of its domain */
+static int
+senders_match(const struct conf_senders *s, const char *addr,
+    const char *domain)
+{
+	size_t i;
+
+	for (i = 0; i < s->naddrs; i++) {
+		if (s->addrs[i][0] == '@' &&
+		    strcasecmp(s->addrs[i] + 1, domain) == 0)
+			return 1;
+		if (strcasecmp(s->addrs[i], addr) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * conf_sender_allowed - "senders USER" when given, else the user's own
+ * address: the name itself when it has an '@', else name@ each local
+ * domain.  Compared without regard to case, as the users file's names
+ * are (auth_check); a subaddress (name+tag@) is not the name's.
+ */
+int
+conf_sender_allowed(const struct conf *c, const char *user, const char *addr)
+{
+	const struct conf_senders *s;
+	const char *at;
+
+	if (addr[0] == '\0')
+		return 1; /* <>: bounces and reports, RFC 5321 4.5.5 */
+	at = strrchr(addr, '@');
+	if (at == NULL || at == addr || at[1] == '\0')
+		return 0;
+	if ((s = senders_find(c, user, NULL)) != NULL)
+		return senders_match(s, addr, at + 1);
+	if (strchr(user, '@') != NULL)
+		return strcasecmp(user, addr) == 0;
+	return addr_local_is(addr, at + 1, user) &&
+	    conf_is_local_domain(c, at + 1);
 }
 
 /* conf_keys - every key the parser implements, NULL-terminated */

@@ -3,7 +3,12 @@
  * exact "file:line: message" text, the defaults, $TERN_HOME and $TERN_CONF,
  * the round trip through conf_print, the trusted-networks matcher, the
  * recipients and relay-recipients lookups, the routes and the resolver's
- * stored form.  Each table row says what it tests.
+ * stored form, the tls, users and senders keys and conf_sender_allowed.
+ * Each table row says what it tests.
+ *
+ * In the table texts "%F" stands for the configuration file's name and
+ * "%D" for a directory of fixture files made for the run (fixture_names):
+ * tls and users must name files that exist.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -24,6 +30,60 @@
 #include "util.h"
 
 /* ---- helpers -------------------------------------------------------- */
+
+/* the fixture directory "%D" and what it holds: files, and one directory */
+static char *fixdir;
+static const char *const fixture_names[] = {
+	"cert.pem", "key.pem", "cert2.pem", "key2.pem", "a b.pem", "users",
+	NULL
+};
+
+static int
+fixtures_make(void **state)
+{
+	char tmpl[] = "/tmp/tern-test-conf-fix-XXXXXX", *path;
+	const char *const *n;
+	FILE *fp;
+
+	(void)state;
+	if (mkdtemp(tmpl) == NULL)
+		return -1;
+	fixdir = xstrdup(tmpl);
+	for (n = fixture_names; *n != NULL; n++) {
+		path = xasprintf("%s/%s", fixdir, *n);
+		fp = fopen(path, "w");
+		free(path);
+		if (fp == NULL)
+			return -1;
+		fputs("# not read by conf_load\n", fp);
+		fclose(fp);
+	}
+	path = xasprintf("%s/dir", fixdir);
+	if (mkdir(path, 0700) == -1)
+		return -1;
+	free(path);
+	return 0;
+}
+
+static int
+fixtures_remove(void **state)
+{
+	const char *const *n;
+	char *path;
+
+	(void)state;
+	for (n = fixture_names; *n != NULL; n++) {
+		path = xasprintf("%s/%s", fixdir, *n);
+		unlink(path);
+		free(path);
+	}
+	path = xasprintf("%s/dir", fixdir);
+	rmdir(path);
+	free(path);
+	rmdir(fixdir);
+	free(fixdir);
+	return 0;
+}
 
 /* write_tmp - a new file under /tmp holding len bytes of text */
 static char *
@@ -82,31 +142,43 @@ load(const char *path, char **errs)
 	return c;
 }
 
-/* load_text - write text to a file, load it; *path gets the file name */
-static struct conf *
-load_text(const char *text, char **path, char **errs)
-{
-	*path = write_conf(text);
-	return load(*path, errs);
-}
-
-/* expand_file - expected text with every "%F" replaced by path */
+/* expand_file - text with every "%F" replaced by path (when not NULL)
+ * and every "%D" by the fixture directory */
 static char *
-expand_file(const char *expected, const char *path)
+expand_file(const char *text, const char *path)
 {
 	struct buf b;
 	const char *s;
 
 	buf_init(&b);
-	for (s = expected; *s; s++) {
-		if (s[0] == '%' && s[1] == 'F') {
+	for (s = text; *s; s++) {
+		if (s[0] == '%' && s[1] == 'F' && path != NULL) {
 			buf_puts(&b, path);
+			s++;
+			continue;
+		}
+		if (s[0] == '%' && s[1] == 'D') {
+			buf_puts(&b, fixdir);
 			s++;
 			continue;
 		}
 		buf_putc(&b, *s);
 	}
 	return b.data;
+}
+
+/* load_text - write text ("%D" expanded) to a file, load it; *path gets
+ * the file name */
+static struct conf *
+load_text(const char *text, char **path, char **errs)
+{
+	char *full = expand_file(text, NULL);
+	struct conf *c;
+
+	*path = write_conf(full);
+	free(full);
+	c = load(*path, errs);
+	return c;
 }
 
 /* printed - conf_print's output */
@@ -237,23 +309,24 @@ static const struct valid_case valid_cases[] = {
 	    "limits message-size=35M recipients=100\n",
 	    "limits message-size=35M recipients=100 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
-	    "received-headers=100" },
+	    "received-headers=100 auth-failures=3 auth-client-failures=10" },
 	{ "limits at their minimums",
 	    "limits message-size=1K recipients=1 line-length=80 sessions=1 "
 	    "spool-reserve=0\n",
 	    "limits message-size=1K recipients=1 line-length=80 sessions=1 "
-	    "spool-reserve=0 destination-concurrency=20 received-headers=100" },
+	    "spool-reserve=0 destination-concurrency=20 received-headers=100 "
+	    "auth-failures=3 auth-client-failures=10" },
 	{ "limits at their maximums",
 	    "limits line-length=1048576 recipients=1000000 "
 	    "sessions=1000000\n",
 	    "limits message-size=50M recipients=1000000 line-length=1048576 "
 	    "sessions=1000000 spool-reserve=100M destination-concurrency=20 "
-	    "received-headers=100" },
+	    "received-headers=100 auth-failures=3 auth-client-failures=10" },
 	{ "limits sizes: bytes, lower-case unit, G",
 	    "limits message-size=1536 spool-reserve=2g\n",
 	    "limits message-size=1536 recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=2G destination-concurrency=20 "
-	    "received-headers=100" },
+	    "received-headers=100 auth-failures=3 auth-client-failures=10" },
 	{ "timeouts command only", "timeouts command=30s\n",
 	    "timeouts command=30s data=10m connect=30s remote-command=5m "
 	    "remote-data=10m" },
@@ -287,12 +360,12 @@ static const struct valid_case valid_cases[] = {
 	    "limits destination-concurrency=1 received-headers=1\n",
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=1 "
-	    "received-headers=1" },
+	    "received-headers=1 auth-failures=3 auth-client-failures=10" },
 	{ "limits outbound at their maximums",
 	    "limits received-headers=1000 destination-concurrency=1000\n",
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=1000 "
-	    "received-headers=1000" },
+	    "received-headers=1000 auth-failures=3 auth-client-failures=10" },
 	/* relay-domains, route, smarthost, resolver */
 	{ "relay-domains lower-cased, repeated, deduplicated",
 	    "relay-domains Dma.ORG lists.dma.org\n"
@@ -371,6 +444,70 @@ static const struct valid_case valid_cases[] = {
 	    "/etc/hosts)" },
 	{ "log syslog verbose", "log syslog verbose\n", "log syslog verbose" },
 	{ "log stderr", "log stderr\n", "log stderr" },
+	/* tls, users, senders, the auth limits, submission roles */
+	{ "tls cert and key", "tls cert=%D/cert.pem key=%D/key.pem\n",
+	    "tls cert=%D/cert.pem key=%D/key.pem" },
+	{ "tls options in any order", "tls key=%D/key.pem cert=%D/cert.pem\n",
+	    "tls cert=%D/cert.pem key=%D/key.pem" },
+	{ "tls cert and key in one file",
+	    "tls cert=%D/cert.pem key=%D/cert.pem\n",
+	    "tls cert=%D/cert.pem key=%D/cert.pem" },
+	{ "tls second certificate (SNI)",
+	    "tls cert=%D/cert.pem key=%D/key.pem\n"
+	    "tls cert=%D/cert2.pem key=%D/key2.pem\n",
+	    "tls cert=%D/cert2.pem key=%D/key2.pem" },
+	{ "tls path with a space, quoted",
+	    "tls \"cert=%D/a b.pem\" key=%D/key.pem\n",
+	    "tls \"cert=%D/a b.pem\" key=%D/key.pem" },
+	{ "no tls printed as a comment", "hostname a.example\n",
+	    "# tls: none, STARTTLS is not offered" },
+	{ "users", "users %D/users\n", "users %D/users" },
+	{ "no users printed as a comment", "hostname a.example\n",
+	    "# users: not set, AUTH is not offered" },
+	{ "senders: addresses lower-cased and deduplicated, user as written",
+	    "senders PaulV@Canonical.org PaulV@Canonical.ORG "
+	    "@Lists.Canonical.org paulv@canonical.org\n",
+	    "senders PaulV@Canonical.org paulv@canonical.org "
+	    "@lists.canonical.org" },
+	{ "senders of a user without a domain",
+	    "senders bob bob@example.org bob+x@example.org\n",
+	    "senders bob bob@example.org bob+x@example.org" },
+	{ "senders of a second user",
+	    "senders bob bob@example.org\nsenders carol @example.net\n",
+	    "senders carol @example.net" },
+	{ "senders user of 255 octets",
+	    "senders aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaa@x a@example.org\n",
+	    "senders aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaa@x a@example.org" },
+	{ "limits auth at their minimums",
+	    "limits auth-failures=1 auth-client-failures=1\n",
+	    "limits message-size=50M recipients=1000 line-length=1000 "
+	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
+	    "received-headers=100 auth-failures=1 auth-client-failures=1" },
+	{ "limits auth at their maximums",
+	    "limits auth-client-failures=100000 auth-failures=100\n",
+	    "limits message-size=50M recipients=1000 line-length=1000 "
+	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
+	    "received-headers=100 auth-failures=100 "
+	    "auth-client-failures=100000" },
+	{ "role=submission with a tls line after it",
+	    "listen 0.0.0.0:587 role=submission\n"
+	    "tls cert=%D/cert.pem key=%D/key.pem\n",
+	    "listen 0.0.0.0:587 role=submission" },
+	{ "role=submissions with a tls line before it",
+	    "tls cert=%D/cert.pem key=%D/key.pem\n"
+	    "listen [::]:465 role=submissions\n",
+	    "listen [::]:465 role=submissions" },
+	{ "tls without a submission listener (STARTTLS on port 25)",
+	    "listen 0.0.0.0:25\ntls cert=%D/cert.pem key=%D/key.pem\n",
+	    "listen 0.0.0.0:25 role=smtp" },
 };
 
 static void
@@ -382,14 +519,16 @@ test_valid(void **state)
 	for (i = 0; i < sizeof(valid_cases) / sizeof(valid_cases[0]); i++) {
 		const struct valid_case *vc = &valid_cases[i];
 		char *path, *errs, *out = NULL;
+		char *line = expand_file(vc->line, NULL);
 		struct conf *c = load_text(vc->text, &path, &errs);
 
 		if (c != NULL)
 			out = printed(c);
-		if (c == NULL || errs[0] != '\0' || !has_line(out, vc->line))
+		if (c == NULL || errs[0] != '\0' || !has_line(out, line))
 			fail_msg("%s: want \"%s\"; stderr: %s\nprinted:\n%s",
-			    vc->what, vc->line, errs, out ? out : "-");
+			    vc->what, line, errs, out ? out : "-");
 		free(out);
+		free(line);
 		done(c, path, errs);
 	}
 }
@@ -432,15 +571,11 @@ static const struct invalid_case invalid_cases[] = {
 	    "%F:4: hostname given twice (first at line 2)\n"
 	    "%F:5: log takes stderr or syslog, then optionally verbose\n" },
 	/* keys of later versions */
-	{ "tls later", "tls cert=/a key=/b\n",
-	    "%F:1: tls is not supported by this version of tern yet\n" },
 	{ "mailbox-for later", "mailbox-for pea pipe:\"/bin/x -d pea\"\n",
 	    "%F:1: mailbox-for is not supported by this version of tern "
 	    "yet\n" },
 	{ "aliases later", "aliases /etc/aliases\n",
 	    "%F:1: aliases is not supported by this version of tern yet\n" },
-	{ "users later", "users /etc/tern/users\n",
-	    "%F:1: users is not supported by this version of tern yet\n" },
 	/* hostname, home, user */
 	{ "hostname missing", "hostname\n",
 	    "%F:1: hostname takes exactly one value\n" },
@@ -492,14 +627,26 @@ static const struct invalid_case invalid_cases[] = {
 	    "%F:1: listen: port \"\" is not a number from 1 to 65535\n" },
 	{ "listen port by name", "listen 127.0.0.1:smtp\n",
 	    "%F:1: listen: port \"smtp\" is not a number from 1 to 65535\n" },
-	{ "role=submission needs TLS",
+	{ "role=submission needs a certificate",
 	    "listen 0.0.0.0:587 role=submission\n",
-	    "%F:1: role=submission needs TLS, which this version of tern does "
-	    "not support yet\n" },
-	{ "role=submissions needs TLS",
-	    "listen 0.0.0.0:465 role=submissions\n",
-	    "%F:1: role=submissions needs TLS, which this version of tern does "
-	    "not support yet\n" },
+	    "%F:1: role=submission needs a tls certificate (tls cert=... "
+	    "key=...)\n" },
+	{ "role=submissions needs a certificate",
+	    "hostname a.example\nlisten [::]:465 role=submissions\n",
+	    "%F:2: role=submissions needs a tls certificate (tls cert=... "
+	    "key=...)\n" },
+	{ "roles checked after the whole file, at each listen line",
+	    "listen 0.0.0.0:587 role=submission\nlisten 0.0.0.0:25\n"
+	    "colour blue\nlisten 0.0.0.0:465 role=submissions\n",
+	    "%F:3: unknown key \"colour\"\n"
+	    "%F:1: role=submission needs a tls certificate (tls cert=... "
+	    "key=...)\n"
+	    "%F:4: role=submissions needs a tls certificate (tls cert=... "
+	    "key=...)\n" },
+	{ "a wrong tls line still counts for the roles",
+	    "listen 0.0.0.0:587 role=submission\ntls cert=c.pem key=k.pem\n",
+	    "%F:2: tls: cert=c.pem is not an absolute path\n"
+	    "%F:2: tls: key=k.pem is not an absolute path\n" },
 	{ "unknown role", "listen 0.0.0.0:24 role=lmtp\n",
 	    "%F:1: listen: unknown role \"lmtp\" (smtp, submission or "
 	    "submissions)\n" },
@@ -738,7 +885,22 @@ static const struct invalid_case invalid_cases[] = {
 	{ "limits unknown name", "limits foo=1\n",
 	    "%F:1: limits: unknown option \"foo\" (known: message-size, "
 	    "recipients, line-length, sessions, spool-reserve, "
-	    "destination-concurrency, received-headers)\n" },
+	    "destination-concurrency, received-headers, auth-failures, "
+	    "auth-client-failures)\n" },
+	{ "auth-failures 0", "limits auth-failures=0\n",
+	    "%F:1: limits: auth-failures=0 is below the minimum 1\n" },
+	{ "auth-failures above 100", "limits auth-failures=101\n",
+	    "%F:1: limits: auth-failures=101 is above the maximum 100\n" },
+	{ "auth-failures not a number", "limits auth-failures=3x\n",
+	    "%F:1: limits: auth-failures=3x is not a number\n" },
+	{ "auth-client-failures 0", "limits auth-client-failures=0\n",
+	    "%F:1: limits: auth-client-failures=0 is below the minimum 1\n" },
+	{ "auth-client-failures above 100000",
+	    "limits auth-client-failures=100001\n",
+	    "%F:1: limits: auth-client-failures=100001 is above the maximum "
+	    "100000\n" },
+	{ "auth-client-failures negative", "limits auth-client-failures=-1\n",
+	    "%F:1: limits: auth-client-failures=-1 is not a number\n" },
 	{ "limits name twice", "limits recipients=5 recipients=6\n",
 	    "%F:1: limits: recipients given twice\n" },
 	{ "message-size below 1K", "limits message-size=1000\n",
@@ -819,6 +981,103 @@ static const struct invalid_case invalid_cases[] = {
 	    "%F:1: log: \"file\" is not stderr or syslog\n" },
 	{ "log unknown flag", "log stderr loud\n",
 	    "%F:1: log takes stderr or syslog, then optionally verbose\n" },
+	/* tls */
+	{ "tls without anything", "tls\n",
+	    "%F:1: tls needs cert=FILE and key=FILE\n" },
+	{ "tls without key", "tls cert=%D/cert.pem\n",
+	    "%F:1: tls: key=FILE is missing\n" },
+	{ "tls without cert", "\ntls key=%D/key.pem\n",
+	    "%F:2: tls: cert=FILE is missing\n" },
+	{ "tls relative cert", "tls cert=cert.pem key=%D/key.pem\n",
+	    "%F:1: tls: cert=cert.pem is not an absolute path\n" },
+	{ "tls empty key", "tls cert=%D/cert.pem key=\n",
+	    "%F:1: tls: key= is not an absolute path\n" },
+	{ "tls cert file missing",
+	    "tls cert=%D/none.pem key=%D/key.pem\n",
+	    "%F:1: tls: cert=%D/none.pem: No such file or directory\n" },
+	{ "tls key is a directory", "tls cert=%D/cert.pem key=%D/dir\n",
+	    "%F:1: tls: key=%D/dir is not a regular file\n" },
+	{ "tls cert below a file",
+	    "tls cert=%D/cert.pem/x key=%D/key.pem\n",
+	    "%F:1: tls: cert=%D/cert.pem/x: Not a directory\n" },
+	{ "tls both files wrong, both reported",
+	    "tls cert=%D/none.pem key=k.pem\n",
+	    "%F:1: tls: cert=%D/none.pem: No such file or directory\n"
+	    "%F:1: tls: key=k.pem is not an absolute path\n" },
+	{ "tls cert given twice on a line",
+	    "tls cert=%D/cert.pem cert=%D/cert2.pem key=%D/key.pem\n",
+	    "%F:1: tls: cert given twice\n" },
+	{ "tls unknown option",
+	    "tls cert=%D/cert.pem key=%D/key.pem chain=/x\n",
+	    "%F:1: tls: unknown option \"chain\" (known: cert, key)\n" },
+	{ "tls bare path", "tls /etc/ssl/cert.pem\n",
+	    "%F:1: tls: expected name=value, not \"/etc/ssl/cert.pem\"\n" },
+	{ "tls same certificate on two lines",
+	    "tls cert=%D/cert.pem key=%D/key.pem\n# c\n"
+	    "tls cert=%D/cert.pem key=%D/key2.pem\n",
+	    "%F:3: tls: cert=%D/cert.pem given twice (first at line 1)\n" },
+	/* users */
+	{ "users missing", "users\n", "%F:1: users takes exactly one value\n" },
+	{ "users two files", "users %D/users %D/users\n",
+	    "%F:1: users takes exactly one value\n" },
+	{ "users relative", "users users.txt\n",
+	    "%F:1: users: \"users.txt\" is not an absolute path\n" },
+	{ "users file missing", "\nusers /nonexistent/tern-users\n",
+	    "%F:2: users: /nonexistent/tern-users: No such file or "
+	    "directory\n" },
+	{ "users is a directory", "users %D/dir\n",
+	    "%F:1: users: %D/dir is not a regular file\n" },
+	{ "users twice", "users %D/users\nusers %D/users\n",
+	    "%F:2: users given twice (first at line 1)\n" },
+	/* senders */
+	{ "senders without anything", "senders\n",
+	    "%F:1: senders needs a user and at least one address\n" },
+	{ "senders without address", "senders paulv\n",
+	    "%F:1: senders needs a user and at least one address\n" },
+	{ "senders user with ':'", "senders a:b a@example.org\n",
+	    "%F:1: senders: \"a:b\" is not a user name (name or "
+	    "name@domain)\n" },
+	{ "senders user without local part", "senders @example.org "
+	    "a@example.org\n",
+	    "%F:1: senders: \"@example.org\" is not a user name (name or "
+	    "name@domain)\n" },
+	{ "senders user with a bad domain", "senders p@a..b p@example.org\n",
+	    "%F:1: senders: \"p@a..b\" is not a user name (name or "
+	    "name@domain)\n" },
+	{ "senders user of 256 octets is too long",
+	    "senders aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaa@x a@example.org\n",
+	    "%F:1: senders: \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaa@x\" is not a user name (name or name@domain)\n" },
+	{ "senders address without '@'", "senders paulv paulv\n",
+	    "%F:1: senders: \"paulv\" is not an address (local@domain or "
+	    "@domain)\n" },
+	{ "senders address as written in the message",
+	    "senders paulv P@Bad..Dom\n",
+	    "%F:1: senders: \"P@Bad..Dom\" is not an address (local@domain "
+	    "or @domain)\n" },
+	{ "senders every bad address reported",
+	    "senders paulv @ ok@example.org @[192.0.2.1] \"a b@example.org\"\n",
+	    "%F:1: senders: \"@\" is not an address (local@domain or "
+	    "@domain)\n"
+	    "%F:1: senders: \"@[192.0.2.1]\" is not an address (local@domain "
+	    "or @domain)\n"
+	    "%F:1: senders: \"a b@example.org\" is not an address "
+	    "(local@domain or @domain)\n" },
+	{ "senders same user twice, any case",
+	    "senders Paulv a@example.org\n\nsenders paulv b@example.org\n",
+	    "%F:3: senders: user paulv given twice (first at line 1)\n" },
+	{ "senders repeated user noticed after a bad address",
+	    "senders bob x\nsenders bob b@example.org\n",
+	    "%F:1: senders: \"x\" is not an address (local@domain or "
+	    "@domain)\n"
+	    "%F:2: senders: user bob given twice (first at line 1)\n" },
 };
 
 static void
@@ -983,6 +1242,12 @@ test_defaults(void **state)
 	assert_int_equal(conf_relay_recipient_known(c, "any", "x.example"), 1);
 	assert_int_equal(conf_is_relay_domain(c, "localhost"), 0);
 	assert_null(conf_route_for(c, "x.example"));
+	assert_int_equal(c->ncerts, 0);
+	assert_null(c->certs);
+	assert_null(c->users_file);
+	assert_int_equal(c->nsenders, 0);
+	assert_int_equal(c->auth_failures, 3);
+	assert_int_equal(c->auth_client_failures, 10);
 	assert_int_equal(c->log_syslog, 0);
 	assert_int_equal(c->verbose, 0);
 	free(mbox);
@@ -998,7 +1263,8 @@ test_fields(void **state)
 	struct conf *c = load_text("hostname MX.example.org\nuser mailer\n"
 	    "listen [::]:25 greet-pause=5s\nlocal-domains A.example\n"
 	    "limits message-size=35M line-length=2000 spool-reserve=1G "
-	    "destination-concurrency=7 received-headers=8\n"
+	    "destination-concurrency=7 received-headers=8 auth-failures=9 "
+	    "auth-client-failures=100000\n"
 	    "timeouts command=1m data=2m connect=3s remote-command=4s "
 	    "remote-data=5s\nretry first=1s max=2s lifetime=3s warn=6s\n"
 	    "log syslog\n", &path, &errs);
@@ -1028,6 +1294,8 @@ test_fields(void **state)
 	assert_int_equal(c->timeout_remote_data_ms, 5000);
 	assert_int_equal(c->dest_concurrency, 7);
 	assert_int_equal(c->max_received, 8);
+	assert_int_equal(c->auth_failures, 9);
+	assert_int_equal(c->auth_client_failures, 100000);
 	assert_int_equal(c->log_syslog, 1);
 	assert_int_equal(c->verbose, 0);
 	done(c, path, errs);
@@ -1154,6 +1422,18 @@ assert_relay_equal(const struct conf_relay *a, const struct conf_relay *b)
 }
 
 static void
+assert_senders_equal(const struct conf_senders *a,
+    const struct conf_senders *b)
+{
+	size_t i;
+
+	assert_string_equal(a->user, b->user);
+	assert_int_equal(a->naddrs, b->naddrs);
+	for (i = 0; i < a->naddrs; i++)
+		assert_string_equal(a->addrs[i], b->addrs[i]);
+}
+
+static void
 assert_conf_equal(const struct conf *a, const struct conf *b)
 {
 	size_t i;
@@ -1226,6 +1506,17 @@ assert_conf_equal(const struct conf *a, const struct conf *b)
 	assert_int_equal(a->resolver == NULL, b->resolver == NULL);
 	if (a->resolver != NULL)
 		assert_string_equal(a->resolver, b->resolver);
+	assert_int_equal(a->ncerts, b->ncerts);
+	for (i = 0; i < a->ncerts; i++) {
+		assert_string_equal(a->certs[i].cert, b->certs[i].cert);
+		assert_string_equal(a->certs[i].key, b->certs[i].key);
+	}
+	opt_str_equal(a->users_file, b->users_file);
+	assert_int_equal(a->nsenders, b->nsenders);
+	for (i = 0; i < a->nsenders; i++)
+		assert_senders_equal(&a->senders[i], &b->senders[i]);
+	assert_int_equal(a->auth_failures, b->auth_failures);
+	assert_int_equal(a->auth_client_failures, b->auth_client_failures);
 	assert_int_equal(a->log_syslog, b->log_syslog);
 	assert_int_equal(a->verbose, b->verbose);
 }
@@ -1233,7 +1524,7 @@ assert_conf_equal(const struct conf *a, const struct conf *b)
 struct trip_case {
 	const char *what;
 	const char *text; /* NULL: embedded defaults; %R: a recipients file,
-	                   * %Q: a relay-recipients file */
+	                   * %Q: a relay-recipients file, %D: the fixtures */
 	const char *env;  /* $TERN_HOME or NULL */
 };
 
@@ -1248,7 +1539,7 @@ static const struct trip_case trip_cases[] = {
 	    "mailbox \"maildir:/var/mail box/%u/Maildir\"\n"
 	    "trusted-networks 127.0.0.0/8 ::1 192.0.2.0/24 2001:db8::/32\n"
 	    "limits message-size=1536 recipients=7 line-length=80 sessions=3 "
-	    "spool-reserve=0\n"
+	    "spool-reserve=0 auth-failures=5 auth-client-failures=20\n"
 	    "timeouts command=90s data=1d connect=2m remote-command=1h "
 	    "remote-data=1s\n"
 	    "retry first=1s max=365d lifetime=36h warn=0\nlog syslog verbose\n"
@@ -1258,7 +1549,14 @@ static const struct trip_case trip_cases[] = {
 	    "route v6.example [2001:db8::1] tls=none\n"
 	    "route v4.example 192.0.2.7:26 \"auth=/a b/c\" tls=encrypt\n"
 	    "smarthost relay.example.net:587 tls=encrypt auth=/etc/tern/x\n"
-	    "resolver [2001:db8::53]:5353\n",
+	    "resolver [2001:db8::53]:5353\n"
+	    "listen 0.0.0.0:587 role=submission\n"
+	    "listen [::]:465 role=submissions greet-pause=1s\n"
+	    "tls cert=%D/cert.pem key=%D/key.pem\n"
+	    "tls \"cert=%D/a b.pem\" key=%D/key2.pem\n"
+	    "users %D/users\n"
+	    "senders PaulV@canonical.org paulv@canonical.org @Lists.example\n"
+	    "senders bob bob@example.org\n",
 	    NULL },
 	{ "outbound forms, second set",
 	    "smarthost [192.0.2.25]\nresolver 192.0.2.53\nretry warn=90m\n"
@@ -1359,13 +1657,19 @@ test_print_source(void **state)
 	assert_true(has_line(out, "trusted-networks none"));
 	assert_true(has_line(out, "limits message-size=50M recipients=1000 "
 	    "line-length=1000 sessions=10000 spool-reserve=100M "
-	    "destination-concurrency=20 received-headers=100"));
+	    "destination-concurrency=20 received-headers=100 auth-failures=3 "
+	    "auth-client-failures=10"));
 	assert_true(has_line(out, "timeouts command=5m data=10m connect=30s "
 	    "remote-command=5m remote-data=10m"));
 	assert_true(has_line(out, "retry first=5m max=1h lifetime=5d "
 	    "warn=4h"));
 	assert_true(has_line(out, "# relay-domains: none"));
 	assert_true(has_line(out, "# smarthost: none, other domains by MX"));
+	assert_true(has_line(out, "# tls: none, STARTTLS is not offered"));
+	assert_true(has_line(out, "# users: not set, AUTH is not offered"));
+	assert_null(strstr(out, "\ntls "));
+	assert_null(strstr(out, "\nusers "));
+	assert_null(strstr(out, "\nsenders "));
 	/* nothing printed without "#" that the defaults do not have */
 	assert_null(strstr(out, "\nroute "));
 	assert_null(strstr(out, "\nsmarthost "));
@@ -1917,6 +2221,167 @@ test_resolver_stored(void **state)
 	}
 }
 
+/* ---- tls, users, senders ---------------------------------------------- */
+
+/* the certificates in file order (the first is the default), paths kept */
+static void
+test_tls_fields(void **state)
+{
+	char *path, *errs, *want;
+	struct conf *c = load_text("tls cert=%D/cert.pem key=%D/key.pem\n"
+	    "listen 127.0.0.1:587 role=submission\n"
+	    "tls key=%D/key2.pem cert=%D/cert2.pem\nusers %D/users\n", &path,
+	    &errs);
+	static const char *const want_files[][2] = {
+		{ "cert.pem", "key.pem" }, { "cert2.pem", "key2.pem" },
+	};
+	size_t i;
+
+	(void)state;
+	assert_non_null(c);
+	assert_string_equal(errs, "");
+	assert_int_equal(c->ncerts, 2);
+	for (i = 0; i < 2; i++) {
+		want = xasprintf("%s/%s", fixdir, want_files[i][0]);
+		assert_string_equal(c->certs[i].cert, want);
+		free(want);
+		want = xasprintf("%s/%s", fixdir, want_files[i][1]);
+		assert_string_equal(c->certs[i].key, want);
+		free(want);
+	}
+	want = xasprintf("%s/users", fixdir);
+	assert_string_equal(c->users_file, want);
+	free(want);
+	assert_int_equal(c->nlistens, 1);
+	assert_int_equal(c->listens[0].role, ROLE_SUBMISSION);
+	done(c, path, errs);
+}
+
+/* the senders lines as stored: user as written, addresses lower-cased,
+ * repeated addresses dropped, file order kept */
+static void
+test_senders_fields(void **state)
+{
+	char *path, *errs;
+	struct conf *c = load_text("senders PaulV@Canonical.ORG "
+	    "PaulV@Canonical.ORG @Lists.Example postmaster@canonical.org\n"
+	    "senders bob Bob@Example.org\n", &path, &errs);
+
+	(void)state;
+	assert_non_null(c);
+	assert_int_equal(c->nsenders, 2);
+	assert_string_equal(c->senders[0].user, "PaulV@Canonical.ORG");
+	assert_int_equal(c->senders[0].naddrs, 3);
+	assert_string_equal(c->senders[0].addrs[0], "paulv@canonical.org");
+	assert_string_equal(c->senders[0].addrs[1], "@lists.example");
+	assert_string_equal(c->senders[0].addrs[2], "postmaster@canonical.org");
+	assert_string_equal(c->senders[1].user, "bob");
+	assert_int_equal(c->senders[1].naddrs, 1);
+	assert_string_equal(c->senders[1].addrs[0], "bob@example.org");
+	done(c, path, errs);
+}
+
+struct sender_case {
+	const char *what;
+	const char *user;
+	const char *addr;
+	int want;
+};
+
+/*
+ * Against: local-domains canonical.org example.org; senders for
+ * "PaulV@canonical.org" and "list"; none for the other users.
+ */
+static const char sender_conf[] =
+	"local-domains Canonical.org example.org\n"
+	"senders PaulV@canonical.org paulv@canonical.org @Lists.example "
+	"postmaster@example.org\n"
+	"senders list list@lists.example\n";
+
+static const struct sender_case sender_cases[] = {
+	/* the null sender */
+	{ "null sender, user with senders", "paulv@canonical.org", "", 1 },
+	{ "null sender, user without senders", "alice", "", 1 },
+	{ "null sender, address user without senders", "a@x.example", "",
+	    1 },
+	/* a senders line */
+	{ "senders lists the address", "paulv@canonical.org",
+	    "paulv@canonical.org", 1 },
+	{ "senders: address in any case", "paulv@canonical.org",
+	    "PaulV@Canonical.ORG", 1 },
+	{ "senders: user in any case", "PAULV@canonical.org",
+	    "paulv@canonical.org", 1 },
+	{ "senders: second address", "paulv@canonical.org",
+	    "postmaster@example.org", 1 },
+	{ "senders: @domain takes any local part", "paulv@canonical.org",
+	    "anyone@lists.example", 1 },
+	{ "senders: @domain in any case", "paulv@canonical.org",
+	    "x@LISTS.Example", 1 },
+	{ "senders: @domain is not its subdomains", "paulv@canonical.org",
+	    "x@a.lists.example", 0 },
+	{ "senders: @domain is not a parent domain", "paulv@canonical.org",
+	    "x@example", 0 },
+	{ "senders: not listed", "paulv@canonical.org",
+	    "alice@canonical.org", 0 },
+	{ "senders replace the default (own domain elsewhere)", "list",
+	    "list@example.org", 0 },
+	{ "senders replace the default (own domain)", "list",
+	    "list@canonical.org", 0 },
+	{ "senders of a bare name", "list", "list@lists.example", 1 },
+	{ "senders: subaddress is another address", "paulv@canonical.org",
+	    "paulv+x@canonical.org", 0 },
+	/* default, name with '@': that address only */
+	{ "address user: its address", "bob@example.org", "bob@example.org",
+	    1 },
+	{ "address user: any case", "Bob@Example.org", "BOB@example.ORG", 1 },
+	{ "address user: other local domain", "bob@example.org",
+	    "bob@canonical.org", 0 },
+	{ "address user: other local part", "bob@example.org",
+	    "rob@example.org", 0 },
+	{ "address user: foreign domain is its own", "me@elsewhere.example",
+	    "me@elsewhere.example", 1 },
+	{ "address user: subaddress", "bob@example.org",
+	    "bob+x@example.org", 0 },
+	/* default, bare name: name@ each local domain */
+	{ "bare user: first local domain", "alice", "alice@canonical.org", 1 },
+	{ "bare user: second local domain", "alice", "alice@example.org", 1 },
+	{ "bare user: any case", "Alice", "ALICE@Canonical.ORG", 1 },
+	{ "bare user: not a local domain", "alice", "alice@elsewhere.example",
+	    0 },
+	{ "bare user: subdomain of a local domain", "alice",
+	    "alice@mail.example.org", 0 },
+	{ "bare user: other local part", "alice", "bob@example.org", 0 },
+	{ "bare user: longer local part", "alice", "alicex@example.org", 0 },
+	{ "bare user: shorter local part", "alice", "alic@example.org", 0 },
+	{ "bare user: subaddress", "alice", "alice+tag@example.org", 0 },
+	/* addresses that are no address */
+	{ "no '@'", "alice", "alice", 0 },
+	{ "no local part", "alice", "@example.org", 0 },
+	{ "no domain", "alice", "alice@", 0 },
+	{ "no local part, @domain sender", "paulv@canonical.org",
+	    "@lists.example", 0 },
+};
+
+static void
+test_sender_allowed(void **state)
+{
+	char *path, *errs;
+	struct conf *c = load_text(sender_conf, &path, &errs);
+	size_t i;
+
+	(void)state;
+	if (c == NULL)
+		fail_msg("%s", errs);
+	for (i = 0; i < sizeof(sender_cases) / sizeof(sender_cases[0]); i++) {
+		const struct sender_case *sc = &sender_cases[i];
+
+		if (conf_sender_allowed(c, sc->user, sc->addr) != sc->want)
+			fail_msg("%s: user %s sender <%s>: want %d", sc->what,
+			    sc->user, sc->addr, sc->want);
+	}
+	done(c, path, errs);
+}
+
 int
 main(void)
 {
@@ -1946,7 +2411,10 @@ main(void)
 		cmocka_unit_test_setup(test_relay_fields, setup_env),
 		cmocka_unit_test_setup(test_route_for, setup_env),
 		cmocka_unit_test_setup(test_resolver_stored, setup_env),
+		cmocka_unit_test_setup(test_tls_fields, setup_env),
+		cmocka_unit_test_setup(test_senders_fields, setup_env),
+		cmocka_unit_test_setup(test_sender_allowed, setup_env),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, fixtures_make, fixtures_remove);
 }

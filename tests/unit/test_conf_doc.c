@@ -23,7 +23,7 @@
 
 /* the keys conf.c refuses as "not supported by this version of tern yet" */
 static const char *const later_keys[] = {
-	"tls", "mailbox-for", "aliases", "users", NULL
+	"mailbox-for", "aliases", NULL
 };
 
 /* one .TP entry: the section it is in and the first word of its tag */
