@@ -38,6 +38,8 @@
 #include "dns.h"
 #include "master.h"
 #include "mta.h"
+#include "auth.h"
+#include "tls.h"
 #include "sched.h"
 #include "smtpd.h"
 #include "spool.h"
@@ -53,6 +55,7 @@ enum child_kind { CHILD_SMTPD, CHILD_QUEUE, CHILD_COUNT };
 struct child {
 	const char *name;
 	pid_t pid;
+	int handover;        /* asked to hand over: restart it at once */
 	int64_t started;     /* monotonic ms */
 	int64_t delay_ms;    /* restart delay, grows while it crashes */
 	int64_t restart_at;  /* monotonic ms, while pid is 0 */
@@ -67,7 +70,45 @@ struct master {
 	int stopping;
 	struct child child[CHILD_COUNT];
 	int64_t kill_at;     /* stopping: SIGKILL what still runs then */
+	struct tls_material tls;  /* certificates and keys, read as root */
+	struct auth_users *users; /* the users file, read as root */
+	pid_t old_smtpd[8];  /* smtpds finishing their sessions after a
+	                      * handover */
 };
+
+/* load_secrets - certificates, keys and the users file of c, read by the
+ * master (they may be readable by root only); -1 with a log line */
+static int
+load_secrets(const struct conf *c, struct tls_material *tls,
+    struct auth_users **users)
+{
+	const char **certs = xcalloc(c->ncerts + 1, sizeof(*certs));
+	const char **keys = xcalloc(c->ncerts + 1, sizeof(*keys));
+	char err[512];
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < c->ncerts; i++) {
+		certs[i] = c->certs[i].cert;
+		keys[i] = c->certs[i].key;
+	}
+	*users = NULL;
+	if (tls_material_load(tls, certs, keys, c->ncerts, err,
+	    sizeof(err)) == -1) {
+		log_err("tls: %s", err);
+		rc = -1;
+	} else if (c->users_file != NULL) {
+		*users = auth_users_load(c->users_file, err, sizeof(err));
+		if (*users == NULL) {
+			log_err("users: %s", err);
+			tls_material_free(tls);
+			rc = -1;
+		}
+	}
+	free(certs);
+	free(keys);
+	return rc;
+}
 
 /* mkdir_owned - create dir (and parents) if missing; chown it if dropping */
 static void
@@ -160,10 +201,20 @@ drop_privileges(const struct master *m)
 		panic("regained root after dropping privileges");
 }
 
+static void
+queue_drain_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	sched_drain();
+}
+
 static _Noreturn void
 queue_main(const struct conf *c)
 {
 	struct event_base *base;
+	struct event *usr1;
 
 	log_set_name("queue");
 	signal(SIGPIPE, SIG_IGN);
@@ -186,6 +237,8 @@ queue_main(const struct conf *c)
 	dns_set_self(c->hostname);
 	mta_init(c, base);
 	sched_start(c, base);
+	usr1 = evsignal_new(base, SIGUSR1, queue_drain_cb, NULL);
+	evsignal_add(usr1, NULL);
 	event_base_dispatch(base);
 	exit(0);
 }
@@ -205,6 +258,7 @@ start_child(struct master *m, enum child_kind k)
 	}
 	if (pid > 0) {
 		ch->pid = pid;
+		ch->handover = 0;
 		ch->started = util_mono_ms();
 		log_info("started %s (pid %ld)", ch->name, (long)pid);
 		return;
@@ -222,9 +276,12 @@ start_child(struct master *m, enum child_kind k)
 		for (i = 0; i < m->conf->nlistens; i++)
 			if (m->fds[i] >= 0)
 				close(m->fds[i]);
+		/* deliveries need no certificate nor password */
+		tls_material_free(&m->tls);
+		auth_users_free(m->users);
 		queue_main(m->conf);
 	}
-	smtpd_main(m->conf, m->fds, m->conf->nlistens);
+	smtpd_main(m->conf, m->fds, m->conf->nlistens, &m->tls, m->users);
 }
 
 /* child_exited - log the end of a child and plan its restart */
@@ -233,7 +290,7 @@ child_exited(struct master *m, struct child *ch, int status)
 {
 	int64_t now = util_mono_ms(), ran = now - ch->started;
 
-	if (m->stopping)
+	if (m->stopping || ch->handover)
 		log_debug("%s (pid %ld) ended", ch->name, (long)ch->pid);
 	else if (WIFSIGNALED(status))
 		log_warn("%s (pid %ld) killed by signal %d", ch->name,
@@ -244,6 +301,12 @@ child_exited(struct master *m, struct child *ch, int status)
 	ch->pid = 0;
 	if (m->stopping)
 		return;
+	if (ch->handover) {
+		/* it finished what it had: its successor starts now */
+		ch->handover = 0;
+		ch->restart_at = now;
+		return;
+	}
 	ch->delay_ms = ran < CHILD_CRASH_MS ?
 	    (ch->delay_ms ? ch->delay_ms * 2 : 1000) : 0;
 	if (ch->delay_ms > CHILD_RESTART_MAX_MS)
@@ -258,8 +321,12 @@ children_alive(const struct master *m)
 {
 	int k, n = 0;
 
+	size_t i;
+
 	for (k = 0; k < CHILD_COUNT; k++)
 		n += m->child[k].pid != 0;
+	for (i = 0; i < sizeof(m->old_smtpd) / sizeof(m->old_smtpd[0]); i++)
+		n += m->old_smtpd[i] != 0;
 	return n;
 }
 
@@ -269,10 +336,18 @@ reap(struct master *m)
 	pid_t pid;
 	int status, k;
 
+	size_t i;
+
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		for (k = 0; k < CHILD_COUNT; k++)
 			if (m->child[k].pid == pid)
 				child_exited(m, &m->child[k], status);
+		for (i = 0; i < sizeof(m->old_smtpd) / sizeof(pid); i++)
+			if (m->old_smtpd[i] == pid) {
+				log_info("the old smtpd (pid %ld) has finished "
+				    "its sessions", (long)pid);
+				m->old_smtpd[i] = 0;
+			}
 	}
 }
 
@@ -284,9 +359,14 @@ stop(struct master *m, int sig)
 	log_info("signal %d: stopping", sig);
 	m->stopping = 1;
 	m->kill_at = util_mono_ms() + STOP_GRACE_MS;
+	size_t i;
+
 	for (k = 0; k < CHILD_COUNT; k++)
 		if (m->child[k].pid != 0)
 			kill(m->child[k].pid, SIGTERM);
+	for (i = 0; i < sizeof(m->old_smtpd) / sizeof(m->old_smtpd[0]); i++)
+		if (m->old_smtpd[i] != 0)
+			kill(m->old_smtpd[i], SIGTERM);
 }
 
 /* next_wait_ms - until the next restart or kill deadline; -1: none */
@@ -313,7 +393,13 @@ static void
 timers(struct master *m)
 {
 	int64_t now = util_mono_ms();
+	size_t i;
 	int k;
+
+	for (i = 0; m->stopping && now >= m->kill_at &&
+	    i < sizeof(m->old_smtpd) / sizeof(m->old_smtpd[0]); i++)
+		if (m->old_smtpd[i] != 0)
+			kill(m->old_smtpd[i], SIGKILL);
 
 	for (k = 0; k < CHILD_COUNT; k++) {
 		struct child *ch = &m->child[k];
@@ -325,6 +411,87 @@ timers(struct master *m)
 		    now >= ch->restart_at) {
 			start_child(m, (enum child_kind)k);
 		}
+	}
+}
+
+/* listeners_same - 1 when b listens on exactly the sockets a does */
+static int
+listeners_same(const struct conf *a, const struct conf *b)
+{
+	size_t i;
+
+	if (a->nlistens != b->nlistens)
+		return 0;
+	for (i = 0; i < a->nlistens; i++)
+		if (a->listens[i].sslen != b->listens[i].sslen ||
+		    memcmp(&a->listens[i].ss, &b->listens[i].ss,
+		    a->listens[i].sslen) != 0)
+			return 0;
+	return 1;
+}
+
+/*
+ * reload - SIGHUP: read the configuration and the certificates again and
+ * hand over to new children without dropping a session: the old smtpd
+ * stops accepting and exits after its last session while the new one
+ * takes new connections on the same sockets; the queue process finishes
+ * the deliveries in flight, then its successor starts.  A configuration
+ * with errors, or one that changes what needs a restart (listeners, home,
+ * user), is refused with a log line and the running one stays.
+ */
+static void
+reload(struct master *m)
+{
+	struct conf *nc = conf_load(m->conf->file);
+	struct tls_material tls;
+	struct auth_users *users;
+	struct child *sm = &m->child[CHILD_SMTPD], *q = &m->child[CHILD_QUEUE];
+	size_t i;
+
+	if (nc == NULL) {
+		log_err("SIGHUP: the configuration has errors; keeping the "
+		    "running one");
+		return;
+	}
+	if (!listeners_same(m->conf, nc) || strcmp(m->conf->home, nc->home) ||
+	    (m->drop && strcmp(m->conf->user, nc->user))) {
+		log_err("SIGHUP: listeners, home or user changed: they need a "
+		    "restart; keeping the running configuration");
+		conf_free(nc);
+		return;
+	}
+	if (load_secrets(nc, &tls, &users) == -1) {
+		log_err("SIGHUP: keeping the running configuration");
+		conf_free(nc);
+		return;
+	}
+	/* listens[] of the old configuration are still used by m->fds only
+	 * through their index, which is the same */
+	conf_free(m->conf);
+	m->conf = nc;
+	tls_material_free(&m->tls);
+	auth_users_free(m->users);
+	m->tls = tls;
+	m->users = users;
+	log_info("SIGHUP: configuration and certificates read again");
+	for (i = 0; sm->pid != 0 && i < sizeof(m->old_smtpd) /
+	    sizeof(m->old_smtpd[0]); i++) {
+		if (m->old_smtpd[i] != 0)
+			continue;
+		m->old_smtpd[i] = sm->pid;
+		kill(sm->pid, SIGUSR1);
+		sm->pid = 0;
+	}
+	if (sm->pid != 0) {
+		/* too many handovers at once: this one ends now */
+		kill(sm->pid, SIGTERM);
+		sm->handover = 1;
+	} else {
+		start_child(m, CHILD_SMTPD);
+	}
+	if (q->pid != 0) {
+		q->handover = 1;
+		kill(q->pid, SIGUSR1);
 	}
 }
 
@@ -353,9 +520,8 @@ supervise(struct master *m, const sigset_t *set)
 			reap(m);
 		else if ((sig == SIGTERM || sig == SIGINT) && !m->stopping)
 			stop(m, sig);
-		else if (sig == SIGHUP)
-			log_warn("SIGHUP: configuration reload is not "
-			    "supported yet; restart tern to apply changes");
+		else if (sig == SIGHUP && !m->stopping)
+			reload(m);
 		else if (sig == -1 && errno != EAGAIN && errno != EINTR)
 			fatal("sigtimedwait: %s", strerror(errno));
 		reap(m);
@@ -412,6 +578,9 @@ master_serve(struct conf *c)
 	umask(077);
 	prepare_home(&m);
 	spool_recover();
+	if (load_secrets(c, &m.tls, &m.users) == -1)
+		fatal("cannot start without the certificates and users named "
+		    "in the configuration");
 
 	m.fds = xcalloc(c->nlistens ? c->nlistens : 1, sizeof(int));
 	for (i = 0; i < c->nlistens; i++) {
@@ -432,9 +601,12 @@ master_serve(struct conf *c)
 		start_child(&m, (enum child_kind)k);
 	supervise(&m, &set);
 	log_info("stopped");
-	for (i = 0; i < c->nlistens; i++)
+	for (i = 0; i < m.conf->nlistens; i++)
 		if (m.fds[i] >= 0)
 			close(m.fds[i]);
 	free(m.fds);
+	tls_material_free(&m.tls);
+	auth_users_free(m.users);
+	conf_free(m.conf);
 	return 0;
 }

@@ -7,7 +7,8 @@
 
 struct conf;
 
-/* master_serve - run tern serve in the foreground; returns an exit code */
+/* master_serve - run tern serve in the foreground; returns an exit code.
+ * It takes c over (a SIGHUP replaces it) and frees it. */
 int master_serve(struct conf *c);
 
 #endif

@@ -97,6 +97,9 @@ static struct {
 	struct event *runner;
 	struct event *rescan;
 	struct event *notice;
+	unsigned busy;        /* outbound jobs and report commits running */
+	int draining;         /* no new attempts: the process is handing over */
+	struct event *drain_ev;
 	int notice_fd;
 } sched = { .notice_fd = -1 };
 
@@ -515,6 +518,7 @@ report_done(int ok, const char *qid, void *arg)
 	struct sched_msg *m = sr->msg;
 
 	m->inflight--;
+	sched.busy--;
 	if (ok) {
 		report_mark(&m->env, &sr->r);
 		m->changed = 1;
@@ -546,6 +550,7 @@ msg_report(struct sched_msg *m, struct report *r)
 		return -1;
 	}
 	m->inflight++;
+	sched.busy++;
 	return 0;
 }
 
@@ -562,7 +567,7 @@ msg_finish(struct sched_msg *m)
 	struct report r;
 	int owed;
 
-	if (m->inflight > 0)
+	if (m->inflight > 0 || sched.draining)
 		return;
 	owed = report_due(sched.conf, &m->env, now / 1000, &r);
 	if (owed && now >= m->report_hold) {
@@ -624,6 +629,7 @@ job_done(struct mta_job *job, void *arg)
 	free(job->rcpts);
 	free(sj);
 	m->inflight--;
+	sched.busy--;
 	msg_finish(m);
 }
 
@@ -684,7 +690,7 @@ msg_attempt(struct sched_msg *m)
 	size_t i, njobs = 0;
 	struct route r;
 
-	if (m->inflight > 0)
+	if (m->inflight > 0 || sched.draining)
 		return; /* its jobs' completion reschedules it */
 	for (i = 0; i < m->env.nrcpts; i++) {
 		const struct env_rcpt *rc = &m->env.rcpts[i];
@@ -707,6 +713,7 @@ msg_attempt(struct sched_msg *m)
 	if (m->changed)
 		m->check_cur = 0;
 	m->inflight += njobs;
+	sched.busy += njobs;
 	for (i = 0; i < njobs; i++)
 		mta_submit(&jobs[i]->job);
 	free(jobs);
@@ -951,4 +958,31 @@ sched_notify(const char *qid)
 	buf_printf(&notify.pending, "%s\n", qid);
 	if (!evtimer_pending(notify.retry, NULL))
 		notify_flush();
+}
+
+static void
+drain_check_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct timeval tv = { 0, 200 * 1000 };
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (sched.busy == 0) {
+		log_info("handover done: no delivery in flight");
+		event_base_loopexit(sched.base, NULL);
+		return;
+	}
+	evtimer_add(sched.drain_ev, &tv);
+}
+
+void
+sched_drain(void)
+{
+	if (sched.draining)
+		return;
+	sched.draining = 1;
+	log_info("handing over: %u delivery job(s) finishing", sched.busy);
+	sched.drain_ev = evtimer_new(sched.base, drain_check_cb, NULL);
+	drain_check_cb(-1, 0, NULL);
 }

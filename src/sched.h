@@ -15,6 +15,13 @@ struct event_base;
 /* sched_start - load the queue and start delivering on this loop */
 void sched_start(const struct conf *c, struct event_base *base);
 
+/*
+ * sched_drain - start no new delivery or report; leave the event loop once
+ * those in flight have finished (a graceful handover to a new queue
+ * process: what was not finished is in the spool for it)
+ */
+void sched_drain(void);
+
 /* sched_notify_open - (smtpd side) prepare to send notices; -1 on error */
 int sched_notify_open(const char *home, struct event_base *base);
 /*

@@ -34,9 +34,14 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "bounce.h"
+#include "auth.h"
 #include "conf.h"
 #include "dns.h"
 #include "envelope.h"
@@ -46,6 +51,7 @@
 #include "smtp_parse.h"
 #include "smtpd.h"
 #include "spool.h"
+#include "tls.h"
 #include "util.h"
 
 /* input read ahead of processing, per session: bounds memory per client */
@@ -58,6 +64,11 @@
 #define SESSION_MAX_ERRORS 20
 /* the greeting waits at most this long for the client's name */
 #define SESSION_DNS_WAIT_MS 3000
+/* header fields are held this long to add Message-ID:/Date: at the end
+ * of the header section; a longer header gets them at its top */
+#define SESSION_HEADER_HOLD (256 * 1024)
+/* a failed AUTH is answered after this, times the session's failures */
+#define SESSION_AUTH_DELAY_MS 1000
 /* a client that does not read our last reply is dropped after this */
 #define SESSION_CLOSE_MS 10000
 
@@ -70,12 +81,15 @@ enum smtp_state {
 	SMTP_S_DATA,     /* reading DATA content */
 	SMTP_S_BDAT,     /* reading the octets of a BDAT chunk */
 	SMTP_S_CHUNKING, /* between BDAT chunks */
+	SMTP_S_AUTH,     /* an AUTH exchange: reading a SASL response line */
+	SMTP_S_HOLD,     /* a reply held back (failed AUTH), input waits */
 	SMTP_S_COMMIT,   /* waiting for the spool to make the message durable */
 	SMTP_S_CLOSING   /* last reply sent; closing when it is written */
 };
 
 static const char *const state_names[] = { "GREET", "INIT", "HELO", "MAIL",
-	"RCPT", "DATA", "BDAT", "CHUNKING", "COMMIT", "CLOSING" };
+	"RCPT", "DATA", "BDAT", "CHUNKING", "AUTH", "HOLD", "COMMIT",
+	"CLOSING" };
 
 /* what the transaction refuses at its end, if anything */
 enum txn_refusal {
@@ -93,10 +107,15 @@ struct smtp_txn {
 	struct buf out;          /* unstuffed content on its way to the spool */
 	int bdat_used;           /* BDAT started this transaction */
 	enum txn_refusal refusal;
+	int fix_headers;         /* submitted mail: add Message-ID:/Date:
+	                          * when missing, before the first flush */
+	size_t content_at;       /* where the content starts in out (after
+	                          * our Received: line) */
 };
 
 struct smtp_session {
 	const struct conf *conf;
+	const struct smtpd_env *env;
 	const struct conf_listen *listen;
 	struct event_base *base;
 	struct bufferevent *bev;
@@ -120,6 +139,15 @@ struct smtp_session {
 	int bdat_last;          /* it is the LAST one */
 	const char *bdat_error; /* reply owed after it (its octets dropped) */
 	enum smtp_state bdat_return; /* state to go back to after an error */
+	/* TLS and AUTH */
+	int tls;                /* the session is encrypted */
+	char tls_desc[128];     /* "TLSv1.3 TLS_AES_256_GCM_SHA384" */
+	char *auth_user;        /* after a successful AUTH */
+	unsigned auth_fails;    /* failed AUTH attempts in this session */
+	struct auth_sasl *sasl; /* an AUTH exchange in progress */
+	struct event *hold_ev;  /* sends held_reply */
+	char *held_reply;
+	int hold_close;         /* close after the held reply */
 };
 
 /* The one line being handled: sessions run one at a time on this loop, so a
@@ -128,6 +156,7 @@ static char line_buf[SMTP_AUTH_LINE_MAX + 1];
 static unsigned nsessions;
 
 static void session_input(struct smtp_session *s);
+static void content_flush(struct smtp_txn *t, uint64_t limit);
 static void session_free(struct smtp_session *s);
 
 unsigned
@@ -248,6 +277,11 @@ cmd_helo(struct smtp_session *s, struct smtp_cmd *cmd, int esmtp)
 	reply(s, "250-SMTPUTF8");
 	reply(s, "250-CHUNKING");
 	reply(s, "250-DSN");
+	if (s->env->tls != NULL && !s->tls)
+		reply(s, "250-STARTTLS");
+	/* AUTH only under TLS: passwords never cross the wire in clear */
+	if (s->tls && s->env->users != NULL)
+		reply(s, "250-AUTH PLAIN LOGIN");
 	reply(s, "250 HELP");
 }
 
@@ -480,6 +514,10 @@ cmd_mail(struct smtp_session *s, struct smtp_cmd *cmd)
 		reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
 		return;
 	}
+	if (s->listen->role != ROLE_SMTP && s->auth_user == NULL) {
+		reply(s, "530 5.7.0 Authentication required");
+		return;
+	}
 	err = smtp_parse_mail(cmd->arg, &pc);
 	if (err != SMTP_P_OK) {
 		path_error(s, err, "MAIL");
@@ -499,6 +537,15 @@ cmd_mail(struct smtp_session *s, struct smtp_cmd *cmd)
 	}
 	if (smtp_addr_format(&pc.addr, addr, sizeof(addr)) == -1) {
 		reply(s, "501 5.1.7 Address too long");
+		txn_free(s);
+		return;
+	}
+	if (s->auth_user != NULL &&
+	    !conf_sender_allowed(s->conf, s->auth_user, addr)) {
+		reply(s, "553 5.7.1 <%s>: Sender address rejected: not owned "
+		    "by user %s", addr, s->auth_user);
+		log_info("%s: user %s may not send as <%s>", s->addr,
+		    s->auth_user, addr);
 		txn_free(s);
 		return;
 	}
@@ -558,7 +605,8 @@ rcpt_policy(struct smtp_session *s, const struct smtp_addr *a,
 		return local_policy(s, a, user, userlen);
 	if (conf_is_relay_domain(c, a->domain))
 		return relay_policy(s, a);
-	if (conf_is_trusted(c, (const struct sockaddr *)&s->peer))
+	if (s->auth_user != NULL ||
+	    conf_is_trusted(c, (const struct sockaddr *)&s->peer))
 		return 0;
 	reply(s, "554 5.7.1 <%s@%s>: Relay access denied", a->local,
 	    a->domain);
@@ -613,7 +661,19 @@ cmd_rcpt(struct smtp_session *s, struct smtp_cmd *cmd)
 	reply(s, "250 2.1.5 Ok");
 }
 
-/* received_header - the trace line of RFC 5321 4.4, first in the content */
+/* protocol_name - RFC 3848 "with" keyword: ESMTP, ESMTPS, ESMTPSA... */
+static const char *
+protocol_name(const struct smtp_session *s)
+{
+	if (!s->esmtp)
+		return "SMTP";
+	if (s->tls)
+		return s->auth_user ? "ESMTPSA" : "ESMTPS";
+	return s->auth_user ? "ESMTPA" : "ESMTP";
+}
+
+/* received_header - the trace line of RFC 5321 4.4, first in the content;
+ * the TLS parameters in a comment, the authenticated user never */
 static void
 received_header(struct smtp_session *s, struct buf *b)
 {
@@ -622,8 +682,11 @@ received_header(struct smtp_session *s, struct buf *b)
 
 	util_rfc5322_date(util_now_ms() / 1000, date, sizeof(date));
 	buf_printf(b, "Received: from %s (%s [%s])\r\n\tby %s (tern) with "
-	    "%s id %s", s->helo, s->name, s->addr, s->conf->hostname,
-	    s->esmtp ? "ESMTP" : "SMTP", spool_tx_id(s->txn->tx));
+	    "%s", s->helo, s->name, s->addr, s->conf->hostname,
+	    protocol_name(s));
+	if (s->tls)
+		buf_printf(b, " (%s)", s->tls_desc);
+	buf_printf(b, " id %s", spool_tx_id(s->txn->tx));
 	/* the for clause only with one recipient: it must not reveal Bcc */
 	if (e->nrcpts == 1)
 		buf_printf(b, "\r\n\tfor <%s>", e->rcpts[0].addr);
@@ -644,7 +707,69 @@ content_begin(struct smtp_session *s)
 	}
 	smtp_data_init(&t->data, s->conf->line_length);
 	received_header(s, &t->out);
+	t->content_at = t->out.len;
+	/* RFC 6409 8: a submission server adds what the client left out */
+	t->fix_headers = s->auth_user != NULL || s->listen->role != ROLE_SMTP;
 	return 0;
+}
+
+/* add_headers - insert the missing Message-ID:/Date: at pos of t->out */
+static void
+add_headers(struct smtp_session *s, size_t pos)
+{
+	struct smtp_txn *t = s->txn;
+	struct buf add;
+	char date[64];
+
+	t->fix_headers = 0;
+	buf_init(&add);
+	if (!(t->data.flags & SMTP_DATA_HAS_MSGID))
+		buf_printf(&add, "Message-ID: <%s@%s>\r\n",
+		    spool_tx_id(t->tx), s->conf->hostname);
+	if (!(t->data.flags & SMTP_DATA_HAS_DATE)) {
+		util_rfc5322_date(util_now_ms() / 1000, date, sizeof(date));
+		buf_printf(&add, "Date: %s\r\n", date);
+	}
+	if (add.len > 0) {
+		buf_reserve(&t->out, add.len);
+		memmove(t->out.data + pos + add.len, t->out.data + pos,
+		    t->out.len - pos + 1);
+		memcpy(t->out.data + pos, add.data, add.len);
+		t->out.len += add.len;
+	}
+	buf_free(&add);
+}
+
+/*
+ * content_progress - after content arrived: add the submission headers as
+ * soon as the end of the header section is known (holding the content until
+ * then, up to SESSION_HEADER_HOLD), and hand full buffers to the spool
+ */
+static void
+content_progress(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+
+	if (t->fix_headers && t->data.header_end != UINT64_MAX)
+		add_headers(s, t->content_at + (size_t)t->data.header_end);
+	else if (t->fix_headers && t->out.len >= SESSION_HEADER_HOLD)
+		add_headers(s, t->content_at);
+	if (!t->fix_headers && t->out.len >= SESSION_FLUSH_AT)
+		content_flush(t, s->conf->message_size);
+}
+
+/* content_headers_last - a message that ended inside its header section
+ * gets the missing fields at its end */
+static void
+content_headers_last(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+
+	if (!t->fix_headers)
+		return;
+	if (t->out.len > t->content_at && t->out.data[t->out.len - 1] != '\n')
+		buf_puts(&t->out, "\r\n");
+	add_headers(s, t->out.len);
 }
 
 /* content_flush - hand t->out to the spool unless the message is refused */
@@ -693,6 +818,7 @@ content_end(struct smtp_session *s)
 	struct envelope *e = &t->env;
 	const char *qid;
 
+	content_headers_last(s);
 	content_flush(t, s->conf->message_size);
 	if (t->refusal == TXN_OK && (t->data.flags & SMTP_DATA_LONG_LINE))
 		t->refusal = TXN_LONG_LINE;
@@ -731,7 +857,8 @@ content_end(struct smtp_session *s)
 	envelope_set(&e->helo, s->helo);
 	envelope_set(&e->client_addr, s->addr);
 	envelope_set(&e->client_name, s->name);
-	envelope_set(&e->protocol, s->esmtp ? "ESMTP" : "SMTP");
+	envelope_set(&e->protocol, protocol_name(s));
+	envelope_set(&e->auth_user, s->auth_user);
 	e->size = spool_tx_size(t->tx);
 	log_info("%s: client=%s[%s], from=<%s>, nrcpt=%zu, size=%llu", qid,
 	    s->name, s->addr, e->sender, e->nrcpts,
@@ -832,7 +959,8 @@ bdat_chunk_done(struct smtp_session *s)
 		content_end(s);
 		return;
 	}
-	content_flush(t, s->conf->message_size);
+	if (!t->fix_headers)
+		content_flush(t, s->conf->message_size);
 	enter_state(s, SMTP_S_CHUNKING);
 	reply(s, "250 2.0.0 Ok: %llu octets received",
 	    (unsigned long long)t->data.octets);
@@ -887,6 +1015,223 @@ cmd_not_implemented(struct smtp_session *s, struct smtp_cmd *cmd)
 	reply(s, "502 5.5.1 %s not implemented", cmd->name);
 }
 
+/* TLS */
+
+static void read_cb(struct bufferevent *bev, void *arg);
+static void write_cb(struct bufferevent *bev, void *arg);
+static void event_cb(struct bufferevent *bev, short what, void *arg);
+
+/* setup_bev - callbacks, the read-ahead bound and the command timeout */
+static void
+setup_bev(struct smtp_session *s)
+{
+	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_READ_HIGH);
+	set_timeout(s, s->conf->timeout_command_ms);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+/*
+ * start_tls - put TLS under the session (RFC 3207 4.2).  Whatever the
+ * client sent after STARTTLS in plaintext is dropped unread, so it cannot
+ * be taken for commands sent under TLS (CVE-2011-0411), and the session
+ * starts over: the client must send EHLO again.
+ */
+static void
+start_tls(struct smtp_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct bufferevent *f;
+	SSL *ssl = SSL_new(s->env->tls);
+
+	evbuffer_drain(in, evbuffer_get_length(in));
+	if (ssl == NULL)
+		fatal("SSL_new failed");
+	f = bufferevent_openssl_filter_new(s->base, s->bev, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (f == NULL)
+		fatal("bufferevent_openssl_filter_new failed");
+	s->bev = f;
+	s->tls = 1;
+	setup_bev(s);
+	txn_free(s);
+	free(s->helo);
+	s->helo = xstrdup("unknown");
+	s->esmtp = 0;
+	enter_state(s, SMTP_S_INIT);
+}
+
+static void
+cmd_starttls(struct smtp_session *s, struct smtp_cmd *cmd)
+{
+	if (s->env->tls == NULL) {
+		reply(s, "502 5.5.1 STARTTLS not available");
+		return;
+	}
+	if (cmd->arg[0] != '\0') {
+		reply(s, "501 5.5.4 Syntax: STARTTLS");
+		return;
+	}
+	if (s->tls) {
+		reply(s, "503 5.5.1 Error: TLS already active");
+		return;
+	}
+	reply(s, "220 2.0.0 Ready to start TLS");
+	start_tls(s);
+}
+
+/* tls_established - the handshake is done: note what was agreed */
+static void
+tls_established(struct smtp_session *s)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+
+	if (ssl == NULL || s->tls_desc[0] != '\0')
+		return;
+	tls_describe(ssl, s->tls_desc, sizeof(s->tls_desc));
+	log_info("%s: TLS established: %s", s->addr, s->tls_desc);
+}
+
+/* AUTH (RFC 4954) */
+
+static void
+hold_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)fd;
+	(void)what;
+	reply(s, "%s", s->held_reply);
+	free(s->held_reply);
+	s->held_reply = NULL;
+	if (s->hold_close) {
+		reply(s, "421 4.7.0 %s Error: too many failed logins",
+		    s->conf->hostname);
+		close_after_reply(s);
+		return;
+	}
+	enter_state(s, SMTP_S_HELO);
+	session_input(s);
+}
+
+/* hold_reply - answer after ms, reading nothing meanwhile (slows down
+ * password guessing: each failure of a session waits longer) */
+static void
+hold_reply(struct smtp_session *s, int64_t ms, const char *text, int close)
+{
+	struct timeval tv = { .tv_sec = ms / 1000,
+		.tv_usec = (ms % 1000) * 1000 };
+
+	if (s->hold_ev == NULL)
+		s->hold_ev = evtimer_new(s->base, hold_cb, s);
+	free(s->held_reply);
+	s->held_reply = xstrdup(text);
+	s->hold_close = close;
+	enter_state(s, SMTP_S_HOLD);
+	evtimer_add(s->hold_ev, &tv);
+}
+
+static void
+auth_end(struct smtp_session *s)
+{
+	if (s->sasl != NULL) {
+		auth_sasl_clear(s->sasl);
+		free(s->sasl);
+		s->sasl = NULL;
+	}
+	if (s->state == SMTP_S_AUTH)
+		enter_state(s, SMTP_S_HELO);
+}
+
+/* auth_verdict - check the credentials the exchange gave */
+static void
+auth_verdict(struct smtp_session *s)
+{
+	const struct conf *c = s->conf;
+	char *user = util_sanitise_dup(s->sasl->user, AUTH_NAME_MAX);
+
+	if (auth_check(s->env->users, s->sasl->user, s->sasl->pass)) {
+		s->auth_user = user;
+		auth_end(s);
+		log_info("%s: authenticated as %s", s->addr, user);
+		reply(s, "235 2.7.0 Authentication successful");
+		return;
+	}
+	auth_end(s);
+	s->auth_fails++;
+	auth_limiter_fail(s->env->limiter, s->addr, util_now_ms() / 1000);
+	log_warn("%s: authentication failed for user %s (%u in this "
+	    "session)", s->addr, user, s->auth_fails);
+	free(user);
+	hold_reply(s, (int64_t)s->auth_fails * SESSION_AUTH_DELAY_MS,
+	    "535 5.7.8 Authentication credentials invalid",
+	    s->auth_fails >= c->auth_failures);
+}
+
+/* auth_step - act on what the SASL exchange says next */
+static void
+auth_step(struct smtp_session *s, enum auth_step st, const char *challenge)
+{
+	switch (st) {
+	case AUTH_STEP_CHALLENGE:
+		enter_state(s, SMTP_S_AUTH);
+		reply(s, "334 %s", challenge);
+		return;
+	case AUTH_STEP_DONE:
+		auth_verdict(s);
+		return;
+	case AUTH_STEP_BAD:
+		reply(s, "501 5.5.2 Cannot decode the response");
+		break;
+	case AUTH_STEP_CANCEL:
+		reply(s, "501 5.7.0 Authentication cancelled");
+		break;
+	case AUTH_STEP_MECH:
+		reply(s, "504 5.5.4 Unrecognized authentication mechanism");
+		break;
+	}
+	auth_end(s);
+}
+
+static void
+cmd_auth(struct smtp_session *s, struct smtp_cmd *cmd)
+{
+	const struct conf *c = s->conf;
+	const char *challenge = "";
+
+	if (s->env->users == NULL) {
+		reply(s, "502 5.5.1 AUTH not available");
+		return;
+	}
+	if (s->auth_user != NULL) {
+		reply(s, "503 5.5.1 Error: already authenticated");
+		return;
+	}
+	if (!s->tls) {
+		reply(s, "538 5.7.11 Encryption required for requested "
+		    "authentication mechanism");
+		return;
+	}
+	if (auth_limiter_count(s->env->limiter, s->addr,
+	    util_now_ms() / 1000) >= c->auth_client_failures) {
+		reply(s, "454 4.7.0 Too many failed logins from your address; "
+		    "try again later");
+		return;
+	}
+	s->sasl = xcalloc(1, sizeof(*s->sasl));
+	auth_step(s, auth_sasl_start(s->sasl, cmd->arg, &challenge),
+	    challenge);
+}
+
+/* auth_line - a SASL response line during an AUTH exchange */
+static void
+auth_line(struct smtp_session *s, const char *line)
+{
+	const char *challenge = "";
+
+	auth_step(s, auth_sasl_next(s->sasl, line, &challenge), challenge);
+}
+
 #define ST(x) (1u << (x))
 #define ST_SESSION (ST(SMTP_S_INIT) | ST(SMTP_S_HELO) | ST(SMTP_S_MAIL) | \
 	ST(SMTP_S_RCPT) | ST(SMTP_S_CHUNKING))
@@ -918,10 +1263,10 @@ static const struct verb_row {
 	{ SMTP_V_EXPN, ST_SESSION, SMTP_LINE_MAX, NULL,
 	    cmd_not_implemented },
 	{ SMTP_V_HELP, ST_SESSION, SMTP_LINE_MAX, NULL, cmd_help },
-	{ SMTP_V_STARTTLS, ST_SESSION, SMTP_LINE_MAX, NULL,
-	    cmd_not_implemented },
-	{ SMTP_V_AUTH, ST_SESSION, SMTP_AUTH_LINE_MAX, NULL,
-	    cmd_not_implemented },
+	{ SMTP_V_STARTTLS, ST(SMTP_S_INIT) | ST(SMTP_S_HELO), SMTP_LINE_MAX,
+	    "not inside a mail transaction", cmd_starttls },
+	{ SMTP_V_AUTH, ST(SMTP_S_HELO), SMTP_AUTH_LINE_MAX,
+	    "send EHLO first; not inside a mail transaction", cmd_auth },
 };
 
 static const struct verb_row *
@@ -1017,6 +1362,14 @@ command_input(struct smtp_session *s, struct evbuffer *in)
 		return;
 	}
 	line_buf[n - 2] = '\0';
+	if (s->state == SMTP_S_AUTH) {
+		if (memchr(line_buf, '\0', n - 2) != NULL ||
+		    strpbrk(line_buf, "\r\n") != NULL)
+			auth_step(s, AUTH_STEP_BAD, "");
+		else
+			auth_line(s, line_buf);
+		return;
+	}
 	handle_line(s, line_buf, n - 2);
 }
 
@@ -1033,8 +1386,7 @@ data_input(struct smtp_session *s, struct evbuffer *in)
 		used = smtp_data_feed(&t->data, v.iov_base, v.iov_len, &t->out,
 		    &done);
 		evbuffer_drain(in, used);
-		if (t->out.len >= SESSION_FLUSH_AT)
-			content_flush(t, s->conf->message_size);
+		content_progress(s);
 	}
 	if (!done)
 		return 0;
@@ -1057,8 +1409,7 @@ bdat_input(struct smtp_session *s, struct evbuffer *in)
 		if (s->bdat_error == NULL) {
 			smtp_data_chunk(&t->data, v.iov_base, n);
 			buf_append(&t->out, v.iov_base, n);
-			if (t->out.len >= SESSION_FLUSH_AT)
-				content_flush(t, s->conf->message_size);
+			content_progress(s);
 		}
 		evbuffer_drain(in, n);
 		s->bdat_left -= n;
@@ -1073,9 +1424,9 @@ bdat_input(struct smtp_session *s, struct evbuffer *in)
 static void
 session_input(struct smtp_session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-
 	for (;;) {
+		/* fetched anew: STARTTLS replaces the bufferevent */
+		struct evbuffer *in = bufferevent_get_input(s->bev);
 		size_t before = evbuffer_get_length(in);
 		enum smtp_state st = s->state;
 
@@ -1091,6 +1442,7 @@ session_input(struct smtp_session *s)
 			close_after_reply(s);
 			return;
 		case SMTP_S_COMMIT:
+		case SMTP_S_HOLD:
 		case SMTP_S_CLOSING:
 			return;
 		case SMTP_S_DATA:
@@ -1136,8 +1488,21 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	struct smtp_session *s = arg;
 
 	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		tls_established(s);
+		return;
+	}
+	if ((what & BEV_EVENT_ERROR) && s->tls) {
+		unsigned long e = bufferevent_get_openssl_error(s->bev);
+		char buf[256];
+
+		if (e != 0) {
+			ERR_error_string_n(e, buf, sizeof(buf));
+			log_info("%s: TLS error: %s", s->addr, buf);
+		}
+	}
 	if (what & BEV_EVENT_TIMEOUT && s->state != SMTP_S_CLOSING &&
-	    s->state != SMTP_S_COMMIT) {
+	    s->state != SMTP_S_COMMIT && s->state != SMTP_S_HOLD) {
 		log_info("%s: timeout in state %s", s->addr,
 		    state_names[s->state]);
 		reply(s, "421 4.4.2 %s Error: timeout exceeded",
@@ -1145,7 +1510,8 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 		close_after_reply(s);
 		return;
 	}
-	if ((what & BEV_EVENT_TIMEOUT) && s->state == SMTP_S_COMMIT) {
+	if ((what & BEV_EVENT_TIMEOUT) && (s->state == SMTP_S_COMMIT ||
+	    s->state == SMTP_S_HOLD)) {
 		bufferevent_enable(bev, EV_READ | EV_WRITE);
 		return;
 	}
@@ -1212,6 +1578,14 @@ session_free(struct smtp_session *s)
 	dns_cancel(s->dns);
 	if (s->greet_ev != NULL)
 		event_free(s->greet_ev);
+	if (s->hold_ev != NULL)
+		event_free(s->hold_ev);
+	free(s->held_reply);
+	if (s->sasl != NULL) {
+		auth_sasl_clear(s->sasl);
+		free(s->sasl);
+	}
+	free(s->auth_user);
 	bufferevent_free(s->bev);
 	free(s->helo);
 	free(s);
@@ -1250,31 +1624,49 @@ client_addr(const struct sockaddr *sa, char *out, size_t outlen)
 	}
 }
 
-void
-smtp_session_new(const struct conf *c, struct event_base *base, int fd,
-    const struct sockaddr *sa, socklen_t salen, const struct conf_listen *l)
+/* session_bev - the connection's bufferevent: plain, or TLS from the
+ * first byte on a submissions listener (RFC 8314 3.3) */
+static struct bufferevent *
+session_bev(struct smtp_session *s, int fd)
 {
+	SSL *ssl;
+
+	if (s->listen->role != ROLE_SUBMISSIONS || s->env->tls == NULL)
+		return bufferevent_socket_new(s->base, fd,
+		    BEV_OPT_CLOSE_ON_FREE);
+	ssl = SSL_new(s->env->tls);
+	if (ssl == NULL)
+		fatal("SSL_new failed");
+	s->tls = 1;
+	return bufferevent_openssl_socket_new(s->base, fd, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+}
+
+void
+smtp_session_new(const struct smtpd_env *env, struct event_base *base,
+    int fd, const struct sockaddr *sa, socklen_t salen,
+    const struct conf_listen *l)
+{
+	const struct conf *c = env->conf;
 	struct smtp_session *s;
 
 	s = xcalloc(1, sizeof(*s));
 	memcpy(&s->peer, sa, salen < sizeof(s->peer) ? salen : sizeof(s->peer));
 	s->conf = c;
+	s->env = env;
 	s->listen = l;
 	s->base = base;
 	client_addr(sa, s->addr, sizeof(s->addr));
 	snprintf(s->name, sizeof(s->name), "unknown");
 	s->helo = xstrdup("unknown");
 	s->state = SMTP_S_GREET;
-	s->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	s->bev = session_bev(s, fd);
 	if (s->bev == NULL)
-		fatal("bufferevent_socket_new failed");
+		fatal("cannot create a bufferevent");
 	nsessions++;
 	s->connected = util_mono_ms();
 	log_info("connect from %s", s->addr);
-	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_READ_HIGH);
-	set_timeout(s, c->timeout_command_ms);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	setup_bev(s);
 	if (nsessions > c->max_sessions) {
 		reply(s, "421 4.7.0 %s Error: too many sessions",
 		    c->hostname);

@@ -8,17 +8,37 @@
 
 #include <sys/socket.h>
 
+#include <openssl/ssl.h>
+
 struct conf;
 struct conf_listen;
 struct event_base;
-struct bufferevent;
+struct tls_material;
+struct auth_users;
+struct auth_limiter;
 
-/* smtpd_main - run the smtpd process: fds[i] listens for listens[i] */
-_Noreturn void smtpd_main(const struct conf *c, const int *fds, size_t nfds);
+/* what every session of the smtpd process shares */
+struct smtpd_env {
+	const struct conf *conf;
+	SSL_CTX *tls;                   /* NULL without certificates */
+	const struct auth_users *users; /* NULL without a users file */
+	struct auth_limiter *limiter;   /* failed logins per client */
+};
+
+/*
+ * smtpd_main - run the smtpd process: fds[i] listens for c->listens[i];
+ * tls (certificates read by the master, may be empty) and users (NULL
+ * without a users file) come from the master too.  SIGTERM stops it at
+ * once; SIGUSR1 makes it stop accepting and exit once its last session
+ * has ended (a graceful handover to a new smtpd after SIGHUP).
+ */
+_Noreturn void smtpd_main(const struct conf *c, const int *fds, size_t nfds,
+    const struct tls_material *tls, const struct auth_users *users);
 
 /* smtp_session_new - take over an accepted connection */
-void smtp_session_new(const struct conf *c, struct event_base *base, int fd,
-    const struct sockaddr *sa, socklen_t salen, const struct conf_listen *l);
+void smtp_session_new(const struct smtpd_env *env, struct event_base *base,
+    int fd, const struct sockaddr *sa, socklen_t salen,
+    const struct conf_listen *l);
 /* smtp_session_count - sessions currently open */
 unsigned smtp_session_count(void);
 

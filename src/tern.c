@@ -113,7 +113,7 @@ main(int argc, char **argv)
 {
 	const char *verb, *cfile = NULL;
 	struct conf *c;
-	int ch, rc;
+	int ch;
 
 	if (argc < 2) {
 		usage(stderr);
@@ -154,9 +154,7 @@ main(int argc, char **argv)
 	}
 	if (strcmp(verb, "serve") == 0) {
 		c = load(cfile);
-		rc = master_serve(c);
-		conf_free(c);
-		return rc;
+		return master_serve(c); /* it frees c */
 	}
 	fprintf(stderr, "tern: unknown verb \"%s\"\n", verb);
 	usage(stderr);
