@@ -148,6 +148,8 @@ struct smtp_session {
 	struct event *hold_ev;  /* sends held_reply */
 	char *held_reply;
 	int hold_close;         /* close after the held reply */
+	struct event *linger_ev; /* closing: waits for the last reply */
+	int64_t closing_since;
 };
 
 /* The one line being handled: sessions run one at a time on this loop, so a
@@ -1472,14 +1474,53 @@ read_cb(struct bufferevent *bev, void *arg)
 	session_input(arg);
 }
 
+/* flushed - 1 when the last reply has left, also through a STARTTLS
+ * filter's underlying connection */
+static int
+flushed(struct smtp_session *s)
+{
+	struct bufferevent *under = bufferevent_get_underlying(s->bev);
+
+	return evbuffer_get_length(bufferevent_get_output(s->bev)) == 0 &&
+	    (under == NULL ||
+	    evbuffer_get_length(bufferevent_get_output(under)) == 0);
+}
+
+static void
+linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+	struct timeval tv = { 0, 20 * 1000 };
+
+	(void)fd;
+	(void)what;
+	if (flushed(s) ||
+	    util_mono_ms() - s->closing_since > SESSION_CLOSE_MS) {
+		session_free(s);
+		return;
+	}
+	evtimer_add(s->linger_ev, &tv);
+}
+
 static void
 write_cb(struct bufferevent *bev, void *arg)
 {
 	struct smtp_session *s = arg;
 
 	(void)bev;
-	if (s->state == SMTP_S_CLOSING)
+	if (s->state != SMTP_S_CLOSING)
+		return;
+	if (flushed(s)) {
 		session_free(s);
+		return;
+	}
+	/* a TLS filter hands its records to the connection underneath,
+	 * whose writing we do not see: look again shortly */
+	if (s->linger_ev == NULL) {
+		s->linger_ev = evtimer_new(s->base, linger_cb, s);
+		s->closing_since = util_mono_ms();
+	}
+	linger_cb(-1, 0, s);
 }
 
 static void
@@ -1580,6 +1621,8 @@ session_free(struct smtp_session *s)
 		event_free(s->greet_ev);
 	if (s->hold_ev != NULL)
 		event_free(s->hold_ev);
+	if (s->linger_ev != NULL)
+		event_free(s->linger_ev);
 	free(s->held_reply);
 	if (s->sasl != NULL) {
 		auth_sasl_clear(s->sasl);
