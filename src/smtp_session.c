@@ -1375,6 +1375,32 @@ command_input(struct smtp_session *s, struct evbuffer *in)
 	handle_line(s, line_buf, n - 2);
 }
 
+/*
+ * input_chunk - the first contiguous piece of input, without copying; 0
+ * when there is none.  A TLS filter's buffer can begin with empty chains,
+ * which are skipped (evbuffer_drain counts only real octets).
+ */
+static int
+input_chunk(struct evbuffer *in, struct evbuffer_iovec *out)
+{
+	struct evbuffer_iovec v[8];
+	int n = evbuffer_peek(in, -1, NULL, v, 8), i;
+	size_t len = evbuffer_get_length(in);
+
+	for (i = 0; i < n && i < 8; i++) {
+		if (v[i].iov_len > 0) {
+			*out = v[i];
+			return 1;
+		}
+	}
+	if (len == 0)
+		return 0;
+	/* more empty chains than we looked at: make the front contiguous */
+	out->iov_len = len < 4096 ? len : 4096;
+	out->iov_base = evbuffer_pullup(in, (ssize_t)out->iov_len);
+	return out->iov_base != NULL;
+}
+
 /* data_input - feed DATA content; returns 0 when more input is needed */
 static int
 data_input(struct smtp_session *s, struct evbuffer *in)
@@ -1384,7 +1410,7 @@ data_input(struct smtp_session *s, struct evbuffer *in)
 	size_t used;
 	int done = 0;
 
-	while (!done && evbuffer_peek(in, -1, NULL, &v, 1) > 0) {
+	while (!done && input_chunk(in, &v)) {
 		used = smtp_data_feed(&t->data, v.iov_base, v.iov_len, &t->out,
 		    &done);
 		evbuffer_drain(in, used);
@@ -1404,7 +1430,7 @@ bdat_input(struct smtp_session *s, struct evbuffer *in)
 	struct evbuffer_iovec v;
 	size_t n;
 
-	while (s->bdat_left > 0 && evbuffer_peek(in, -1, NULL, &v, 1) > 0) {
+	while (s->bdat_left > 0 && input_chunk(in, &v)) {
 		n = v.iov_len;
 		if (n > s->bdat_left)
 			n = (size_t)s->bdat_left;
