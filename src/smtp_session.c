@@ -1559,7 +1559,8 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 		tls_established(s);
 		return;
 	}
-	if ((what & BEV_EVENT_ERROR) && s->tls) {
+	if ((what & BEV_EVENT_ERROR) && s->tls && s->state != SMTP_S_COMMIT &&
+	    s->state != SMTP_S_CLOSING) {
 		unsigned long e = bufferevent_get_openssl_error(s->bev);
 		char buf[256];
 
@@ -1567,6 +1568,11 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 			ERR_error_string_n(e, buf, sizeof(buf));
 			log_info("%s: TLS error: %s", s->addr, buf);
 		}
+		/* the alert OpenSSL wrote must still reach the client */
+		enter_state(s, SMTP_S_CLOSING);
+		bufferevent_disable(bev, EV_READ);
+		write_cb(bev, s);
+		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT && s->state != SMTP_S_CLOSING &&
 	    s->state != SMTP_S_COMMIT && s->state != SMTP_S_HOLD) {
