@@ -303,11 +303,15 @@ class SMTPClient:
     an enhanced status code, except the answers to EHLO and HELO (RFC 2034
     3) and the intermediate 354: reply() checks that by default."""
 
-    def __init__(self, host, port, timeout=10.0):
+    def __init__(self, host, port, timeout=10.0, source=None):
         self.host = host
         self.port = port
         self.timeout = timeout
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        # source: the local address to connect from (127.0.0.2: another
+        # client as far as the server can tell)
+        self.sock = socket.create_connection(
+            (host, port), timeout=timeout,
+            source_address=(source, 0) if source else None)
         self.buf = b""
         self.transcript = []
 
@@ -429,6 +433,22 @@ class SMTPClient:
             return True
         self.buf += chunk
         return False
+
+    def wrap_tls(self, context, server_hostname=None):
+        """Run the TLS handshake on the connection (after a 220 to
+        STARTTLS, or at once for implicit TLS); the rest of the dialogue
+        is encrypted.  Nothing the server sent in plaintext may be left
+        unread: after STARTTLS that would be a reply to a command the
+        client pipelined behind it (RFC 3207 6)."""
+        assert not self.buf, (
+            f"plaintext left before the TLS handshake: {self.buf!r}; "
+            f"{self._tail()}")
+        self.sock.settimeout(self.timeout)
+        self.sock = context.wrap_socket(self.sock,
+                                        server_hostname=server_hostname)
+        self.transcript.append(("C", f"<TLS {self.sock.version()} "
+                                f"{self.sock.cipher()[0]}>".encode()))
+        return self.sock
 
     # the usual steps
 
