@@ -336,6 +336,15 @@ auth_limiter_new(size_t slots)
 	return l;
 }
 
+void
+auth_limiter_free(struct auth_limiter *l)
+{
+	if (l == NULL)
+		return;
+	free(l->v);
+	free(l);
+}
+
 /* slot_find - addr's slot, or NULL */
 static struct limit_slot *
 slot_find(struct auth_limiter *l, const char *addr)

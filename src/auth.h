@@ -84,6 +84,8 @@ struct auth_limiter;
 /* auth_limiter_new - remember up to slots addresses (the oldest make
  * room) */
 struct auth_limiter *auth_limiter_new(size_t slots);
+/* auth_limiter_free - release a limiter */
+void auth_limiter_free(struct auth_limiter *l);
 /* auth_limiter_count - failures of addr within the hour before now */
 unsigned auth_limiter_count(struct auth_limiter *l, const char *addr,
     int64_t now);

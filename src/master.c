@@ -172,7 +172,8 @@ bind_one(const struct conf_listen *l)
 	log_info("listening on %s%s%s:%d role=%s",
 	    l->ss.ss_family == AF_INET6 ? "[" : "", l->addr,
 	    l->ss.ss_family == AF_INET6 ? "]" : "", l->port,
-	    l->role == ROLE_SMTP ? "smtp" : "submission");
+	    l->role == ROLE_SMTP ? "smtp" : l->role == ROLE_SUBMISSION ?
+	    "submission" : "submissions");
 	return fd;
 fail:
 	if (fd != -1)

@@ -188,6 +188,7 @@ test_limiter(void **state)
 	auth_limiter_fail(l, "198.51.100.7", 1004);
 	assert_int_equal(auth_limiter_count(l, "198.51.100.7", 1005), 1);
 	assert_int_equal(auth_limiter_count(l, "2001:db8::1", 1005), 1);
+	auth_limiter_free(l);
 }
 
 int
