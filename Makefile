@@ -26,8 +26,9 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 FUZZ_SRCS := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=build-fuzz/%)
-# sources with no I/O and no libevent: what fuzzers link
+# sources fuzzers link: no libevent; pure but for auth.c (libcrypt, OpenSSL)
 PURE_SRCS := src/util.c src/smtp_parse.c src/smtp_data.c src/envelope.c \
+	src/bounce.c src/auth.c \
 	src/mailbox.c
 FUZZ_SECONDS ?= 300
 FUZZ_SHORT_SECONDS ?= 30
@@ -93,7 +94,7 @@ FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -iquote src \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 build-fuzz/%: fuzz/%.c $(PURE_SRCS) $(wildcard src/*.h)
 	@mkdir -p build-fuzz
-	clang $(FUZZ_CFLAGS) -o $@ $< $(PURE_SRCS)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(PURE_SRCS) -lcrypto -lcrypt
 
 fuzz: deps $(FUZZ_BINS)
 	@sh fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
