@@ -242,6 +242,7 @@ report_queue(const struct conf *c, const struct envelope *env,
 	struct envelope renv;
 	struct spool_tx *tx;
 	struct buf orig, text;
+	char to_hdr[300];
 	int headers_only = r->kind != BOUNCE_FAILED || env->ret == DSN_RET_HDRS;
 	int rc = -1;
 
@@ -271,7 +272,14 @@ report_queue(const struct conf *c, const struct envelope *env,
 	req.content_len = orig.len;
 	req.headers_only = headers_only;
 	req.retry_until = env->arrival + c->retry_lifetime_ms / 1000;
-	req.to = r->to;
+	/* the envelope may say the bare postmaster (always local, RFC 5321
+	 * 4.5.1); a header field needs a domain */
+	if (strchr(r->to, '@') == NULL) {
+		snprintf(to_hdr, sizeof(to_hdr), "%s@%s", r->to, c->hostname);
+		req.to = to_hdr;
+	} else {
+		req.to = r->to;
+	}
 	bounce_build(&req, &text);
 	if (spool_tx_write(tx, text.data, text.len) == -1) {
 		log_err("%s: cannot write a report: %s", env->id,
