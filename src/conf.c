@@ -1394,34 +1394,89 @@ relay_auth(struct parse *p, const char *key, const char *value,
 	return 0;
 }
 
+/*
+ * relay_ca - ca=FILE into r: the CA certificates (PEM) that tls=verify
+ * trusts for this destination instead of the system's.  It must exist
+ * now; the queue process reads it at the first connection.  -1 reported.
+ */
+static int
+relay_ca(struct parse *p, const char *key, const char *value,
+    struct conf_relay *r)
+{
+	char *what;
+	int rc;
+
+	if (value[0] != '/') {
+		conf_error(p, "%s: ca=%s is not an absolute path", key, value);
+		return -1;
+	}
+	what = xasprintf("%s: ca=", key);
+	rc = file_check(p, what, value);
+	free(what);
+	if (rc == -1)
+		return -1;
+	r->ca_file = xstrdup(value);
+	return 0;
+}
+
 static const struct opt relay_opts[] = {
-	{ "tls", OPT_COUNT, 0, 0 },  /* only the names: relay_tls and */
-	{ "auth", OPT_COUNT, 0, 0 }, /* relay_auth check the values */
+	{ "tls", OPT_COUNT, 0, 0 },  /* only the names: relay_tls, */
+	{ "auth", OPT_COUNT, 0, 0 }, /* relay_auth and relay_ca check */
+	{ "ca", OPT_COUNT, 0, 0 },   /* the values */
 };
+#define RELAY_NOPTS (sizeof(relay_opts) / sizeof(relay_opts[0]))
+
+/* relay_option - one word after DEST, its name found as k (-1: none,
+ * already reported); -1 reported */
+static int
+relay_option(struct parse *p, const char *key, int k, const char *word,
+    struct conf_relay *r)
+{
+	const char *value;
+
+	if (k < 0)
+		return -1;
+	value = strchr(word, '=') + 1; /* opt_find found the '=' */
+	switch (k) {
+	case 0:
+		return relay_tls(p, key, value, r);
+	case 1:
+		return relay_auth(p, key, value, r);
+	case 2:
+		return relay_ca(p, key, value, r);
+	default:
+		return -1;
+	}
+}
 
 /* relay_options - the words after DEST; -1 when any was wrong */
 static int
 relay_options(struct parse *p, const char *key, char **av, size_t ac,
     struct conf_relay *r)
 {
-	int given[2] = { 0, 0 }, k, bad = 0;
+	int given[RELAY_NOPTS] = { 0 }, k, bad = 0;
 	size_t i;
 
 	for (i = 0; i < ac; i++) {
-		k = opt_find(p, key, relay_opts, 2, av[i]);
+		k = opt_find(p, key, relay_opts, RELAY_NOPTS, av[i]);
 		if (k != -1 && given[k]++) {
 			conf_error(p, "%s: %s given twice", key,
 			    relay_opts[k].name);
 			k = -1;
 		}
-		if ((k == 0 && relay_tls(p, key, av[i] + 4, r) == 0) ||
-		    (k == 1 && relay_auth(p, key, av[i] + 5, r) == 0))
-			continue;
-		bad = 1;
+		if (relay_option(p, key, k, av[i], r) == -1)
+			bad = 1;
 	}
 	/* the client sends a password only inside TLS */
 	if (!bad && r->auth_file != NULL && r->tls == TLS_NONE) {
 		conf_error(p, "%s: auth= needs TLS, not tls=none", key);
+		bad = 1;
+	}
+	/* only verify checks a certificate: a CA file elsewhere would be
+	 * a trust the administrator believes in and nothing enforces */
+	if (!bad && r->ca_file != NULL && r->tls != TLS_VERIFY) {
+		conf_error(p, "%s: ca= needs tls=verify, not tls=%s", key,
+		    tls_names[r->tls]);
 		bad = 1;
 	}
 	return bad ? -1 : 0;
@@ -1433,10 +1488,12 @@ relay_free(struct conf_relay *r)
 	free(r->domain);
 	free(r->host);
 	free(r->auth_file);
+	free(r->ca_file);
 	memset(r, 0, sizeof(*r));
 }
 
-/* relay_parse - "DEST [tls=...] [auth=FILE]" into r; -1 reported */
+/* relay_parse - "DEST [tls=...] [auth=FILE] [ca=FILE]" into r; -1
+ * reported */
 static int
 relay_parse(struct parse *p, const char *key, char **av, size_t ac,
     struct conf_relay *r)
@@ -2272,12 +2329,12 @@ print_relay_recipients(FILE *fp, const struct conf *c)
 	free(file);
 }
 
-/* print_relay - "KEY [DOMAIN] DEST tls=POLICY [auth=FILE]" */
+/* print_relay - "KEY [DOMAIN] DEST tls=POLICY [auth=FILE] [ca=FILE]" */
 static void
 print_relay(FILE *fp, const char *key, const struct conf_relay *r)
 {
-	const char *words[5] = { NULL };
-	char *dest, *tls, *auth = NULL;
+	const char *words[6] = { NULL };
+	char *dest, *tls, *auth = NULL, *ca = NULL;
 	size_t n = 0;
 
 	if (r->mx)
@@ -2291,10 +2348,13 @@ print_relay(FILE *fp, const char *key, const struct conf_relay *r)
 	words[n++] = tls;
 	if (r->auth_file != NULL)
 		words[n++] = auth = xasprintf("auth=%s", r->auth_file);
+	if (r->ca_file != NULL)
+		words[n++] = ca = xasprintf("ca=%s", r->ca_file);
 	print_key(fp, key, words);
 	free(dest);
 	free(tls);
 	free(auth);
+	free(ca);
 }
 
 /* print_resolver - "IP@PORT" back in the file's form, "[IPv6]:PORT" */

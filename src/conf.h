@@ -58,6 +58,8 @@ struct conf_relay {
 	int mx;           /* 1: look up MX records of host */
 	enum tls_policy tls;
 	char *auth_file;  /* "auth=FILE": one line "user:password"; NULL */
+	char *ca_file;    /* "ca=FILE" (tls=verify only): the CAs trusted
+	                   * instead of the system's; NULL */
 };
 
 /* tls cert=FILE key=FILE: one certificate for inbound TLS; the first is
@@ -129,9 +131,11 @@ struct conf {
 	char **relay_recipient_list; /* sorted, lower-case "local@domain"
 	                              * or "@domain" (whole domain) */
 	size_t nrelay_recipient_list;
-	struct conf_relay *routes;   /* route DOMAIN DEST [tls=] [auth=] */
+	struct conf_relay *routes;   /* route DOMAIN DEST [tls=] [auth=]
+	                              * [ca=] */
 	size_t nroutes;
-	struct conf_relay *smarthost; /* smarthost DEST [tls=] [auth=] */
+	struct conf_relay *smarthost; /* smarthost DEST [tls=] [auth=]
+	                               * [ca=] */
 	char *resolver;        /* resolver IP[:port]; NULL: resolv.conf */
 	int64_t timeout_connect_ms;  /* timeouts connect= */
 	int64_t timeout_remote_ms;   /* timeouts remote-command=: waiting for

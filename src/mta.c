@@ -19,6 +19,14 @@
  *   - opportunistic TLS that failed recently (plaintext for a while).
  * A destination with nothing going on is forgotten after a while.
  *
+ * TLS: one client SSL_CTX with the system's CAs for every connection; a
+ * route with tls=verify ca=FILE has that file's certificates in an
+ * X509_STORE of their own, read at the first connection that needs them
+ * and kept by path for the life of the process (SIGHUP starts a new queue
+ * process, which reads them again), set on each SSL in place of the
+ * system's.  The CA file is part of the route key, so connections with
+ * different trust are never shared.
+ *
  * done() always runs on the loop, never inside mta_submit(): a submitted
  * job only wakes its destination's run event (a zero timeout).  DNS
  * callbacks may run inside dns_resolve_targets(); they store the answer
@@ -99,16 +107,26 @@ struct mta_dest {
 	char dead_status[16];
 	char dead_error[MTA_DIAG_MAX];
 	int64_t tls_failed_until;
+	X509_STORE *ca_store;   /* of route.ca_file (owned by mta.cas), or
+	                         * NULL: the system's CAs */
 	int64_t last_used;      /* monotonic ms */
 	struct event *run_ev;
 	TAILQ_ENTRY(mta_dest) entry;
 };
 TAILQ_HEAD(mta_destq, mta_dest);
 
+/* the certificates of one ca= file */
+struct mta_ca {
+	char *path;
+	X509_STORE *store;
+	struct mta_ca *next;
+};
+
 static struct {
 	const struct conf *conf;
 	struct event_base *base;
 	SSL_CTX *ssl_ctx;
+	struct mta_ca *cas;       /* ca= files read so far (a handful) */
 	void *tree;               /* tsearch(3) of struct mta_dest by key */
 	struct mta_destq dests;
 	struct event *gc_ev;
@@ -228,6 +246,7 @@ job_reset(struct mta_job *job)
 	}
 	job->remote[0] = '\0';
 	job->tls[0] = '\0';
+	job->tls_verified = 0;
 	job->peer_dsn = 0;
 }
 
@@ -375,6 +394,99 @@ dest_fail_dns(struct mta_dest *d)
 	queue_fail_all(d, result, dsn, r->error);
 }
 
+/* CA files */
+
+/*
+ * ca_load - the certificates (PEM) of path in a new store, or NULL with
+ * the reason in err: unreadable, or not one certificate in it
+ */
+static X509_STORE *
+ca_load(const char *path, char *err, size_t errlen)
+{
+	X509_STORE *store = X509_STORE_new();
+	unsigned long e;
+	const char *why = NULL;
+	int sys = 0;
+
+	if (store == NULL)
+		fatal("mta: cannot create a certificate store");
+	ERR_clear_error();
+	if (X509_STORE_load_file(store, path) == 1)
+		return store;
+	/* an errno ("Permission denied": the file is not readable by the
+	 * tern user) says more than OpenSSL's "system lib" around it */
+	while ((e = ERR_get_error()) != 0) {
+		if (ERR_SYSTEM_ERROR(e))
+			sys = ERR_GET_REASON(e);
+		else if (why == NULL)
+			why = ERR_reason_error_string(e);
+	}
+	if (sys != 0)
+		why = strerror(sys);
+	snprintf(err, errlen, "%s", why != NULL ? why : "unreadable");
+	X509_STORE_free(store);
+	return NULL;
+}
+
+/* ca_store - the store of a ca= file, read at its first use and cached */
+static X509_STORE *
+ca_store(const char *path, char *err, size_t errlen)
+{
+	struct mta_ca *ca;
+	X509_STORE *store;
+
+	for (ca = mta.cas; ca != NULL; ca = ca->next)
+		if (strcmp(ca->path, path) == 0)
+			return ca->store;
+	/* a failure is not cached: the next attempt reads the file again,
+	 * so a fixed file is taken without a reload */
+	if ((store = ca_load(path, err, errlen)) == NULL)
+		return NULL;
+	ca = xcalloc(1, sizeof(*ca));
+	ca->path = xstrdup(path);
+	ca->store = store;
+	ca->next = mta.cas;
+	mta.cas = ca;
+	log_info("mta: CA certificates read from %s", path);
+	return store;
+}
+
+static void
+ca_free_all(void)
+{
+	struct mta_ca *ca, *next;
+
+	for (ca = mta.cas; ca != NULL; ca = next) {
+		next = ca->next;
+		X509_STORE_free(ca->store);
+		free(ca->path);
+		free(ca);
+	}
+	mta.cas = NULL;
+}
+
+/*
+ * dest_ca - d's CA store when its route has ca=; -1 when the file cannot
+ * be used: every queued job fails temporarily (TLS is required and could
+ * not be verified, 4.7.5), and the file is tried again next time
+ */
+static int
+dest_ca(struct mta_dest *d)
+{
+	char err[256], diag[MTA_DIAG_MAX];
+
+	if (d->route.ca_file == NULL || d->ca_store != NULL)
+		return 0;
+	d->ca_store = ca_store(d->route.ca_file, err, sizeof(err));
+	if (d->ca_store != NULL)
+		return 0;
+	snprintf(diag, sizeof(diag), "cannot use the CA file %s: %s",
+	    d->route.ca_file, err);
+	log_err("mta: %s: %s", d->key, diag);
+	queue_fail_all(d, 4, "4.7.5", diag);
+	return -1;
+}
+
 /* the run: hand queued jobs to sessions */
 
 /*
@@ -422,6 +534,7 @@ dest_start_session(struct mta_dest *d, struct mta_job *job)
 		.ntargets = d->ntargets,
 		.no_tls = util_mono_ms() < d->tls_failed_until,
 		.ssl_ctx = mta.ssl_ctx,
+		.ca_store = d->ca_store,
 	};
 
 	conn_add(d, mta_session_new(&p, job));
@@ -467,6 +580,8 @@ dest_run_cb(evutil_socket_t fd, short what, void *arg)
 		dest_fail_dns(d);
 		return;
 	}
+	if (dest_ca(d) == -1)
+		return;
 	if (d->targets == NULL || now >= d->targets_until) {
 		/* sessions already open keep their own copy meanwhile; the
 		 * answer (perhaps given at once) kicks the run again */
@@ -584,7 +699,8 @@ ssl_ctx_new(void)
 		fatal("mta: cannot create a TLS context");
 	if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
 		fatal("mta: cannot set the TLS minimum version");
-	/* tls=verify checks chains against the system's CAs */
+	/* tls=verify checks chains against the system's CAs (a route's
+	 * ca= store replaces them on its connections) */
 	if (SSL_CTX_set_default_verify_paths(ctx) != 1)
 		log_warn("mta: cannot load the system's CA certificates");
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
@@ -640,5 +756,7 @@ mta_shutdown(void)
 	mta.gc_ev = NULL;
 	SSL_CTX_free(mta.ssl_ctx);
 	mta.ssl_ctx = NULL;
+	/* sessions hold their own references to a store (SSL_set1_...) */
+	ca_free_all();
 	mta.base = NULL;
 }

@@ -54,6 +54,8 @@ struct mta_job {
 	char remote[MTA_REMOTE_MAX]; /* "host[ip]:port" last talked to, or
 	                              * "" when no connection was made */
 	char tls[128];            /* "TLSv1.3 TLS_AES_256_GCM_SHA384" or "" */
+	unsigned tls_verified : 1; /* tls=verify checked the peer's chain
+	                            * (system CAs or ca=) and its name */
 	unsigned peer_dsn : 1;    /* the peer took DSN parameters (RFC 3461):
 	                           * it reports success itself */
 	mta_done_cb done;

@@ -159,6 +159,7 @@ struct mta_session {
 	struct mta_dest *dest;
 	struct route route;
 	SSL_CTX *ssl_ctx;
+	X509_STORE *ca_store;    /* tls=verify: ca= instead of the system's */
 	struct dns_target *targets;
 	size_t ntargets;
 	size_t ti;               /* the current target */
@@ -169,6 +170,7 @@ struct mta_session {
 	int no_tls;              /* do not STARTTLS (opportunistic failed) */
 	int tls_active;
 	char tls_desc[128];      /* "TLSv1.3 TLS_AES_256_GCM_SHA384" */
+	int tls_verified;        /* tls=verify checked chain and name */
 	int authed;
 	enum mta_auth_step auth_step;
 	char *auth_user;
@@ -249,6 +251,14 @@ static void next_job(struct mta_session *s);
 static void send_quit(struct mta_session *s);
 
 /* ---- small helpers ----------------------------------------------------- */
+
+/* job_set_tls - the connection's TLS, as the delivery log reports it */
+static void
+job_set_tls(const struct mta_session *s, struct mta_job *job)
+{
+	snprintf(job->tls, sizeof(job->tls), "%s", s->tls_desc);
+	job->tls_verified = s->tls_verified != 0;
+}
 
 /* slog - a log line naming the job's queue id when there is one */
 static void slog(struct mta_session *s, enum log_level lvl, const char *fmt,
@@ -515,6 +525,7 @@ drop_connection(struct mta_session *s)
 	s->bev = NULL;
 	s->tls_active = 0;
 	s->tls_desc[0] = '\0';
+	s->tls_verified = 0;
 	s->authed = 0;
 }
 
@@ -777,8 +788,12 @@ tls_error(struct mta_session *s, char *out, size_t outlen)
 
 	if (e != 0)
 		ERR_error_string_n(e, err, sizeof(err));
-	if (s->route.tls == TLS_VERIFY && v != X509_V_OK)
-		snprintf(out, outlen, "certificate verification failed: %s",
+	if (s->route.tls == TLS_VERIFY && v == X509_V_ERR_HOSTNAME_MISMATCH)
+		snprintf(out, outlen, "certificate verify failed: %s (the "
+		    "certificate does not name %.100s)",
+		    X509_verify_cert_error_string(v), s->targets[s->ti].host);
+	else if (s->route.tls == TLS_VERIFY && v != X509_V_OK)
+		snprintf(out, outlen, "certificate verify failed: %s",
 		    X509_verify_cert_error_string(v));
 	else if (err[0])
 		snprintf(out, outlen, "%s", err);
@@ -820,9 +835,15 @@ tls_established(struct mta_session *s)
 	s->tls_active = 1;
 	snprintf(s->tls_desc, sizeof(s->tls_desc), "%s %s",
 	    SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+	/* SSL_VERIFY_PEER ends a handshake that fails the check; asking
+	 * again costs nothing and keeps "verified" honest */
+	s->tls_verified = s->route.tls == TLS_VERIFY &&
+	    SSL_get0_peer_certificate(ssl) != NULL &&
+	    SSL_get_verify_result(ssl) == X509_V_OK;
 	if (s->job != NULL)
-		snprintf(s->job->tls, sizeof(s->job->tls), "%s", s->tls_desc);
-	slog(s, LOG_LVL_INFO, "TLS with %s: %s", s->remote, s->tls_desc);
+		job_set_tls(s, s->job);
+	slog(s, LOG_LVL_INFO, "%sTLS with %s: %s",
+	    s->tls_verified ? "verified " : "", s->remote, s->tls_desc);
 	/* RFC 3207 4.2: forget what we knew; EHLO again */
 	memset(&s->ext, 0, sizeof(s->ext));
 	send_line(s, "EHLO %s", s->conf->hostname);
@@ -835,7 +856,7 @@ connected(struct mta_session *s)
 	if (s->job != NULL) {
 		snprintf(s->job->remote, sizeof(s->job->remote), "%s",
 		    s->remote);
-		s->job->tls[0] = '\0';
+		job_set_tls(s, s->job);
 	}
 	enter_state(s, MTA_S_GREETING);
 }
@@ -1030,7 +1051,7 @@ session_ready(struct mta_session *s)
 {
 	s->ready_once = 1;
 	if (s->job != NULL) {
-		snprintf(s->job->tls, sizeof(s->job->tls), "%s", s->tls_desc);
+		job_set_tls(s, s->job);
 		txn_start(s);
 		return;
 	}
@@ -1108,9 +1129,13 @@ tls_start(struct mta_session *s)
 	if (ssl == NULL)
 		fatal("mta: SSL_new failed");
 	if (s->route.tls == TLS_VERIFY) {
-		/* the chain against the system's CAs, the name against the
-		 * MX or relay host name (RFC 6125 via SSL_set1_host) */
+		/* the chain against the system's CAs (or the route's ca=
+		 * file's), the name against the MX or relay host name (RFC
+		 * 6125 via SSL_set1_host) */
 		SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+		if (s->ca_store != NULL &&
+		    SSL_set1_verify_cert_store(ssl, s->ca_store) != 1)
+			fatal("mta: cannot set the CA certificates");
 		SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
 		if (is_ip(host) ? X509_VERIFY_PARAM_set1_ip_asc(
 		    SSL_get0_param(ssl), host) != 1 :
@@ -1507,7 +1532,7 @@ take_job(struct mta_session *s, struct mta_job *job)
 	s->njobs++;
 	s->job_replies = 0;
 	snprintf(job->remote, sizeof(job->remote), "%s", s->remote);
-	snprintf(job->tls, sizeof(job->tls), "%s", s->tls_desc);
+	job_set_tls(s, job);
 	enter_state(s, MTA_S_READY);
 }
 
@@ -1834,6 +1859,7 @@ mta_session_new(const struct mta_session_params *p, struct mta_job *job)
 	s->dest = p->dest;
 	s->route = *p->route;
 	s->ssl_ctx = p->ssl_ctx;
+	s->ca_store = p->ca_store;
 	s->no_tls = p->no_tls;
 	s->targets = xreallocarray(NULL, p->ntargets ? p->ntargets : 1,
 	    sizeof(*s->targets));

@@ -43,6 +43,9 @@ struct mta_session_params {
 	size_t ntargets;
 	int no_tls;        /* opportunistic TLS failed here lately: skip it */
 	void *ssl_ctx;     /* SSL_CTX * for STARTTLS */
+	void *ca_store;    /* X509_STORE * of the route's ca= file, which
+	                    * tls=verify trusts instead of the system's CAs;
+	                    * NULL: the system's */
 };
 
 /*

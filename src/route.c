@@ -37,6 +37,7 @@ route_relay(struct route *out, const struct conf_relay *r, const char *via)
 	out->mx = r->mx;
 	out->tls = r->tls;
 	out->auth_file = r->auth_file;
+	out->ca_file = r->ca_file;
 	out->via = via;
 	return 0;
 }
@@ -113,9 +114,10 @@ route_for_domain(const struct conf *c, const char *domain, struct route *out)
 /*
  * route_key - "mx:DOMAIN:25", "[HOST]:PORT" or "HOST:PORT", "local" for
  * local delivery.  A TLS policy other than "may" and an auth file are
- * added (" tls=verify auth=/etc/tern/x"): a connection is reused for the
- * next message with the same key, so two routes to one host with
- * different policies or credentials must not share one.
+ * added, then a CA file (" tls=verify auth=/etc/tern/x ca=/etc/ca.pem"):
+ * a connection is reused for the next message with the same key, so two
+ * routes to one host with different policies, credentials or trust must
+ * not share one.
  */
 void
 route_key(const struct route *r, char *out, size_t outlen)
@@ -135,6 +137,8 @@ route_key(const struct route *r, char *out, size_t outlen)
 		buf_printf(&b, " tls=%s", route_tls_names[r->tls]);
 	if (r->kind != ROUTE_LOCAL && r->auth_file != NULL)
 		buf_printf(&b, " auth=%s", r->auth_file);
+	if (r->kind != ROUTE_LOCAL && r->ca_file != NULL)
+		buf_printf(&b, " ca=%s", r->ca_file);
 	snprintf(out, outlen, "%s", b.data);
 	buf_free(&b);
 }

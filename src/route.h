@@ -26,6 +26,8 @@ struct route {
 	int mx;               /* look up MX records of host (ROUTE_MX: 1) */
 	enum tls_policy tls;
 	const char *auth_file; /* credentials for AUTH, or NULL */
+	const char *ca_file;  /* tls=verify: CAs instead of the system's,
+	                       * or NULL */
 	const char *via;      /* "local", "route", "smarthost", "literal"
 	                       * or "mx" */
 };
@@ -46,8 +48,8 @@ int route_for_domain(const struct conf *c, const char *domain,
  * the same key travel in one transaction, share connections and one
  * concurrency limit ("mx:example.org:25", "[relay.example.net]:587",
  * "relay.example.net:25" for an MX-looked-up relay, "local"; a TLS policy
- * other than may and an auth file are appended: "[relay]:587 tls=verify
- * auth=/etc/tern/relay.secret").
+ * other than may, an auth file and a CA file are appended: "[relay]:587
+ * tls=verify auth=/etc/tern/relay.secret ca=/etc/tern/ca.pem").
  */
 void route_key(const struct route *r, char *out, size_t outlen);
 

@@ -295,10 +295,13 @@ rcpt_dup_of_delivered(const struct envelope *e, size_t idx)
 	return 0;
 }
 
-/* rcpt_log - one Postfix-style line per recipient attempt */
+/* rcpt_log - one Postfix-style line per recipient attempt; tls is the
+ * outcome of an attempt over SMTP ("TLSv1.3/CIPHER[/verified]" or
+ * "none"), NULL for a local one */
 static void
 rcpt_log(const struct sched_msg *m, size_t idx, const char *relay,
-    const char *dsn, const char *status, const char *why, int64_t now_ms)
+    const char *tls, const char *dsn, const char *status, const char *why,
+    int64_t now_ms)
 {
 	char *to = util_sanitise_dup(m->env.rcpts[idx].addr, 512);
 	int64_t delay = now_ms - sec_to_ms(m->env.arrival);
@@ -308,8 +311,9 @@ rcpt_log(const struct sched_msg *m, size_t idx, const char *relay,
 		delay = 0;
 	if (strcmp(status, "bounced") == 0)
 		lvl = LOG_LVL_WARN;
-	log_msg(lvl, "%s: to=<%s>, relay=%s, delay=%lld.%llds, dsn=%s, "
-	    "status=%s (%s)", m->id, to, relay, (long long)(delay / 1000),
+	log_msg(lvl, "%s: to=<%s>, relay=%s%s%s, delay=%lld.%llds, dsn=%s, "
+	    "status=%s (%s)", m->id, to, relay, tls ? ", tls=" : "",
+	    tls ? tls : "", (long long)(delay / 1000),
 	    (long long)(delay % 1000 / 100), dsn, status, why);
 	free(to);
 }
@@ -423,7 +427,7 @@ rcpt_next_try(const struct sched_msg *m, const struct env_rcpt *r,
 /* rcpt_fail - the recipient will not be delivered */
 static void
 rcpt_fail(struct sched_msg *m, size_t idx, const char *relay,
-    const char *dsn, const char *why, int64_t now_ms)
+    const char *tls, const char *dsn, const char *why, int64_t now_ms)
 {
 	struct env_rcpt *r = &m->env.rcpts[idx];
 
@@ -431,17 +435,19 @@ rcpt_fail(struct sched_msg *m, size_t idx, const char *relay,
 	envelope_set(&r->last_error, why);
 	if (r->status == NULL || r->status[0] != '5')
 		envelope_set(&r->status, dsn);
-	rcpt_log(m, idx, relay, dsn, "bounced", why, now_ms);
+	rcpt_log(m, idx, relay, tls, dsn, "bounced", why, now_ms);
 }
 
 /*
  * rcpt_outcome - record what one attempt did.  dsn is the enhanced status
  * the attempt gave (NULL: a default for its class), what the text: the
- * remote reply, our error, or for a success what was done.
+ * remote reply, our error, or for a success what was done; tls as
+ * rcpt_log() takes it.
  */
 static void
 rcpt_outcome(struct sched_msg *m, size_t idx, enum deliver_result res,
-    const char *relay, const char *dsn, const char *what, int64_t now_ms)
+    const char *relay, const char *tls, const char *dsn, const char *what,
+    int64_t now_ms)
 {
 	struct env_rcpt *r = &m->env.rcpts[idx];
 	char why[SCHED_ERR_MAX + 1], expired[SCHED_ERR_MAX + 32];
@@ -452,12 +458,12 @@ rcpt_outcome(struct sched_msg *m, size_t idx, enum deliver_result res,
 		r->state = RCPT_DELIVERED;
 		envelope_set(&r->last_error, NULL);
 		envelope_set(&r->status, dsn ? dsn : "2.0.0");
-		rcpt_log(m, idx, relay, r->status, "sent", why, now_ms);
+		rcpt_log(m, idx, relay, tls, r->status, "sent", why, now_ms);
 		return;
 	}
 	if (res == DELIVER_PERM) {
 		envelope_set(&r->status, dsn ? dsn : "5.0.0");
-		rcpt_fail(m, idx, relay, r->status, why, now_ms);
+		rcpt_fail(m, idx, relay, tls, r->status, why, now_ms);
 		return;
 	}
 	envelope_set(&r->status, dsn ? dsn : "4.0.0");
@@ -466,13 +472,13 @@ rcpt_outcome(struct sched_msg *m, size_t idx, enum deliver_result res,
 	if (msg_expired(m, now_ms)) {
 		snprintf(expired, sizeof(expired), "delivery time expired: %s",
 		    why);
-		rcpt_fail(m, idx, relay, "4.4.7", expired, now_ms);
+		rcpt_fail(m, idx, relay, tls, "4.4.7", expired, now_ms);
 		return;
 	}
 	r->state = RCPT_DEFERRED;
 	r->next_try = rcpt_next_try(m, r, now_ms);
 	envelope_set(&r->last_error, why);
-	rcpt_log(m, idx, relay, r->status, "deferred", why, now_ms);
+	rcpt_log(m, idx, relay, tls, r->status, "deferred", why, now_ms);
 }
 
 /* rcpt_attempt - try recipient idx once */
@@ -486,7 +492,7 @@ rcpt_attempt(struct sched_msg *m, size_t idx, int64_t now_ms)
 	if (rcpt_dup_of_delivered(&m->env, idx)) {
 		m->env.rcpts[idx].state = RCPT_DELIVERED;
 		m->changed = 1;
-		rcpt_log(m, idx, "local", "2.0.0", "sent",
+		rcpt_log(m, idx, "local", NULL, "2.0.0", "sent",
 		    "duplicate of a delivered recipient", now_ms);
 		return;
 	}
@@ -496,7 +502,7 @@ rcpt_attempt(struct sched_msg *m, size_t idx, int64_t now_ms)
 		snprintf(err, sizeof(err), "delivered to maildir");
 	else if (err[0] == '\0')
 		snprintf(err, sizeof(err), "unknown error");
-	rcpt_outcome(m, idx, res, relay, NULL, err, now_ms);
+	rcpt_outcome(m, idx, res, relay, NULL, NULL, err, now_ms);
 }
 
 /* one message */
@@ -601,6 +607,24 @@ msg_finish(struct sched_msg *m)
 	}
 }
 
+/* job_tls - the TLS of an outbound attempt for the log line:
+ * "TLSv1.3/TLS_AES_256_GCM_SHA384", "/verified" added when tls=verify
+ * checked the certificate, or "none" */
+static void
+job_tls(const struct mta_job *job, char *out, size_t outlen)
+{
+	char *sp;
+
+	if (job->tls[0] == '\0') {
+		snprintf(out, outlen, "none");
+		return;
+	}
+	snprintf(out, outlen, "%s%s", job->tls,
+	    job->tls_verified ? "/verified" : "");
+	if ((sp = strchr(out, ' ')) != NULL)
+		*sp = '/';
+}
+
 /* job_done - an outbound job finished: record every recipient's outcome */
 static void
 job_done(struct mta_job *job, void *arg)
@@ -609,8 +633,10 @@ job_done(struct mta_job *job, void *arg)
 	struct sched_msg *m = sj->msg;
 	int64_t now_ms = util_now_ms();
 	const char *relay = job->remote[0] ? job->remote : job->route.host;
+	char tls[sizeof(job->tls) + 16];
 	size_t i;
 
+	job_tls(job, tls, sizeof(tls));
 	for (i = 0; i < job->nrcpts; i++) {
 		const struct mta_rcpt *mr = &job->rcpts[i];
 		struct env_rcpt *r = &m->env.rcpts[mr->index];
@@ -620,7 +646,7 @@ job_done(struct mta_job *job, void *arg)
 		    res == DELIVER_OK ? "delivered" : "unknown error";
 
 		envelope_set(&r->remote, job->remote[0] ? job->remote : NULL);
-		rcpt_outcome(m, mr->index, res, relay,
+		rcpt_outcome(m, mr->index, res, relay, tls,
 		    mr->status[0] ? mr->status : NULL, what, now_ms);
 		/* a next hop that took NOTIFY= reports success itself */
 		if (res == DELIVER_OK && job->peer_dsn)

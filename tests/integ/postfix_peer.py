@@ -81,11 +81,14 @@ class PostfixInstance:
 
     Mail for the domains in `domains` is delivered by Postfix's virtual(8)
     agent into one Maildir (self.maildir), owned by `nobody`; with
-    relayhost="[127.0.0.1]:PORT" everything else goes there.  Keyword
-    arguments add or override main.cf parameters."""
+    relayhost="[127.0.0.1]:PORT" everything else goes there.  With
+    tls_cert and tls_key (PEM paths) its smtpd offers STARTTLS
+    (smtpd_tls_security_level = may), logs each TLS session and names it
+    in its Received: header.  Keyword arguments add or override main.cf
+    parameters."""
 
     def __init__(self, base, *, hostname="postfix.test", domains=(),
-                 relayhost=None, **params):
+                 relayhost=None, tls_cert=None, tls_key=None, **params):
         self.base = Path(base)
         self.conf_dir = self.base / "etc"
         self.queue_dir = self.base / "queue"
@@ -136,6 +139,17 @@ class PostfixInstance:
         self._nobody = nobody
         if relayhost:
             self.params["relayhost"] = relayhost
+        self.tls = bool(tls_cert and tls_key)
+        if self.tls:
+            self.params.update({
+                "smtpd_tls_cert_file": str(tls_cert),
+                "smtpd_tls_key_file": str(tls_key),
+                "smtpd_tls_security_level": "may",
+                # "Anonymous TLS connection established from ..." and
+                # the protocol and cipher in the Received: header
+                "smtpd_tls_loglevel": "1",
+                "smtpd_tls_received_header": "yes",
+            })
         self.params.update(params)
         self.started = False
 
@@ -153,8 +167,13 @@ class PostfixInstance:
         main = ["# written by tests/integ/postfix_peer.py"]
         main += [f"{k} = {v}" for k, v in self.params.items()]
         (self.conf_dir / "main.cf").write_text("\n".join(main) + "\n")
+        services = MASTER_CF
+        if self.tls:
+            # TLS session cache and PRNG service of smtpd's TLS
+            services += "tlsmgr    unix  -       -       n       1000?   1 " \
+                        "      tlsmgr\n"
         (self.conf_dir / "master.cf").write_text(
-            MASTER_CF + f"127.0.0.1:{self.port} inet n - n - - smtpd\n")
+            services + f"127.0.0.1:{self.port} inet n - n - - smtpd\n")
 
     def _postfix(self, *args, timeout=60):
         return subprocess.run([POSTFIX, "-c", str(self.conf_dir), *args],

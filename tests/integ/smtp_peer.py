@@ -9,7 +9,8 @@ the EHLO keywords it offers, a reply for a given command or recipient
 (for a number of times, so "451 first, 250 later" is one rule), a stall
 in the middle of DATA, a late greeting, at most N recipients per
 transaction (452), STARTTLS with a self-signed certificate made by
-`openssl req`, a broken TLS handshake, AUTH PLAIN/LOGIN.
+`openssl req` (or a certificate the test gives, tls_cert=), a broken TLS
+handshake, AUTH PLAIN/LOGIN.
 
 Why not python3-aiosmtpd (a Debian package): its handlers see the
 message after it has normalised line ends and undone dot-stuffing, and it
@@ -270,7 +271,7 @@ class _Handler(socketserver.BaseRequestHandler):
             self.conn.tls_failed = True
             raise _Closed()
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(*self_signed_cert())
+        ctx.load_cert_chain(*(peer.tls_cert or self_signed_cert()))
         try:
             self.sock = ctx.wrap_socket(self.sock, server_side=True)
         except (ssl.SSLError, OSError):
@@ -408,13 +409,16 @@ class SMTPPeer:
     def __init__(self, host="127.0.0.1", port=0, *, ehlo=DEFAULT_EHLO,
                  greet_delay=0.0, max_rcpts=None, tls=False,
                  tls_broken=False, auth=None, auth_needs_tls=True,
-                 size_limit=None):
+                 size_limit=None, tls_cert=None):
         self.host = host
         self.want_port = port
         self.ehlo = list(ehlo)
         self.greet_delay = greet_delay
         self.max_rcpts = max_rcpts
-        self.tls = tls or tls_broken
+        # tls_cert: (cert, key) PEM paths for STARTTLS (it implies tls);
+        # None: the self-signed certificate
+        self.tls_cert = tuple(str(p) for p in tls_cert) if tls_cert else None
+        self.tls = tls or tls_broken or bool(tls_cert)
         self.tls_broken = tls_broken
         self.auth = dict(auth or {})
         self.auth_needs_tls = auth_needs_tls
@@ -427,7 +431,7 @@ class SMTPPeer:
         self._stopping = threading.Event()
         self._server = None
         self._thread = None
-        if tls:
+        if tls and not tls_cert:
             self_signed_cert()
 
     # ---- scripting

@@ -8,7 +8,7 @@
  *
  * In the table texts "%F" stands for the configuration file's name and
  * "%D" for a directory of fixture files made for the run (fixture_names):
- * tls and users must name files that exist.
+ * tls, users and ca= must name files that exist.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -409,6 +409,15 @@ static const struct valid_case valid_cases[] = {
 	{ "route auth path with a space",
 	    "route dma.org [mx.dma.org] \"auth=/etc/a b\"\n",
 	    "route dma.org [mx.dma.org]:25 tls=may \"auth=/etc/a b\"" },
+	{ "route tls=verify with a CA file",
+	    "route dma.org [mx.dma.org] tls=verify ca=%D/cert.pem\n",
+	    "route dma.org [mx.dma.org]:25 tls=verify ca=%D/cert.pem" },
+	{ "route ca, auth and tls in any order",
+	    "route dma.org [mx.dma.org] ca=%D/cert.pem auth=/s tls=verify\n",
+	    "route dma.org [mx.dma.org]:25 tls=verify auth=/s ca=%D/cert.pem" },
+	{ "route CA path with a space",
+	    "route dma.org [mx.dma.org] tls=verify \"ca=%D/a b.pem\"\n",
+	    "route dma.org [mx.dma.org]:25 tls=verify \"ca=%D/a b.pem\"" },
 	{ "route for a relay domain",
 	    "relay-domains dma.org\nroute dma.org [dmapub.dma.org]:25\n",
 	    "route dma.org [dmapub.dma.org]:25 tls=may" },
@@ -423,6 +432,9 @@ static const struct valid_case valid_cases[] = {
 	    "tls=verify\n",
 	    "smarthost [relay.example.net]:587 tls=verify "
 	    "auth=/etc/tern/relay.secret" },
+	{ "smarthost with a CA file",
+	    "smarthost relay.example.net:587 tls=verify ca=%D/cert2.pem\n",
+	    "smarthost relay.example.net:587 tls=verify ca=%D/cert2.pem" },
 	{ "smarthost host looks up MX", "smarthost Relay.Example.NET\n",
 	    "smarthost relay.example.net:25 tls=may" },
 	{ "smarthost [IPv6]:port", "smarthost [2001:db8::25]:2525\n",
@@ -793,7 +805,31 @@ static const struct invalid_case invalid_cases[] = {
 	    "route d.example [x.example] auth=/s tls=none\n",
 	    "%F:1: route: auth= needs TLS, not tls=none\n" },
 	{ "route unknown option", "route d.example [x.example] port=25\n",
-	    "%F:1: route: unknown option \"port\" (known: tls, auth)\n" },
+	    "%F:1: route: unknown option \"port\" (known: tls, auth, ca)\n" },
+	{ "route ca without tls= (may)",
+	    "route d.example [x.example] ca=%D/cert.pem\n",
+	    "%F:1: route: ca= needs tls=verify, not tls=may\n" },
+	{ "route ca with tls=encrypt (nothing would check it)",
+	    "route d.example [x.example] tls=encrypt ca=%D/cert.pem\n",
+	    "%F:1: route: ca= needs tls=verify, not tls=encrypt\n" },
+	{ "route ca with tls=none",
+	    "route d.example [x.example] ca=%D/cert.pem tls=none\n",
+	    "%F:1: route: ca= needs tls=verify, not tls=none\n" },
+	{ "route relative ca",
+	    "route d.example [x.example] tls=verify ca=ca.pem\n",
+	    "%F:1: route: ca=ca.pem is not an absolute path\n" },
+	{ "route empty ca", "route d.example [x.example] tls=verify ca=\n",
+	    "%F:1: route: ca= is not an absolute path\n" },
+	{ "route ca file missing",
+	    "route d.example [x.example] tls=verify ca=%D/none.pem\n",
+	    "%F:1: route: ca=%D/none.pem: No such file or directory\n" },
+	{ "route ca is a directory",
+	    "route d.example [x.example] tls=verify ca=%D/dir\n",
+	    "%F:1: route: ca=%D/dir is not a regular file\n" },
+	{ "route ca twice",
+	    "route d.example [x.example] tls=verify ca=%D/cert.pem "
+	    "ca=%D/cert2.pem\n",
+	    "%F:1: route: ca given twice\n" },
 	{ "route bare word option", "route d.example [x.example] verify\n",
 	    "%F:1: route: expected name=value, not \"verify\"\n" },
 	{ "route every option error at once",
@@ -827,6 +863,13 @@ static const struct invalid_case invalid_cases[] = {
 	{ "smarthost auth without TLS",
 	    "smarthost [x.example] tls=none auth=/s\n",
 	    "%F:1: smarthost: auth= needs TLS, not tls=none\n" },
+	{ "smarthost ca without tls=verify",
+	    "smarthost [x.example] ca=%D/cert.pem\n",
+	    "%F:1: smarthost: ca= needs tls=verify, not tls=may\n" },
+	{ "smarthost ca file missing",
+	    "smarthost [x.example] tls=verify ca=/nonexistent/ca.pem\n",
+	    "%F:1: smarthost: ca=/nonexistent/ca.pem: No such file or "
+	    "directory\n" },
 	/* resolver */
 	{ "resolver missing", "resolver\n",
 	    "%F:1: resolver takes exactly one value\n" },
@@ -1544,7 +1587,8 @@ static const struct trip_case trip_cases[] = {
 	    "remote-data=1s\n"
 	    "retry first=1s max=365d lifetime=36h warn=0\nlog syslog verbose\n"
 	    "relay-domains Dma.org lists.dma.org\nrelay-recipients file:%Q\n"
-	    "route dma.org [dmapub.dma.org]:2525 tls=verify auth=/etc/t/s\n"
+	    "route dma.org [dmapub.dma.org]:2525 tls=verify auth=/etc/t/s "
+	    "ca=%D/cert.pem\n"
 	    "route lists.dma.org lists.example\n"
 	    "route v6.example [2001:db8::1] tls=none\n"
 	    "route v4.example 192.0.2.7:26 \"auth=/a b/c\" tls=encrypt\n"

@@ -19,6 +19,10 @@
 #include "route.h"
 #include "util.h"
 
+/* "%C" in a configuration or a key: a CA file made for the run (ca=
+ * must name a file that exists) */
+static char ca_path[] = "/tmp/tern-test-route-ca-XXXXXX";
+
 /* the configurations the rows use */
 enum { CONF_ROUTES, CONF_SMART, CONF_BARE, NCONF };
 
@@ -31,7 +35,8 @@ static const char *const conf_texts[NCONF] = {
 	    "route b.example relay.b.example:587 tls=verify "
 	    "auth=/etc/tern/b.secret\n"
 	    "route v6.example [2001:db8::25]\n"
-	    "route v4.example 198.51.100.25\n",
+	    "route v4.example 198.51.100.25\n"
+	    "route c.example [relay.c.example] tls=verify ca=%C\n",
 	[CONF_SMART] =
 	    "hostname relay.canonical.org\n"
 	    "local-domains canonical.org\n"
@@ -43,20 +48,43 @@ static const char *const conf_texts[NCONF] = {
 
 static struct conf *confs[NCONF];
 
+/* expand_ca - text with every "%C" replaced by ca_path (a new string) */
+static char *
+expand_ca(const char *text)
+{
+	struct buf b;
+	const char *p;
+
+	buf_init(&b);
+	while ((p = strstr(text, "%C")) != NULL) {
+		buf_append(&b, text, (size_t)(p - text));
+		buf_puts(&b, ca_path);
+		text = p + 2;
+	}
+	buf_puts(&b, text);
+	return b.data;
+}
+
 static int
 setup(void **state)
 {
 	char tmpl[] = "/tmp/tern-test-route-XXXXXX";
+	char *text;
 	size_t i;
 	int fd;
 
 	(void)state;
 	unsetenv("TERN_HOME");
+	fd = mkstemp(ca_path);
+	assert_true(fd >= 0);
+	close(fd);
 	for (i = 0; i < NCONF; i++) {
 		strcpy(tmpl, "/tmp/tern-test-route-XXXXXX");
 		fd = mkstemp(tmpl);
 		assert_true(fd >= 0);
-		dprintf(fd, "%s", conf_texts[i]);
+		text = expand_ca(conf_texts[i]);
+		dprintf(fd, "%s", text);
+		free(text);
 		close(fd);
 		confs[i] = conf_load(tmpl);
 		unlink(tmpl);
@@ -74,6 +102,7 @@ teardown(void **state)
 	(void)state;
 	for (i = 0; i < NCONF; i++)
 		conf_free(confs[i]);
+	unlink(ca_path);
 	return 0;
 }
 
@@ -116,6 +145,10 @@ static const struct route_case route_cases[] = {
 	{ "route by MX with auth", CONF_ROUTES, "b.example", 0, ROUTE_RELAY,
 	    "relay.b.example", 587, 1, TLS_VERIFY, "/etc/tern/b.secret",
 	    "route", "relay.b.example:587 tls=verify auth=/etc/tern/b.secret" },
+	{ "route with a CA file: its own key (trust is not shared)",
+	    CONF_ROUTES, "c.example", 0, ROUTE_RELAY, "relay.c.example", 25, 0,
+	    TLS_VERIFY, NULL, "route", "[relay.c.example]:25 tls=verify "
+	    "ca=%C" },
 	{ "route to IPv6", CONF_ROUTES, "v6.example", 0, ROUTE_RELAY,
 	    "2001:db8::25", 25, 0, TLS_MAY, NULL, "route",
 	    "[2001:db8::25]:25" },
@@ -168,7 +201,7 @@ static void
 check_route(const struct route_case *rc)
 {
 	struct route r;
-	char key[512];
+	char key[512], *want;
 	int rc_got = route_for_domain(confs[rc->conf], rc->domain, &r);
 
 	if (rc_got != rc->rc)
@@ -176,12 +209,14 @@ check_route(const struct route_case *rc)
 	if (rc->rc != 0)
 		return;
 	route_key(&r, key, sizeof(key));
+	want = expand_ca(rc->key);
 	if (r.kind != rc->kind || strcmp(r.host, rc->host) != 0 ||
 	    r.port != rc->port || r.mx != rc->mx || r.tls != rc->tls ||
-	    strcmp(r.via, rc->via) != 0 || strcmp(key, rc->key) != 0)
+	    strcmp(r.via, rc->via) != 0 || strcmp(key, want) != 0)
 		fail_msg("%s: got kind %d host \"%s\" port %d mx %d tls %d "
 		    "via %s key \"%s\"", rc->what, r.kind, r.host, r.port,
 		    r.mx, r.tls, r.via, key);
+	free(want);
 	if (rc->auth == NULL ? r.auth_file != NULL
 			     : r.auth_file == NULL ||
 			       strcmp(r.auth_file, rc->auth) != 0)
