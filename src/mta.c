@@ -68,7 +68,7 @@
 /* how often unused destinations are looked for */
 #define MTA_GC_MS (60 * 1000)
 /* longest route key (it may name an auth file) */
-#define MTA_KEY_MAX 1024
+#define MTA_KEY_MAX ROUTE_KEY_MAX
 
 struct mta_task {
 	struct mta_job *job;

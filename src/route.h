@@ -43,6 +43,10 @@ struct route {
 int route_for_domain(const struct conf *c, const char *domain,
     struct route *out);
 
+/* route_key's output fits in this: a host, a port, a policy and two paths
+ * (auth= and ca=), so that two destinations never share a truncated key */
+#define ROUTE_KEY_MAX (SMTP_DOMAIN_MAX + 2 * 4096 + 64)
+
 /*
  * route_key - the destination a route names, as a string: recipients with
  * the same key travel in one transaction, share connections and one

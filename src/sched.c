@@ -470,9 +470,15 @@ rcpt_outcome(struct sched_msg *m, size_t idx, enum deliver_result res,
 	if (r->tries < UINT_MAX)
 		r->tries++;
 	if (msg_expired(m, now_ms)) {
+		/* the report keeps the last reply and its status, so a reader
+		 * sees the remote's words (smtp; 451 ...); the log line says
+		 * why the trying stopped */
+		r->state = RCPT_FAILED;
+		envelope_set(&r->last_error, why);
 		snprintf(expired, sizeof(expired), "delivery time expired: %s",
 		    why);
-		rcpt_fail(m, idx, relay, tls, "4.4.7", expired, now_ms);
+		rcpt_log(m, idx, relay, tls, r->status, "bounced", expired,
+		    now_ms);
 		return;
 	}
 	r->state = RCPT_DEFERRED;
@@ -664,7 +670,7 @@ static struct sched_job *
 job_for(struct sched_msg *m, struct sched_job ***jobs, size_t *njobs,
     const struct route *r)
 {
-	char key[SMTP_DOMAIN_MAX + 64], other[SMTP_DOMAIN_MAX + 64];
+	char key[ROUTE_KEY_MAX], other[ROUTE_KEY_MAX];
 	struct sched_job *sj;
 	size_t i;
 
