@@ -255,18 +255,6 @@ clean(const char *s)
 	return d;
 }
 
-/* has_8bit - 1 when an octet of s[0..len) is >= 0x80 */
-static int
-has_8bit(const char *s, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		if ((unsigned char)s[i] >= 0x80)
-			return 1;
-	return 0;
-}
-
 /*
  * find_break - where to end the line holding s[start..len) after col
  * octets already on it: len when the rest fits in width; else at the last
@@ -442,7 +430,7 @@ put_addr(struct buf *out, const char *name, const char *addr)
 {
 	char *a = clean(addr), *v, *x;
 
-	if (!has_8bit(a, strlen(a))) {
+	if (!util_has_8bit(a, strlen(a))) {
 		v = xasprintf("rfc822; %s", a);
 	} else {
 		x = utf8_xtext(a, 0);
@@ -785,7 +773,7 @@ put_text_part(struct bounce_ctx *x, struct buf *out)
 		    "Your message is attached below." :
 		    "The header of your message is attached below.");
 	}
-	if (has_8bit(t.data, t.len)) {
+	if (util_has_8bit(t.data, t.len)) {
 		part_start(x, out, "Notification",
 		    "text/plain; charset=utf-8");
 		put_field(out, "Content-Transfer-Encoding", "8bit");
@@ -880,7 +868,7 @@ put_original(struct bounce_ctx *x, struct buf *out)
 		part_start(x, out, "Undelivered Message", "message/rfc822");
 	else
 		part_start(x, out, "Message Headers", "text/rfc822-headers");
-	if (has_8bit(m, len))
+	if (util_has_8bit(m, len))
 		put_field(out, "Content-Transfer-Encoding", "8bit");
 	buf_puts(out, "\r\n");
 	buf_append(out, m, len);

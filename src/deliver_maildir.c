@@ -312,24 +312,6 @@ find_earlier(const char *path, const char *name, int check_cur, char *err,
 	return check_cur ? find_in_cur(path, name, err, errlen) : 0;
 }
 
-/* write_all - write n bytes, retrying short writes and EINTR */
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	ssize_t w;
-
-	while (n > 0) {
-		w = write(fd, p, n);
-		if (w == -1 && errno == EINTR)
-			continue;
-		if (w == -1)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /*
  * crlf_to_lf - copy n bytes from in to out turning CRLF into LF; a CR at
  * the end of in is held back in *pending_cr until the next call shows
@@ -390,7 +372,7 @@ write_headers(int fd, const struct deliver_req *req)
 	    MAILDIR_HEADER_VALUE_MAX);
 	buf_init(&b);
 	buf_printf(&b, "Return-Path: <%s>\nDelivered-To: %s\n", rp, dt);
-	r = write_all(fd, b.data, b.len);
+	r = util_write_all(fd, b.data, b.len);
 	buf_free(&b);
 	free(rp);
 	free(dt);
@@ -417,7 +399,7 @@ copy_content(int in, int out, const char *inpath, const char *outpath,
 			goto out;
 		}
 		o = crlf_to_lf(ibuf, (size_t)n, obuf, &pending);
-		if (write_all(out, obuf, o) == -1) {
+		if (util_write_all(out, obuf, o) == -1) {
 			set_err(err, errlen, "cannot write", outpath);
 			goto out;
 		}

@@ -181,17 +181,6 @@ report_free(struct report *r)
 	r->nrcpts = 0;
 }
 
-static int
-has_8bit(const char *p, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if ((unsigned char)p[i] >= 0x80)
-			return 1;
-	return 0;
-}
-
 /* read_original - the message to return: all of it up to max, else (or
  * when *headers_only) its header section; *headers_only tells which */
 static int
@@ -296,7 +285,7 @@ report_queue(const struct conf *c, const struct envelope *env,
 	envelope_set(&renv.protocol, "local");
 	envelope_add_rcpt(&renv, r->to);
 	/* an 8-bit original travels inside the report as it is */
-	renv.body_8bit = has_8bit(text.data, text.len);
+	renv.body_8bit = util_has_8bit(text.data, text.len);
 	renv.smtputf8 = env->smtputf8;
 	log_info("%s: %s report %s for %zu recipient(s) to <%s>", env->id,
 	    r->kind == BOUNCE_FAILED ? "failure" :

@@ -57,18 +57,6 @@ ascii_lower(unsigned char c)
 	return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
 }
 
-/* has_8bit - written as an OR over the run so the compiler vectorises it */
-static int
-has_8bit(const unsigned char *p, size_t n)
-{
-	unsigned char acc = 0;
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		acc |= p[i];
-	return (acc & 0x80) != 0;
-}
-
 /* acct_bare_cr - a CR not followed by LF; a CR ending p is decided later */
 static void
 acct_bare_cr(struct smtp_data *d, const unsigned char *p, size_t n, int prev_cr)
@@ -94,7 +82,7 @@ acct_bare_cr(struct smtp_data *d, const unsigned char *p, size_t n, int prev_cr)
 static void
 acct_flags(struct smtp_data *d, const unsigned char *p, size_t n, int prev_cr)
 {
-	if (!(d->flags & SMTP_DATA_8BIT) && has_8bit(p, n))
+	if (!(d->flags & SMTP_DATA_8BIT) && util_has_8bit(p, n))
 		d->flags |= SMTP_DATA_8BIT;
 	if (!(d->flags & SMTP_DATA_NUL) && memchr(p, '\0', n) != NULL)
 		d->flags |= SMTP_DATA_NUL;

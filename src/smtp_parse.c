@@ -108,17 +108,6 @@ is_value_char(unsigned char c)
 	return (c >= 33 && c <= 126 && c != '=') || c >= 0x80;
 }
 
-static int
-has_8bit(const char *s, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		if ((unsigned char)s[i] >= 0x80)
-			return 1;
-	return 0;
-}
-
 /* ascii_prefix - 1 when s[0..len) starts with word, ignoring ASCII case */
 static int
 ascii_prefix(const char *s, size_t len, const char *word)
@@ -233,7 +222,8 @@ scan_local(const char *s, size_t len, size_t *np)
 		return e;
 	if (*np > SMTP_LOCAL_MAX)
 		return SMTP_P_TOO_LONG;
-	if (has_8bit(s, *np) && !util_utf8_valid((const unsigned char *)s, *np))
+	if (util_has_8bit(s, *np) &&
+	    !util_utf8_valid((const unsigned char *)s, *np))
 		return SMTP_P_BAD_UTF8;
 	return SMTP_P_OK;
 }
@@ -268,7 +258,7 @@ scan_name(const char *s, size_t len, int utf8_ok, size_t *np, unsigned *fl)
 	}
 	if (i > SMTP_DOMAIN_MAX)
 		return SMTP_P_TOO_LONG;
-	if (has_8bit(s, i)) {
+	if (util_has_8bit(s, i)) {
 		if (!utf8_ok)
 			return SMTP_P_SYNTAX;
 		if (!util_utf8_valid((const unsigned char *)s, i))
@@ -349,7 +339,7 @@ scan_mailbox(const char *s, size_t len, size_t *np, struct smtp_addr *a)
 	memcpy(a->domain, s + nl + 1, nd);
 	a->domain[nd] = '\0';
 	a->quoted = s[0] == '"';
-	a->utf8 = has_8bit(s, nl) || (fl & DOM_UTF8) != 0;
+	a->utf8 = util_has_8bit(s, nl) || (fl & DOM_UTF8) != 0;
 	a->literal = (fl & DOM_LITERAL) != 0;
 	*np = nl + 1 + nd;
 	return SMTP_P_OK;
@@ -471,7 +461,7 @@ parse_param(char **pp, struct smtp_param *prm)
 			p++;
 		if (p == val)
 			return SMTP_P_BAD_PARAM;
-		if (has_8bit(val, (size_t)(p - val)) &&
+		if (util_has_8bit(val, (size_t)(p - val)) &&
 		    !util_utf8_valid((unsigned char *)val, (size_t)(p - val)))
 			return SMTP_P_BAD_UTF8;
 		prm->value = val;

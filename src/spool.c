@@ -109,29 +109,6 @@ check_init(void)
 		panic("spool used before spool_init");
 }
 
-/* write_all - write everything, retrying short writes and EINTR */
-static int
-write_all(int fd, const void *p, size_t len)
-{
-	const char *s = p;
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, s, len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			return -1;
-		if (n == 0) {
-			errno = EIO;
-			return -1;
-		}
-		s += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /*
  * create_file - O_CREAT|O_EXCL a 0600 file in dirfd.  The fchmod makes
  * the mode independent of the umask (which can only take bits away).
@@ -487,7 +464,7 @@ tx_flush(struct spool_tx *tx)
 	size_t len = tx->wlen;
 
 	tx->wlen = 0;
-	if (write_all(tx->fd, tx->wbuf, len) == -1)
+	if (util_write_all(tx->fd, tx->wbuf, len) == -1)
 		return tx_fail(tx, "write content");
 	return 0;
 }
@@ -509,7 +486,7 @@ spool_tx_write(struct spool_tx *tx, const void *p, size_t len)
 			return -1;
 		/* a large piece goes straight to the file */
 		if (len >= SPOOL_WBUF) {
-			if (write_all(tx->fd, p, len) == -1)
+			if (util_write_all(tx->fd, p, len) == -1)
 				return tx_fail(tx, "write content");
 			tx->size += len;
 			return 0;
@@ -578,7 +555,7 @@ commit_files(struct spool_tx *tx)
 		tx_fail(tx, "create envelope");
 		return;
 	}
-	if (write_all(fd, tx->env.data, tx->env.len) == -1)
+	if (util_write_all(fd, tx->env.data, tx->env.len) == -1)
 		tx_fail(tx, "write envelope");
 	else if (fsync(fd) == -1)
 		tx_fail(tx, "fsync envelope");
@@ -1001,7 +978,7 @@ update_write(const char *tmp, const struct buf *b)
 
 	if (fd == -1)
 		return -1;
-	if (write_all(fd, b->data, b->len) == -1 || fsync(fd) == -1) {
+	if (util_write_all(fd, b->data, b->len) == -1 || fsync(fd) == -1) {
 		saved = errno;
 		close(fd);
 		errno = saved;

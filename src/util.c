@@ -278,6 +278,41 @@ util_sanitise_dup(const char *src, size_t maxlen)
 	return dst;
 }
 
+int
+util_has_8bit(const void *p, size_t len)
+{
+	const unsigned char *s = p;
+	unsigned char acc = 0;
+	size_t i;
+
+	/* an OR over the run: the compiler vectorises it */
+	for (i = 0; i < len; i++)
+		acc |= s[i];
+	return (acc & 0x80) != 0;
+}
+
+int
+util_write_all(int fd, const void *p, size_t len)
+{
+	const char *s = p;
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(fd, s, len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return -1;
+		if (n == 0) {
+			errno = EIO;
+			return -1;
+		}
+		s += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 void
 util_lower(char *s)
 {

@@ -52,6 +52,12 @@ size_t util_sanitise(char *dst, size_t maxlen, const char *src, size_t srclen);
 /* util_sanitise_dup - the same into a new string */
 char *util_sanitise_dup(const char *src, size_t maxlen);
 
+/* util_has_8bit - 1 when an octet of p[0..len) is >= 0x80 */
+int util_has_8bit(const void *p, size_t len);
+/* util_write_all - write everything, retrying short writes and EINTR;
+ * -1 with errno on failure */
+int util_write_all(int fd, const void *p, size_t len);
+
 /* util_lower - ASCII case fold in place */
 void util_lower(char *s);
 /* util_utf8_valid - 1 when the bytes are well-formed UTF-8 (RFC 3629) */
