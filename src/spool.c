@@ -8,8 +8,9 @@
  *
  * The one idea: the 250 after DATA waits for stable storage, and sessions
  * finishing together share that wait.  spool_tx_commit hands the message to
- * ONE worker thread which takes every commit waiting as a batch: it fsyncs
- * each content and envelope file, renames them into queue/, fsyncs queue/
+ * ONE worker thread which takes every commit waiting as a batch: it makes
+ * each content and envelope file durable (a fsync each for a small batch,
+ * one syncfs for a larger one), renames them into queue/, fsyncs queue/
  * once for the whole batch, and hands the results back to the event loop
  * through a pipe.  Callbacks run on the event-loop thread, never the worker.
  *
@@ -75,6 +76,9 @@ struct tx_list {
 };
 
 static char *spool_path;        /* absolute "$home/spool" */
+/* a batch at least this large is synced with one syncfs(2) */
+#define SPOOL_SYNCFS_MIN 3
+
 static int incoming_fd = -1;    /* directory fds: *at() calls, fsync */
 static int queue_fd = -1;
 static int quarantine_fd = -1;
@@ -532,9 +536,12 @@ spool_tx_abort(struct spool_tx *tx)
 
 /* group commit: the worker thread */
 
-/* commit_files - flush and fsync the content, write and fsync the envelope */
+/*
+ * commit_files - flush the content and write the envelope; with each_sync
+ * both are fsync'd here, else the caller syncs the whole batch at once
+ */
 static void
-commit_files(struct spool_tx *tx)
+commit_files(struct spool_tx *tx, int each_sync)
 {
 	char name[SPOOL_NAME_MAX];
 	int fd;
@@ -543,7 +550,7 @@ commit_files(struct spool_tx *tx)
 		return;
 	if (tx_flush(tx) == -1)
 		return;
-	if (fsync(tx->fd) == -1) {
+	if (each_sync && fsync(tx->fd) == -1) {
 		tx_fail(tx, "fsync content");
 		return;
 	}
@@ -557,9 +564,27 @@ commit_files(struct spool_tx *tx)
 	}
 	if (util_write_all(fd, tx->env.data, tx->env.len) == -1)
 		tx_fail(tx, "write envelope");
-	else if (fsync(fd) == -1)
+	else if (each_sync && fsync(fd) == -1)
 		tx_fail(tx, "fsync envelope");
 	close(fd);
+}
+
+/* batch_syncfs - make every file the batch wrote durable with one
+ * syncfs(2); on failure each transaction of the batch fails */
+static void
+batch_syncfs(struct spool_tx *batch)
+{
+	struct spool_tx *tx;
+	int err;
+
+	if (syncfs(incoming_fd) == 0)
+		return;
+	err = errno;
+	for (tx = batch; tx != NULL; tx = tx->next)
+		if (tx->err == 0) {
+			errno = err;
+			tx_fail(tx, "syncfs");
+		}
 }
 
 /* commit_rename - move incoming/ID.ext to queue/ID.ext */
@@ -615,10 +640,23 @@ static void
 commit_batch(struct spool_tx *batch)
 {
 	struct spool_tx *tx;
-	int renamed = 0, sync_err = 0;
+	int renamed = 0, sync_err = 0, each_sync;
+	size_t n = 0;
 
 	for (tx = batch; tx != NULL; tx = tx->next)
-		commit_files(tx);
+		n++;
+	/*
+	 * Group commit: a batch of SPOOL_SYNCFS_MIN or more is made durable
+	 * with one syncfs of the spool's filesystem instead of two fsyncs per
+	 * message (each a journal commit of its own when they run one after
+	 * the other).  Either way every file is durable before any rename,
+	 * so a complete envelope is all queue/ ever holds.
+	 */
+	each_sync = n < SPOOL_SYNCFS_MIN;
+	for (tx = batch; tx != NULL; tx = tx->next)
+		commit_files(tx, each_sync);
+	if (!each_sync)
+		batch_syncfs(batch);
 	for (tx = batch; tx != NULL; tx = tx->next)
 		commit_rename(tx, ".msg", &tx->msg_queued);
 	for (tx = batch; tx != NULL; tx = tx->next) {
