@@ -84,7 +84,8 @@ int spool_load(const char *qid, struct envelope *env);
 void spool_content_path(const char *qid, char *out, size_t outlen);
 /* spool_update - replace queue/ID.env atomically and durably */
 int spool_update(const struct envelope *env);
-/* spool_remove - remove a finished message (envelope first) */
+/* spool_remove - remove a finished message (envelope first; not synced:
+ * a crash may bring it back for one more, idempotent, attempt) */
 int spool_remove(const char *qid);
 /* spool_quarantine - move a message's files to quarantine/ */
 void spool_quarantine(const char *qid, const char *why);
