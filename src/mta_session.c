@@ -33,6 +33,8 @@
  */
 #include "mta_session.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -853,6 +855,13 @@ tls_established(struct mta_session *s)
 static void
 connected(struct mta_session *s)
 {
+	int on = 1;
+
+	/* each command group and the message's end go out whole; Nagle's
+	 * wait for an ACK (delayed by the peer) would stall every
+	 * transaction by tens of milliseconds */
+	setsockopt(bufferevent_getfd(s->bev), IPPROTO_TCP, TCP_NODELAY, &on,
+	    sizeof(on));
 	if (s->job != NULL) {
 		snprintf(s->job->remote, sizeof(s->job->remote), "%s",
 		    s->remote);

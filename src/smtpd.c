@@ -10,6 +10,8 @@
  * ends, while a new smtpd already takes the new connections.
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,9 +56,13 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 {
 	struct smtpd_listener *l = arg;
 
+	int on = 1;
+
 	(void)lev;
 	evutil_make_socket_nonblocking(fd);
 	evutil_make_socket_closeonexec(fd);
+	/* replies are whole lines written at once: no Nagle delay */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	smtp_session_new(l->env, l->base, fd, sa, (socklen_t)salen,
 	    l->listen);
 }
