@@ -34,7 +34,7 @@ FUZZ_SECONDS ?= 300
 FUZZ_SHORT_SECONDS ?= 30
 
 .PHONY: all run test deps unit integ e2e asan-test fuzz fuzz-short format \
-	install clean check-tools
+	install clean check-tools bench
 
 all: $(BUILD)/tern
 
@@ -109,6 +109,15 @@ test: deps
 	@if [ "$$(id -u)" -eq 0 ]; then $(MAKE) e2e; else echo "tern: skipping the end-to-end suite (tests/e2e): it needs root for network namespaces and port 25"; fi
 	$(MAKE) asan-test
 	$(MAKE) fuzz-short
+
+# The benchmark (docs/BENCHMARKS.md): tern and a private Postfix side by
+# side on loopback, 3 to 4 minutes, as root; never part of `make test`.
+# BENCH_ARGS passes options to bench/bench.py (--rounds 1, --big 0, ...).
+bench:
+	@sh scripts/deps.sh
+	@sh scripts/ensure-user.sh
+	$(MAKE) all
+	$(PY) bench/bench.py --tern $(abspath $(BUILD)/tern) $(BENCH_ARGS)
 
 format:
 	clang-format -i src/*.c src/*.h tests/unit/*.c fuzz/*.c
