@@ -153,8 +153,10 @@ listen_all(const struct conf *c, const int *fds, size_t nfds)
 		l->env = &smtpd.env;
 		l->listen = &c->listens[i];
 		l->base = smtpd.base;
+		/* backlog 0: the master already listened with SOMAXCONN;
+		 * libevent would listen again with a backlog of 128 */
 		l->lev = evconnlistener_new(smtpd.base, accept_cb, l,
-		    LEV_OPT_CLOSE_ON_FREE, -1, fds[i]);
+		    LEV_OPT_CLOSE_ON_FREE, 0, fds[i]);
 		if (l->lev == NULL)
 			fatal("cannot listen on %s:%d", c->listens[i].addr,
 			    c->listens[i].port);
