@@ -322,9 +322,62 @@ answer_kind(int err, const struct ub_result *res, const char **why)
 
 /* ---- client names ----------------------------------------------------- */
 
+/*
+ * A small cache of client names (found or not), by address: a client that
+ * connects again within NAME_CACHE_MS costs no lookup (two queries and
+ * the resolver thread's wake-ups otherwise, for every connection).
+ */
+#define NAME_CACHE_SLOTS 256
+#define NAME_CACHE_MS (60 * 1000)
+
+struct name_slot {
+	int family;            /* 0: empty */
+	unsigned char addr[16];
+	int64_t until;         /* monotonic ms */
+	char name[SMTP_DOMAIN_MAX + 1]; /* "" when there is none */
+};
+
+static struct name_slot name_cache[NAME_CACHE_SLOTS];
+
+static struct name_slot *
+name_slot(int family, const unsigned char *addr)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	size_t i, n = family == AF_INET ? 4 : 16;
+
+	for (i = 0; i < n; i++)
+		h = (h ^ addr[i]) * 16777619u;
+	return &name_cache[h % NAME_CACHE_SLOTS];
+}
+
+/* name_cached - 1 with *name (NULL for none) when addr's name is known */
+static int
+name_cached(int family, const unsigned char *addr, const char **name)
+{
+	struct name_slot *e = name_slot(family, addr);
+
+	if (e->family != family || util_mono_ms() >= e->until ||
+	    memcmp(e->addr, addr, family == AF_INET ? 4 : 16) != 0)
+		return 0;
+	*name = e->name[0] != '\0' ? e->name : NULL;
+	return 1;
+}
+
+static void
+name_remember(const struct dns_query *q, const char *name)
+{
+	struct name_slot *e = name_slot(q->family, q->addr);
+
+	e->family = q->family;
+	memcpy(e->addr, q->addr, sizeof(e->addr));
+	e->until = util_mono_ms() + NAME_CACHE_MS;
+	snprintf(e->name, sizeof(e->name), "%s", name ? name : "");
+}
+
 static void
 name_finish(struct dns_query *q, const char *name)
 {
+	name_remember(q, name);
 	q->reporting = 1;
 	query_stop(q);
 	q->cb(name, q->arg);
@@ -426,6 +479,7 @@ dns_client_name(const struct sockaddr *sa, dns_name_cb cb, void *arg)
 {
 	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
 	struct dns_query *q;
+	const char *known;
 	char name[80];
 
 	if (ctx == NULL) {
@@ -443,6 +497,11 @@ dns_client_name(const struct sockaddr *sa, dns_name_cb cb, void *arg)
 	} else {
 		q->family = AF_INET6;
 		memcpy(q->addr, &s6->sin6_addr, 16);
+	}
+	if (name_cached(q->family, q->addr, &known)) {
+		query_free(q);
+		cb(known, arg);
+		return NULL;
 	}
 	ptr_name(q, name, sizeof(name));
 	if (sub_start(&q->first, name, RR_PTR, ptr_done, q) == -1) {

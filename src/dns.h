@@ -34,6 +34,8 @@ typedef void (*dns_name_cb)(const char *name, void *arg);
 /*
  * dns_client_name - forward-confirmed reverse DNS of a client address: the
  * PTR name is reported only when that name resolves back to the address.
+ * Answers (found or not) are kept for a minute: a client that connects
+ * again is answered at once.
  * Returns a handle for dns_cancel, or NULL when the callback already ran.
  */
 struct dns_query *dns_client_name(const struct sockaddr *sa,

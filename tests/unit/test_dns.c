@@ -953,7 +953,13 @@ test_client_name(void **state)
 	run_until(&g.calls, 10000);
 	assert_int_equal(g.calls, 1);
 	assert_string_equal(g.error, "mx1.two.test");
-	/* cancelled at once: never called */
+	/* the same client again: answered from the cache, at once */
+	memset(&g, 0, sizeof(g));
+	assert_null(dns_client_name((struct sockaddr *)&sin, name_cb, &g));
+	assert_int_equal(g.calls, 1);
+	assert_string_equal(g.error, "mx1.two.test");
+	/* another client, cancelled at once: never called */
+	inet_pton(AF_INET, "203.0.113.2", &sin.sin_addr);
 	memset(&g, 0, sizeof(g));
 	dns_cancel(dns_client_name((struct sockaddr *)&sin, name_cb, &g));
 	run_for(500);
