@@ -1467,6 +1467,15 @@ next_open_rcpt(struct mta_session *s, size_t from)
 	return i;
 }
 
+/* send_data_cmd - DATA, its reply awaited */
+static void
+send_data_cmd(struct mta_session *s)
+{
+	send_line(s, "DATA");
+	pend_push(s, P_DATA, 0);
+	s->data_sent = 1;
+}
+
 /* txn_start - a transaction for the job's open recipients: MAIL, and with
  * PIPELINING every RCPT and DATA in the same write (RFC 2920 3.1) */
 static void
@@ -1501,9 +1510,7 @@ txn_start(struct mta_session *s)
 		for (i = next_open_rcpt(s, 0); i < s->job->nrcpts;
 		    i = next_open_rcpt(s, i + 1))
 			send_rcpt(s, i);
-		send_line(s, "DATA");
-		pend_push(s, P_DATA, 0);
-		s->data_sent = 1;
+		send_data_cmd(s);
 	}
 	enter_state(s, MTA_S_ENVELOPE);
 }
@@ -1594,9 +1601,7 @@ send_more(struct mta_session *s)
 		return;
 	}
 	if (s->mail_ok && s->accepted > 0 && !s->data_sent) {
-		send_line(s, "DATA");
-		pend_push(s, P_DATA, 0);
-		s->data_sent = 1;
+		send_data_cmd(s);
 		arm_timer(s, T_COMMAND);
 	}
 }

@@ -46,8 +46,6 @@
 
 #include <event2/event.h>
 
-/* user-space write buffer per transaction: few write(2)s per message */
-#define SPOOL_WBUF (64 * 1024)
 /* attempts at a fresh id when O_EXCL finds the name taken */
 #define SPOOL_QID_TRIES 100
 /* "ID.env.tmp" and the like */
@@ -59,8 +57,6 @@ struct spool_tx {
 	int err;              /* first failure (errno), 0 while all is well */
 	const char *err_what; /* what failed, for the log line */
 	uint64_t size;        /* content octets accepted so far */
-	char *wbuf;           /* content not yet written */
-	size_t wlen;
 	/* commit */
 	struct buf env;       /* the envelope file, formatted by the caller */
 	spool_commit_cb cb;
@@ -438,7 +434,6 @@ spool_tx_begin(void)
 		return NULL;
 	}
 	tx->fd = fd;
-	tx->wbuf = xmalloc(SPOOL_WBUF);
 	return tx;
 }
 
@@ -461,19 +456,7 @@ tx_fail(struct spool_tx *tx, const char *what)
 	return -1;
 }
 
-/* tx_flush - write out the buffered content */
-static int
-tx_flush(struct spool_tx *tx)
-{
-	size_t len = tx->wlen;
-
-	tx->wlen = 0;
-	if (util_write_all(tx->fd, tx->wbuf, len) == -1)
-		return tx_fail(tx, "write content");
-	return 0;
-}
-
-/* spool_tx_write - append content through the buffer */
+/* spool_tx_write - append content to the queue file at once */
 int
 spool_tx_write(struct spool_tx *tx, const void *p, size_t len)
 {
@@ -485,19 +468,10 @@ spool_tx_write(struct spool_tx *tx, const void *p, size_t len)
 		errno = EFBIG;
 		return tx_fail(tx, "write content");
 	}
-	if (len > SPOOL_WBUF - tx->wlen) {
-		if (tx_flush(tx) == -1)
-			return -1;
-		/* a large piece goes straight to the file */
-		if (len >= SPOOL_WBUF) {
-			if (util_write_all(tx->fd, p, len) == -1)
-				return tx_fail(tx, "write content");
-			tx->size += len;
-			return 0;
-		}
-	}
-	memcpy(tx->wbuf + tx->wlen, p, len);
-	tx->wlen += len;
+	/* unbuffered: callers hand over large pieces (a session its 64 KiB
+	 * blocks and the rest once), so a copy here would only cost */
+	if (util_write_all(tx->fd, p, len) == -1)
+		return tx_fail(tx, "write content");
 	tx->size += len;
 	return 0;
 }
@@ -517,7 +491,6 @@ tx_free(struct spool_tx *tx)
 		close(tx->fd);
 	if (tx->env.data != NULL)
 		buf_free(&tx->env);
-	free(tx->wbuf);
 	free(tx);
 }
 
@@ -537,7 +510,7 @@ spool_tx_abort(struct spool_tx *tx)
 /* group commit: the worker thread */
 
 /*
- * commit_files - flush the content and write the envelope; with each_sync
+ * commit_files - write the envelope beside the content; with each_sync
  * both are fsync'd here, else the caller syncs the whole batch at once
  */
 static void
@@ -547,8 +520,6 @@ commit_files(struct spool_tx *tx, int each_sync)
 	int fd;
 
 	if (tx->err != 0)
-		return;
-	if (tx_flush(tx) == -1)
 		return;
 	if (each_sync && fsync(tx->fd) == -1) {
 		tx_fail(tx, "fsync content");

@@ -50,7 +50,8 @@ void spool_commit_start(struct event_base *base);
 struct spool_tx *spool_tx_begin(void);
 /* spool_tx_id - the queue id of a transaction */
 const char *spool_tx_id(const struct spool_tx *tx);
-/* spool_tx_write - append content (buffered); -1 with errno on failure,
+/* spool_tx_write - append content (written at once: hand over large
+ * pieces); -1 with errno on failure,
  * after which only spool_tx_abort is allowed */
 int spool_tx_write(struct spool_tx *tx, const void *p, size_t len);
 /* spool_tx_size - content octets written so far */
