@@ -186,7 +186,10 @@ def test_verify_defers_until_the_ca_is_configured(tern_factory, tls_files):
         assert peer.transactions == []
         # the handshake got as far as the certificate, and no further
         assert any(c.tls_failed for c in peer.connections), peer.connections
-        env = envelope_text(tern, qid)
+        # the log line is written before the envelope is rewritten
+        env = wait_for(lambda: "state deferred" in envelope_text(tern, qid)
+                       and envelope_text(tern, qid),
+                       what=lambda: envelope_text(tern, qid))
         assert why in env and "4.7.5" in env, env
 
         reload(tern, route_line(peer.port, f"tls=verify ca={tls_files.ca}"))
