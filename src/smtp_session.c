@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -71,6 +72,10 @@
 #define SESSION_AUTH_DELAY_MS 1000
 /* a client that does not read our last reply is dropped after this */
 #define SESSION_CLOSE_MS 10000
+/* replies waiting for a client that does not read them: beyond this, its
+ * further commands wait until they are written (bounds memory per
+ * session against a client pipelining without reading) */
+#define SESSION_WRITE_HIGH (64 * 1024)
 
 enum smtp_state {
 	SMTP_S_GREET,    /* before the 220: the greet pause */
@@ -148,6 +153,11 @@ struct smtp_session {
 	struct event *hold_ev;  /* sends held_reply */
 	char *held_reply;
 	int hold_close;         /* close after the held reply */
+	/* a plain connection writes its replies itself (reply_flush) */
+	int direct;
+	int flush_queued;       /* on the flush list */
+	int write_wait;         /* input waits for the replies to drain */
+	TAILQ_ENTRY(smtp_session) flush_link;
 	struct event *linger_ev; /* closing: waits for the last reply */
 	int64_t closing_since;
 };
@@ -157,7 +167,22 @@ struct smtp_session {
 static char line_buf[SMTP_AUTH_LINE_MAX + 1];
 static unsigned nsessions;
 
+/*
+ * Replies on a plain connection are written by the session itself, once
+ * per turn of the loop, for all the sessions that replied in it (the flush
+ * list): a reply that fits the socket buffer - nearly every one - costs one
+ * writev and no epoll_ctl.  Leaving it to the bufferevent would cost two
+ * epoll_ctl calls (watch for EPOLLOUT, stop watching) and one more turn of
+ * the loop per reply.  The bufferevent writes only what the socket did not
+ * take at once; a TLS session leaves all its writing to OpenSSL's
+ * bufferevent.
+ */
+static TAILQ_HEAD(, smtp_session) flush_list =
+    TAILQ_HEAD_INITIALIZER(flush_list);
+static struct event *flush_ev;
+
 static void session_input(struct smtp_session *s);
+static void reply_flush_later(struct smtp_session *s);
 static void content_flush(struct smtp_txn *t, uint64_t limit);
 static void session_free(struct smtp_session *s);
 
@@ -190,6 +215,7 @@ reply(struct smtp_session *s, const char *fmt, ...)
 	evbuffer_add_vprintf(out, fmt, ap);
 	va_end(ap);
 	evbuffer_add(out, "\r\n", 2);
+	reply_flush_later(s);
 }
 
 static void
@@ -207,9 +233,11 @@ close_after_reply(struct smtp_session *s)
 {
 	enter_state(s, SMTP_S_CLOSING);
 	bufferevent_disable(s->bev, EV_READ);
-	/* never freed here: callers still hold s; write_cb frees it once
-	 * the reply is out, or event_cb when the client does not read it */
+	/* never freed here: callers still hold s; write_cb or reply_flush
+	 * frees it once the reply is out, or event_cb when the client does
+	 * not read it */
 	set_timeout(s, SESSION_CLOSE_MS);
+	reply_flush_later(s);
 }
 
 static void
@@ -1023,6 +1051,19 @@ static void read_cb(struct bufferevent *bev, void *arg);
 static void write_cb(struct bufferevent *bev, void *arg);
 static void event_cb(struct bufferevent *bev, short what, void *arg);
 
+/* bev_enable - reading, and writing where the bufferevent writes (a new
+ * bufferevent starts with writing enabled) */
+static void
+bev_enable(struct smtp_session *s)
+{
+	if (s->direct) {
+		bufferevent_disable(s->bev, EV_WRITE);
+		bufferevent_enable(s->bev, EV_READ);
+	} else {
+		bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	}
+}
+
 /* setup_bev - callbacks, the read-ahead bound and the command timeout */
 static void
 setup_bev(struct smtp_session *s)
@@ -1030,7 +1071,103 @@ setup_bev(struct smtp_session *s)
 	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_READ_HIGH);
 	set_timeout(s, s->conf->timeout_command_ms);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	s->direct = !s->tls;
+	bev_enable(s);
+}
+
+static void
+flush_unlink(struct smtp_session *s)
+{
+	if (s->flush_queued) {
+		TAILQ_REMOVE(&flush_list, s, flush_link);
+		s->flush_queued = 0;
+	}
+}
+
+/*
+ * reply_flush - write what the session has to say.  What the socket does
+ * not take now (or an error) is left to the bufferevent, which writes it
+ * when it can, or reports the error to event_cb.
+ */
+static void
+reply_flush(struct smtp_session *s)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	int n;
+
+	/* the bufferevent keeps the start of its output frozen so that only
+	 * it drains it; this is its own writing, done earlier */
+	evbuffer_unfreeze(out, 1);
+	while (evbuffer_get_length(out) > 0) {
+		n = evbuffer_write(out, bufferevent_getfd(s->bev));
+		if (n <= 0) {
+			if (n == -1 && errno == EINTR)
+				continue;
+			break;
+		}
+	}
+	evbuffer_freeze(out, 1);
+	if (evbuffer_get_length(out) > 0) {
+		bufferevent_enable(s->bev, EV_WRITE);
+		return;
+	}
+	if (s->state == SMTP_S_CLOSING)
+		session_free(s);
+}
+
+static void
+flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	while ((s = TAILQ_FIRST(&flush_list)) != NULL) {
+		flush_unlink(s);
+		if (s->direct)
+			reply_flush(s);
+	}
+}
+
+/*
+ * output_backlog - 1 when the client has more replies unread than
+ * SESSION_WRITE_HIGH: input then waits (write_cb resumes it once they are
+ * written).  Reading stops by itself when the read-ahead is full.
+ */
+static int
+output_backlog(struct smtp_session *s)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+
+	if (evbuffer_get_length(out) <= SESSION_WRITE_HIGH)
+		return 0;
+	if (s->direct) {
+		flush_unlink(s);
+		reply_flush(s); /* not CLOSING here: s stays */
+		if (evbuffer_get_length(out) <= SESSION_WRITE_HIGH)
+			return 0;
+	}
+	s->write_wait = 1;
+	bufferevent_enable(s->bev, EV_WRITE);
+	return 1;
+}
+
+/* reply_flush_later - write the session's replies at the end of this turn
+ * of the loop, with those of every other session that replied in it */
+static void
+reply_flush_later(struct smtp_session *s)
+{
+	if (!s->direct || s->flush_queued)
+		return;
+	if (flush_ev == NULL) {
+		flush_ev = event_new(s->base, -1, 0, flush_cb, NULL);
+		if (flush_ev == NULL)
+			fatal("event_new failed");
+	}
+	TAILQ_INSERT_TAIL(&flush_list, s, flush_link);
+	s->flush_queued = 1;
+	event_active(flush_ev, 0, 0);
 }
 
 /*
@@ -1049,6 +1186,11 @@ start_tls(struct smtp_session *s)
 	evbuffer_drain(in, evbuffer_get_length(in));
 	if (ssl == NULL)
 		fatal("SSL_new failed");
+	/* the 220 is still on its way: from here on the bufferevent of the
+	 * connection underneath writes it and everything after it */
+	flush_unlink(s);
+	s->direct = 0;
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	f = bufferevent_openssl_filter_new(s->base, s->bev, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (f == NULL)
@@ -1458,6 +1600,8 @@ session_input(struct smtp_session *s)
 		size_t before = evbuffer_get_length(in);
 		enum smtp_state st = s->state;
 
+		if (st != SMTP_S_CLOSING && output_backlog(s))
+			return;
 		switch (st) {
 		case SMTP_S_GREET:
 			/* without a greet pause, early input just waits */
@@ -1533,7 +1677,14 @@ write_cb(struct bufferevent *bev, void *arg)
 {
 	struct smtp_session *s = arg;
 
-	(void)bev;
+	/* what reply_flush left is out: the next replies go direct again */
+	if (s->direct)
+		bufferevent_disable(bev, EV_WRITE);
+	if (s->write_wait) {
+		s->write_wait = 0;
+		session_input(s);
+		return;
+	}
 	if (s->state != SMTP_S_CLOSING)
 		return;
 	if (flushed(s)) {
@@ -1585,7 +1736,7 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if ((what & BEV_EVENT_TIMEOUT) && (s->state == SMTP_S_COMMIT ||
 	    s->state == SMTP_S_HOLD)) {
-		bufferevent_enable(bev, EV_READ | EV_WRITE);
+		bev_enable(s);
 		return;
 	}
 	if (s->state == SMTP_S_COMMIT) {
@@ -1647,6 +1798,7 @@ session_free(struct smtp_session *s)
 		log_debug("%s: disconnect in state %s", s->addr,
 		    state_names[s->state]);
 	log_info("disconnect from %s[%s]", s->name, s->addr);
+	flush_unlink(s);
 	txn_free(s);
 	dns_cancel(s->dns);
 	if (s->greet_ev != NULL)

@@ -56,13 +56,9 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 {
 	struct smtpd_listener *l = arg;
 
-	int on = 1;
-
+	/* accept4 made fd non-blocking and close-on-exec, and it has the
+	 * listener's TCP_NODELAY (listen_all) */
 	(void)lev;
-	evutil_make_socket_nonblocking(fd);
-	evutil_make_socket_closeonexec(fd);
-	/* replies are whole lines written at once: no Nagle delay */
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	smtp_session_new(l->env, l->base, fd, sa, (socklen_t)salen,
 	    l->listen);
 }
@@ -147,16 +143,23 @@ listen_all(const struct conf *c, const int *fds, size_t nfds)
 	smtpd.nls = nfds;
 	for (i = 0; i < nfds; i++) {
 		struct smtpd_listener *l = &smtpd.ls[i];
+		int on = 1;
 
 		if (fds[i] < 0)
 			continue;
+		/* replies are whole lines written at once: no Nagle delay.
+		 * Accepted connections inherit the option. */
+		if (setsockopt(fds[i], IPPROTO_TCP, TCP_NODELAY, &on,
+		    sizeof(on)) == -1)
+			log_warn("TCP_NODELAY on %s:%d: %s", c->listens[i].addr,
+			    c->listens[i].port, strerror(errno));
 		l->env = &smtpd.env;
 		l->listen = &c->listens[i];
 		l->base = smtpd.base;
 		/* backlog 0: the master already listened with SOMAXCONN;
 		 * libevent would listen again with a backlog of 128 */
 		l->lev = evconnlistener_new(smtpd.base, accept_cb, l,
-		    LEV_OPT_CLOSE_ON_FREE, 0, fds[i]);
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fds[i]);
 		if (l->lev == NULL)
 			fatal("cannot listen on %s:%d", c->listens[i].addr,
 			    c->listens[i].port);

@@ -9,6 +9,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -439,6 +440,35 @@ log_init(const char *name, int use_syslog, int verbose)
 		openlog("tern", LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
 
+/* the process id, asked of the kernel once per process: every log line
+ * and every queue id carries it */
+static pid_t cached_pid;
+
+static void
+pid_forget(void)
+{
+	cached_pid = 0;
+}
+
+static void
+pid_watch_forks(void)
+{
+	/* a child of fork() must ask again */
+	pthread_atfork(NULL, NULL, pid_forget);
+}
+
+pid_t
+util_pid(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	if (cached_pid == 0) {
+		pthread_once(&once, pid_watch_forks);
+		cached_pid = getpid();
+	}
+	return cached_pid;
+}
+
 void
 log_set_name(const char *name)
 {
@@ -466,7 +496,7 @@ log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 		localtime_r(&now, &tm);
 		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
 		fprintf(stderr, "%s tern/%s[%ld]: %s: %s\n", ts, log_name,
-		    (long)getpid(), names[lvl], line);
+		    (long)util_pid(), names[lvl], line);
 	}
 	errno = saved;
 }

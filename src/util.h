@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define TERN_PRINTF(a, b) __attribute__((format(printf, a, b)))
 
@@ -80,6 +81,8 @@ enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERR };
 /* log_init - name is the process role ("master", "smtpd", "queue") */
 void log_init(const char *name, int use_syslog, int verbose);
 void log_set_name(const char *name);
+/* util_pid - getpid(), remembered (and forgotten across fork) */
+pid_t util_pid(void);
 void log_msg(enum log_level lvl, const char *fmt, ...) TERN_PRINTF(2, 3);
 #define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_LVL_INFO, __VA_ARGS__)
