@@ -139,7 +139,8 @@ prepare_home(const struct master *m)
 {
 	const char *home = m->conf->home;
 	static const char *const sub[] = { "spool", "spool/incoming",
-		"spool/queue", "spool/quarantine", "state", "mail" };
+		"spool/queue", "spool/quarantine", "spool/free", "state",
+		"mail" };
 	char path[4096];
 	size_t i;
 

@@ -64,6 +64,9 @@ struct spool_tx {
 	int ok;
 	int msg_queued;       /* worker: queue/ID.msg exists */
 	int env_queued;       /* worker: queue/ID.env exists */
+	int pooled;           /* a file came from free/ */
+	char env_from[SPOOL_NAME_MAX]; /* the pool's file for the envelope,
+	                               * "" to create one */
 	struct spool_tx *next;
 };
 
@@ -78,6 +81,43 @@ static char *spool_path;        /* absolute "$home/spool" */
 static int incoming_fd = -1;    /* directory fds: *at() calls, fsync */
 static int queue_fd = -1;
 static int quarantine_fd = -1;
+static int free_fd = -1;
+
+/*
+ * The pool (free/): the files of finished messages, kept for new ones.
+ * Creating a file and deleting it again costs a filesystem far more than
+ * renaming one: an inode to find and initialise, later to free, and on
+ * ext4 without a journal a scan past every inode freed in the last minutes
+ * before a new one is handed out (at thousands of messages a second that
+ * scan was a third of tern's CPU time).  So the queue process does not
+ * delete a finished message's files but renames them into free/ (the
+ * content emptied first), and the smtpd renames them back into incoming/
+ * for the next message, with RENAME_NOREPLACE so that a queue id is still
+ * never taken twice.  free/ holds at most SPOOL_POOL_MAX files; the queue
+ * process deletes what does not fit.  A file in free/ is no message:
+ * recovery leaves the pool alone, and nothing else reads it.  Where the
+ * filesystem cannot rename without replacing (EINVAL), the pool is off
+ * and every file is created and deleted.
+ */
+#define SPOOL_POOL_MAX 1024
+/* names the smtpd takes from one listing of free/ */
+#define SPOOL_POOL_TAKE 128
+/* an empty free/ is listed again only after this long */
+#define SPOOL_POOL_RELIST_MS 100
+/* the queue process counts free/ again after this many files put there */
+#define SPOOL_POOL_RECOUNT (SPOOL_POOL_MAX / 4)
+
+static struct {
+	/* smtpd, loop thread: names listed in free/, not yet taken */
+	char names[SPOOL_POOL_TAKE][SPOOL_NAME_MAX];
+	size_t n;
+	int64_t empty_at;      /* when a listing last found nothing */
+	/* queue process: files in free/, as last counted plus put since */
+	size_t count;
+	size_t put_since;
+	int counted;
+	int off;               /* renameat2 without replacing unsupported */
+} pool;
 
 static pthread_mutex_t commit_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t commit_cond = PTHREAD_COND_INITIALIZER;
@@ -110,27 +150,16 @@ check_init(void)
 }
 
 /*
- * create_file - O_CREAT|O_EXCL a 0600 file in dirfd.  The fchmod makes
- * the mode independent of the umask (which can only take bits away).
+ * create_file - O_CREAT|O_EXCL a 0600 file in dirfd.  The mode is exact:
+ * spool_init set the umask to 077, which takes no bit of 0600 away.
  */
 static int
 create_file(int dirfd, const char *name, int excl)
 {
 	int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW;
-	int fd, saved;
 
 	flags |= excl ? O_EXCL : O_TRUNC;
-	fd = openat(dirfd, name, flags, 0600);
-	if (fd == -1)
-		return -1;
-	if (fchmod(fd, 0600) == -1) {
-		saved = errno;
-		close(fd);
-		unlinkat(dirfd, name, 0);
-		errno = saved;
-		return -1;
-	}
-	return fd;
+	return openat(dirfd, name, flags, 0600);
 }
 
 /* unlink_quiet - unlinkat that tolerates a missing file */
@@ -287,6 +316,8 @@ spool_init(const char *home)
 {
 	char *path, *real;
 
+	/* the spool is the tern user's alone (tern serve sets this too) */
+	umask(077);
 	if (ensure_home(home) == -1) {
 		log_err("spool: %s: %s", home, strerror(errno));
 		return -1;
@@ -308,8 +339,11 @@ spool_init(const char *home)
 	spool_path = real;
 	if (open_dir("incoming", &incoming_fd) == -1 ||
 	    open_dir("queue", &queue_fd) == -1 ||
-	    open_dir("quarantine", &quarantine_fd) == -1)
+	    open_dir("quarantine", &quarantine_fd) == -1 ||
+	    open_dir("free", &free_fd) == -1)
 		return -1;
+	pool.n = 0;
+	pool.counted = 0;
 	return 0;
 }
 
@@ -361,7 +395,7 @@ spool_qid_new(char out[QID_SIZE])
 		us = last_us + 1;
 	last_us = us;
 	/* Knuth's multiplicative hash spreads nearby pids apart */
-	mix = counter++ + (uint32_t)getpid() * 2654435761u;
+	mix = counter++ + (uint32_t)util_pid() * 2654435761u;
 	pthread_mutex_unlock(&lock);
 	put_base32(out, 11, us);
 	put_base32(out + 11, 3, mix & 0x7fff);
@@ -405,18 +439,160 @@ spool_free_ok(uint64_t reserve, uint64_t size)
 	return avail > reserve + size;
 }
 
+/* the pool */
+
+/* pool_list - the names in free/ (at most max) into pool.names; the
+ * number found */
+static size_t
+pool_list(size_t max)
+{
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d;
+	int fd;
+
+	fd = openat(free_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1)
+		return 0;
+	d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (n < max && strlen(de->d_name) < SPOOL_NAME_MAX)
+			snprintf(pool.names[n], SPOOL_NAME_MAX, "%s",
+			    de->d_name);
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * pool_take_name - the name of a file in free/ for a new message's file;
+ * -1 when the pool has none (the caller creates the file).  Loop thread
+ * only: the commit worker gets its name from the transaction.
+ */
+static int
+pool_take_name(char out[SPOOL_NAME_MAX])
+{
+	if (pool.off)
+		return -1;
+	if (pool.n == 0) {
+		int64_t now = util_mono_ms();
+		size_t found;
+
+		if (pool.empty_at != 0 &&
+		    now - pool.empty_at < SPOOL_POOL_RELIST_MS)
+			return -1;
+		found = pool_list(SPOOL_POOL_TAKE);
+		pool.n = found < SPOOL_POOL_TAKE ? found : SPOOL_POOL_TAKE;
+		pool.empty_at = pool.n == 0 ? now : 0;
+		if (pool.n == 0)
+			return -1;
+	}
+	memcpy(out, pool.names[--pool.n], SPOOL_NAME_MAX);
+	return 0;
+}
+
+/*
+ * pool_open - move free/from to dirfd/name (which must not exist) and
+ * open it for writing, emptied; -1 (nothing changed in dirfd) when that
+ * cannot be done.  Touches no shared state: the commit worker calls it.
+ */
+static int
+pool_open(const char *from, int dirfd, const char *name)
+{
+	int fd;
+
+	if (from[0] == '\0')
+		return -1;
+	if (renameat2(free_fd, from, dirfd, name, RENAME_NOREPLACE) == -1)
+		return -1;
+	fd = openat(dirfd, name, O_WRONLY | O_TRUNC | O_CLOEXEC |
+	    O_NOFOLLOW);
+	if (fd == -1)
+		unlinkat(dirfd, name, 0);
+	return fd;
+}
+
+/* pool_has_room - queue process: may one more file go to free/? */
+static int
+pool_has_room(void)
+{
+	if (pool.off)
+		return 0;
+	if (!pool.counted || pool.put_since >= SPOOL_POOL_RECOUNT ||
+	    pool.count + pool.put_since >= SPOOL_POOL_MAX) {
+		static int64_t last;
+		int64_t now = util_mono_ms();
+
+		/* the smtpd takes files out meanwhile: count again, but
+		 * not more than once a second when the pool is full */
+		if (pool.counted && pool.count + pool.put_since >=
+		    SPOOL_POOL_MAX && now - last < 1000)
+			return 0;
+		last = now;
+		pool.count = pool_list(0);
+		pool.put_since = 0;
+		pool.counted = 1;
+	}
+	return pool.count + pool.put_since < SPOOL_POOL_MAX;
+}
+
+/* pool_put - queue process: move queue/name to free/, emptied first
+ * when empty is set; -1 when it was not moved */
+static int
+pool_put(const char *name, int empty)
+{
+	int fd;
+
+	if (!pool_has_room())
+		return -1;
+	if (empty) {
+		fd = openat(queue_fd, name, O_WRONLY | O_TRUNC | O_CLOEXEC |
+		    O_NOFOLLOW);
+		if (fd == -1)
+			return -1;
+		close(fd);
+	}
+	if (renameat2(queue_fd, name, free_fd, name, RENAME_NOREPLACE) ==
+	    -1) {
+		if (errno == EINVAL || errno == ENOSYS)
+			pool.off = 1;
+		return -1;
+	}
+	pool.put_since++;
+	return 0;
+}
+
 /* receiving */
 
 /* spool_tx_begin - create incoming/ID.msg; NULL with errno on failure */
 struct spool_tx *
 spool_tx_begin(void)
 {
-	char name[SPOOL_NAME_MAX];
+	char name[SPOOL_NAME_MAX], from[SPOOL_NAME_MAX];
 	struct spool_tx *tx;
 	int i, fd = -1;
 
 	check_init();
 	tx = xcalloc(1, sizeof(*tx));
+	if (pool_take_name(from) == 0) {
+		spool_qid_new(tx->id);
+		file_name(name, tx->id, ".msg");
+		fd = pool_open(from, incoming_fd, name);
+		if (fd == -1 && (errno == EINVAL || errno == ENOSYS))
+			pool.off = 1; /* no RENAME_NOREPLACE here */
+		if (fd != -1) {
+			tx->pooled = 1;
+			if (pool_take_name(tx->env_from) == -1)
+				tx->env_from[0] = '\0';
+		}
+	}
 	for (i = 0; i < SPOOL_QID_TRIES && fd == -1; i++) {
 		spool_qid_new(tx->id);
 		file_name(name, tx->id, ".msg");
@@ -528,7 +704,9 @@ commit_files(struct spool_tx *tx, int each_sync)
 	close(tx->fd);
 	tx->fd = -1;
 	file_name(name, tx->id, ".env");
-	fd = create_file(incoming_fd, name, 1);
+	fd = pool_open(tx->env_from, incoming_fd, name);
+	if (fd == -1)
+		fd = create_file(incoming_fd, name, 1);
 	if (fd == -1) {
 		tx_fail(tx, "create envelope");
 		return;
@@ -624,6 +802,16 @@ commit_batch(struct spool_tx *batch)
 	 * so a complete envelope is all queue/ ever holds.
 	 */
 	each_sync = n < SPOOL_SYNCFS_MIN;
+	/*
+	 * A file taken from the pool must be gone from free/ on disk before
+	 * the message is acknowledged: a crash must not bring its old name
+	 * back beside the new one (the pool would hand it out again).  The
+	 * syncfs writes free/ too, so a batch with such a file takes that
+	 * path whatever its size.
+	 */
+	for (tx = batch; tx != NULL; tx = tx->next)
+		if (tx->pooled)
+			each_sync = 0;
 	for (tx = batch; tx != NULL; tx = tx->next)
 		commit_files(tx, each_sync);
 	if (!each_sync)
@@ -935,8 +1123,9 @@ read_env(const char *qid, struct buf *b)
 int
 spool_load(const char *qid, struct envelope *env)
 {
+	char err[200], name[SPOOL_NAME_MAX];
+	struct stat st;
 	struct buf b;
-	char err[200];
 
 	check_init();
 	envelope_init(env);
@@ -960,6 +1149,17 @@ spool_load(const char *qid, struct envelope *env)
 	if (strcmp(env->id, qid) != 0) {
 		envelope_free(env);
 		spool_quarantine(qid, "the id in the envelope is not its name");
+		errno = EINVAL;
+		return -1;
+	}
+	/* content is immutable: another size means a crash cut short its
+	 * removal (or worse); never deliver a damaged message */
+	file_name(name, qid, ".msg");
+	if (fstatat(queue_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    (uint64_t)st.st_size != env->size) {
+		envelope_free(env);
+		spool_quarantine(qid, "the content's size is not the one in "
+		    "the envelope");
 		errno = EINVAL;
 		return -1;
 	}
@@ -1051,11 +1251,13 @@ spool_remove(const char *qid)
 		errno = EINVAL;
 		return -1;
 	}
+	/* kept for new messages where the pool has room (the content
+	 * emptied, so that free/ holds no mail), removed otherwise */
 	file_name(name, qid, ".env");
-	if (unlink_quiet(queue_fd, name) == -1)
+	if (pool_put(name, 0) == -1 && unlink_quiet(queue_fd, name) == -1)
 		goto fail;
 	file_name(name, qid, ".msg");
-	if (unlink_quiet(queue_fd, name) == -1)
+	if (pool_put(name, 1) == -1 && unlink_quiet(queue_fd, name) == -1)
 		goto fail;
 	/*
 	 * Not fsync'd (Postfix does not either): a removal that a crash undoes

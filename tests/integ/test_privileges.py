@@ -78,11 +78,11 @@ def test_spool_and_mail_belong_to_tern(tern_factory):
     [mail] = wait_for_mail(home, "alice")
     st = mail.path.stat()
     assert (st.st_uid, st.st_mode & 0o7777) == (pw.pw_uid, 0o600)
-    for d in ("spool", "spool/queue", "spool/incoming", "mail",
+    for d in ("spool", "spool/queue", "spool/incoming", "spool/free", "mail",
               "mail/alice/Maildir/new"):
         st = (home / d).stat()
         assert st.st_uid == pw.pw_uid, d
-    for d in ("spool", "spool/queue", "spool/incoming"):
+    for d in ("spool", "spool/queue", "spool/incoming", "spool/free"):
         assert (home / d).stat().st_mode & 0o077 == 0, d
 
 
