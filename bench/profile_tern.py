@@ -153,9 +153,56 @@ def strace(args, base):
                   f"{secs / n * 1e6:8.1f} us/message")
 
 
+def perf(args, base):
+    """Whole machine, a software clock: who takes the two cores during
+    the load (tern's threads, the load generator, the sink, the kernel's
+    softirqs) and, inside tern, which functions, kernel included."""
+    sink = bench.Sink(base).start()
+    tern = bench.Tern(base, sink.port, args.tern)
+    data = base / "perf.data"
+    rec = None
+    try:
+        tern.start()
+        rec = subprocess.Popen(
+            ["perf", "record", "-q", "-e", "cpu-clock", "-F", "2000", "-g",
+             "-a", "-o", str(data)], stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1.0)
+        r = run_load(tern, sink, args, base)
+    finally:
+        if rec is not None:
+            rec.send_signal(2)
+            try:
+                rec.wait(30)
+            except subprocess.TimeoutExpired:
+                rec.kill()
+                rec.wait()
+        tern.stop()
+        sink.stop()
+    print(f"load: {r['accepted']} messages accepted in {r['elapsed']:.1f}s "
+          f"= {r['accepted'] / max(r['elapsed'], 1e-9):.0f}/s")
+    reports = (("by command (all CPUs)", ["--no-children", "--sort",
+                                          "comm"]),
+               ("by thread", ["--no-children", "--sort", "comm,tid"]),
+               ("tern, by function (self)", ["--comm", "tern",
+                                             "--no-children", "--sort",
+                                             "sym"]),
+               ("tern, by function (inclusive)",
+                ["--comm", "tern", "--children", "--sort", "sym"]))
+    for title, extra in reports:
+        out = subprocess.run(
+            ["perf", "report", "-i", str(data), "--stdio", "-g", "none",
+             "--percent-limit", "1"] + extra,
+            capture_output=True, text=True).stdout
+        lines = [ln for ln in out.splitlines()
+                 if ln.strip() and not ln.startswith("#")]
+        print(f"\n== {title}")
+        print("\n".join(lines[:args.top]))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("mode", choices=("callgrind", "strace"))
+    p.add_argument("mode", choices=("callgrind", "strace", "perf"))
     p.add_argument("--tern", default=str(bench.REPO / "build" / "tern"))
     p.add_argument("--messages", type=int, default=500)
     p.add_argument("--sessions", type=int, default=10)
@@ -173,7 +220,8 @@ def main():
     base = Path(tempfile.mkdtemp(prefix="tern-profile-"))
     os.chmod(base, 0o755)
     try:
-        (callgrind if args.mode == "callgrind" else strace)(args, base)
+        {"callgrind": callgrind, "strace": strace,
+         "perf": perf}[args.mode](args, base)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return 0
