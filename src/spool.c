@@ -3,8 +3,9 @@
  *
  * Layout (see spool.h and docs/ARCHITECTURE.md): $home/spool/incoming/ holds
  * messages being received, queue/ the committed ones (ID.msg content, ID.env
- * envelope), quarantine/ what could not be read.  A message is queued when
- * queue/ID.env exists; its content is renamed into queue/ before it.
+ * envelope), quarantine/ what could not be read, free/ the files of finished
+ * messages waiting to be reused (the pool, below).  A message is queued
+ * when queue/ID.env exists; its content is renamed into queue/ before it.
  *
  * The one idea: the 250 after DATA waits for stable storage, and sessions
  * finishing together share that wait.  spool_tx_commit hands the message to
@@ -342,7 +343,9 @@ spool_init(const char *home)
 	    open_dir("quarantine", &quarantine_fd) == -1 ||
 	    open_dir("free", &free_fd) == -1)
 		return -1;
+	/* a new spool: its pool is listed and counted afresh */
 	pool.n = 0;
+	pool.empty_at = 0;
 	pool.counted = 0;
 	return 0;
 }

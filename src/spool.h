@@ -8,6 +8,8 @@
  *   queue/ID.env      committed envelope: its presence marks the message
  *                     as queued; state changes replace it atomically
  *   quarantine/       acknowledged files that could not be read
+ *   free/             finished messages' files kept for new ones (the
+ *                     pool, see spool.c): no message
  *
  * Durability: spool_tx_commit() reports success only after both files are
  * fsync'd, renamed into queue/ (content first, envelope last) and queue/

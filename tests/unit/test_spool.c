@@ -1,7 +1,8 @@
 /*
  * test_spool.c - the queue on disk against a real directory and a real
  * event loop: commit then load, group commit, failures inside a batch,
- * recovery after a crash, atomic updates, queue ids, file modes.
+ * recovery after a crash, atomic updates, queue ids, file modes, the pool
+ * of reused files.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -501,7 +502,7 @@ commit_n(int n, char ids[][QID_SIZE])
 static char *
 fname(const char *qid, const char *ext)
 {
-	static char n[4][40];
+	static char n[4][64];
 	static int k;
 
 	k = (k + 1) % 4;
@@ -528,6 +529,7 @@ test_recover(void **state)
 	put_file("queue", "00000000000003.env", "version 1\n");
 	put_file("queue", fname(good[0], ".env.tmp"), "half an update");
 	put_file("queue", "README", "an administrator's note");
+	put_file("free", "00000000000004.msg", "");
 	spool_recover();
 	assert_int_equal(count("incoming"), 0);
 	assert_false(exists("queue", "00000000000002.msg"));
@@ -539,6 +541,8 @@ test_recover(void **state)
 	assert_true(exists("queue", "README"));
 	assert_int_equal(count("queue"), 3);
 	assert_int_equal(count("quarantine"), 1);
+	/* the pool is no message: left alone */
+	assert_true(exists("free", "00000000000004.msg"));
 }
 
 /* a corrupt envelope: load fails, both files go to quarantine */
@@ -927,6 +931,141 @@ test_content_path_and_free(void **state)
 	assert_int_equal(spool_free_ok(0, (uint64_t)1 << 62), 0);
 }
 
+/* st_ino of spool/sub/name */
+static ino_t
+inode_of(const char *sub, const char *name)
+{
+	struct stat st;
+
+	assert_int_equal(lstat(path_in(sub, name), &st), 0);
+	return st.st_ino;
+}
+
+/* the names in spool/sub, and their inodes (at most max) */
+static size_t
+list_inodes(const char *sub, ino_t *inos, size_t max)
+{
+	char p[512];
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d;
+
+	snprintf(p, sizeof(p), "%s/spool/%s", home, sub);
+	d = opendir(p);
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.' && n < max)
+			inos[n++] = inode_of(sub, de->d_name);
+	closedir(d);
+	return n;
+}
+
+/*
+ * The pool: a finished message's files go to free/ (the content emptied)
+ * and are the files of the next messages, which hold exactly their own
+ * bytes whatever the pool file held before.
+ */
+static void
+test_pool_reuses_files(void **state)
+{
+	char ids[3][QID_SIZE], again[2][QID_SIZE], name[32];
+	ino_t pooled[8], got;
+	struct stat st;
+	size_t n, i, k;
+	struct result r = { 0 };
+	struct spool_tx *tx;
+	struct envelope *e;
+	int found;
+
+	(void)state;
+	commit_n(3, ids);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(spool_remove(ids[i]), 0);
+	assert_int_equal(count("queue"), 0);
+	assert_int_equal(count("free"), 6);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(lstat(path_in("free", fname(ids[i], ".msg")),
+		    &st), 0);
+		assert_int_equal(st.st_size, 0); /* no mail kept in free/ */
+	}
+	n = list_inodes("free", pooled, 8);
+
+	/* a stale, longer file in the pool: the new content replaces it */
+	put_file("free", "00000000000009.msg", "stale bytes of an older "
+	    "message, longer than the new one");
+	pooled[n++] = inode_of("free", "00000000000009.msg");
+	/* commit_n found free/ empty: it is listed again after 100 ms */
+	usleep(150 * 1000);
+	tx = begin_write(10, 10, 7);
+	snprintf(name, sizeof(name), "%s.msg", spool_tx_id(tx));
+	got = inode_of("incoming", name);
+	for (found = 0, k = 0; k < n; k++)
+		found |= pooled[k] == got;
+	assert_true(found);
+	e = make_env(1);
+	spool_tx_commit(tx, e, on_commit, &r);
+	env_destroy(e);
+	run_until(&r, 1);
+	assert_int_equal(r.ok, 1);
+	check_content(r.qid, 10, 7);
+	got = inode_of("queue", fname(r.qid, ".env"));
+	for (found = 0, k = 0; k < n; k++)
+		found |= pooled[k] == got;
+	assert_true(found);
+	assert_int_equal(count("free"), 7 - 2);
+
+	/* the next messages take the rest of that listing */
+	commit_n(2, again);
+	assert_int_equal(count("queue"), 2 * 3);
+	assert_int_equal(count("free"), 1);
+	for (i = 0; i < 2; i++)
+		check_content(again[i], 10, (int)i);
+}
+
+/* free/ holds at most 1024 files: beyond, finished files are deleted */
+static void
+test_pool_is_bounded(void **state)
+{
+	char ids[2][QID_SIZE], name[32];
+	int i;
+
+	(void)state;
+	commit_n(2, ids);
+	for (i = 0; i < 1023; i++) {
+		snprintf(name, sizeof(name), "%014d.msg", i);
+		put_file("free", name, "");
+	}
+	/* the pool counts free/ afresh for each spool */
+	assert_int_equal(spool_init(home), 0);
+	assert_int_equal(spool_remove(ids[0]), 0);
+	assert_int_equal(count("free"), 1024);
+	assert_true(exists("free", fname(ids[0], ".env")));
+	assert_false(exists("free", fname(ids[0], ".msg")));
+	assert_int_equal(spool_remove(ids[1]), 0);
+	assert_int_equal(count("free"), 1024);
+	assert_int_equal(count("queue"), 0);
+}
+
+/* content whose size is not the envelope's is never delivered */
+static void
+test_load_size_mismatch(void **state)
+{
+	char ids[1][QID_SIZE];
+	struct envelope back;
+	FILE *f;
+
+	(void)state;
+	commit_n(1, ids);
+	f = fopen(path_in("queue", fname(ids[0], ".msg")), "a");
+	assert_non_null(f);
+	fputs("x", f);
+	fclose(f);
+	assert_int_equal(spool_load(ids[0], &back), -1);
+	assert_true(exists("quarantine", fname(ids[0], ".env")));
+	assert_true(exists("quarantine", fname(ids[0], ".msg")));
+	assert_int_equal(count("queue"), 0);
+}
+
 int
 main(void)
 {
@@ -950,6 +1089,9 @@ main(void)
 		T(test_modes),
 		T(test_init_home),
 		T(test_content_path_and_free),
+		T(test_pool_reuses_files),
+		T(test_pool_is_bounded),
+		T(test_load_size_mismatch),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
