@@ -126,6 +126,7 @@ static struct {
 	const struct conf *conf;
 	struct event_base *base;
 	SSL_CTX *ssl_ctx;
+	int cas_loaded;          /* the system's CAs are in ssl_ctx */
 	struct mta_ca *cas;       /* ca= files read so far (a handful) */
 	void *tree;               /* tsearch(3) of struct mta_dest by key */
 	struct mta_destq dests;
@@ -521,6 +522,20 @@ rotated_targets(struct mta_dest *d)
 	return t;
 }
 
+/* system_cas - tls=verify checks chains against the system's CAs (a
+ * route's ca= store replaces them on its connections): loaded once, at
+ * the first connection that may need them */
+static void
+system_cas(const struct mta_dest *d)
+{
+	if (mta.cas_loaded || d->route.tls != TLS_VERIFY ||
+	    d->ca_store != NULL)
+		return;
+	mta.cas_loaded = 1;
+	if (SSL_CTX_set_default_verify_paths(mta.ssl_ctx) != 1)
+		log_warn("mta: cannot load the system's CA certificates");
+}
+
 static void
 dest_start_session(struct mta_dest *d, struct mta_job *job)
 {
@@ -537,6 +552,7 @@ dest_start_session(struct mta_dest *d, struct mta_job *job)
 		.ca_store = d->ca_store,
 	};
 
+	system_cas(d);
 	conn_add(d, mta_session_new(&p, job));
 	free(t); /* the session keeps its own copy */
 }
@@ -699,10 +715,9 @@ ssl_ctx_new(void)
 		fatal("mta: cannot create a TLS context");
 	if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
 		fatal("mta: cannot set the TLS minimum version");
-	/* tls=verify checks chains against the system's CAs (a route's
-	 * ca= store replaces them on its connections) */
-	if (SSL_CTX_set_default_verify_paths(ctx) != 1)
-		log_warn("mta: cannot load the system's CA certificates");
+	/* the system's CAs are loaded at the first tls=verify connection
+	 * (system_cas): most never verify, and loading them costs about as
+	 * much CPU as a thousand messages */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	return ctx;
@@ -716,6 +731,7 @@ mta_init(const struct conf *c, struct event_base *base)
 	mta.conf = c;
 	mta.base = base;
 	mta.ssl_ctx = ssl_ctx_new();
+	mta.cas_loaded = 0;
 	mta.gc_ev = event_new(base, -1, EV_PERSIST, gc_cb, NULL);
 	if (mta.gc_ev == NULL || event_add(mta.gc_ev, &tv) == -1)
 		fatal("mta: cannot create an event");

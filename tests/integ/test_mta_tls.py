@@ -169,6 +169,24 @@ def test_encrypt_takes_a_self_signed_certificate(tern_factory):
 
 # ---------------------------------------------------------------- verify
 
+def test_verify_uses_the_system_cas(tern_factory, tls_files):
+    """tls=verify without ca=: the chain is checked against the system's
+    CA certificates, read at the first connection that needs them.
+    OpenSSL takes the system's file from SSL_CERT_FILE when it is set:
+    here the test CA is the system's only one."""
+    mail = tls_files.mail
+    with SMTPPeer(tls_cert=(mail.cert, mail.key)) as peer:
+        tern = tern_factory(relay_domains=REMOTE,
+                            route=route_line(peer.port, "tls=verify"),
+                            env={"SSL_CERT_FILE": str(tls_files.ca)},
+                            **FAST)
+        qid = submit(tern)
+        [txn] = peer.wait_delivered(1)
+        version, cipher = txn.conn.tls
+        [sent] = wait_log(tern, qid, r"status=sent")
+        assert tls_of(sent) == f"{version}/{cipher}/verified", sent
+
+
 def test_verify_defers_until_the_ca_is_configured(tern_factory, tls_files):
     """tls=verify against the system CAs: the test CA is not among them, so
     the handshake fails, the message stays queued with the reason in the
