@@ -503,8 +503,12 @@ pool_take_name(char out[SPOOL_NAME_MAX])
 
 /*
  * pool_open - move free/from to dirfd/name (which must not exist) and
- * open it for writing, emptied; -1 (nothing changed in dirfd) when that
- * cannot be done.  Touches no shared state: the commit worker calls it.
+ * open it for writing at its start; -1 (nothing changed in dirfd) when
+ * that cannot be done.  The caller cuts the file to what it wrote
+ * (pool_fit).  Not O_TRUNC: on ext4 a file truncated to nothing is
+ * written back at its close (auto_da_alloc), which in the commit worker
+ * cost more than the fsync.  Touches no shared state: the commit worker
+ * calls it.
  */
 static int
 pool_open(const char *from, int dirfd, const char *name)
@@ -515,11 +519,24 @@ pool_open(const char *from, int dirfd, const char *name)
 		return -1;
 	if (renameat2(free_fd, from, dirfd, name, RENAME_NOREPLACE) == -1)
 		return -1;
-	fd = openat(dirfd, name, O_WRONLY | O_TRUNC | O_CLOEXEC |
-	    O_NOFOLLOW);
+	fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd == -1)
 		unlinkat(dirfd, name, 0);
 	return fd;
+}
+
+/* pool_fit - cut a file from the pool to the len bytes written into it
+ * (the queue process empties content files, not envelopes) */
+static int
+pool_fit(int fd, uint64_t len)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) == -1)
+		return -1;
+	if ((uint64_t)st.st_size > len && ftruncate(fd, (off_t)len) == -1)
+		return -1;
+	return 0;
 }
 
 /* pool_has_room - queue process: may one more file go to free/? */
@@ -696,10 +713,14 @@ static void
 commit_files(struct spool_tx *tx, int each_sync)
 {
 	char name[SPOOL_NAME_MAX];
-	int fd;
+	int fd, pooled;
 
 	if (tx->err != 0)
 		return;
+	if (tx->pooled && pool_fit(tx->fd, tx->size) == -1) {
+		tx_fail(tx, "cut content");
+		return;
+	}
 	if (each_sync && fsync(tx->fd) == -1) {
 		tx_fail(tx, "fsync content");
 		return;
@@ -708,6 +729,7 @@ commit_files(struct spool_tx *tx, int each_sync)
 	tx->fd = -1;
 	file_name(name, tx->id, ".env");
 	fd = pool_open(tx->env_from, incoming_fd, name);
+	pooled = fd != -1;
 	if (fd == -1)
 		fd = create_file(incoming_fd, name, 1);
 	if (fd == -1) {
@@ -716,6 +738,8 @@ commit_files(struct spool_tx *tx, int each_sync)
 	}
 	if (util_write_all(fd, tx->env.data, tx->env.len) == -1)
 		tx_fail(tx, "write envelope");
+	else if (pooled && pool_fit(fd, tx->env.len) == -1)
+		tx_fail(tx, "cut envelope");
 	else if (each_sync && fsync(fd) == -1)
 		tx_fail(tx, "fsync envelope");
 	close(fd);
