@@ -65,9 +65,8 @@ struct spool_tx {
 	int ok;
 	int msg_queued;       /* worker: queue/ID.msg exists */
 	int env_queued;       /* worker: queue/ID.env exists */
-	int pooled;           /* a file came from free/ */
-	char env_from[SPOOL_NAME_MAX]; /* the pool's file for the envelope,
-	                               * "" to create one */
+	int pooled;           /* incoming/ID.msg came from free/ */
+	int env_pooled;       /* so did incoming/ID.env, taken with it */
 	struct spool_tx *next;
 };
 
@@ -100,11 +99,10 @@ static int free_fd = -1;
  * filesystem cannot rename without replacing (EINVAL), the pool is off
  * and every file is created and deleted.
  */
-#define SPOOL_POOL_MAX 1024
 /* names the smtpd takes from one listing of free/ */
 #define SPOOL_POOL_TAKE 128
 /* an empty free/ is listed again only after this long */
-#define SPOOL_POOL_RELIST_MS 100
+#define SPOOL_POOL_RELIST_MS 10
 /* the queue process counts free/ again after this many files put there */
 #define SPOOL_POOL_RECOUNT (SPOOL_POOL_MAX / 4)
 
@@ -474,13 +472,9 @@ pool_list(size_t max)
 	return n;
 }
 
-/*
- * pool_take_name - the name of a file in free/ for a new message's file;
- * -1 when the pool has none (the caller creates the file).  Loop thread
- * only: the commit worker gets its name from the transaction.
- */
+/* pool_next - the name of a file listed in free/; -1 when there is none */
 static int
-pool_take_name(char out[SPOOL_NAME_MAX])
+pool_next(char out[SPOOL_NAME_MAX])
 {
 	if (pool.off)
 		return -1;
@@ -502,27 +496,32 @@ pool_take_name(char out[SPOOL_NAME_MAX])
 }
 
 /*
- * pool_open - move free/from to dirfd/name (which must not exist) and
- * open it for writing at its start; -1 (nothing changed in dirfd) when
- * that cannot be done.  The caller cuts the file to what it wrote
- * (pool_fit).  Not O_TRUNC: on ext4 a file truncated to nothing is
- * written back at its close (auto_da_alloc), which in the commit worker
- * cost more than the fsync.  Touches no shared state: the commit worker
- * calls it.
+ * pool_take - move a file of the pool to incoming/name (which must not
+ * exist); -1 when the pool has none (the caller creates the file).  The
+ * loop thread takes both files of a message at once, so that no name it
+ * listed can be listed and taken twice.  Opened later without O_TRUNC:
+ * on ext4 a file truncated to nothing is written back at its close
+ * (auto_da_alloc), which in the commit worker cost more than the fsync;
+ * the writer cuts it to what it wrote instead (pool_fit).
  */
 static int
-pool_open(const char *from, int dirfd, const char *name)
+pool_take(const char *name)
 {
-	int fd;
+	char from[SPOOL_NAME_MAX];
 
-	if (from[0] == '\0')
-		return -1;
-	if (renameat2(free_fd, from, dirfd, name, RENAME_NOREPLACE) == -1)
-		return -1;
-	fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd == -1)
-		unlinkat(dirfd, name, 0);
-	return fd;
+	while (pool_next(from) == 0) {
+		if (renameat2(free_fd, from, incoming_fd, name,
+		    RENAME_NOREPLACE) == 0)
+			return 0;
+		if (errno == EINVAL || errno == ENOSYS) {
+			pool.off = 1; /* no RENAME_NOREPLACE here */
+			return -1;
+		}
+		if (errno != ENOENT)
+			return -1;
+		/* gone meanwhile: the next one */
+	}
+	return -1;
 }
 
 /* pool_fit - cut a file from the pool to the len bytes written into it
@@ -595,22 +594,23 @@ pool_put(const char *name, int empty)
 struct spool_tx *
 spool_tx_begin(void)
 {
-	char name[SPOOL_NAME_MAX], from[SPOOL_NAME_MAX];
+	char name[SPOOL_NAME_MAX];
 	struct spool_tx *tx;
 	int i, fd = -1;
 
 	check_init();
 	tx = xcalloc(1, sizeof(*tx));
-	if (pool_take_name(from) == 0) {
-		spool_qid_new(tx->id);
-		file_name(name, tx->id, ".msg");
-		fd = pool_open(from, incoming_fd, name);
-		if (fd == -1 && (errno == EINVAL || errno == ENOSYS))
-			pool.off = 1; /* no RENAME_NOREPLACE here */
-		if (fd != -1) {
+	spool_qid_new(tx->id);
+	file_name(name, tx->id, ".msg");
+	if (pool_take(name) == 0) {
+		fd = openat(incoming_fd, name, O_WRONLY | O_CLOEXEC |
+		    O_NOFOLLOW);
+		if (fd == -1) {
+			unlinkat(incoming_fd, name, 0);
+		} else {
 			tx->pooled = 1;
-			if (pool_take_name(tx->env_from) == -1)
-				tx->env_from[0] = '\0';
+			file_name(name, tx->id, ".env");
+			tx->env_pooled = pool_take(name) == 0;
 		}
 	}
 	for (i = 0; i < SPOOL_QID_TRIES && fd == -1; i++) {
@@ -700,6 +700,10 @@ spool_tx_abort(struct spool_tx *tx)
 	if (unlink_quiet(incoming_fd, name) == -1)
 		log_warn("%s: cannot remove incoming/%s: %s", tx->id, name,
 		    strerror(errno));
+	file_name(name, tx->id, ".env");
+	if (tx->env_pooled && unlink_quiet(incoming_fd, name) == -1)
+		log_warn("%s: cannot remove incoming/%s: %s", tx->id, name,
+		    strerror(errno));
 	tx_free(tx);
 }
 
@@ -713,7 +717,7 @@ static void
 commit_files(struct spool_tx *tx, int each_sync)
 {
 	char name[SPOOL_NAME_MAX];
-	int fd, pooled;
+	int fd;
 
 	if (tx->err != 0)
 		return;
@@ -728,9 +732,10 @@ commit_files(struct spool_tx *tx, int each_sync)
 	close(tx->fd);
 	tx->fd = -1;
 	file_name(name, tx->id, ".env");
-	fd = pool_open(tx->env_from, incoming_fd, name);
-	pooled = fd != -1;
-	if (fd == -1)
+	if (tx->env_pooled)
+		fd = openat(incoming_fd, name, O_WRONLY | O_CLOEXEC |
+		    O_NOFOLLOW);
+	else
 		fd = create_file(incoming_fd, name, 1);
 	if (fd == -1) {
 		tx_fail(tx, "create envelope");
@@ -738,7 +743,7 @@ commit_files(struct spool_tx *tx, int each_sync)
 	}
 	if (util_write_all(fd, tx->env.data, tx->env.len) == -1)
 		tx_fail(tx, "write envelope");
-	else if (pooled && pool_fit(fd, tx->env.len) == -1)
+	else if (tx->env_pooled && pool_fit(fd, tx->env.len) == -1)
 		tx_fail(tx, "cut envelope");
 	else if (each_sync && fsync(fd) == -1)
 		tx_fail(tx, "fsync envelope");

@@ -3,7 +3,8 @@
  *
  * Layout under $home/spool (all 0700, files 0600, owned by the tern user):
  *   incoming/ID.msg   content being received (never acknowledged)
- *   incoming/ID.env   envelope written at commit time
+ *   incoming/ID.env   envelope written at commit time (a file from the
+ *                     pool may be there, empty or stale, from the start)
  *   queue/ID.msg      committed content: immutable
  *   queue/ID.env      committed envelope: its presence marks the message
  *                     as queued; state changes replace it atomically
@@ -24,6 +25,9 @@
 #include <stdint.h>
 
 #include "envelope.h"
+
+/* files of finished messages kept in free/ for new ones, at most */
+#define SPOOL_POOL_MAX 4096
 
 struct event_base;
 struct spool_tx;

@@ -994,7 +994,7 @@ test_pool_reuses_files(void **state)
 	put_file("free", "00000000000009.msg", "stale bytes of an older "
 	    "message, longer than the new one");
 	pooled[n++] = inode_of("free", "00000000000009.msg");
-	/* commit_n found free/ empty: it is listed again after 100 ms */
+	/* commit_n found free/ empty: it is listed again 10 ms later */
 	usleep(150 * 1000);
 	tx = begin_write(10, 10, 7);
 	snprintf(name, sizeof(name), "%s.msg", spool_tx_id(tx));
@@ -1022,7 +1022,8 @@ test_pool_reuses_files(void **state)
 		check_content(again[i], 10, (int)i);
 }
 
-/* free/ holds at most 1024 files: beyond, finished files are deleted */
+/* free/ holds at most SPOOL_POOL_MAX files: beyond, finished files are
+ * deleted */
 static void
 test_pool_is_bounded(void **state)
 {
@@ -1031,18 +1032,18 @@ test_pool_is_bounded(void **state)
 
 	(void)state;
 	commit_n(2, ids);
-	for (i = 0; i < 1023; i++) {
+	for (i = 0; i < SPOOL_POOL_MAX - 1; i++) {
 		snprintf(name, sizeof(name), "%014d.msg", i);
 		put_file("free", name, "");
 	}
 	/* the pool counts free/ afresh for each spool */
 	assert_int_equal(spool_init(home), 0);
 	assert_int_equal(spool_remove(ids[0]), 0);
-	assert_int_equal(count("free"), 1024);
+	assert_int_equal(count("free"), SPOOL_POOL_MAX);
 	assert_true(exists("free", fname(ids[0], ".env")));
 	assert_false(exists("free", fname(ids[0], ".msg")));
 	assert_int_equal(spool_remove(ids[1]), 0);
-	assert_int_equal(count("free"), 1024);
+	assert_int_equal(count("free"), SPOOL_POOL_MAX);
 	assert_int_equal(count("queue"), 0);
 }
 
