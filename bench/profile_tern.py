@@ -183,7 +183,7 @@ def perf(args, base):
           f"= {r['accepted'] / max(r['elapsed'], 1e-9):.0f}/s")
     reports = (("by command (all CPUs)", ["--no-children", "--sort",
                                           "comm"]),
-               ("by thread", ["--no-children", "--sort", "comm,tid"]),
+               ("by thread", ["--no-children", "--sort", "pid"]),
                ("tern, by function (self)", ["--comm", "tern",
                                              "--no-children", "--sort",
                                              "sym"]),

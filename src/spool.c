@@ -103,6 +103,8 @@ static int free_fd = -1;
 #define SPOOL_POOL_TAKE 128
 /* an empty free/ is listed again only after this long */
 #define SPOOL_POOL_RELIST_MS 10
+/* a content file up to this size keeps its blocks in free/ (pool_empty) */
+#define SPOOL_POOL_KEEP (64 * 1024)
 /* the queue process counts free/ again after this many files put there */
 #define SPOOL_POOL_RECOUNT (SPOOL_POOL_MAX / 4)
 
@@ -562,21 +564,51 @@ pool_has_room(void)
 	return pool.count + pool.put_since < SPOOL_POOL_MAX;
 }
 
+/*
+ * pool_empty - make a content file read as nothing but zeros before it
+ * goes to free/, so that free/ holds no mail.  Small files keep their
+ * blocks (FALLOC_FL_ZERO_RANGE marks them unwritten): freeing them would
+ * cost a discard on filesystems mounted with "discard", and the next
+ * message writes into them anyway; large ones are cut to nothing.
+ */
+static int
+pool_empty(int fd)
+{
+	struct stat st;
+	off_t blk, len;
+
+	if (fstat(fd, &st) == -1)
+		return -1;
+	if (st.st_size == 0)
+		return 0;
+	/* whole blocks: a partial one would be zeroed by writing it */
+	blk = st.st_blksize > 0 ? st.st_blksize : 4096;
+	len = (st.st_size + blk - 1) / blk * blk;
+	if (st.st_size <= SPOOL_POOL_KEEP &&
+	    fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 0,
+	    len) == 0)
+		return 0;
+	return ftruncate(fd, 0);
+}
+
 /* pool_put - queue process: move queue/name to free/, emptied first
  * when empty is set; -1 when it was not moved */
 static int
 pool_put(const char *name, int empty)
 {
-	int fd;
+	int fd, rc;
 
 	if (!pool_has_room())
 		return -1;
 	if (empty) {
-		fd = openat(queue_fd, name, O_WRONLY | O_TRUNC | O_CLOEXEC |
+		fd = openat(queue_fd, name, O_WRONLY | O_CLOEXEC |
 		    O_NOFOLLOW);
 		if (fd == -1)
 			return -1;
+		rc = pool_empty(fd);
 		close(fd);
+		if (rc == -1)
+			return -1;
 	}
 	if (renameat2(queue_fd, name, free_fd, name, RENAME_NOREPLACE) ==
 	    -1) {
