@@ -866,16 +866,8 @@ commit_batch(struct spool_tx *batch)
 	 * so a complete envelope is all queue/ ever holds.
 	 */
 	each_sync = n < SPOOL_SYNCFS_MIN;
-	/*
-	 * A file taken from the pool must be gone from free/ on disk before
-	 * the message is acknowledged: a crash must not bring its old name
-	 * back beside the new one (the pool would hand it out again).  The
-	 * syncfs writes free/ too, so a batch with such a file takes that
-	 * path whatever its size.
-	 */
-	for (tx = batch; tx != NULL; tx = tx->next)
-		if (tx->pooled)
-			each_sync = 0;
+	/* (free/ is not synced here: a crash may bring back the name of a
+	 * file taken from it, which spool_recover then moves aside) */
 	for (tx = batch; tx != NULL; tx = tx->next)
 		commit_files(tx, each_sync);
 	if (!each_sync)
@@ -1103,6 +1095,101 @@ recover_one(const char *name)
 		spool_quarantine(qid, "envelope without content");
 }
 
+/* a directory entry and its inode number */
+struct dir_ino {
+	ino_t ino;
+	char *name;
+};
+
+static int
+dir_ino_cmp(const void *a, const void *b)
+{
+	const struct dir_ino *x = a, *y = b;
+
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+/* dir_inodes - the entries of dirfd with their inode numbers (readdir's
+ * d_ino), sorted by inode number */
+static int
+dir_inodes(int dirfd, struct dir_ino **out, size_t *n)
+{
+	struct dirent *de;
+	size_t cap = 0;
+	DIR *d;
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	*out = NULL;
+	*n = 0;
+	if (fd == -1 || (d = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 64;
+			*out = xreallocarray(*out, cap, sizeof(**out));
+		}
+		(*out)[*n].ino = de->d_ino;
+		(*out)[(*n)++].name = xstrdup(de->d_name);
+	}
+	closedir(d);
+	if (*n > 0)
+		qsort(*out, *n, sizeof(**out), dir_ino_cmp);
+	return 0;
+}
+
+static void
+dir_inodes_free(struct dir_ino *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
+}
+
+/*
+ * recover_pool - a commit of one or two messages makes its files and
+ * queue/ durable, not free/, so after a crash free/ may still name a file
+ * that was taken from it and now holds a queued message (or name one file
+ * twice).  Handing it out again would overwrite that message: such names
+ * are moved to quarantine/ (as "pool-NAME"; the file stays where it is).
+ */
+static void
+recover_pool(void)
+{
+	struct dir_ino *queued, *pooled, key;
+	size_t nq, np, i;
+	char safe[64], safe_to[64], to[SPOOL_NAME_MAX + 8];
+
+	if (dir_inodes(queue_fd, &queued, &nq) == -1 ||
+	    dir_inodes(free_fd, &pooled, &np) == -1) {
+		log_err("spool: cannot list queue/ and free/: %s",
+		    strerror(errno));
+		return;
+	}
+	for (i = 0; i < np; i++) {
+		key.ino = pooled[i].ino;
+		if (bsearch(&key, queued, nq, sizeof(*queued),
+		    dir_ino_cmp) == NULL && (i == 0 ||
+		    pooled[i - 1].ino != pooled[i].ino))
+			continue;
+		snprintf(to, sizeof(to), "pool-%s", pooled[i].name);
+		log_warn("spool: free/%s is a name of a file in use (a crash "
+		    "undid its removal from free/): moved to quarantine/%s",
+		    safe_name(safe, pooled[i].name), safe_name(safe_to, to));
+		if (renameat(free_fd, pooled[i].name, quarantine_fd, to) == -1)
+			log_err("spool: cannot move free/%s: %s",
+			    safe_name(safe, pooled[i].name), strerror(errno));
+	}
+	dir_inodes_free(queued, nq);
+	dir_inodes_free(pooled, np);
+}
+
 /*
  * spool_recover - clean up after a crash.  Run it only while no other
  * process writes the spool (before smtpd starts): a commit half way
@@ -1124,6 +1211,7 @@ spool_recover(void)
 	for (i = 0; i < n; i++)
 		recover_one(names[i]);
 	names_free(names, n);
+	recover_pool();
 }
 
 /* spool_scan - call fn for each queued id (queue/ID.env), in id order */

@@ -1051,6 +1051,41 @@ test_pool_is_bounded(void **state)
 	assert_int_equal(count("queue"), 0);
 }
 
+/*
+ * After a crash free/ may still name a file that holds a queued message
+ * (its removal from free/ was not on disk): recovery moves such names,
+ * and a second name of one pool file, out of the pool.
+ */
+static void
+test_recover_pool_aliases(void **state)
+{
+	char ids[1][QID_SIZE], p1[512], p2[512];
+
+	(void)state;
+	commit_n(1, ids);
+	snprintf(p1, sizeof(p1), "%s", path_in("queue", fname(ids[0],
+	    ".msg")));
+	snprintf(p2, sizeof(p2), "%s", path_in("free",
+	    "00000000000001.msg"));
+	assert_int_equal(link(p1, p2), 0);
+	put_file("free", "00000000000002.msg", "");
+	snprintf(p1, sizeof(p1), "%s", path_in("free", "00000000000002.msg"));
+	snprintf(p2, sizeof(p2), "%s", path_in("free", "00000000000003.env"));
+	assert_int_equal(link(p1, p2), 0);
+	put_file("free", "00000000000004.env", "an old envelope");
+	spool_recover();
+	/* the alias of the queued content is out of the pool */
+	assert_false(exists("free", "00000000000001.msg"));
+	assert_true(exists("quarantine", "pool-00000000000001.msg"));
+	check_content(ids[0], 10, 0);
+	/* of two names for one file, at most one stays */
+	assert_int_equal(exists("free", "00000000000002.msg") +
+	    exists("free", "00000000000003.env"), 1);
+	assert_true(exists("free", "00000000000004.env"));
+	assert_int_equal(count("free"), 2);
+	assert_int_equal(count("queue"), 2);
+}
+
 /* content whose size is not the envelope's is never delivered */
 static void
 test_load_size_mismatch(void **state)
@@ -1097,6 +1132,7 @@ main(void)
 		T(test_pool_reuses_files),
 		T(test_pool_is_bounded),
 		T(test_load_size_mismatch),
+		T(test_recover_pool_aliases),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
