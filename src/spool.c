@@ -181,23 +181,40 @@ exists_at(int dirfd, const char *name)
 	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
-/* name_cmp - qsort comparator for an array of strings */
+/* an entry of a directory and its inode number (readdir's d_ino) */
+struct dir_ent {
+	char *name;
+	ino_t ino;
+};
+
 static int
-name_cmp(const void *a, const void *b)
+ent_name_cmp(const void *a, const void *b)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	return strcmp(((const struct dir_ent *)a)->name,
+	    ((const struct dir_ent *)b)->name);
 }
 
-/* dir_list - the sorted names in dirfd except "." and ".."; -1 on error */
 static int
-dir_list(int dirfd, char ***names, size_t *n)
+ent_ino_cmp(const void *a, const void *b)
+{
+	const struct dir_ent *x = a, *y = b;
+
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+/*
+ * dir_list - the entries of dirfd except "." and "..", sorted by name
+ * (by inode number with by_ino); -1 on error.  dir_free releases them.
+ */
+static int
+dir_list(int dirfd, struct dir_ent **ents, size_t *n, int by_ino)
 {
 	struct dirent *de;
 	size_t cap = 0;
 	DIR *d;
 	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-	*names = NULL;
+	*ents = NULL;
 	*n = 0;
 	if (fd == -1 || (d = fdopendir(fd)) == NULL) {
 		if (fd != -1)
@@ -210,25 +227,26 @@ dir_list(int dirfd, char ***names, size_t *n)
 			continue;
 		if (*n == cap) {
 			cap = cap ? cap * 2 : 64;
-			*names = xreallocarray(*names, cap, sizeof(**names));
+			*ents = xreallocarray(*ents, cap, sizeof(**ents));
 		}
-		(*names)[(*n)++] = xstrdup(de->d_name);
+		(*ents)[*n].ino = de->d_ino;
+		(*ents)[(*n)++].name = xstrdup(de->d_name);
 	}
 	closedir(d);
 	if (*n > 0)
-		qsort(*names, *n, sizeof(**names), name_cmp);
+		qsort(*ents, *n, sizeof(**ents),
+		    by_ino ? ent_ino_cmp : ent_name_cmp);
 	return 0;
 }
 
-/* names_free - release a dir_list result */
 static void
-names_free(char **names, size_t n)
+dir_free(struct dir_ent *ents, size_t n)
 {
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+		free(ents[i].name);
+	free(ents);
 }
 
 /* split_name - "QID.ext" into qid and the ext ("msg", "env", "env.tmp") */
@@ -1039,24 +1057,25 @@ spool_tx_commit(struct spool_tx *tx, struct envelope *env,
 static void
 recover_incoming(void)
 {
-	char **names, safe[64];
+	struct dir_ent *ents;
+	char safe[64];
 	size_t n, i, removed = 0;
 
-	if (dir_list(incoming_fd, &names, &n) == -1) {
+	if (dir_list(incoming_fd, &ents, &n, 0) == -1) {
 		log_err("spool: cannot list incoming/: %s", strerror(errno));
 		return;
 	}
 	for (i = 0; i < n; i++) {
-		if (unlinkat(incoming_fd, names[i], 0) == 0)
+		if (unlinkat(incoming_fd, ents[i].name, 0) == 0)
 			removed++;
 		else
 			log_warn("spool: cannot remove incoming/%s: %s",
-			    safe_name(safe, names[i]), strerror(errno));
+			    safe_name(safe, ents[i].name), strerror(errno));
 	}
 	if (removed > 0)
 		log_info("spool: removed %zu unfinished file(s) from incoming/",
 		    removed);
-	names_free(names, n);
+	dir_free(ents, n);
 }
 
 /* recover_one - settle one name found in queue/ */
@@ -1095,63 +1114,6 @@ recover_one(const char *name)
 		spool_quarantine(qid, "envelope without content");
 }
 
-/* a directory entry and its inode number */
-struct dir_ino {
-	ino_t ino;
-	char *name;
-};
-
-static int
-dir_ino_cmp(const void *a, const void *b)
-{
-	const struct dir_ino *x = a, *y = b;
-
-	return x->ino < y->ino ? -1 : x->ino > y->ino;
-}
-
-/* dir_inodes - the entries of dirfd with their inode numbers (readdir's
- * d_ino), sorted by inode number */
-static int
-dir_inodes(int dirfd, struct dir_ino **out, size_t *n)
-{
-	struct dirent *de;
-	size_t cap = 0;
-	DIR *d;
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	*out = NULL;
-	*n = 0;
-	if (fd == -1 || (d = fdopendir(fd)) == NULL) {
-		if (fd != -1)
-			close(fd);
-		return -1;
-	}
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 64;
-			*out = xreallocarray(*out, cap, sizeof(**out));
-		}
-		(*out)[*n].ino = de->d_ino;
-		(*out)[(*n)++].name = xstrdup(de->d_name);
-	}
-	closedir(d);
-	if (*n > 0)
-		qsort(*out, *n, sizeof(**out), dir_ino_cmp);
-	return 0;
-}
-
-static void
-dir_inodes_free(struct dir_ino *v, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		free(v[i].name);
-	free(v);
-}
-
 /*
  * recover_pool - a commit of one or two messages makes its files and
  * queue/ durable, not free/, so after a crash free/ may still name a file
@@ -1162,12 +1124,12 @@ dir_inodes_free(struct dir_ino *v, size_t n)
 static void
 recover_pool(void)
 {
-	struct dir_ino *queued, *pooled, key;
+	struct dir_ent *queued, *pooled, key;
 	size_t nq, np, i;
 	char safe[64], safe_to[64], to[SPOOL_NAME_MAX + 8];
 
-	if (dir_inodes(queue_fd, &queued, &nq) == -1 ||
-	    dir_inodes(free_fd, &pooled, &np) == -1) {
+	if (dir_list(queue_fd, &queued, &nq, 1) == -1 ||
+	    dir_list(free_fd, &pooled, &np, 1) == -1) {
 		log_err("spool: cannot list queue/ and free/: %s",
 		    strerror(errno));
 		return;
@@ -1175,7 +1137,7 @@ recover_pool(void)
 	for (i = 0; i < np; i++) {
 		key.ino = pooled[i].ino;
 		if (bsearch(&key, queued, nq, sizeof(*queued),
-		    dir_ino_cmp) == NULL && (i == 0 ||
+		    ent_ino_cmp) == NULL && (i == 0 ||
 		    pooled[i - 1].ino != pooled[i].ino))
 			continue;
 		snprintf(to, sizeof(to), "pool-%s", pooled[i].name);
@@ -1186,8 +1148,8 @@ recover_pool(void)
 			log_err("spool: cannot move free/%s: %s",
 			    safe_name(safe, pooled[i].name), strerror(errno));
 	}
-	dir_inodes_free(queued, nq);
-	dir_inodes_free(pooled, np);
+	dir_free(queued, nq);
+	dir_free(pooled, np);
 }
 
 /*
@@ -1199,18 +1161,18 @@ recover_pool(void)
 void
 spool_recover(void)
 {
-	char **names;
+	struct dir_ent *ents;
 	size_t n, i;
 
 	check_init();
 	recover_incoming();
-	if (dir_list(queue_fd, &names, &n) == -1) {
+	if (dir_list(queue_fd, &ents, &n, 0) == -1) {
 		log_err("spool: cannot list queue/: %s", strerror(errno));
 		return;
 	}
 	for (i = 0; i < n; i++)
-		recover_one(names[i]);
-	names_free(names, n);
+		recover_one(ents[i].name);
+	dir_free(ents, n);
 	recover_pool();
 }
 
@@ -1218,22 +1180,23 @@ spool_recover(void)
 void
 spool_scan(void (*fn)(const char *qid, void *arg), void *arg)
 {
-	char **names, qid[QID_SIZE];
+	struct dir_ent *ents;
+	char qid[QID_SIZE];
 	const char *ext;
 	size_t n, i;
 
 	check_init();
-	if (dir_list(queue_fd, &names, &n) == -1) {
+	if (dir_list(queue_fd, &ents, &n, 0) == -1) {
 		log_err("spool: cannot list queue/: %s", strerror(errno));
 		return;
 	}
 	/* "ID.env" names sort like their ids: same length, same suffix */
 	for (i = 0; i < n; i++) {
-		ext = split_name(names[i], qid);
+		ext = split_name(ents[i].name, qid);
 		if (ext != NULL && strcmp(ext, "env") == 0)
 			fn(qid, arg);
 	}
-	names_free(names, n);
+	dir_free(ents, n);
 }
 
 /* read_env - the bytes of queue/ID.env into b (initialised here) */

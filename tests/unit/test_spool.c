@@ -112,9 +112,10 @@ exists(const char *sub, const char *name)
 	return lstat(path_in(sub, name), &st) == 0;
 }
 
-/* count - entries in spool/sub */
+/* list_inodes - the number of entries in spool/sub; the inode numbers of
+ * the first max of them into inos */
 static size_t
-count(const char *sub)
+list_inodes(const char *sub, ino_t *inos, size_t max)
 {
 	char p[512];
 	struct dirent *de;
@@ -124,10 +125,22 @@ count(const char *sub)
 	snprintf(p, sizeof(p), "%s/spool/%s", home, sub);
 	d = opendir(p);
 	assert_non_null(d);
-	while ((de = readdir(d)) != NULL)
-		n += de->d_name[0] != '.';
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (n < max)
+			inos[n] = de->d_ino;
+		n++;
+	}
 	closedir(d);
 	return n;
+}
+
+/* count - entries in spool/sub */
+static size_t
+count(const char *sub)
+{
+	return list_inodes(sub, NULL, 0);
 }
 
 static void
@@ -939,25 +952,6 @@ inode_of(const char *sub, const char *name)
 
 	assert_int_equal(lstat(path_in(sub, name), &st), 0);
 	return st.st_ino;
-}
-
-/* the names in spool/sub, and their inodes (at most max) */
-static size_t
-list_inodes(const char *sub, ino_t *inos, size_t max)
-{
-	char p[512];
-	struct dirent *de;
-	size_t n = 0;
-	DIR *d;
-
-	snprintf(p, sizeof(p), "%s/spool/%s", home, sub);
-	d = opendir(p);
-	assert_non_null(d);
-	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.' && n < max)
-			inos[n++] = inode_of(sub, de->d_name);
-	closedir(d);
-	return n;
 }
 
 /*
