@@ -1682,8 +1682,12 @@ write_cb(struct bufferevent *bev, void *arg)
 		bufferevent_disable(bev, EV_WRITE);
 	if (s->write_wait) {
 		s->write_wait = 0;
-		session_input(s);
-		return;
+		/* the commands that waited; a session closed meanwhile
+		 * (a timeout) goes on to be freed below */
+		if (s->state != SMTP_S_CLOSING) {
+			session_input(s);
+			return;
+		}
 	}
 	if (s->state != SMTP_S_CLOSING)
 		return;

@@ -91,11 +91,12 @@ static int free_fd = -1;
  * before a new one is handed out (at thousands of messages a second that
  * scan was a third of tern's CPU time).  So the queue process does not
  * delete a finished message's files but renames them into free/ (the
- * content emptied first), and the smtpd renames them back into incoming/
- * for the next message, with RENAME_NOREPLACE so that a queue id is still
- * never taken twice.  free/ holds at most SPOOL_POOL_MAX files; the queue
- * process deletes what does not fit.  A file in free/ is no message:
- * recovery leaves the pool alone, and nothing else reads it.  Where the
+ * content zeroed first, pool_empty), and the smtpd renames them back into
+ * incoming/ for the next message, with RENAME_NOREPLACE so that a queue id
+ * is still never taken twice.  free/ holds at most SPOOL_POOL_MAX files;
+ * the queue process deletes what does not fit.  A file in free/ is no
+ * message: nothing reads it, and recovery only moves aside a name that a
+ * crash left beside a file in use (recover_pool).  Where the
  * filesystem cannot rename without replacing (EINVAL), the pool is off
  * and every file is created and deleted.
  */
