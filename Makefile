@@ -111,7 +111,7 @@ test: deps
 	$(MAKE) fuzz-short
 
 # The benchmark (docs/BENCHMARKS.md): tern and a private Postfix side by
-# side on loopback, 3 to 4 minutes, as root; never part of `make test`.
+# side on loopback, about 5 minutes, as root; never part of `make test`.
 # BENCH_ARGS passes options to bench/bench.py (--rounds 1, --big 0, ...).
 bench:
 	@sh scripts/deps.sh

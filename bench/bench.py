@@ -917,7 +917,7 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--tern", default=str(REPO / "build" / "tern"),
                    help="the tern binary (default build/tern)")
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--scale", type=float, default=1.0,
                    help="multiply every load's message count")
     p.add_argument("--idle", type=int, default=IDLE_SESSIONS)
