@@ -91,7 +91,7 @@ static int free_fd = -1;
  * before a new one is handed out (at thousands of messages a second that
  * scan was a third of tern's CPU time).  So the queue process does not
  * delete a finished message's files but renames them into free/ (the
- * content zeroed first, pool_empty), and the smtpd renames them back into
+ * content zeroed first, pool_put), and the smtpd renames them back into
  * incoming/ for the next message, with RENAME_NOREPLACE so that a queue id
  * is still never taken twice.  free/ holds at most SPOOL_POOL_MAX files;
  * the queue process deletes what does not fit.  A file in free/ is no
@@ -118,6 +118,7 @@ static struct {
 	size_t count;
 	size_t put_since;
 	int counted;
+	int64_t counted_at;
 	int off;               /* renameat2 without replacing unsupported */
 } pool;
 
@@ -463,34 +464,27 @@ spool_free_ok(uint64_t reserve, uint64_t size)
 
 /* the pool */
 
-/* pool_list - the names in free/ (at most max) into pool.names; the
- * number found */
+/* pool_list - the names of the pool (at most max) into pool.names; the
+ * number of files in the pool.  A name starting with "." is a file still
+ * being emptied (pool_put), not yet the pool's. */
 static size_t
 pool_list(size_t max)
 {
-	struct dirent *de;
-	size_t n = 0;
-	DIR *d;
-	int fd;
+	struct dir_ent *ents;
+	size_t n, i, found = 0;
 
-	fd = openat(free_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd == -1)
+	if (dir_list(free_fd, &ents, &n, 0) == -1)
 		return 0;
-	d = fdopendir(fd);
-	if (d == NULL) {
-		close(fd);
-		return 0;
-	}
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
+	for (i = 0; i < n; i++) {
+		if (ents[i].name[0] == '.')
 			continue;
-		if (n < max && strlen(de->d_name) < SPOOL_NAME_MAX)
-			snprintf(pool.names[n], SPOOL_NAME_MAX, "%s",
-			    de->d_name);
-		n++;
+		if (found < max && strlen(ents[i].name) < SPOOL_NAME_MAX)
+			snprintf(pool.names[found], SPOOL_NAME_MAX, "%s",
+			    ents[i].name);
+		found++;
 	}
-	closedir(d);
-	return n;
+	dir_free(ents, n);
+	return found;
 }
 
 /* pool_next - the name of a file listed in free/; -1 when there is none */
@@ -567,15 +561,14 @@ pool_has_room(void)
 		return 0;
 	if (!pool.counted || pool.put_since >= SPOOL_POOL_RECOUNT ||
 	    pool.count + pool.put_since >= SPOOL_POOL_MAX) {
-		static int64_t last;
 		int64_t now = util_mono_ms();
 
 		/* the smtpd takes files out meanwhile: count again, but
 		 * not more than once a second when the pool is full */
 		if (pool.counted && pool.count + pool.put_since >=
-		    SPOOL_POOL_MAX && now - last < 1000)
+		    SPOOL_POOL_MAX && now - pool.counted_at < 1000)
 			return 0;
-		last = now;
+		pool.counted_at = now;
 		pool.count = pool_list(0);
 		pool.put_since = 0;
 		pool.counted = 1;
@@ -610,30 +603,42 @@ pool_empty(int fd)
 	return ftruncate(fd, 0);
 }
 
-/* pool_put - queue process: move queue/name to free/, emptied first
- * when empty is set; -1 when it was not moved */
+/*
+ * pool_put - queue process: move queue/name to free/; -1 when it was not
+ * moved.  A content file (empty set) is emptied in free/ under a hidden
+ * name first: emptied in queue/, a crash that undid the envelope's removal
+ * but kept the emptying would deliver the message again as zeros (its size
+ * stays, so spool_load could not tell); emptied under its pool name, the
+ * smtpd could take it meanwhile and have its new content zeroed.
+ */
 static int
 pool_put(const char *name, int empty)
 {
+	char hidden[SPOOL_NAME_MAX + 1];
 	int fd, rc;
 
 	if (!pool_has_room())
 		return -1;
-	if (empty) {
-		fd = openat(queue_fd, name, O_WRONLY | O_CLOEXEC |
-		    O_NOFOLLOW);
-		if (fd == -1)
-			return -1;
-		rc = pool_empty(fd);
-		close(fd);
-		if (rc == -1)
-			return -1;
-	}
-	if (renameat2(queue_fd, name, free_fd, name, RENAME_NOREPLACE) ==
-	    -1) {
+	snprintf(hidden, sizeof(hidden), ".%s", name);
+	if (renameat2(queue_fd, name, free_fd, empty ? hidden : name,
+	    RENAME_NOREPLACE) == -1) {
 		if (errno == EINVAL || errno == ENOSYS)
 			pool.off = 1;
 		return -1;
+	}
+	if (empty) {
+		fd = openat(free_fd, hidden, O_WRONLY | O_CLOEXEC |
+		    O_NOFOLLOW);
+		rc = fd == -1 ? -1 : pool_empty(fd);
+		if (fd != -1)
+			close(fd);
+		/* the message is gone from queue/ already: a file that
+		 * cannot be emptied is removed, not kept */
+		if (rc == -1 ||
+		    renameat(free_fd, hidden, free_fd, name) == -1) {
+			unlink_quiet(free_fd, hidden);
+			return 0;
+		}
 	}
 	pool.put_since++;
 	return 0;
@@ -1121,6 +1126,7 @@ recover_one(const char *name)
  * that was taken from it and now holds a queued message (or name one file
  * twice).  Handing it out again would overwrite that message: such names
  * are moved to quarantine/ (as "pool-NAME"; the file stays where it is).
+ * A hidden name (".NAME") left by a pool_put cut short is removed.
  */
 static void
 recover_pool(void)
@@ -1139,8 +1145,11 @@ recover_pool(void)
 		key.ino = pooled[i].ino;
 		if (bsearch(&key, queued, nq, sizeof(*queued),
 		    ent_ino_cmp) == NULL && (i == 0 ||
-		    pooled[i - 1].ino != pooled[i].ino))
+		    pooled[i - 1].ino != pooled[i].ino)) {
+			if (pooled[i].name[0] == '.')
+				unlink_quiet(free_fd, pooled[i].name);
 			continue;
+		}
 		snprintf(to, sizeof(to), "pool-%s", pooled[i].name);
 		log_warn("spool: free/%s is a name of a file in use (a crash "
 		    "undid its removal from free/): moved to quarantine/%s",

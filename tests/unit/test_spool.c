@@ -1048,7 +1048,8 @@ test_pool_is_bounded(void **state)
 /*
  * After a crash free/ may still name a file that holds a queued message
  * (its removal from free/ was not on disk): recovery moves such names,
- * and a second name of one pool file, out of the pool.
+ * and a second name of one pool file, out of the pool, and removes a file
+ * left half way into it.
  */
 static void
 test_recover_pool_aliases(void **state)
@@ -1067,7 +1068,10 @@ test_recover_pool_aliases(void **state)
 	snprintf(p2, sizeof(p2), "%s", path_in("free", "00000000000003.env"));
 	assert_int_equal(link(p1, p2), 0);
 	put_file("free", "00000000000004.env", "an old envelope");
+	/* a content file whose emptying a crash cut short */
+	put_file("free", ".00000000000005.msg", "mail not yet zeroed");
 	spool_recover();
+	assert_false(exists("free", ".00000000000005.msg"));
 	/* the alias of the queued content is out of the pool */
 	assert_false(exists("free", "00000000000001.msg"));
 	assert_true(exists("quarantine", "pool-00000000000001.msg"));
