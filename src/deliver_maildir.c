@@ -22,10 +22,10 @@
  * (we also escape '\' and non-printable bytes the same way), so the name
  * never contains '/' or ':' and never starts with '.'.
  *
- * The content is stored with CRLF line ends (as SMTP carries it); mail
- * readers expect LF in a Maildir, so every CRLF becomes LF while bare CR
- * and bare LF are kept as they are.  The content is streamed through a
- * bounded buffer: messages can be tens of megabytes.
+ * The message is written as mail readers expect it, with LF line ends
+ * (deliver_write_message).  This runs in a delivery child, off the queue
+ * process's loop, so looking through cur/ for an earlier copy may take
+ * as long as a large Maildir needs.
  */
 #include "deliver.h"
 
@@ -43,18 +43,17 @@
 #include "envelope.h"
 #include "util.h"
 
-/* bytes read from the content file at a time */
-#define MAILDIR_COPY_BUF (64 * 1024)
 /* octets of the escaped host name kept in a file name (NAME_MAX is 255) */
 #define MAILDIR_HOST_MAX 128
-/* longest Return-Path / Delivered-To value written (RFC 5322 2.1.1: 998) */
-#define MAILDIR_HEADER_VALUE_MAX 900
 
-/* set_err - "what path: strerror(errno)" into err */
+/* set_err - "what path: strerror(errno)" into err; a reason too long is
+ * cut (it only goes into a log line and a bounce) */
 static void
 set_err(char *err, size_t errlen, const char *what, const char *path)
 {
-	snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+	if (snprintf(err, errlen, "%s %s: %s", what, path,
+	    strerror(errno)) >= (int)errlen)
+		log_debug("cut an error text: %s %s", what, path);
 }
 
 /* qid_safe - 1 when the queue id is alphanumeric and of sane length (it
@@ -302,7 +301,8 @@ find_earlier(const char *path, const char *name, int check_cur, char *err,
 	if (lstat(p, &st) == 0) {
 		if (S_ISREG(st.st_mode))
 			return 1;
-		snprintf(err, errlen, "not a regular file: %s", p);
+		errno = EEXIST;
+		set_err(err, errlen, "not a regular file:", p);
 		return -1;
 	}
 	if (errno != ENOENT) {
@@ -310,107 +310,6 @@ find_earlier(const char *path, const char *name, int check_cur, char *err,
 		return -1;
 	}
 	return check_cur ? find_in_cur(path, name, err, errlen) : 0;
-}
-
-/*
- * crlf_to_lf - copy n bytes from in to out turning CRLF into LF; a CR at
- * the end of in is held back in *pending_cr until the next call shows
- * whether LF follows (call with n == 0 at the end to flush it).  out needs
- * n + 1 bytes.  Returns the bytes written to out.
- */
-static size_t
-crlf_to_lf(const char *in, size_t n, char *out, int *pending_cr)
-{
-	const char *end = in + n, *cr;
-	size_t o = 0;
-
-	if (*pending_cr) {
-		*pending_cr = 0;
-		if (n > 0 && in[0] == '\n') {
-			out[o++] = '\n';
-			in++;
-		} else {
-			out[o++] = '\r';
-		}
-	}
-	while (in < end) {
-		cr = memchr(in, '\r', (size_t)(end - in));
-		if (cr == NULL)
-			cr = end;
-		memcpy(out + o, in, (size_t)(cr - in));
-		o += (size_t)(cr - in);
-		in = cr;
-		if (in == end)
-			break;
-		if (in + 1 == end) {
-			*pending_cr = 1;
-			break;
-		}
-		if (in[1] == '\n') {
-			out[o++] = '\n';
-			in += 2;
-			continue;
-		}
-		out[o++] = '\r';
-		in++;
-	}
-	return o;
-}
-
-/* write_headers - Return-Path: and Delivered-To:, values sanitised even
- * though they came through the SMTP parser */
-static int
-write_headers(int fd, const struct deliver_req *req)
-{
-	char *rp, *dt;
-	struct buf b;
-	int r;
-
-	rp = util_sanitise_dup(req->return_path ? req->return_path : "",
-	    MAILDIR_HEADER_VALUE_MAX);
-	dt = util_sanitise_dup(req->delivered_to ? req->delivered_to : "",
-	    MAILDIR_HEADER_VALUE_MAX);
-	buf_init(&b);
-	buf_printf(&b, "Return-Path: <%s>\nDelivered-To: %s\n", rp, dt);
-	r = util_write_all(fd, b.data, b.len);
-	buf_free(&b);
-	free(rp);
-	free(dt);
-	return r;
-}
-
-/* copy_content - stream the content file to out with CRLF -> LF */
-static int
-copy_content(int in, int out, const char *inpath, const char *outpath,
-    char *err, size_t errlen)
-{
-	char *ibuf = xmalloc(MAILDIR_COPY_BUF);
-	char *obuf = xmalloc(MAILDIR_COPY_BUF + 1);
-	int pending = 0, r = -1;
-	ssize_t n;
-	size_t o;
-
-	for (;;) {
-		n = read(in, ibuf, MAILDIR_COPY_BUF);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			set_err(err, errlen, "cannot read", inpath);
-			goto out;
-		}
-		o = crlf_to_lf(ibuf, (size_t)n, obuf, &pending);
-		if (util_write_all(out, obuf, o) == -1) {
-			set_err(err, errlen, "cannot write", outpath);
-			goto out;
-		}
-		if (n == 0)
-			break;
-	}
-	r = 0;
-out:
-	free(ibuf);
-	free(obuf);
-	return r;
 }
 
 /* open_tmp - create tmp/NAME 0600; a file left there by a crashed attempt
@@ -433,7 +332,7 @@ open_tmp(const char *tmp)
 /* write_tmp - write the whole file at tmp and make it durable; on failure
  * tmp is removed */
 static int
-write_tmp(const char *tmp, int in, const struct deliver_req *req, char *err,
+write_tmp(const char *tmp, const struct deliver_req *req, char *err,
     size_t errlen)
 {
 	int fd;
@@ -443,11 +342,7 @@ write_tmp(const char *tmp, int in, const struct deliver_req *req, char *err,
 		set_err(err, errlen, "cannot create", tmp);
 		return -1;
 	}
-	if (write_headers(fd, req) == -1) {
-		set_err(err, errlen, "cannot write", tmp);
-		goto fail;
-	}
-	if (copy_content(in, fd, req->content_path, tmp, err, errlen) == -1)
+	if (deliver_write_message(fd, req, 0, tmp, err, errlen) == -1)
 		goto fail;
 	if (fsync(fd) == -1) {
 		set_err(err, errlen, "cannot fsync", tmp);
@@ -472,7 +367,6 @@ maildir_write(const char *path, const char *name,
     const struct deliver_req *req, char *err, size_t errlen)
 {
 	char tmp[PATH_MAX], new[PATH_MAX], newdir[PATH_MAX];
-	int in;
 
 	if (path_join(tmp, sizeof(tmp), path, "tmp", name) == -1 ||
 	    path_join(new, sizeof(new), path, "new", name) == -1 ||
@@ -480,16 +374,8 @@ maildir_write(const char *path, const char *name,
 		set_err(err, errlen, "cannot use", path);
 		return DELIVER_TEMP;
 	}
-	in = open(req->content_path, O_RDONLY | O_CLOEXEC);
-	if (in == -1) {
-		set_err(err, errlen, "cannot open", req->content_path);
+	if (write_tmp(tmp, req, err, errlen) == -1)
 		return DELIVER_TEMP;
-	}
-	if (write_tmp(tmp, in, req, err, errlen) == -1) {
-		close(in);
-		return DELIVER_TEMP;
-	}
-	close(in);
 	/* tmp/ and new/ are siblings on one filesystem: rename is atomic */
 	if (rename(tmp, new) == -1) {
 		set_err(err, errlen, "cannot rename into", new);
@@ -505,28 +391,37 @@ maildir_write(const char *path, const char *name,
 	return DELIVER_OK;
 }
 
-enum deliver_result
-deliver_maildir(const char *path, const struct deliver_req *req, char *err,
-    size_t errlen)
+/* deliver_maildir - deliver into the Maildir at path (created with tmp/,
+ * new/, cur/ when missing), idempotently (see the top of the file) */
+void
+deliver_maildir(const char *path, const struct deliver_req *req,
+    struct deliver_outcome *out)
 {
-	char name[NAME_MAX + 1];
+	char name[NAME_MAX + 1], err[DELIVER_REASON_MAX + 1] = "";
 	int r;
 
-	if (errlen > 0)
-		err[0] = '\0';
 	if (maildir_name(req, name, sizeof(name)) == -1) {
-		snprintf(err, errlen, "unusable queue id for a maildir name");
-		return DELIVER_PERM;
+		deliver_outcome_set(out, DELIVER_PERM, "5.3.0",
+		    "unusable queue id for a maildir name");
+		return;
 	}
-	if (maildir_prepare(path, err, errlen) == -1)
-		return DELIVER_TEMP;
-	r = find_earlier(path, name, req->check_cur, err, errlen);
-	if (r == -1)
-		return DELIVER_TEMP;
+	if (maildir_prepare(path, err, sizeof(err)) == -1) {
+		deliver_outcome_set(out, DELIVER_TEMP, "4.3.0", "%s", err);
+		return;
+	}
+	r = find_earlier(path, name, req->check_cur, err, sizeof(err));
+	if (r == -1) {
+		deliver_outcome_set(out, DELIVER_TEMP, "4.3.0", "%s", err);
+		return;
+	}
 	if (r == 1) {
-		log_info("%s: already delivered to %s as %s", req->qid, path,
-		    name);
-		return DELIVER_OK;
+		deliver_outcome_set(out, DELIVER_OK, "2.0.0",
+		    "already delivered to maildir %s", path);
+		return;
 	}
-	return maildir_write(path, name, req, err, errlen);
+	if (maildir_write(path, name, req, err, sizeof(err)) != DELIVER_OK) {
+		deliver_outcome_set(out, DELIVER_TEMP, "4.3.0", "%s", err);
+		return;
+	}
+	deliver_outcome_set(out, DELIVER_OK, "2.0.0", "delivered to maildir");
 }

@@ -29,6 +29,7 @@
 #include "sched.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <search.h>
 #include <stdio.h>
@@ -327,6 +328,7 @@ rcpt_maildir(struct sched_msg *m, size_t idx, const char *local,
 	const struct conf *c = sched.conf;
 	char user[MAILBOX_USER_MAX + 1], path[PATH_MAX], content[PATH_MAX];
 	struct deliver_req req;
+	struct deliver_outcome out;
 
 	if (mailbox_user(local, user, sizeof(user)) == -1) {
 		snprintf(err, errlen, "local part not usable as a mailbox");
@@ -345,12 +347,19 @@ rcpt_maildir(struct sched_msg *m, size_t idx, const char *local,
 	memset(&req, 0, sizeof(req));
 	req.qid = m->id;
 	req.rcpt_index = idx;
-	req.content_path = content;
+	req.content_fd = open(content, O_RDONLY | O_CLOEXEC);
+	if (req.content_fd == -1) {
+		snprintf(err, errlen, "cannot open the queued message");
+		return DELIVER_TEMP;
+	}
 	req.return_path = m->env.sender ? m->env.sender : "";
 	req.delivered_to = m->env.rcpts[idx].addr;
 	req.hostname = c->hostname;
 	req.check_cur = m->check_cur;
-	return deliver_maildir(path, &req, err, errlen);
+	deliver_maildir(path, &req, &out);
+	close(req.content_fd);
+	snprintf(err, errlen, "%s", out.reason);
+	return out.result;
 }
 
 /* rcpt_split - local part and domain of addr (bufs of strlen(addr) + 1);

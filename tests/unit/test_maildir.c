@@ -107,7 +107,7 @@ setup(void **state)
 	snprintf(f->maildir, sizeof(f->maildir), "%s/home/u/Maildir", f->dir);
 	f->req.qid = QID;
 	f->req.rcpt_index = 0;
-	f->req.content_path = f->content;
+	f->req.content_fd = -1;
 	f->req.return_path = "s@example.org";
 	f->req.delivered_to = "u@example.com";
 	f->req.hostname = "mx.example.org";
@@ -130,11 +130,20 @@ teardown(void **state)
 	return 0;
 }
 
-/* deliver - deliver_maildir into the fixture's Maildir */
+/* deliver - deliver_maildir into the fixture's Maildir, the content
+ * opened as the delivery child opens it (a content that cannot be opened
+ * is given as -1: the agent must fail to read it) */
 static enum deliver_result
 deliver(struct fixture *f)
 {
-	return deliver_maildir(f->maildir, &f->req, f->err, sizeof(f->err));
+	struct deliver_outcome out;
+
+	f->req.content_fd = open(f->content, O_RDONLY | O_CLOEXEC);
+	deliver_maildir(f->maildir, &f->req, &out);
+	if (f->req.content_fd != -1)
+		close(f->req.content_fd);
+	snprintf(f->err, sizeof(f->err), "%s", out.reason);
+	return out.result;
 }
 
 /* assert_file - new/name holds exactly expect */
@@ -441,7 +450,7 @@ bad_qid(struct fixture *f)
 }
 
 static const struct fail_case fail_cases[] = {
-	{ "content file missing", no_content, DELIVER_TEMP, "content.msg" },
+	{ "content not open", no_content, DELIVER_TEMP, "cannot read" },
 	{ "content unreadable after tmp/ file made", content_is_dir,
 	    DELIVER_TEMP, "cannot read" },
 	{ "new/ is a file", new_is_file, DELIVER_TEMP, "/new" },
