@@ -48,7 +48,15 @@
 #define CONF_DEFAULT_PATH "/etc/tern/tern.conf"
 #define DEF_HOME "./var"
 #define DEF_USER "tern"
-#define DEF_MAILBOX "$home/mail/%u/Maildir"
+#define DEF_MAILBOX "maildir:$home/mail/%u/Maildir"
+#define DEF_MAILBOX_SYSTEM "maildir:~/Maildir"
+#define DEF_ALIAS_USER "nobody"
+#define DEF_FORWARD "~/.forward"
+#define DEF_SUBADDRESS '+'
+#define DEF_MIN_UID 1000
+#define DEF_LOCAL_CONCURRENCY 20
+#define DEF_MAILBOX_CONCURRENCY 2
+#define DEF_TIMEOUT_DELIVERY (10 * MS_M)
 #define DEF_PORT 2525
 #define DEF_MESSAGE_SIZE (50 * MIB)
 #define DEF_MAX_RCPTS 1000
@@ -85,11 +93,7 @@
 #define PORT_MAX 65535
 #define AUTH_FAILURES_MAX 100
 #define AUTH_CLIENT_FAILURES_MAX 100000
-
-/* the keys of the DESIGN sketch that later versions implement */
-static const char *const conf_keys_later[] = {
-	"mailbox-for", "aliases", NULL
-};
+#define LOCAL_CONCURRENCY_MAX 1000
 
 struct parse;
 typedef void key_fn(struct parse *p, char **av, size_t ac);
@@ -114,6 +118,11 @@ struct conf_key {
 	X("relay-recipients", key_relay_recipients, 0)                    \
 	X("recipients", key_recipients, 0)                                \
 	X("mailbox", key_mailbox, 0)                                      \
+	X("mailbox-for", key_mailbox_for, 1)                              \
+	X("aliases", key_aliases, 0)                                      \
+	X("alias-user", key_alias_user, 0)                                \
+	X("forward", key_forward, 0)                                      \
+	X("subaddress", key_subaddress, 0)                                \
 	X("trusted-networks", key_trusted, 1)                             \
 	X("tls", key_tls, 1)                                              \
 	X("users", key_users, 0)                                          \
@@ -142,6 +151,8 @@ struct parse {
 	size_t seen[NKEYS];   /* line where a key first appeared, 0: not */
 	char *mailbox;        /* as written: $home is expanded at the end */
 	size_t mailbox_line;
+	char **mfor_raw;      /* mailbox-for methods as written */
+	size_t *mfor_lines;
 	size_t trusted_none;  /* line of "trusted-networks none" */
 	size_t *relay_lines;  /* line of each c->relay_domains[i] */
 	size_t *route_lines;  /* line of each c->routes[i] */
@@ -752,6 +763,16 @@ recipient_valid(const char *s)
 	return local_part_valid(s, (size_t)(at - s)) && domain_valid(at + 1);
 }
 
+/* recipients_entry_valid - a recipients file line: a recipient, or
+ * "@domain" (every local part of a local domain: a catch-all) */
+static int
+recipients_entry_valid(const char *s)
+{
+	if (s[0] == '@')
+		return domain_valid(s + 1);
+	return recipient_valid(s);
+}
+
 /* relay_recipient_valid - "local@domain" or "@domain", in any case */
 static int
 relay_recipient_valid(const char *s)
@@ -771,7 +792,8 @@ struct list_file {
 };
 
 static const struct list_file recipients_file = {
-	"recipients", recipient_valid, "a recipient (local or local@domain)"
+	"recipients", recipients_entry_valid,
+	"a recipient (local, local@domain or @domain)"
 };
 
 static const struct list_file relay_recipients_file = {
@@ -868,6 +890,19 @@ key_recipients(struct parse *p, char **av, size_t ac)
 {
 	struct conf *c = p->c;
 
+	if (ac == 2 && strcmp(av[0], "system") == 0 &&
+	    strncmp(av[1], "min-uid=", 8) == 0) {
+		uint64_t v;
+
+		if (parse_count(av[1] + 8, &v) == -1 || v == 0 ||
+		    v > UINT32_MAX) {
+			conf_error(p, "recipients: min-uid=%s is not a uid "
+			    "above 0", av[1] + 8);
+			return;
+		}
+		c->min_uid = (unsigned)v;
+		ac = 1;
+	}
 	if (one_value(p, "recipients", ac) == -1)
 		return;
 	if (strcmp(av[0], "any") == 0) {
@@ -928,27 +963,142 @@ key_relay_recipients(struct parse *p, char **av, size_t ac)
 	    &c->relay_recipient_list, &c->nrelay_recipient_list);
 }
 
+/*
+ * method_syntax - check METHOD:ARG as far as it can be checked before the
+ * whole file is read; NULL, or what is wrong
+ */
+static const char *
+method_syntax(const char *m)
+{
+	if (strncmp(m, "maildir:", 8) == 0 || strncmp(m, "mbox:", 5) == 0)
+		return strchr(m, ':')[1] == '\0' ? "has no path" : NULL;
+	if (strncmp(m, "pipe:", 5) == 0)
+		return m[5] == '/' ? NULL : "needs an absolute command path";
+	if (strncmp(m, "lmtp:", 5) == 0)
+		return m[5] != '\0' ? NULL : "needs unix:/PATH or [HOST]:PORT";
+	return "is not maildir:, mbox:, pipe: or lmtp:";
+}
+
 static void
 key_mailbox(struct parse *p, char **av, size_t ac)
 {
-	static const char *const later[] = { "mbox:", "pipe:", "lmtp:", NULL };
-	size_t i;
+	const char *why;
 
 	if (one_value(p, "mailbox", ac) == -1)
 		return;
-	for (i = 0; later[i] != NULL; i++) {
-		if (strncmp(av[0], later[i], strlen(later[i])) == 0) {
-			conf_error(p, "mailbox: %s is not supported yet "
-			    "(only maildir:)", later[i]);
-			return;
-		}
-	}
-	if (strncmp(av[0], "maildir:", 8) != 0) {
-		conf_error(p, "mailbox: \"%s\" is not maildir:PATTERN", av[0]);
+	if ((why = method_syntax(av[0])) != NULL) {
+		conf_error(p, "mailbox: \"%s\" %s", av[0], why);
 		return;
 	}
-	p->mailbox = xstrdup(av[0] + 8);
+	p->mailbox = xstrdup(av[0]);
 	p->mailbox_line = p->line;
+}
+
+static void
+key_mailbox_for(struct parse *p, char **av, size_t ac)
+{
+	struct conf *c = p->c;
+	struct conf_mailbox_for *mf;
+	const char *why;
+	size_t i;
+
+	if (ac != 2) {
+		conf_error(p, "mailbox-for takes a user and a method");
+		return;
+	}
+	util_lower(av[0]);
+	if (!user_valid(av[0])) {
+		conf_error(p, "mailbox-for: \"%s\" is not a user name", av[0]);
+		return;
+	}
+	if ((why = method_syntax(av[1])) != NULL) {
+		conf_error(p, "mailbox-for: \"%s\" %s", av[1], why);
+		return;
+	}
+	for (i = 0; i < c->nmailbox_for; i++)
+		if (strcmp(c->mailbox_for[i].user, av[0]) == 0) {
+			conf_error(p, "mailbox-for: %s given twice", av[0]);
+			return;
+		}
+	c->mailbox_for = xreallocarray(c->mailbox_for, c->nmailbox_for + 1,
+	    sizeof(*c->mailbox_for));
+	p->mfor_raw = xreallocarray(p->mfor_raw, c->nmailbox_for + 1,
+	    sizeof(*p->mfor_raw));
+	p->mfor_lines = xreallocarray(p->mfor_lines, c->nmailbox_for + 1,
+	    sizeof(*p->mfor_lines));
+	p->mfor_raw[c->nmailbox_for] = xstrdup(av[1]);
+	p->mfor_lines[c->nmailbox_for] = p->line;
+	mf = &c->mailbox_for[c->nmailbox_for++];
+	mf->user = xstrdup(av[0]);
+	mf->method = NULL; /* finish() expands it */
+}
+
+static void
+key_aliases(struct parse *p, char **av, size_t ac)
+{
+	if (one_value(p, "aliases", ac) == -1)
+		return;
+	if (strcmp(av[0], "none") == 0)
+		return;
+	if (av[0][0] != '/') {
+		conf_error(p, "aliases: \"%s\" is not an absolute path or "
+		    "none", av[0]);
+		return;
+	}
+	p->c->aliases_file = xstrdup(av[0]);
+}
+
+static void
+key_alias_user(struct parse *p, char **av, size_t ac)
+{
+	if (one_value(p, "alias-user", ac) == -1)
+		return;
+	if (!user_valid(av[0])) {
+		conf_error(p, "alias-user: \"%s\" is not a user name", av[0]);
+		return;
+	}
+	free(p->c->alias_user);
+	p->c->alias_user = xstrdup(av[0]);
+}
+
+static void
+key_forward(struct parse *p, char **av, size_t ac)
+{
+	if (one_value(p, "forward", ac) == -1)
+		return;
+	free(p->c->forward);
+	p->c->forward = NULL;
+	if (strcmp(av[0], "none") == 0)
+		return;
+	if (strncmp(av[0], "~/", 2) != 0 || av[0][2] == '\0' ||
+	    strstr(av[0], "/../") != NULL) {
+		conf_error(p, "forward: \"%s\" is not ~/FILE or none", av[0]);
+		return;
+	}
+	p->c->forward = xstrdup(av[0]);
+}
+
+static void
+key_subaddress(struct parse *p, char **av, size_t ac)
+{
+	unsigned char ch;
+
+	if (one_value(p, "subaddress", ac) == -1)
+		return;
+	ch = (unsigned char)av[0][0];
+	if (strcmp(av[0], "none") == 0) {
+		p->c->subaddress = 0;
+		return;
+	}
+	if (av[0][1] != '\0' || ch <= ' ' || ch >= 0x7f ||
+	    strchr("@\"\\()<>[],;:.%!/", ch) != NULL ||
+	    (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	    (ch >= '0' && ch <= '9')) {
+		conf_error(p, "subaddress: \"%s\" is not one of + - = _ "
+		    "and the like, or none", av[0]);
+		return;
+	}
+	p->c->subaddress = (char)ch;
 }
 
 /*
@@ -1612,7 +1762,7 @@ key_resolver(struct parse *p, char **av, size_t ac)
 
 enum {
 	LIM_SIZE, LIM_RCPTS, LIM_LINE, LIM_SESSIONS, LIM_RESERVE, LIM_DEST,
-	LIM_RECEIVED, LIM_AUTH, LIM_AUTH_CLIENT, LIM_N
+	LIM_RECEIVED, LIM_AUTH, LIM_AUTH_CLIENT, LIM_LOCAL, LIM_MAILBOX, LIM_N
 };
 
 static const struct opt limit_opts[LIM_N] = {
@@ -1625,6 +1775,8 @@ static const struct opt limit_opts[LIM_N] = {
 	{ "received-headers", OPT_COUNT, 1, RECEIVED_MAX },
 	{ "auth-failures", OPT_COUNT, 1, AUTH_FAILURES_MAX },
 	{ "auth-client-failures", OPT_COUNT, 1, AUTH_CLIENT_FAILURES_MAX },
+	{ "local-concurrency", OPT_COUNT, 1, LOCAL_CONCURRENCY_MAX },
+	{ "mailbox-concurrency", OPT_COUNT, 1, LOCAL_CONCURRENCY_MAX },
 };
 
 static void
@@ -1654,10 +1806,14 @@ key_limits(struct parse *p, char **av, size_t ac)
 		c->auth_failures = (unsigned)v[LIM_AUTH];
 	if (given[LIM_AUTH_CLIENT])
 		c->auth_client_failures = (unsigned)v[LIM_AUTH_CLIENT];
+	if (given[LIM_LOCAL])
+		c->local_concurrency = (unsigned)v[LIM_LOCAL];
+	if (given[LIM_MAILBOX])
+		c->mailbox_concurrency = (unsigned)v[LIM_MAILBOX];
 }
 
 enum { TMO_COMMAND, TMO_DATA, TMO_CONNECT, TMO_REMOTE, TMO_REMOTE_DATA,
-	TMO_N };
+	TMO_DELIVERY, TMO_N };
 
 static const struct opt timeout_opts[TMO_N] = {
 	{ "command", OPT_DURATION, MS_S, TIMEOUT_MAX },
@@ -1665,6 +1821,7 @@ static const struct opt timeout_opts[TMO_N] = {
 	{ "connect", OPT_DURATION, MS_S, TIMEOUT_MAX },
 	{ "remote-command", OPT_DURATION, MS_S, TIMEOUT_MAX },
 	{ "remote-data", OPT_DURATION, MS_S, TIMEOUT_MAX },
+	{ "delivery", OPT_DURATION, MS_S, TIMEOUT_MAX },
 };
 
 static void
@@ -1673,7 +1830,7 @@ key_timeouts(struct parse *p, char **av, size_t ac)
 	int64_t *field[TMO_N] = {
 		&p->c->timeout_command_ms, &p->c->timeout_data_ms,
 		&p->c->timeout_connect_ms, &p->c->timeout_remote_ms,
-		&p->c->timeout_remote_data_ms,
+		&p->c->timeout_remote_data_ms, &p->c->timeout_delivery_ms,
 	};
 	uint64_t v[TMO_N];
 	int given[TMO_N] = { 0 };
@@ -1844,18 +2001,6 @@ line_clean(struct parse *p, char *line, size_t len)
 	return 0;
 }
 
-/* key_later - 1 when key is one a later version implements */
-static int
-key_later(const char *key)
-{
-	size_t i;
-
-	for (i = 0; conf_keys_later[i] != NULL; i++)
-		if (strcmp(conf_keys_later[i], key) == 0)
-			return 1;
-	return 0;
-}
-
 /* dispatch - hand the words of one line to their key's function */
 static void
 dispatch(struct parse *p, struct words *w)
@@ -1865,11 +2010,6 @@ dispatch(struct parse *p, struct words *w)
 	for (k = 0; k < NKEYS; k++)
 		if (strcmp(conf_key_table[k].name, w->v[0]) == 0)
 			break;
-	if (k == NKEYS && key_later(w->v[0])) {
-		conf_error(p, "%s is not supported by this version of tern "
-		    "yet", w->v[0]);
-		return;
-	}
 	if (k == NKEYS) {
 		conf_error(p, "unknown key \"%s\"", w->v[0]);
 		return;
@@ -1950,40 +2090,70 @@ default_listen(struct conf *c, int family, const char *addr, int optional)
 }
 
 /*
- * mailbox_pattern - "$home" at the start expanded ('%' in home doubled so
- * it stays literal), then checked: absolute, only %u %d %a %%.
+ * method_expand - a method as the rest of tern uses it: for maildir: and
+ * mbox: "$home" at the start of the path expanded ('%' in home doubled so
+ * it stays literal) and the path checked: absolute or ~/ (a system user's
+ * home), only %u %d %a %%.  what names the key in messages.
  */
 static char *
-mailbox_pattern(struct parse *p, const char *raw, const char *home)
+method_expand(struct parse *p, const char *what, const char *raw,
+    const char *home)
 {
+	const char *colon = strchr(raw, ':'), *s, *rest;
 	struct buf b;
-	const char *s, *rest = raw;
 
+	if (strncmp(raw, "maildir:", 8) != 0 && strncmp(raw, "mbox:", 5) != 0)
+		return xstrdup(raw);
+	rest = colon + 1;
 	buf_init(&b);
-	if (strncmp(raw, "$home", 5) == 0 && (raw[5] == '/' || !raw[5])) {
+	buf_append(&b, raw, (size_t)(rest - raw));
+	if (strncmp(rest, "$home", 5) == 0 && (rest[5] == '/' || !rest[5])) {
 		for (s = home; *s; s++) {
 			if (*s == '%')
 				buf_putc(&b, '%');
 			buf_putc(&b, *s);
 		}
-		rest = raw + 5;
+		rest += 5;
 	}
 	buf_puts(&b, rest);
-	if (b.data[0] != '/') {
-		conf_error(p, "mailbox: maildir:%s is not an absolute path",
-		    raw);
+	s = b.data + (colon + 1 - raw);
+	if (s[0] != '/' && strncmp(s, "~/", 2) != 0) {
+		conf_error(p, "%s: %s is not an absolute path or ~/PATH",
+		    what, raw);
 		buf_free(&b);
 		return NULL;
 	}
-	for (s = b.data; (s = strchr(s, '%')) != NULL; s += 2) {
+	for (; (s = strchr(s, '%')) != NULL; s += 2) {
 		if (s[1] == '\0' || strchr("uda%", s[1]) == NULL) {
-			conf_error(p, "mailbox: \"%.2s\" is not %%u, %%d, %%a "
-			    "or %%%%", s);
+			conf_error(p, "%s: \"%.2s\" is not %%u, %%d, %%a "
+			    "or %%%%", what, s);
 			buf_free(&b);
 			return NULL;
 		}
 	}
 	return b.data;
+}
+
+/* finish_local - the methods with $home, and the defaults of local
+ * delivery */
+static void
+finish_local(struct parse *p)
+{
+	struct conf *c = p->c;
+	const char *def = c->recipients == RECIPIENTS_SYSTEM ?
+	    DEF_MAILBOX_SYSTEM : DEF_MAILBOX;
+	size_t i;
+
+	p->line = p->mailbox_line;
+	c->mailbox = method_expand(p, "mailbox", p->mailbox ? p->mailbox :
+	    def, c->home);
+	for (i = 0; i < c->nmailbox_for; i++) {
+		p->line = p->mfor_lines[i];
+		c->mailbox_for[i].method = method_expand(p, "mailbox-for",
+		    p->mfor_raw[i], c->home);
+	}
+	if (c->alias_user == NULL)
+		c->alias_user = xstrdup(DEF_ALIAS_USER);
 }
 
 /*
@@ -2019,7 +2189,6 @@ finish(struct parse *p)
 {
 	struct conf *c = p->c;
 	const char *env = getenv("TERN_HOME");
-	char *pattern;
 
 	if (c->hostname == NULL)
 		c->hostname = default_hostname();
@@ -2045,12 +2214,7 @@ finish(struct parse *p)
 		free(lower);
 	}
 	check_local_overlap(p);
-	p->line = p->mailbox_line;
-	pattern = mailbox_pattern(p, p->mailbox ? p->mailbox : DEF_MAILBOX,
-	    c->home);
-	if (pattern != NULL)
-		c->mailbox = xasprintf("maildir:%s", pattern);
-	free(pattern);
+	finish_local(p);
 }
 
 static struct conf *
@@ -2077,6 +2241,12 @@ conf_new(void)
 	c->max_received = DEF_MAX_RECEIVED;
 	c->auth_failures = DEF_AUTH_FAILURES;
 	c->auth_client_failures = DEF_AUTH_CLIENT_FAILURES;
+	c->forward = xstrdup(DEF_FORWARD);
+	c->subaddress = DEF_SUBADDRESS;
+	c->min_uid = DEF_MIN_UID;
+	c->local_concurrency = DEF_LOCAL_CONCURRENCY;
+	c->mailbox_concurrency = DEF_MAILBOX_CONCURRENCY;
+	c->timeout_delivery_ms = DEF_TIMEOUT_DELIVERY;
 	return c;
 }
 
@@ -2099,6 +2269,8 @@ conf_load(const char *path)
 	if (p.errors == 0)
 		finish(&p);
 	free(p.mailbox);
+	str_free(p.mfor_raw, p.c ? p.c->nmailbox_for : 0);
+	free(p.mfor_lines);
 	free(p.relay_lines);
 	free(p.route_lines);
 	free(p.listen_lines);
@@ -2144,6 +2316,14 @@ conf_free(struct conf *c)
 	free(c->recipients_file);
 	str_free(c->recipient_list, c->nrecipient_list);
 	free(c->mailbox);
+	for (i = 0; i < c->nmailbox_for; i++) {
+		free(c->mailbox_for[i].user);
+		free(c->mailbox_for[i].method);
+	}
+	free(c->mailbox_for);
+	free(c->aliases_file);
+	free(c->alias_user);
+	free(c->forward);
 	free(c->trusted);
 	str_free(c->relay_domains, c->nrelay_domains);
 	free(c->relay_recipients_file);
@@ -2240,14 +2420,37 @@ print_recipients(FILE *fp, const struct conf *c)
 {
 	char *file;
 
+	if (c->recipients == RECIPIENTS_SYSTEM) {
+		fprintf(fp, "recipients system min-uid=%u\n", c->min_uid);
+		return;
+	}
 	if (c->recipients != RECIPIENTS_FILE) {
-		fprintf(fp, "recipients %s\n",
-		    c->recipients == RECIPIENTS_ANY ? "any" : "system");
+		fputs("recipients any\n", fp);
 		return;
 	}
 	file = xasprintf("file:%s", c->recipients_file);
 	print_key(fp, "recipients", (const char *[]){ file, NULL });
 	free(file);
+}
+
+/* print_local - how local mail is delivered */
+static void
+print_local(FILE *fp, const struct conf *c)
+{
+	char sep[2] = { c->subaddress, '\0' };
+	size_t i;
+
+	print_key(fp, "mailbox", (const char *[]){ c->mailbox, NULL });
+	for (i = 0; i < c->nmailbox_for; i++)
+		print_key(fp, "mailbox-for", (const char *[]){
+		    c->mailbox_for[i].user, c->mailbox_for[i].method, NULL });
+	print_key(fp, "aliases", (const char *[]){
+	    c->aliases_file ? c->aliases_file : "none", NULL });
+	print_key(fp, "alias-user", (const char *[]){ c->alias_user, NULL });
+	print_key(fp, "forward", (const char *[]){
+	    c->forward ? c->forward : "none", NULL });
+	print_key(fp, "subaddress", (const char *[]){
+	    c->subaddress ? sep : "none", NULL });
 }
 
 static void
@@ -2276,10 +2479,12 @@ print_limits(FILE *fp, const struct conf *c)
 	fmt_size(c->spool_reserve, reserve, sizeof(reserve));
 	fprintf(fp, "limits message-size=%s recipients=%u line-length=%zu "
 	    "sessions=%u spool-reserve=%s destination-concurrency=%u "
-	    "received-headers=%u auth-failures=%u auth-client-failures=%u\n",
+	    "received-headers=%u auth-failures=%u auth-client-failures=%u "
+	    "local-concurrency=%u mailbox-concurrency=%u\n",
 	    size, c->max_rcpts, c->line_length, c->max_sessions, reserve,
 	    c->dest_concurrency, c->max_received, c->auth_failures,
-	    c->auth_client_failures);
+	    c->auth_client_failures, c->local_concurrency,
+	    c->mailbox_concurrency);
 }
 
 static void
@@ -2288,7 +2493,7 @@ print_timeouts(FILE *fp, const struct conf *c)
 	const int64_t v[TMO_N] = {
 		c->timeout_command_ms, c->timeout_data_ms,
 		c->timeout_connect_ms, c->timeout_remote_ms,
-		c->timeout_remote_data_ms,
+		c->timeout_remote_data_ms, c->timeout_delivery_ms,
 	};
 	char dur[32];
 	size_t i;
@@ -2453,7 +2658,7 @@ conf_print(const struct conf *c, FILE *fp)
 	print_list(fp, "local-domains", c->local_domains, c->nlocal_domains);
 	print_relays(fp, c);
 	print_recipients(fp, c);
-	print_key(fp, "mailbox", (const char *[]){ c->mailbox, NULL });
+	print_local(fp, c);
 	print_trusted(fp, c);
 	print_auth(fp, c);
 	print_onward(fp, c);
@@ -2537,15 +2742,33 @@ conf_recipient_known(const struct conf *c, const char *local,
 
 	if (c->recipients == RECIPIENTS_ANY)
 		return 1;
-	if (c->recipients == RECIPIENTS_SYSTEM)
-		return getpwnam(local) != NULL;
+	if (c->recipients == RECIPIENTS_SYSTEM) {
+		/* root and system accounts get mail only through an alias */
+		struct passwd *pw = getpwnam(local);
+
+		return pw != NULL && pw->pw_uid != 0 && pw->pw_uid >= c->min_uid;
+	}
 	key = xasprintf("%s@%s", local, domain);
 	util_lower(key);
 	found = recipient_has(c, key);
+	/* "@domain": every local part of the domain (a catch-all) */
+	found = found || recipient_has(c, key + strlen(local));
 	key[strlen(local)] = '\0';
 	found = found || recipient_has(c, key);
 	free(key);
 	return found;
+}
+
+/* conf_mailbox_method - the user's mailbox-for, else mailbox */
+const char *
+conf_mailbox_method(const struct conf *c, const char *user)
+{
+	size_t i;
+
+	for (i = 0; i < c->nmailbox_for; i++)
+		if (strcmp(c->mailbox_for[i].user, user) == 0)
+			return c->mailbox_for[i].method;
+	return c->mailbox;
 }
 
 /* conf_is_relay_domain - 1 when domain (any case) is in relay-domains */

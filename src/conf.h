@@ -77,6 +77,12 @@ struct conf_senders {
 	size_t naddrs;
 };
 
+/* mailbox-for USER METHOD: the method for one user (its %u) */
+struct conf_mailbox_for {
+	char *user;
+	char *method;  /* as struct conf's mailbox */
+};
+
 enum recipients_mode {
 	RECIPIENTS_ANY = 0, /* every local part of a local domain */
 	RECIPIENTS_SYSTEM,  /* local parts that are system users (getpwnam) */
@@ -102,8 +108,26 @@ struct conf {
 	                        * entries are "local" or "local@domain" */
 	size_t nrecipient_list;
 
-	char *mailbox;         /* "maildir:PATTERN"; default
-	                        * maildir:$home/mail/%u/Maildir */
+	char *mailbox;         /* the method of local delivery, METHOD:ARG:
+	                        * maildir:PATTERN, mbox:PATTERN ($home
+	                        * expanded), pipe:COMMAND, lmtp:SPEC; default
+	                        * maildir:$home/mail/%u/Maildir, or
+	                        * maildir:~/Maildir with recipients system */
+	struct conf_mailbox_for *mailbox_for; /* mailbox-for USER METHOD */
+	size_t nmailbox_for;
+	char *aliases_file;    /* aliases PATH: aliases(5); NULL: none */
+	char *alias_user;      /* alias-user: runs alias pipes, writes alias
+	                        * files (default nobody) */
+	char *forward;         /* forward PATTERN: a system user's forward
+	                        * file (default ~/.forward); NULL: none */
+	char subaddress;       /* subaddress: the separator (default '+'),
+	                        * 0: none */
+	unsigned min_uid;      /* recipients system min-uid=: lowest uid
+	                        * delivered to as itself (default 1000) */
+	unsigned local_concurrency;   /* limits local-concurrency= */
+	unsigned mailbox_concurrency; /* limits mailbox-concurrency= */
+	int64_t timeout_delivery_ms;  /* timeouts delivery=: a local delivery
+	                               * (a pipe above all) is stopped then */
 
 	struct conf_net *trusted;
 	size_t ntrusted;
@@ -186,6 +210,11 @@ int conf_is_trusted(const struct conf *c, const struct sockaddr *sa);
  */
 int conf_recipient_known(const struct conf *c, const char *local,
     const char *domain);
+/*
+ * conf_mailbox_method - the delivery method (METHOD:ARG) for the user
+ * (a %u: folded, subaddress removed): its mailbox-for, else mailbox
+ */
+const char *conf_mailbox_method(const struct conf *c, const char *user);
 /* conf_is_relay_domain - 1 when domain (any case) is in relay-domains */
 int conf_is_relay_domain(const struct conf *c, const char *domain);
 /*

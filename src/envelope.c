@@ -33,6 +33,12 @@
  *					 success, failure, delay)
  *	warned 1			(a delay warning went out)
  *	notified 1			(the final DSN went out)
+ *	target pipe:/usr/bin/foo -x	(a recipient made by an alias or a
+ *					 .forward: deliver this way; also
+ *					 file:/PATH, mailbox (the user's own
+ *					 mailbox, no .forward))
+ *	alias staff			(the alias that made it)
+ *	owner pea			(the user whose .forward made it)
  *	end
  *
  * A value is the rest of the line after the first space, so it may hold
@@ -84,6 +90,9 @@ enum env_key_id {
 	K_NOTIFY,
 	K_WARNED,
 	K_NOTIFIED,
+	K_TARGET,
+	K_ALIAS,
+	K_OWNER,
 	K_END
 };
 
@@ -126,6 +135,9 @@ static const struct {
 	{ "notify", K_NOTIFY },
 	{ "warned", K_WARNED },
 	{ "notified", K_NOTIFIED },
+	{ "target", K_TARGET },
+	{ "alias", K_ALIAS },
+	{ "owner", K_OWNER },
 	{ "end", K_END },
 };
 
@@ -179,6 +191,9 @@ envelope_free(struct envelope *e)
 		free(e->rcpts[i].status);
 		free(e->rcpts[i].remote);
 		free(e->rcpts[i].orcpt);
+		free(e->rcpts[i].target);
+		free(e->rcpts[i].alias);
+		free(e->rcpts[i].owner);
 	}
 	free(e->rcpts);
 	envelope_init(e);
@@ -238,6 +253,41 @@ envelope_add_rcpt(struct envelope *e, const char *addr)
 		if (ascii_casecmp(e->rcpts[i].addr, addr) == 0)
 			return 0;
 	rcpt_append(e)->addr = xstrdup(addr);
+	return 1;
+}
+
+/* str_eq_null - 1 when both are NULL or equal */
+static int
+str_eq_null(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+/* envelope_add_expanded - append a recipient made by expanding parent */
+int
+envelope_add_expanded(struct envelope *e, size_t parent, const char *addr,
+    const char *target, const char *alias, const char *owner)
+{
+	struct env_rcpt *r;
+	char *orcpt;
+	unsigned notify;
+	size_t i;
+
+	for (i = 0; i < e->nrcpts; i++)
+		if (ascii_casecmp(e->rcpts[i].addr, addr) == 0 &&
+		    str_eq_null(e->rcpts[i].target, target))
+			return 0;
+	orcpt = e->rcpts[parent].orcpt;
+	notify = e->rcpts[parent].notify;
+	r = rcpt_append(e); /* may move e->rcpts */
+	r->addr = xstrdup(addr);
+	r->orcpt = orcpt ? xstrdup(orcpt) : NULL;
+	r->notify = notify;
+	r->target = target ? xstrdup(target) : NULL;
+	r->alias = alias ? xstrdup(alias) : NULL;
+	r->owner = owner ? xstrdup(owner) : NULL;
 	return 1;
 }
 
@@ -346,6 +396,12 @@ format_rcpt(const struct env_rcpt *r, struct buf *out)
 		buf_puts(out, "warned 1\n");
 	if (r->notified)
 		buf_puts(out, "notified 1\n");
+	if (r->target != NULL)
+		put_str(out, "target", r->target);
+	if (r->alias != NULL)
+		put_str(out, "alias", r->alias);
+	if (r->owner != NULL)
+		put_str(out, "owner", r->owner);
 }
 
 /*
@@ -678,6 +734,12 @@ rcpt_string(struct env_rcpt *r, enum env_key_id k)
 		return &r->remote;
 	case K_ORCPT:
 		return &r->orcpt;
+	case K_TARGET:
+		return &r->target;
+	case K_ALIAS:
+		return &r->alias;
+	case K_OWNER:
+		return &r->owner;
 	default:
 		return NULL;
 	}

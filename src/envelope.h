@@ -56,6 +56,13 @@ struct env_rcpt {
 	char *orcpt;         /* DSN ORCPT= as received (xtext, "rfc822;..."),
 	                      * or NULL */
 	unsigned notify;     /* DSN_NOTIFY_* bits */
+	/* a recipient made by expanding another (aliases, .forward) */
+	char *target;        /* "pipe:COMMAND", "file:/PATH", "mailbox" (the
+	                      * user's own mailbox, no .forward), or NULL: the
+	                      * address decides */
+	char *alias;         /* the alias it came from, or NULL */
+	char *owner;         /* the system user whose .forward made it, or
+	                      * NULL */
 	unsigned warned : 1; /* a delay warning went out for it */
 	unsigned notified : 1; /* its final DSN (failure, or success on
 	                        * NOTIFY=SUCCESS) went out */
@@ -93,6 +100,15 @@ void envelope_set(char **field, const char *value);
  * 0 for a duplicate.
  */
 int envelope_add_rcpt(struct envelope *e, const char *addr);
+/*
+ * envelope_add_expanded - append a pending recipient made by expanding
+ * another: target, alias and owner as struct env_rcpt holds them (NULL
+ * allowed), the DSN wishes of parent copied.  A recipient with the same
+ * address and target already there is not added again.  Returns 1 when
+ * added, 0 for a duplicate.
+ */
+int envelope_add_expanded(struct envelope *e, size_t parent, const char *addr,
+    const char *target, const char *alias, const char *owner);
 /* envelope_done - 1 when no recipient is pending or deferred */
 int envelope_done(const struct envelope *e);
 

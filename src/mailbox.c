@@ -76,31 +76,54 @@ user_safe(const char *u, size_t n)
 	return util_utf8_valid((const unsigned char *)u, n);
 }
 
-/* mailbox_user - the %u of a local part, or -1 when unsafe */
+/* mailbox_parts - user, extension and folded local part */
 int
-mailbox_user(const char *local, char *out, size_t outlen)
+mailbox_parts(const char *local, char sep, struct mailbox_parts *out)
 {
-	char u[MAILBOX_USER_MAX + 1];
 	const char *p = local;
 	int quoted = local[0] == '"', r, cut = 0;
 	unsigned char c;
-	size_t n = 0;
+	size_t nu = 0, ne = 0, nl = 0;
 
 	if (quoted)
 		p++;
 	while ((r = local_next(&p, quoted, &c)) == 1) {
-		if (c == '+')
-			cut = 1; /* RFC 5233 subaddress: dropped */
-		if (cut)
-			continue;
-		if (n == MAILBOX_USER_MAX)
+		c = (unsigned char)ascii_lower(c);
+		if (nl == MAILBOX_LOCAL_MAX)
 			return -1;
-		u[n++] = (char)ascii_lower(c);
+		out->local[nl++] = (char)c;
+		if (!cut && sep != 0 && c == (unsigned char)sep) {
+			cut = 1; /* RFC 5233 subaddress */
+			continue;
+		}
+		if (cut)
+			out->ext[ne++] = (char)c;
+		else if (nu == MAILBOX_USER_MAX)
+			return -1;
+		else
+			out->user[nu++] = (char)c;
 	}
-	if (r < 0 || !user_safe(u, n) || n >= outlen)
+	out->user[nu] = out->ext[ne] = out->local[nl] = '\0';
+	if (r < 0 || !user_safe(out->user, nu) ||
+	    !util_utf8_valid((const unsigned char *)out->local, nl))
 		return -1;
-	memcpy(out, u, n);
-	out[n] = '\0';
+	return 0;
+}
+
+/* mailbox_user - the %u of a local part ('+' subaddress), or -1 when
+ * unsafe */
+int
+mailbox_user(const char *local, char *out, size_t outlen)
+{
+	struct mailbox_parts mp;
+	size_t n;
+
+	if (mailbox_parts(local, '+', &mp) == -1)
+		return -1;
+	n = strlen(mp.user);
+	if (n >= outlen)
+		return -1;
+	memcpy(out, mp.user, n + 1);
 	return 0;
 }
 

@@ -35,7 +35,9 @@
 #include <event2/thread.h>
 
 #include "conf.h"
+#include "deliverd.h"
 #include "dns.h"
+#include "local.h"
 #include "master.h"
 #include "mta.h"
 #include "auth.h"
@@ -213,7 +215,7 @@ queue_drain_cb(evutil_socket_t sig, short what, void *arg)
 }
 
 static _Noreturn void
-queue_main(const struct conf *c)
+queue_main(const struct conf *c, int deliverd_sock)
 {
 	struct event_base *base;
 	struct event *usr1;
@@ -238,11 +240,45 @@ queue_main(const struct conf *c)
 		    "will be deferred");
 	dns_set_self(c->hostname);
 	mta_init(c, base);
+	local_init(c, base, deliverd_sock);
 	sched_start(c, base);
 	usr1 = evsignal_new(base, SIGUSR1, queue_drain_cb, NULL);
 	evsignal_add(usr1, NULL);
 	event_base_dispatch(base);
 	exit(0);
+}
+
+/*
+ * start_deliverd - (in the new queue process, before it drops root) fork
+ * the delivery process, which keeps the privileges to deliver as each
+ * user, and drop them here; returns the queue's end of the socket between
+ * the two.  The delivery process lives and dies with this queue process.
+ */
+static int
+start_deliverd(const struct master *m)
+{
+	static struct deliverd_ids ids;
+	pid_t queue = getpid(), pid;
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1)
+		fatal("socketpair: %s", strerror(errno));
+	pid = fork();
+	if (pid == -1)
+		fatal("fork: %s", strerror(errno));
+	if (pid == 0) {
+		close(sv[0]);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != queue)
+			_exit(1);
+		ids.drop = m->drop;
+		ids.uid = m->uid;
+		ids.gid = m->gid;
+		deliverd_main(m->conf, sv[1], &ids);
+	}
+	close(sv[1]);
+	drop_privileges(m);
+	return sv[0];
 }
 
 static void
@@ -273,7 +309,6 @@ start_child(struct master *m, enum child_kind k)
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() != parent)
 		_exit(1);
-	drop_privileges(m);
 	if (k == CHILD_QUEUE) {
 		for (i = 0; i < m->conf->nlistens; i++)
 			if (m->fds[i] >= 0)
@@ -281,8 +316,9 @@ start_child(struct master *m, enum child_kind k)
 		/* deliveries need no certificate nor password */
 		tls_material_free(&m->tls);
 		auth_users_free(m->users);
-		queue_main(m->conf);
+		queue_main(m->conf, start_deliverd(m));
 	}
+	drop_privileges(m);
 	smtpd_main(m->conf, m->fds, m->conf->nlistens, &m->tls, m->users);
 }
 

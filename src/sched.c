@@ -46,6 +46,7 @@
 
 #include "conf.h"
 #include "deliver.h"
+#include "local.h"
 #include "envelope.h"
 #include "mailbox.h"
 #include "mta.h"
@@ -319,91 +320,6 @@ rcpt_log(const struct sched_msg *m, size_t idx, const char *relay,
 	free(to);
 }
 
-/* rcpt_maildir - deliver recipient idx (local@domain, domain lower case)
- * with the configured mailbox pattern */
-static enum deliver_result
-rcpt_maildir(struct sched_msg *m, size_t idx, const char *local,
-    const char *domain, char *err, size_t errlen)
-{
-	const struct conf *c = sched.conf;
-	char user[MAILBOX_USER_MAX + 1], path[PATH_MAX], content[PATH_MAX];
-	struct deliver_req req;
-	struct deliver_outcome out;
-
-	if (mailbox_user(local, user, sizeof(user)) == -1) {
-		snprintf(err, errlen, "local part not usable as a mailbox");
-		return DELIVER_PERM;
-	}
-	if (c->mailbox == NULL || strncmp(c->mailbox, "maildir:", 8) != 0) {
-		snprintf(err, errlen, "mailbox type not supported");
-		return DELIVER_TEMP;
-	}
-	if (mailbox_expand(c->mailbox + 8, user, domain, path,
-	    sizeof(path)) == -1) {
-		snprintf(err, errlen, "mailbox path too long");
-		return DELIVER_TEMP;
-	}
-	spool_content_path(m->id, content, sizeof(content));
-	memset(&req, 0, sizeof(req));
-	req.qid = m->id;
-	req.rcpt_index = idx;
-	req.content_fd = open(content, O_RDONLY | O_CLOEXEC);
-	if (req.content_fd == -1) {
-		snprintf(err, errlen, "cannot open the queued message");
-		return DELIVER_TEMP;
-	}
-	req.return_path = m->env.sender ? m->env.sender : "";
-	req.delivered_to = m->env.rcpts[idx].addr;
-	req.hostname = c->hostname;
-	req.check_cur = m->check_cur;
-	deliver_maildir(path, &req, &out);
-	close(req.content_fd);
-	snprintf(err, errlen, "%s", out.reason);
-	return out.result;
-}
-
-/* rcpt_split - local part and domain of addr (bufs of strlen(addr) + 1);
- * an address without '@' has an empty domain */
-static int
-rcpt_split(const char *addr, char *local, char *domain, size_t n)
-{
-	if (strchr(addr, '@') == NULL) {
-		memcpy(local, addr, n);
-		domain[0] = '\0';
-		return 0;
-	}
-	return mailbox_split(addr, local, n, domain, n);
-}
-
-/*
- * rcpt_deliver - deliver local recipient idx.  An empty domain is the
- * special "postmaster" (RFC 5321 4.1.1.3): it is delivered as if it were
- * addressed to our hostname.  relay says which way it went.
- */
-static enum deliver_result
-rcpt_deliver(struct sched_msg *m, size_t idx, const char **relay, char *err,
-    size_t errlen)
-{
-	const char *addr = m->env.rcpts[idx].addr;
-	size_t n = strlen(addr) + 1;
-	char *local = xmalloc(n), *domain = xmalloc(n), *dom;
-	enum deliver_result res = DELIVER_PERM;
-
-	*relay = "local";
-	if (rcpt_split(addr, local, domain, n) == -1) {
-		snprintf(err, errlen, "malformed recipient address");
-		goto out;
-	}
-	dom = xstrdup(domain[0] != '\0' ? domain : sched.conf->hostname);
-	util_lower(dom);
-	res = rcpt_maildir(m, idx, local, dom, err, errlen);
-	free(dom);
-out:
-	free(local);
-	free(domain);
-	return res;
-}
-
 /* msg_expired - 1 when the message has been queued longer than the
  * configured lifetime */
 static int
@@ -496,34 +412,172 @@ rcpt_outcome(struct sched_msg *m, size_t idx, enum deliver_result res,
 	rcpt_log(m, idx, relay, tls, r->status, "deferred", why, now_ms);
 }
 
-/* rcpt_attempt - try recipient idx once */
-static void
-rcpt_attempt(struct sched_msg *m, size_t idx, int64_t now_ms)
-{
-	char err[SCHED_ERR_MAX + 1];
-	const char *relay = "none";
-	enum deliver_result res;
-
-	if (rcpt_dup_of_delivered(&m->env, idx)) {
-		m->env.rcpts[idx].state = RCPT_DELIVERED;
-		m->changed = 1;
-		rcpt_log(m, idx, "local", NULL, "2.0.0", "sent",
-		    "duplicate of a delivered recipient", now_ms);
-		return;
-	}
-	err[0] = '\0';
-	res = rcpt_deliver(m, idx, &relay, err, sizeof(err));
-	if (res == DELIVER_OK)
-		snprintf(err, sizeof(err), "delivered to maildir");
-	else if (err[0] == '\0')
-		snprintf(err, sizeof(err), "unknown error");
-	rcpt_outcome(m, idx, res, relay, NULL, NULL, err, now_ms);
-}
-
 /* one message */
 
 static void msg_finish(struct sched_msg *m);
 static void msg_load(const char *qid, int check_cur);
+
+/* a local delivery of one recipient, in flight */
+struct sched_local {
+	struct local_job job; /* first: local_job_free frees the whole */
+	struct sched_msg *msg;
+	size_t idx;
+};
+
+/* rcpt_split - local part and domain of addr (bufs of strlen(addr) + 1);
+ * an address without '@' (the bare postmaster) has our hostname */
+static int
+rcpt_split(const char *addr, char *local, char *domain, size_t n)
+{
+	if (strchr(addr, '@') == NULL) {
+		memcpy(local, addr, n);
+		snprintf(domain, n, "%s", "");
+		return 0;
+	}
+	return mailbox_split(addr, local, n, domain, n);
+}
+
+/*
+ * rcpt_forwarded - a .forward named targets instead of a mailbox: they
+ * become recipients of their own (owner: the user, so the delivery
+ * process checks them against the same .forward), and this one is done
+ */
+static void
+rcpt_forwarded(struct sched_msg *m, size_t idx, const char *user,
+    const struct deliver_reply *rep, int64_t now_ms)
+{
+	const char *addr = m->env.rcpts[idx].addr, *at = strrchr(addr, '@');
+	const char *domain = at ? at + 1 : sched.conf->hostname;
+	size_t i, added = 0;
+	char *a, why[SCHED_ERR_MAX];
+
+	for (i = 0; i < rep->nforward; i++) {
+		const char *t = rep->forward[i];
+
+		if (t[0] == '|' || t[0] == '/') {
+			a = xasprintf("%s:%s", t[0] == '|' ? "pipe" : "file",
+			    t[0] == '|' ? t + 1 : t);
+			added += envelope_add_expanded(&m->env, idx, addr, a,
+			    NULL, user);
+		} else if (t[0] == '\\') {
+			a = xasprintf("%s@%s", t + 1, domain);
+			added += envelope_add_expanded(&m->env, idx, a,
+			    "mailbox", NULL, user);
+		} else {
+			a = strchr(t, '@') ? xstrdup(t) :
+			    xasprintf("%s@%s", t, domain);
+			added += envelope_add_expanded(&m->env, idx, a, NULL,
+			    NULL, NULL);
+		}
+		free(a);
+	}
+	snprintf(why, sizeof(why), "forwarded by %s's .forward to %zu "
+	    "recipient(s)", user, added);
+	rcpt_outcome(m, idx, DELIVER_OK, "local", NULL, "2.0.0", why, now_ms);
+}
+
+/* local_done - a local delivery finished: record it */
+static void
+local_done(struct local_job *job, void *arg)
+{
+	struct sched_local *sl = arg;
+	struct sched_msg *m = sl->msg;
+	const struct deliver_reply *rep = &job->reply;
+	int64_t now_ms = util_now_ms();
+
+	if (rep->result == DELIVER_FORWARDED)
+		rcpt_forwarded(m, sl->idx, job->req.user, rep, now_ms);
+	else
+		rcpt_outcome(m, sl->idx, (enum deliver_result)rep->result,
+		    "local", NULL, rep->status[0] ? rep->status : NULL,
+		    rep->reason[0] ? rep->reason : "unknown error", now_ms);
+	m->check_cur = 0;
+	local_job_free(job);
+	m->inflight--;
+	sched.busy--;
+	msg_finish(m);
+}
+
+/* rcpt_source - how an expanded recipient is delivered (a plain one
+ * goes to its user's mailbox) */
+static enum deliver_source
+rcpt_source(const struct env_rcpt *rc, int *no_forward)
+{
+	*no_forward = 0;
+	if (rc->target == NULL)
+		return DSRC_MAILBOX;
+	if (strcmp(rc->target, "mailbox") == 0) {
+		*no_forward = 1;
+		return DSRC_MAILBOX;
+	}
+	return rc->owner != NULL ? DSRC_FORWARD : DSRC_ALIAS;
+}
+
+/* rcpt_local - hand local recipient idx to the delivery process */
+static void
+rcpt_local(struct sched_msg *m, size_t idx, int64_t now_ms)
+{
+	const struct conf *c = sched.conf;
+	const struct env_rcpt *rc = &m->env.rcpts[idx];
+	size_t n = strlen(rc->addr) + 1;
+	char *local = xmalloc(n), *domain = xmalloc(n);
+	struct mailbox_parts mp;
+	struct sched_local *sl;
+	struct deliver_request *rq;
+	char content[PATH_MAX];
+
+	if (rc->target == NULL && rcpt_dup_of_delivered(&m->env, idx)) {
+		m->env.rcpts[idx].state = RCPT_DELIVERED;
+		m->changed = 1;
+		rcpt_log(m, idx, "local", NULL, "2.0.0", "sent",
+		    "duplicate of a delivered recipient", now_ms);
+		goto out;
+	}
+	if (rcpt_split(rc->addr, local, domain, n) == -1 ||
+	    mailbox_parts(local, c->subaddress, &mp) == -1) {
+		rcpt_outcome(m, idx, DELIVER_PERM, "local", NULL, "5.1.3",
+		    "local part not usable as a mailbox", now_ms);
+		goto out;
+	}
+	if (domain[0] == '\0')
+		snprintf(domain, n, "%s", c->hostname);
+	util_lower(domain);
+	sl = xcalloc(1, sizeof(*sl));
+	sl->msg = m;
+	sl->idx = idx;
+	rq = &sl->job.req;
+	rq->qid = xstrdup(m->id);
+	rq->index = idx;
+	rq->source = rcpt_source(rc, &rq->no_forward);
+	rq->method = xstrdup(rq->source == DSRC_MAILBOX ?
+	    conf_mailbox_method(c, mp.user) : rc->target);
+	if (rq->source == DSRC_FORWARD)
+		rq->user = xstrdup(rc->owner);
+	else if (rq->source == DSRC_MAILBOX &&
+	    c->recipients == RECIPIENTS_SYSTEM)
+		rq->user = xstrdup(mp.user);
+	else
+		rq->user = xstrdup("");
+	rq->vuser = xstrdup(mp.user);
+	rq->local = xstrdup(mp.local);
+	rq->ext = xstrdup(mp.ext);
+	rq->domain = xstrdup(domain);
+	rq->rcpt = xstrdup(rc->addr);
+	rq->sender = xstrdup(m->env.sender ? m->env.sender : "");
+	rq->alias = rc->alias ? xstrdup(rc->alias) : NULL;
+	rq->check_cur = m->check_cur;
+	spool_content_path(m->id, content, sizeof(content));
+	sl->job.content_path = xstrdup(content);
+	sl->job.done = local_done;
+	sl->job.arg = sl;
+	m->inflight++;
+	sched.busy++;
+	local_submit(&sl->job);
+out:
+	free(local);
+	free(domain);
+}
+
 
 /* a report being committed for a message */
 struct sched_report {
@@ -575,6 +629,31 @@ msg_report(struct sched_msg *m, struct report *r)
 	return 0;
 }
 
+/* update_done - the envelope's new states are durable (or, on failure,
+ * still right in memory: after a restart the idempotent Maildir names
+ * prevent a second copy) */
+static void
+update_done(int ok, const char *qid, void *arg)
+{
+	struct sched_msg *m = arg;
+
+	if (!ok)
+		log_err("%s: cannot update the envelope", qid);
+	m->inflight--;
+	sched.busy--;
+	msg_finish(m);
+}
+
+/* msg_update - write the envelope's new states, off the loop */
+static void
+msg_update(struct sched_msg *m)
+{
+	m->changed = 0;
+	m->inflight++;
+	sched.busy++;
+	spool_update_async(&m->env, update_done, m);
+}
+
 /*
  * msg_finish - after an attempt, once nothing is in flight: queue the
  * reports the message owes (one at a time: each continues here when it is
@@ -588,8 +667,15 @@ msg_finish(struct sched_msg *m)
 	struct report r;
 	int owed;
 
-	if (m->inflight > 0 || sched.draining)
+	if (m->inflight > 0)
 		return;
+	if (sched.draining) {
+		/* what was done is recorded before the successor starts, so
+		 * it does not deliver again to an mbox or a pipe */
+		if (m->changed)
+			msg_update(m);
+		return;
+	}
 	owed = report_due(sched.conf, &m->env, now / 1000, &r);
 	if (owed && now >= m->report_hold) {
 		if (msg_report(m, &r) == 0)
@@ -609,11 +695,10 @@ msg_finish(struct sched_msg *m)
 		msg_forget(m);
 		return;
 	}
-	/* on failure the states in memory are still right; after a restart
-	 * the idempotent Maildir names prevent a second copy */
-	if (m->changed && spool_update(&m->env) == -1)
-		log_err("%s: cannot update the envelope", m->id);
-	m->changed = 0;
+	if (m->changed) {
+		msg_update(m); /* continues in update_done */
+		return;
+	}
 	msg_schedule(m);
 	if (owed && !evtimer_pending(m->timer, NULL)) {
 		struct timeval tv = { SCHED_REPORT_RETRY_MS / 1000, 0 };
@@ -741,7 +826,7 @@ msg_attempt(struct sched_msg *m)
 			continue;
 		rcpt_route(m, i, &r);
 		if (r.kind == ROUTE_LOCAL) {
-			rcpt_attempt(m, i, now_ms);
+			rcpt_local(m, i, now_ms);
 			continue;
 		}
 		sj = job_for(m, &jobs, &njobs, &r);
@@ -751,8 +836,6 @@ msg_attempt(struct sched_msg *m)
 		mr->orcpt = rc->orcpt;
 		mr->notify = rc->notify;
 	}
-	if (m->changed)
-		m->check_cur = 0;
 	m->inflight += njobs;
 	sched.busy += njobs;
 	for (i = 0; i < njobs; i++)

@@ -46,6 +46,7 @@
 #include "conf.h"
 #include "dns.h"
 #include "envelope.h"
+#include "alias_table.h"
 #include "mailbox.h"
 #include "sched.h"
 #include "smtp_data.h"
@@ -590,11 +591,15 @@ static int
 local_policy(struct smtp_session *s, const struct smtp_addr *a,
     char *user, size_t userlen)
 {
-	if (mailbox_user(a->local, user, userlen) == -1) {
+	struct mailbox_parts mp;
+
+	if (mailbox_parts(a->local, s->conf->subaddress, &mp) == -1 ||
+	    strlen(mp.user) >= userlen) {
 		reply(s, "550 5.1.3 Bad recipient mailbox name");
 		return -1;
 	}
-	if (strcmp(user, "postmaster") == 0)
+	memcpy(user, mp.user, strlen(mp.user) + 1);
+	if (strcmp(user, "postmaster") == 0 || alias_table_has(user))
 		return 0;
 	if (!conf_recipient_known(s->conf, user, a->domain)) {
 		reply(s, "550 5.1.1 <%s@%s>: Recipient address rejected: "

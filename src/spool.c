@@ -67,6 +67,8 @@ struct spool_tx {
 	int env_queued;       /* worker: queue/ID.env exists */
 	int pooled;           /* incoming/ID.msg came from free/ */
 	int env_pooled;       /* so did incoming/ID.env, taken with it */
+	int update;           /* an envelope update (spool_update_async):
+	                       * queue/ID.env.tmp renamed over queue/ID.env */
 	struct spool_tx *next;
 };
 
@@ -765,6 +767,8 @@ spool_tx_abort(struct spool_tx *tx)
 
 /* group commit: the worker thread */
 
+static void update_files(struct spool_tx *tx, int each_sync);
+
 /*
  * commit_files - write the envelope beside the content; with each_sync
  * both are fsync'd here, else the caller syncs the whole batch at once
@@ -777,6 +781,10 @@ commit_files(struct spool_tx *tx, int each_sync)
 
 	if (tx->err != 0)
 		return;
+	if (tx->update) {
+		update_files(tx, each_sync);
+		return;
+	}
 	if (tx->pooled && pool_fit(tx->fd, tx->size) == -1) {
 		tx_fail(tx, "cut content");
 		return;
@@ -804,6 +812,50 @@ commit_files(struct spool_tx *tx, int each_sync)
 	else if (each_sync && fsync(fd) == -1)
 		tx_fail(tx, "fsync envelope");
 	close(fd);
+}
+
+/* update_files - an envelope update: queue/ID.env.tmp written (and with
+ * each_sync fsync'd) */
+static void
+update_files(struct spool_tx *tx, int each_sync)
+{
+	char tmp[SPOOL_NAME_MAX];
+	int fd;
+
+	file_name(tmp, tx->id, ".env.tmp");
+	fd = create_file(queue_fd, tmp, 0);
+	if (fd == -1) {
+		tx_fail(tx, "create envelope");
+		return;
+	}
+	if (util_write_all(fd, tx->env.data, tx->env.len) == -1)
+		tx_fail(tx, "write envelope");
+	else if (each_sync && fsync(fd) == -1)
+		tx_fail(tx, "fsync envelope");
+	close(fd);
+}
+
+/* update_rename - queue/ID.env.tmp over queue/ID.env, unless the message
+ * is no longer queued */
+static void
+update_rename(struct spool_tx *tx)
+{
+	char name[SPOOL_NAME_MAX], tmp[SPOOL_NAME_MAX];
+
+	if (tx->err != 0)
+		return;
+	file_name(name, tx->id, ".env");
+	file_name(tmp, tx->id, ".env.tmp");
+	if (!exists_at(queue_fd, name)) {
+		errno = ENOENT;
+		tx_fail(tx, "find envelope");
+		return;
+	}
+	if (renameat(queue_fd, tmp, queue_fd, name) == -1) {
+		tx_fail(tx, "rename envelope");
+		return;
+	}
+	tx->env_queued = 1;
 }
 
 /* batch_syncfs - make every file the batch wrote durable with one
@@ -845,6 +897,13 @@ static void
 commit_cleanup(struct spool_tx *tx)
 {
 	char name[SPOOL_NAME_MAX];
+
+	if (tx->update) {
+		/* the envelope in queue/ stays what it was */
+		file_name(name, tx->id, ".env.tmp");
+		unlink_quiet(queue_fd, name);
+		return;
+	}
 
 	if (tx->fd != -1) {
 		close(tx->fd);
@@ -897,9 +956,13 @@ commit_batch(struct spool_tx *batch)
 	if (!each_sync)
 		batch_syncfs(batch);
 	for (tx = batch; tx != NULL; tx = tx->next)
-		commit_rename(tx, ".msg", &tx->msg_queued);
+		if (!tx->update)
+			commit_rename(tx, ".msg", &tx->msg_queued);
 	for (tx = batch; tx != NULL; tx = tx->next) {
-		commit_rename(tx, ".env", &tx->env_queued);
+		if (tx->update)
+			update_rename(tx);
+		else
+			commit_rename(tx, ".env", &tx->env_queued);
 		renamed |= tx->env_queued;
 	}
 	if (renamed && fsync(queue_fd) == -1)
@@ -1030,6 +1093,19 @@ spool_commit_start(struct event_base *base)
 		fatal("spool: event_new failed");
 }
 
+/* commit_queue - hand tx to the worker (loop thread) */
+static void
+commit_queue(struct spool_tx *tx)
+{
+	tx->next = NULL;
+	if (commit_outstanding++ == 0)
+		event_add(commit_ev, NULL);
+	pthread_mutex_lock(&commit_lock);
+	list_append(&commit_pending, tx, tx);
+	pthread_cond_signal(&commit_cond);
+	pthread_mutex_unlock(&commit_lock);
+}
+
 /*
  * spool_tx_commit - queue tx for the worker.  The envelope is formatted
  * here, on the caller's thread, so env may be freed as soon as this
@@ -1048,13 +1124,34 @@ spool_tx_commit(struct spool_tx *tx, struct envelope *env,
 	envelope_format(env, &tx->env);
 	tx->cb = cb;
 	tx->arg = arg;
-	tx->next = NULL;
-	if (commit_outstanding++ == 0)
-		event_add(commit_ev, NULL);
-	pthread_mutex_lock(&commit_lock);
-	list_append(&commit_pending, tx, tx);
-	pthread_cond_signal(&commit_cond);
-	pthread_mutex_unlock(&commit_lock);
+	commit_queue(tx);
+}
+
+/*
+ * spool_update_async - spool_update done by the commit worker: updates
+ * finishing together share the syncs and the fsync of queue/ with each
+ * other and with new messages.  cb runs on the loop with ok=1 once the new
+ * envelope is durable, ok=0 when the old one stays (logged).
+ */
+void
+spool_update_async(const struct envelope *env, spool_commit_cb cb,
+    void *arg)
+{
+	struct spool_tx *tx;
+
+	if (commit_ev == NULL)
+		panic("spool_update_async before spool_commit_start");
+	tx = xcalloc(1, sizeof(*tx));
+	tx->fd = -1;
+	tx->update = 1;
+	memcpy(tx->id, env->id, QID_SIZE);
+	if (!spool_qid_valid(tx->id))
+		panic("spool_update_async: bad queue id");
+	buf_init(&tx->env);
+	envelope_format(env, &tx->env);
+	tx->cb = cb;
+	tx->arg = arg;
+	commit_queue(tx);
 }
 
 /* queue side */

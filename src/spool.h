@@ -91,6 +91,14 @@ int spool_load(const char *qid, struct envelope *env);
 void spool_content_path(const char *qid, char *out, size_t outlen);
 /* spool_update - replace queue/ID.env atomically and durably */
 int spool_update(const struct envelope *env);
+/*
+ * spool_update_async - the same, off the event loop: the commit worker
+ * writes, syncs and renames (grouped with other updates and commits); cb
+ * runs on the loop, ok=1 once the new envelope is durable.  env may be
+ * changed or freed as soon as this returns.  Needs spool_commit_start.
+ */
+void spool_update_async(const struct envelope *env, spool_commit_cb cb,
+    void *arg);
 /* spool_remove - remove a finished message (envelope first; not synced:
  * a crash may bring it back for one more, idempotent, attempt) */
 int spool_remove(const char *qid);

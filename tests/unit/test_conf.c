@@ -283,7 +283,8 @@ static const struct valid_case valid_cases[] = {
 	    "local-domains example.org b.example\n",
 	    "local-domains example.org localhost b.example" },
 	{ "recipients any", "recipients any\n", "recipients any" },
-	{ "recipients system", "recipients system\n", "recipients system" },
+	{ "recipients system", "recipients system\n",
+	    "recipients system min-uid=1000" },
 	{ "mailbox absolute", "mailbox maildir:/var/mail/%u/Maildir\n",
 	    "mailbox maildir:/var/mail/%u/Maildir" },
 	{ "mailbox all escapes", "mailbox maildir:/m/%d/%u/%a/%%\n",
@@ -309,41 +310,48 @@ static const struct valid_case valid_cases[] = {
 	    "limits message-size=35M recipients=100\n",
 	    "limits message-size=35M recipients=100 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
-	    "received-headers=100 auth-failures=3 auth-client-failures=10" },
+	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
+	    "local-concurrency=20 mailbox-concurrency=2" },
 	{ "limits at their minimums",
 	    "limits message-size=1K recipients=1 line-length=80 sessions=1 "
 	    "spool-reserve=0\n",
 	    "limits message-size=1K recipients=1 line-length=80 sessions=1 "
 	    "spool-reserve=0 destination-concurrency=20 received-headers=100 "
-	    "auth-failures=3 auth-client-failures=10" },
+	    "auth-failures=3 auth-client-failures=10 "
+	    "local-concurrency=20 mailbox-concurrency=2" },
 	{ "limits at their maximums",
 	    "limits line-length=1048576 recipients=1000000 "
 	    "sessions=1000000\n",
 	    "limits message-size=50M recipients=1000000 line-length=1048576 "
 	    "sessions=1000000 spool-reserve=100M destination-concurrency=20 "
-	    "received-headers=100 auth-failures=3 auth-client-failures=10" },
+	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
+	    "local-concurrency=20 mailbox-concurrency=2" },
 	{ "limits sizes: bytes, lower-case unit, G",
 	    "limits message-size=1536 spool-reserve=2g\n",
 	    "limits message-size=1536 recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=2G destination-concurrency=20 "
-	    "received-headers=100 auth-failures=3 auth-client-failures=10" },
+	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
+	    "local-concurrency=20 mailbox-concurrency=2" },
 	{ "timeouts command only", "timeouts command=30s\n",
 	    "timeouts command=30s data=10m connect=30s remote-command=5m "
-	    "remote-data=10m" },
+	    "remote-data=10m "
+	    "delivery=10m" },
 	{ "timeouts bare seconds", "timeouts data=3600\n",
 	    "timeouts command=5m data=1h connect=30s remote-command=5m "
-	    "remote-data=10m" },
+	    "remote-data=10m "
+	    "delivery=10m" },
 	{ "timeouts at maximum", "timeouts command=1s data=1d\n",
 	    "timeouts command=1s data=1d connect=30s remote-command=5m "
-	    "remote-data=10m" },
+	    "remote-data=10m "
+	    "delivery=10m" },
 	{ "timeouts outbound", "timeouts remote-data=3m connect=1m "
 	    "remote-command=2m\n",
 	    "timeouts command=5m data=10m connect=1m remote-command=2m "
-	    "remote-data=3m" },
+	    "remote-data=3m delivery=10m" },
 	{ "timeouts outbound at the bounds",
 	    "timeouts connect=1s remote-command=1d remote-data=1s\n",
 	    "timeouts command=5m data=10m connect=1s remote-command=1d "
-	    "remote-data=1s" },
+	    "remote-data=1s delivery=10m" },
 	{ "retry all three", "retry first=1m max=2h lifetime=3d\n",
 	    "retry first=1m max=2h lifetime=3d warn=4h" },
 	{ "retry first equal to default max", "retry first=1h\n",
@@ -360,12 +368,14 @@ static const struct valid_case valid_cases[] = {
 	    "limits destination-concurrency=1 received-headers=1\n",
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=1 "
-	    "received-headers=1 auth-failures=3 auth-client-failures=10" },
+	    "received-headers=1 auth-failures=3 auth-client-failures=10 "
+	    "local-concurrency=20 mailbox-concurrency=2" },
 	{ "limits outbound at their maximums",
 	    "limits received-headers=1000 destination-concurrency=1000\n",
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=1000 "
-	    "received-headers=1000 auth-failures=3 auth-client-failures=10" },
+	    "received-headers=1000 auth-failures=3 auth-client-failures=10 "
+	    "local-concurrency=20 mailbox-concurrency=2" },
 	/* relay-domains, route, smarthost, resolver */
 	{ "relay-domains lower-cased, repeated, deduplicated",
 	    "relay-domains Dma.ORG lists.dma.org\n"
@@ -502,13 +512,45 @@ static const struct valid_case valid_cases[] = {
 	    "limits auth-failures=1 auth-client-failures=1\n",
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
-	    "received-headers=100 auth-failures=1 auth-client-failures=1" },
+	    "received-headers=100 auth-failures=1 auth-client-failures=1 "
+	    "local-concurrency=20 mailbox-concurrency=2" },
 	{ "limits auth at their maximums",
 	    "limits auth-client-failures=100000 auth-failures=100\n",
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=100 "
-	    "auth-client-failures=100000" },
+	    "auth-client-failures=100000 "
+	    "local-concurrency=20 mailbox-concurrency=2" },
+	{ "mailbox mbox", "mailbox mbox:/var/mail/%u\n",
+	    "mailbox mbox:/var/mail/%u" },
+	{ "mailbox mbox in the home", "mailbox mbox:~/mbox\n",
+	    "mailbox mbox:~/mbox" },
+	{ "mailbox pipe", "mailbox pipe:\"/usr/bin/procmail -d %u\"\n",
+	    "mailbox \"pipe:/usr/bin/procmail -d %u\"" },
+	{ "mailbox-for, name folded",
+	    "mailbox-for Pea mbox:$home/pea.mbox\nhome /h\n",
+	    "mailbox-for pea mbox:/h/pea.mbox" },
+	{ "recipients system: the default mailbox is in the home",
+	    "recipients system\n", "mailbox maildir:~/Maildir" },
+	{ "recipients system min-uid", "recipients system min-uid=500\n",
+	    "recipients system min-uid=500" },
+	{ "aliases", "aliases /etc/aliases\n", "aliases /etc/aliases" },
+	{ "aliases none", "aliases none\n", "aliases none" },
+	{ "alias-user", "alias-user mail\n", "alias-user mail" },
+	{ "forward none", "forward none\n", "forward none" },
+	{ "forward elsewhere in the home", "forward ~/.config/forward\n",
+	    "forward ~/.config/forward" },
+	{ "subaddress -", "subaddress -\n", "subaddress -" },
+	{ "subaddress none", "subaddress none\n", "subaddress none" },
+	{ "local concurrency", "limits local-concurrency=5 "
+	    "mailbox-concurrency=1\n",
+	    "limits message-size=50M recipients=1000 line-length=1000 "
+	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
+	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
+	    "local-concurrency=5 mailbox-concurrency=1" },
+	{ "timeouts delivery", "timeouts delivery=1h\n",
+	    "timeouts command=5m data=10m connect=30s remote-command=5m "
+	    "remote-data=10m delivery=1h" },
 	{ "role=submission with a tls line after it",
 	    "listen 0.0.0.0:587 role=submission\n"
 	    "tls cert=%D/cert.pem key=%D/key.pem\n",
@@ -582,12 +624,37 @@ static const struct invalid_case invalid_cases[] = {
 	    "%F:3: limits: sessions=x is not a number\n"
 	    "%F:4: hostname given twice (first at line 2)\n"
 	    "%F:5: log takes stderr or syslog, then optionally verbose\n" },
-	/* keys of later versions */
-	{ "mailbox-for later", "mailbox-for pea pipe:\"/bin/x -d pea\"\n",
-	    "%F:1: mailbox-for is not supported by this version of tern "
-	    "yet\n" },
-	{ "aliases later", "aliases /etc/aliases\n",
-	    "%F:1: aliases is not supported by this version of tern yet\n" },
+	/* local delivery */
+	{ "mailbox-for without a method", "mailbox-for pea\n",
+	    "%F:1: mailbox-for takes a user and a method\n" },
+	{ "mailbox-for a bad user", "mailbox-for p/a maildir:/m/%u\n",
+	    "%F:1: mailbox-for: \"p/a\" is not a user name\n" },
+	{ "mailbox-for an unknown method", "mailbox-for pea smtp:x\n",
+	    "%F:1: mailbox-for: \"smtp:x\" is not maildir:, mbox:, pipe: or "
+	    "lmtp:\n" },
+	{ "mailbox-for twice for one user",
+	    "mailbox-for pea mbox:/m/pea\nmailbox-for PEA mbox:/m/x\n",
+	    "%F:2: mailbox-for: pea given twice\n" },
+	{ "mailbox-for a relative path", "mailbox-for pea mbox:m/pea\n",
+	    "%F:1: mailbox-for: mbox:m/pea is not an absolute path or "
+	    "~/PATH\n" },
+	{ "aliases relative", "aliases etc/aliases\n",
+	    "%F:1: aliases: \"etc/aliases\" is not an absolute path or "
+	    "none\n" },
+	{ "alias-user not a name", "alias-user a:b\n",
+	    "%F:1: alias-user: \"a:b\" is not a user name\n" },
+	{ "forward outside the home", "forward /etc/forward\n",
+	    "%F:1: forward: \"/etc/forward\" is not ~/FILE or none\n" },
+	{ "subaddress a letter", "subaddress x\n",
+	    "%F:1: subaddress: \"x\" is not one of + - = _ and the like, or "
+	    "none\n" },
+	{ "subaddress two characters", "subaddress ++\n",
+	    "%F:1: subaddress: \"++\" is not one of + - = _ and the like, or "
+	    "none\n" },
+	{ "recipients system min-uid=0", "recipients system min-uid=0\n",
+	    "%F:1: recipients: min-uid=0 is not a uid above 0\n" },
+	{ "limits local-concurrency=0", "limits local-concurrency=0\n",
+	    "%F:1: limits: local-concurrency=0 is below the minimum 1\n" },
 	/* hostname, home, user */
 	{ "hostname missing", "hostname\n",
 	    "%F:1: hostname takes exactly one value\n" },
@@ -698,19 +765,17 @@ static const struct invalid_case invalid_cases[] = {
 	    "%F:2: recipients: cannot read /tmp: Is a directory\n" },
 	{ "recipients two values", "recipients any system\n",
 	    "%F:1: recipients takes exactly one value\n" },
-	{ "mailbox mbox later", "mailbox mbox:/var/mail/%u\n",
-	    "%F:1: mailbox: mbox: is not supported yet (only maildir:)\n" },
-	{ "mailbox pipe later", "mailbox pipe:\"/usr/bin/procmail -d %u\"\n",
-	    "%F:1: mailbox: pipe: is not supported yet (only maildir:)\n" },
-	{ "mailbox lmtp later", "mailbox lmtp:unix:/run/dovecot/lmtp\n",
-	    "%F:1: mailbox: lmtp: is not supported yet (only maildir:)\n" },
+	{ "mailbox pipe relative", "mailbox pipe:\"procmail -d %u\"\n",
+	    "%F:1: mailbox: \"pipe:procmail -d %u\" needs an absolute "
+	    "command path\n" },
 	{ "mailbox without kind", "mailbox /var/mail/%u\n",
-	    "%F:1: mailbox: \"/var/mail/%u\" is not maildir:PATTERN\n" },
+	    "%F:1: mailbox: \"/var/mail/%u\" is not maildir:, mbox:, pipe: or lmtp:\n" },
 	{ "mailbox relative, at its own line",
 	    "hostname a.example\nmailbox maildir:Maildir\n",
-	    "%F:2: mailbox: maildir:Maildir is not an absolute path\n" },
+	    "%F:2: mailbox: maildir:Maildir is not an absolute path or "
+	    "~/PATH\n" },
 	{ "mailbox empty pattern", "mailbox maildir:\n",
-	    "%F:1: mailbox: maildir: is not an absolute path\n" },
+	    "%F:1: mailbox: \"maildir:\" has no path\n" },
 	{ "mailbox unknown escape", "mailbox maildir:/m/%x\n",
 	    "%F:1: mailbox: \"%x\" is not %u, %d, %a or %%\n" },
 	{ "mailbox trailing percent", "mailbox maildir:/m/%\n",
@@ -929,7 +994,7 @@ static const struct invalid_case invalid_cases[] = {
 	    "%F:1: limits: unknown option \"foo\" (known: message-size, "
 	    "recipients, line-length, sessions, spool-reserve, "
 	    "destination-concurrency, received-headers, auth-failures, "
-	    "auth-client-failures)\n" },
+	    "auth-client-failures, local-concurrency, mailbox-concurrency)\n" },
 	{ "auth-failures 0", "limits auth-failures=0\n",
 	    "%F:1: limits: auth-failures=0 is below the minimum 1\n" },
 	{ "auth-failures above 100", "limits auth-failures=101\n",
@@ -993,7 +1058,7 @@ static const struct invalid_case invalid_cases[] = {
 	    "5d)\n" },
 	{ "timeouts unknown", "timeouts idle=5m\n",
 	    "%F:1: timeouts: unknown option \"idle\" (known: command, "
-	    "data, connect, remote-command, remote-data)\n" },
+	    "data, connect, remote-command, remote-data, delivery)\n" },
 	{ "timeouts connect zero", "timeouts connect=0\n",
 	    "%F:1: timeouts: connect=0 is below the minimum 1s\n" },
 	{ "timeouts remote-command above a day",
@@ -1187,7 +1252,7 @@ test_keys_known(void **state)
 
 		if (c != NULL || strstr(errs, "unknown key") != NULL ||
 		    strstr(errs, "not supported") != NULL)
-			fail_msg("key %s: %s", *k, errs);
+			fail_msg("key %s: %s", *k, c ? "loaded" : errs);
 		free(text);
 		done(c, path, errs);
 	}
@@ -1702,9 +1767,10 @@ test_print_source(void **state)
 	assert_true(has_line(out, "limits message-size=50M recipients=1000 "
 	    "line-length=1000 sessions=10000 spool-reserve=100M "
 	    "destination-concurrency=20 received-headers=100 auth-failures=3 "
-	    "auth-client-failures=10"));
+	    "auth-client-failures=10 "
+	    "local-concurrency=20 mailbox-concurrency=2"));
 	assert_true(has_line(out, "timeouts command=5m data=10m connect=30s "
-	    "remote-command=5m remote-data=10m"));
+	    "remote-command=5m remote-data=10m delivery=10m"));
 	assert_true(has_line(out, "retry first=5m max=1h lifetime=5d "
 	    "warn=4h"));
 	assert_true(has_line(out, "# relay-domains: none"));
@@ -1915,20 +1981,24 @@ test_recipients_file(void **state)
 static void
 test_recipients_file_errors(void **state)
 {
-	char *rec = write_conf("ok\nbad entry\n@nolocal\nx@bad..dom\n"
-	    "x@\nq\"x\n"), *text, *path, *errs, *want;
+	char *rec = write_conf("ok\nbad entry\n@bad..dom\nx@bad..dom\n"
+	    "x@\nq\"x\n@ok.example\n"), *text, *path, *errs, *want;
 	struct conf *c;
 
 	(void)state;
 	text = xasprintf("# r\nrecipients file:%s\n", rec);
 	c = load_text(text, &path, &errs);
 	want = xasprintf(
-	    "%1$s:2: \"bad entry\" is not a recipient (local or local@domain)\n"
-	    "%1$s:3: \"@nolocal\" is not a recipient (local or local@domain)\n"
-	    "%1$s:4: \"x@bad..dom\" is not a recipient (local or "
-	    "local@domain)\n"
-	    "%1$s:5: \"x@\" is not a recipient (local or local@domain)\n"
-	    "%1$s:6: \"q\"x\" is not a recipient (local or local@domain)\n",
+	    "%1$s:2: \"bad entry\" is not a recipient (local, local@domain or "
+	    "@domain)\n"
+	    "%1$s:3: \"@bad..dom\" is not a recipient (local, local@domain or "
+	    "@domain)\n"
+	    "%1$s:4: \"x@bad..dom\" is not a recipient (local, local@domain or "
+	    "@domain)\n"
+	    "%1$s:5: \"x@\" is not a recipient (local, local@domain or "
+	    "@domain)\n"
+	    "%1$s:6: \"q\"x\" is not a recipient (local, local@domain or "
+	    "@domain)\n",
 	    rec);
 	assert_null(c);
 	assert_string_equal(errs, want);
@@ -1947,9 +2017,17 @@ test_recipients_modes(void **state)
 
 	(void)state;
 	assert_non_null(c);
-	assert_int_equal(conf_recipient_known(c, "root", "example.org"), 1);
+	/* root and accounts below min-uid get mail only through aliases */
+	assert_int_equal(conf_recipient_known(c, "root", "example.org"), 0);
+	assert_int_equal(conf_recipient_known(c, "daemon", "example.org"), 0);
+	assert_int_equal(conf_recipient_known(c, "nobody", "example.org"), 1);
 	assert_int_equal(conf_recipient_known(c, "tern-no-such-user-q7",
 	    "example.org"), 0);
+	done(c, path, errs);
+	c = load_text("recipients system min-uid=1\n", &path, &errs);
+	assert_non_null(c);
+	assert_int_equal(conf_recipient_known(c, "root", "example.org"), 0);
+	assert_int_equal(conf_recipient_known(c, "daemon", "example.org"), 1);
 	done(c, path, errs);
 	c = load_text("recipients any\n", &path, &errs);
 	assert_non_null(c);

@@ -1,9 +1,7 @@
 /*
  * test_conf_doc.c - tern.conf(5) documents exactly the keys the parser
  * knows: every key of conf_keys() has a .TP entry under KEYS, every entry
- * there is such a key, and the keys a later version implements have their
- * entries under NOT YET SUPPORTED (and are refused with the message the
- * page quotes).  The page is $TERN_SRCDIR/docs/tern.conf.5, TERN_SRCDIR
+ * there is such a key.  The page is $TERN_SRCDIR/docs/tern.conf.5, TERN_SRCDIR
  * defaulting to the current directory (the project root under make).
  */
 #include <setjmp.h>
@@ -20,11 +18,6 @@
 
 #include "conf.h"
 #include "util.h"
-
-/* the keys conf.c refuses as "not supported by this version of tern yet" */
-static const char *const later_keys[] = {
-	"mailbox-for", "aliases", NULL
-};
 
 /* one .TP entry: the section it is in and the first word of its tag */
 struct entry {
@@ -152,15 +145,8 @@ struct section_case {
 	const char *const *(*keys)(void);
 };
 
-static const char *const *
-later(void)
-{
-	return later_keys;
-}
-
 static const struct section_case section_cases[] = {
 	{ "KEYS", conf_keys },
-	{ "NOT YET SUPPORTED", later },
 };
 
 static void
@@ -182,7 +168,7 @@ test_every_key_documented(void **state)
 	page_free(&pg);
 }
 
-/* no entry under KEYS or NOT YET SUPPORTED names a key the code lacks */
+/* no entry under KEYS names a key the code lacks */
 static void
 test_no_stale_entry(void **state)
 {
@@ -205,45 +191,6 @@ test_no_stale_entry(void **state)
 	}
 	assert_true(n > 0);
 	page_free(&pg);
-}
-
-/* the later keys are refused with the message the page quotes */
-static void
-test_later_keys_refused(void **state)
-{
-	char tmpl[] = "/tmp/tern-test-doc-XXXXXX", etmpl[] =
-	    "/tmp/tern-test-doc-err-XXXXXX", got[512], *want;
-	const char *const *k;
-	int fd, efd, saved;
-	ssize_t n;
-
-	(void)state;
-	for (k = later_keys; *k != NULL; k++) {
-		fd = mkstemp(tmpl);
-		efd = mkstemp(etmpl);
-		assert_true(fd >= 0 && efd >= 0);
-		dprintf(fd, "%s x\n", *k);
-		close(fd);
-		fflush(stderr);
-		saved = dup(2);
-		dup2(efd, 2);
-		assert_null(conf_load(tmpl));
-		fflush(stderr);
-		dup2(saved, 2);
-		close(saved);
-		n = pread(efd, got, sizeof(got) - 1, 0);
-		assert_true(n >= 0);
-		got[n] = '\0';
-		want = xasprintf("%s:1: %s is not supported by this version "
-		    "of tern yet\n", tmpl, *k);
-		assert_string_equal(got, want);
-		free(want);
-		close(efd);
-		unlink(tmpl);
-		unlink(etmpl);
-		strcpy(tmpl, "/tmp/tern-test-doc-XXXXXX");
-		strcpy(etmpl, "/tmp/tern-test-doc-err-XXXXXX");
-	}
 }
 
 /* the tag parser itself: the forms the page uses */
@@ -283,7 +230,6 @@ main(void)
 		cmocka_unit_test(test_tag_word),
 		cmocka_unit_test(test_every_key_documented),
 		cmocka_unit_test(test_no_stale_entry),
-		cmocka_unit_test(test_later_keys_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
