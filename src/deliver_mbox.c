@@ -450,6 +450,7 @@ mbox_write(const struct mbox *m, const struct deliver_req *req, char *err,
 	unsigned flags = DELIVER_WRITE_FROM_QUOTE | DELIVER_WRITE_END_LF;
 	struct buf from;
 	char *what;
+	int64_t n;
 	int r, saved;
 
 	if (end_lf(m, err, errlen) == -1)
@@ -463,12 +464,11 @@ mbox_write(const struct mbox *m, const struct deliver_req *req, char *err,
 	if (r == -1)
 		return -1;
 	what = xasprintf("mailbox %s", m->path);
-	r = deliver_write_message(m->fd, req, flags, what, err, errlen) == -1 ?
-	    -1 : 0;
+	n = deliver_write_message(m->fd, req, flags, what, err, errlen);
 	saved = errno;
 	free(what);
 	errno = saved;
-	if (r == -1)
+	if (n == -1)
 		return -1;
 	if (put(m, "\n", 1, err, errlen) == -1)
 		return -1;
