@@ -78,11 +78,17 @@ struct writer {
 	size_t olen;
 };
 
+/* w_flush - write the collected output; after a failed write, output is
+ * dropped (olen must still go back to 0: w_put waits for room in obuf) */
 static void
 w_flush(struct writer *w)
 {
-	if (w->olen == 0 || w->failed)
+	if (w->olen == 0)
 		return;
+	if (w->failed) {
+		w->olen = 0;
+		return;
+	}
 	if (util_write_all(w->fd, w->obuf, w->olen) == -1)
 		w->failed = errno ? errno : EIO;
 	w->total += (int64_t)w->olen;
@@ -244,6 +250,7 @@ deliver_write_message(int out, const struct deliver_req *req, unsigned flags,
 	off_t off = 0;
 	ssize_t n;
 	int64_t r = -1;
+	int saved = 0;
 
 	w.obuf = xmalloc(DELIVER_COPY_BUF);
 	buf_init(&w.pend);
@@ -253,8 +260,9 @@ deliver_write_message(int out, const struct deliver_req *req, unsigned flags,
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1) {
+			saved = errno;
 			snprintf(err, errlen, "cannot read the queued message "
-			    "%s: %s", req->qid, strerror(errno));
+			    "%s: %s", req->qid, strerror(saved));
 			goto out;
 		}
 		if (n == 0)
@@ -273,8 +281,9 @@ deliver_write_message(int out, const struct deliver_req *req, unsigned flags,
 		w_flush(&w);
 	}
 	if (w.failed) {
+		saved = w.failed;
 		snprintf(err, errlen, "cannot write %s: %s", what,
-		    strerror(w.failed));
+		    strerror(saved));
 		goto out;
 	}
 	r = w.total;
@@ -282,5 +291,7 @@ out:
 	buf_free(&w.pend);
 	free(w.obuf);
 	free(ibuf);
+	if (r == -1)
+		errno = saved; /* the caller tells a full disk from others */
 	return r;
 }

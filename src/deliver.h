@@ -90,7 +90,8 @@ void deliver_outcome_set(struct deliver_outcome *out, enum deliver_result r,
  * sanitised), then the content read from req->content_fd from offset 0,
  * with every CRLF turned into LF (bare CR and bare LF kept), to out.
  * Returns the octets written, or -1 with err set ("cannot write WHAT:
- * ...", or a read error of the content).
+ * ...", or a read error of the content) and errno that of the failed
+ * write or read (an mbox tells a full disk from other failures).
  */
 int64_t deliver_write_message(int out, const struct deliver_req *req,
     unsigned flags, const char *what, char *err, size_t errlen);
