@@ -419,6 +419,8 @@ child_main(const struct deliver_request *rq, const struct passwd *pw,
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* a file-size limit must fail a write (mailbox full), not kill */
+	signal(SIGXFSZ, SIG_IGN);
 	signal(SIGCHLD, SIG_DFL);
 	memset(&rep, 0, sizeof(rep));
 	rep.id = rq->id;

@@ -24,6 +24,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pwd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -602,6 +603,11 @@ local_policy(struct smtp_session *s, const struct smtp_addr *a,
 	if (strcmp(user, "postmaster") == 0 || alias_table_has(user))
 		return 0;
 	if (!conf_recipient_known(s->conf, user, a->domain)) {
+		if (s->conf->recipients == RECIPIENTS_SYSTEM &&
+		    getpwnam(user) != NULL)
+			log_info("%s: <%s@%s> refused: a system account below "
+			    "min-uid is delivered to only through an alias",
+			    s->addr, user, a->domain);
 		reply(s, "550 5.1.1 <%s@%s>: Recipient address rejected: "
 		    "User unknown", user, a->domain);
 		return -1;

@@ -298,7 +298,10 @@ def test_recipients_system_knows_the_system_users(tern_factory):
     with tern.connect() as c:
         c.hello()
         c.cmd(f"MAIL FROM:<{SENDER}>").expect(250, "2.1.0")
-        c.cmd("RCPT TO:<root@test.example>").expect(250, "2.1.5")
+        # root and system accounts below min-uid only through an alias
+        c.cmd("RCPT TO:<root@test.example>").expect(550, "5.1.1")
+        c.cmd("RCPT TO:<daemon@test.example>").expect(550, "5.1.1")
+        c.cmd("RCPT TO:<nobody@test.example>").expect(250, "2.1.5")
         c.cmd("RCPT TO:<no-such-system-user@test.example>") \
             .expect(550, "5.1.1")
         c.cmd("RCPT TO:<postmaster@test.example>").expect(250, "2.1.5")
