@@ -99,6 +99,29 @@ int64_t deliver_write_message(int out, const struct deliver_req *req,
 /* the agents */
 deliver_fn deliver_maildir;
 deliver_fn deliver_mbox;
+/* deliver_pipe waits for the processes it starts: the caller must not
+ * ignore SIGCHLD nor reap children it did not start (waitpid(-1)) */
 deliver_fn deliver_pipe;
+
+/* limits of a pipe command (deliver_pipe_argv.c) */
+#define DELIVER_PIPE_COMMAND_MAX 4096 /* octets of the command as written */
+#define DELIVER_PIPE_WORDS_MAX 64     /* words of the command */
+#define DELIVER_PIPE_ARG_MAX 8192     /* octets of one expanded argument */
+
+/*
+ * deliver_pipe_argv - split a pipe command into words ('...' literal,
+ * "..." with \" and \\, no other shell syntax) and expand %u %d %a %l %e
+ * %% in each from req, every word giving exactly one argument.  argv[0]
+ * must be an absolute path without escapes, and a shell's -c string may
+ * hold none.  Pure.  Returns the number of arguments and *argv
+ * (NULL-terminated, one allocation: free(*argv)), or -1 with err set.
+ */
+int deliver_pipe_argv(const char *command, const struct deliver_req *req,
+    char ***argv, char *err, size_t errlen);
+
+/* deliver_pipe_check - 0 when command is usable (deliver_pipe_argv with
+ * sample values), or -1 with err set; for the configuration at load
+ * time.  Pure. */
+int deliver_pipe_check(const char *command, char *err, size_t errlen);
 
 #endif
