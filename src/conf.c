@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "deliver.h"
 #include "util.h"
 
 #define MS_S INT64_C(1000)
@@ -970,10 +971,18 @@ key_relay_recipients(struct parse *p, char **av, size_t ac)
 static const char *
 method_syntax(const char *m)
 {
+	static char why[320];
+	char err[256];
+
 	if (strncmp(m, "maildir:", 8) == 0 || strncmp(m, "mbox:", 5) == 0)
 		return strchr(m, ':')[1] == '\0' ? "has no path" : NULL;
-	if (strncmp(m, "pipe:", 5) == 0)
-		return m[5] == '/' ? NULL : "needs an absolute command path";
+	if (strncmp(m, "pipe:", 5) == 0) {
+		if (deliver_pipe_check(m + 5, err, sizeof(err)) == 0)
+			return NULL;
+		if (snprintf(why, sizeof(why), "is refused: %s", err) < 0)
+			return "is refused";
+		return why;
+	}
 	if (strncmp(m, "lmtp:", 5) == 0)
 		return m[5] != '\0' ? NULL : "needs unix:/PATH or [HOST]:PORT";
 	return "is not maildir:, mbox:, pipe: or lmtp:";

@@ -766,8 +766,14 @@ static const struct invalid_case invalid_cases[] = {
 	{ "recipients two values", "recipients any system\n",
 	    "%F:1: recipients takes exactly one value\n" },
 	{ "mailbox pipe relative", "mailbox pipe:\"procmail -d %u\"\n",
-	    "%F:1: mailbox: \"pipe:procmail -d %u\" needs an absolute "
-	    "command path\n" },
+	    "%F:1: mailbox: \"pipe:procmail -d %u\" is refused: the program "
+	    "\"procmail\" is not an absolute path\n" },
+	{ "mailbox pipe with %u in a shell's string",
+	    "mailbox \"pipe:/bin/sh -c 'procmail -d %u'\"\n",
+	    "%F:1: mailbox: \"pipe:/bin/sh -c 'procmail -d %u'\" is refused: "
+	    "an escape in the command string of /bin/sh -c would become shell "
+	    "syntax: pass it as an argument after the string (\"$1\") or use "
+	    "the environment ($USER, $RECIPIENT)\n" },
 	{ "mailbox without kind", "mailbox /var/mail/%u\n",
 	    "%F:1: mailbox: \"/var/mail/%u\" is not maildir:, mbox:, pipe: or lmtp:\n" },
 	{ "mailbox relative, at its own line",
