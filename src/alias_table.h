@@ -10,6 +10,8 @@
 
 #include <stddef.h>
 
+#include "aliases.h"
+
 struct conf;
 
 /* alias_table_load - read the configuration's aliases file (none: an
@@ -17,6 +19,16 @@ struct conf;
 void alias_table_load(const struct conf *c);
 /* alias_table_has - 1 when name (a folded local part) is an alias */
 int alias_table_has(const char *name);
+/*
+ * alias_table_expand - expand a local name (folded, without subaddress)
+ * through the table (aliases_expand: local domains folded, :include:
+ * files read here); free out with aliases_expansion_free
+ */
+enum aliases_status alias_table_expand(const char *name,
+    struct aliases_expansion *out);
+/* alias_dest_method - 1 when a pipe or file of an expansion is method
+ * ("pipe:CMD", "file:/PATH") */
+int alias_dest_method(const struct aliases_dest *d, const char *method);
 /* alias_table_allows - 1 when the alias names method ("pipe:CMD" or
  * "file:/PATH") among its targets, directly or through :include: */
 int alias_table_allows(const char *alias, const char *method);

@@ -34,6 +34,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "alias_table.h"
 #include "conf.h"
 #include "deliverd.h"
 #include "dns.h"
@@ -240,6 +241,7 @@ queue_main(const struct conf *c, int deliverd_sock)
 		    "will be deferred");
 	dns_set_self(c->hostname);
 	mta_init(c, base);
+	alias_table_load(c);
 	local_init(c, base, deliverd_sock);
 	sched_start(c, base);
 	usr1 = evsignal_new(base, SIGUSR1, queue_drain_cb, NULL);

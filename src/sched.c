@@ -45,6 +45,7 @@
 #include <event2/event.h>
 
 #include "conf.h"
+#include "alias_table.h"
 #include "deliver.h"
 #include "local.h"
 #include "envelope.h"
@@ -424,14 +425,15 @@ struct sched_local {
 	size_t idx;
 };
 
-/* rcpt_split - local part and domain of addr (bufs of strlen(addr) + 1);
- * an address without '@' (the bare postmaster) has our hostname */
+/* rcpt_split - local part and domain of addr (bufs of n, at least
+ * strlen(addr) + 1); an address without '@' (the bare postmaster) gets an
+ * empty domain */
 static int
 rcpt_split(const char *addr, char *local, char *domain, size_t n)
 {
 	if (strchr(addr, '@') == NULL) {
-		memcpy(local, addr, n);
-		snprintf(domain, n, "%s", "");
+		snprintf(local, n, "%s", addr);
+		domain[0] = '\0';
 		return 0;
 	}
 	return mailbox_split(addr, local, n, domain, n);
@@ -498,13 +500,62 @@ local_done(struct local_job *job, void *arg)
 	msg_finish(m);
 }
 
+/*
+ * rcpt_expand - recipient idx names an alias: its targets become
+ * recipients of their own (users: "local", their mailbox and .forward
+ * but no alias again; files and pipes with the alias that listed them,
+ * so the delivery process can check them; addresses as they are), and
+ * this one is done.  A loop or a limit fails it, an unreadable
+ * :include: defers it.
+ */
+static void
+rcpt_expand(struct sched_msg *m, size_t idx, const char *name,
+    const char *domain, int64_t now_ms)
+{
+	const char *addr = m->env.rcpts[idx].addr;
+	struct aliases_expansion x;
+	enum aliases_status st;
+	char why[SCHED_ERR_MAX], *a, *t;
+	size_t i, added = 0;
+
+	st = alias_table_expand(name, &x);
+	if (st != ALIASES_OK) {
+		rcpt_outcome(m, idx, st == ALIASES_TEMPFAIL ? DELIVER_TEMP :
+		    DELIVER_PERM, "local", NULL, x.status, x.error.data ?
+		    x.error.data : "alias expansion failed", now_ms);
+		aliases_expansion_free(&x);
+		return;
+	}
+	for (i = 0; i < x.ndests; i++) {
+		const struct aliases_dest *d = &x.dests[i];
+
+		a = d->kind == ALIASES_USER ?
+		    xasprintf("%s@%s", d->value, domain) :
+		    d->kind == ALIASES_ADDRESS ? xstrdup(d->value) :
+		    xstrdup(addr);
+		t = d->kind == ALIASES_USER ? xstrdup("local") :
+		    d->kind == ALIASES_ADDRESS ? NULL :
+		    xasprintf("%s:%s", d->kind == ALIASES_PIPE ? "pipe" :
+		    "file", d->value);
+		added += envelope_add_expanded(&m->env, idx, a, t,
+		    t != NULL && d->kind != ALIASES_USER ? d->alias : NULL,
+		    NULL);
+		free(a);
+		free(t);
+	}
+	snprintf(why, sizeof(why), "expanded by the alias %s to %zu "
+	    "recipient(s)", name, added);
+	aliases_expansion_free(&x);
+	rcpt_outcome(m, idx, DELIVER_OK, "local", NULL, "2.0.0", why, now_ms);
+}
+
 /* rcpt_source - how an expanded recipient is delivered (a plain one
  * goes to its user's mailbox) */
 static enum deliver_source
 rcpt_source(const struct env_rcpt *rc, int *no_forward)
 {
 	*no_forward = 0;
-	if (rc->target == NULL)
+	if (rc->target == NULL || strcmp(rc->target, "local") == 0)
 		return DSRC_MAILBOX;
 	if (strcmp(rc->target, "mailbox") == 0) {
 		*no_forward = 1;
@@ -519,7 +570,7 @@ rcpt_local(struct sched_msg *m, size_t idx, int64_t now_ms)
 {
 	const struct conf *c = sched.conf;
 	const struct env_rcpt *rc = &m->env.rcpts[idx];
-	size_t n = strlen(rc->addr) + 1;
+	size_t n = strlen(rc->addr) + strlen(c->hostname) + 1;
 	char *local = xmalloc(n), *domain = xmalloc(n);
 	struct mailbox_parts mp;
 	struct sched_local *sl;
@@ -542,6 +593,10 @@ rcpt_local(struct sched_msg *m, size_t idx, int64_t now_ms)
 	if (domain[0] == '\0')
 		snprintf(domain, n, "%s", c->hostname);
 	util_lower(domain);
+	if (rc->target == NULL && alias_table_has(mp.user)) {
+		rcpt_expand(m, idx, mp.user, domain, now_ms);
+		goto out;
+	}
 	sl = xcalloc(1, sizeof(*sl));
 	sl->msg = m;
 	sl->idx = idx;

@@ -22,6 +22,7 @@
 #include <event2/thread.h>
 
 #include "auth.h"
+#include "alias_table.h"
 #include "conf.h"
 #include "dns.h"
 #include "sched.h"
@@ -175,6 +176,7 @@ smtpd_main(const struct conf *c, const int *fds, size_t nfds,
 	size_t i;
 
 	log_set_name("smtpd");
+	alias_table_load(c);
 	signal(SIGPIPE, SIG_IGN);
 	/* a file-size limit must fail a write, not kill the process */
 	signal(SIGXFSZ, SIG_IGN);
