@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "route.h"
 #include "util.h"
 
 #define MS_S INT64_C(1000)
@@ -928,14 +929,35 @@ key_relay_recipients(struct parse *p, char **av, size_t ac)
 	    &c->relay_recipient_list, &c->nrelay_recipient_list);
 }
 
+/*
+ * mailbox_lmtp - "lmtp:SPEC", checked by route_lmtp() (the scheduler asks
+ * it again for the route of each local recipient), kept as written
+ */
+static void
+mailbox_lmtp(struct parse *p, const char *value)
+{
+	struct route r;
+	char err[256];
+
+	if (route_lmtp(value + 5, &r, err, sizeof(err)) == -1) {
+		conf_error(p, "mailbox: %s: %s", value, err);
+		return;
+	}
+	p->c->mailbox = xstrdup(value);
+}
+
 static void
 key_mailbox(struct parse *p, char **av, size_t ac)
 {
-	static const char *const later[] = { "mbox:", "pipe:", "lmtp:", NULL };
+	static const char *const later[] = { "mbox:", "pipe:", NULL };
 	size_t i;
 
 	if (one_value(p, "mailbox", ac) == -1)
 		return;
+	if (strncmp(av[0], "lmtp:", 5) == 0) {
+		mailbox_lmtp(p, av[0]);
+		return;
+	}
 	for (i = 0; later[i] != NULL; i++) {
 		if (strncmp(av[0], later[i], strlen(later[i])) == 0) {
 			conf_error(p, "mailbox: %s is not supported yet "
@@ -2045,6 +2067,8 @@ finish(struct parse *p)
 		free(lower);
 	}
 	check_local_overlap(p);
+	if (c->mailbox != NULL)
+		return;  /* lmtp: has no pattern to expand */
 	p->line = p->mailbox_line;
 	pattern = mailbox_pattern(p, p->mailbox ? p->mailbox : DEF_MAILBOX,
 	    c->home);

@@ -103,7 +103,8 @@ struct conf {
 	size_t nrecipient_list;
 
 	char *mailbox;         /* "maildir:PATTERN"; default
-	                        * maildir:$home/mail/%u/Maildir */
+	                        * maildir:$home/mail/%u/Maildir; or
+	                        * "lmtp:ADDRESS" (route_lmtp) */
 
 	struct conf_net *trusted;
 	size_t ntrusted;
