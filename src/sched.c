@@ -709,13 +709,27 @@ job_for(struct sched_msg *m, struct sched_job ***jobs, size_t *njobs,
 	return sj;
 }
 
-/* rcpt_route - where recipient idx goes (the bare postmaster is local) */
+/*
+ * rcpt_route - where recipient idx goes (the bare postmaster is local).
+ * With "mailbox lmtp:" a local recipient goes to that LMTP server through
+ * mta.c, like a remote one: connection reuse, concurrency and a reply per
+ * recipient come with it (conf.c checked the address at load).
+ */
 static void
 rcpt_route(const struct sched_msg *m, size_t idx, struct route *r)
 {
 	const char *addr = m->env.rcpts[idx].addr, *at = strrchr(addr, '@');
+	const char *mb = sched.conf->mailbox;
+	struct route lmtp;
+	char err[256];
 
 	route_for_domain(sched.conf, at ? at + 1 : "", r);
+	if (r->kind != ROUTE_LOCAL || mb == NULL || strncmp(mb, "lmtp:", 5))
+		return;
+	if (route_lmtp(mb + 5, &lmtp, err, sizeof(err)) == 0)
+		*r = lmtp;
+	else
+		log_err("%s: mailbox %s: %s", m->id, mb, err);
 }
 
 /*
