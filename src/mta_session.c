@@ -981,8 +981,7 @@ format_remote(struct mta_session *s)
 
 	if (t->ss.ss_family == AF_UNIX) {
 		/* an LMTP socket: its path, as the mailbox key names it */
-		snprintf(raw, sizeof(raw), "lmtp:unix:%.*s",
-		    (int)(sizeof(raw) - 16), t->host);
+		snprintf(raw, sizeof(raw), "lmtp:unix:%s", t->host);
 		util_sanitise(s->remote, sizeof(s->remote) - 1, raw,
 		    strlen(raw));
 		return;
