@@ -37,6 +37,7 @@
 
 #include "auth.h"
 #include "deliver.h"
+#include "route.h"
 #include "util.h"
 
 #define MS_S INT64_C(1000)
@@ -983,8 +984,15 @@ method_syntax(const char *m)
 			return "is refused";
 		return why;
 	}
-	if (strncmp(m, "lmtp:", 5) == 0)
-		return m[5] != '\0' ? NULL : "needs unix:/PATH or [HOST]:PORT";
+	if (strncmp(m, "lmtp:", 5) == 0) {
+		struct route r;
+
+		if (route_lmtp(m + 5, &r, err, sizeof(err)) == 0)
+			return NULL;
+		if (snprintf(why, sizeof(why), "is refused: %s", err) < 0)
+			return "is refused";
+		return why;
+	}
 	return "is not maildir:, mbox:, pipe: or lmtp:";
 }
 

@@ -32,6 +32,13 @@
  * callbacks may run inside dns_resolve_targets(); they store the answer
  * and wake the run event too, so nothing here is re-entered.
  *
+ * LMTP (RFC 2033): a local mailbox reached over LMTP ("mailbox lmtp:")
+ * is one more destination, with the same queue, connection reuse,
+ * concurrency and back-off; only its targets differ: a UNIX-domain
+ * socket is its own single target, found without DNS, and a host is
+ * looked up for its addresses, never MX.  The protocol's differences
+ * (LHLO, a reply per recipient after the data) are mta_session.c's.
+ *
  * RFC 5321 5.1 (targets in order: dns.c), 4.5.4.1 (do not retry too
  * often; back-off per destination).
  */
@@ -42,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/un.h>
 
 #include <event2/event.h>
 #include <openssl/err.h>
@@ -365,6 +373,30 @@ targets_cb(const struct dns_targets *res, void *arg)
 	dest_kick(d);
 }
 
+/* unix_target - an LMTP socket (route_lmtp: an absolute path that fits
+ * in sun_path) as the one target, answered at once like an IP address */
+static void
+unix_target(struct mta_dest *d)
+{
+	struct dns_target t;
+	struct dns_targets res;
+	struct sockaddr_un *sun = (struct sockaddr_un *)&t.ss;
+	size_t len = strlen(d->route.host);
+
+	if (len >= sizeof(sun->sun_path))
+		panic("mta: socket path too long: %s", d->route.host);
+	memset(&t, 0, sizeof(t));
+	memset(&res, 0, sizeof(res));
+	snprintf(t.host, sizeof(t.host), "%s", d->route.host);
+	sun->sun_family = AF_UNIX;
+	memcpy(sun->sun_path, d->route.host, len + 1);
+	t.sslen = sizeof(*sun);
+	res.status = DNS_OK;
+	res.t = &t;
+	res.n = 1;
+	targets_cb(&res, d);
+}
+
 /* dest_resolve - start a lookup unless one runs */
 static void
 dest_resolve(struct mta_dest *d)
@@ -374,6 +406,10 @@ dest_resolve(struct mta_dest *d)
 	if (d->resolving)
 		return;
 	d->resolving = 1;
+	if (d->route.unix_socket) {
+		unix_target(d);
+		return;
+	}
 	q = dns_resolve_targets(d->route.host, d->route.port, d->route.mx,
 	    targets_cb, d);
 	/* an IP address is answered inside the call: q is NULL then */

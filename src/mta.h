@@ -1,5 +1,6 @@
 /*
- * mta.h - outbound delivery over SMTP (RFC 5321), in the queue process.
+ * mta.h - outbound delivery over SMTP (RFC 5321), in the queue process;
+ * also local delivery over LMTP (RFC 2033), a route of kind ROUTE_LMTP.
  *
  * The scheduler hands over one job per message and destination: the
  * recipients of one message that share a route key (route_key()).  mta
@@ -51,8 +52,9 @@ struct mta_job {
 	struct mta_rcpt *rcpts;
 	size_t nrcpts;
 	/* filled in by mta */
-	char remote[MTA_REMOTE_MAX]; /* "host[ip]:port" last talked to, or
-	                              * "" when no connection was made */
+	char remote[MTA_REMOTE_MAX]; /* "host[ip]:port" last talked to,
+	                              * "lmtp:unix:PATH" for an LMTP socket,
+	                              * or "" when no connection was made */
 	char tls[128];            /* "TLSv1.3 TLS_AES_256_GCM_SHA384" or "" */
 	unsigned tls_verified : 1; /* tls=verify checked the peer's chain
 	                            * (system CAs or ca=) and its name */

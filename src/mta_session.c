@@ -2,7 +2,8 @@
  * mta_session.c - one outbound SMTP connection: the client side of RFC 5321
  * with PIPELINING (RFC 2920), SIZE (RFC 1870), 8BITMIME (RFC 6152),
  * SMTPUTF8 (RFC 6531), DSN (RFC 3461), STARTTLS (RFC 3207), AUTH PLAIN and
- * LOGIN (RFC 4954, 4616), ENHANCEDSTATUSCODES (RFC 2034, 3463).
+ * LOGIN (RFC 4954, 4616), ENHANCEDSTATUSCODES (RFC 2034, 3463); or one
+ * LMTP connection (RFC 2033) to a local mail store.
  *
  * The one idea: the connection is an explicit state machine (enum
  * mta_state, changed only by enter_state(), which logs the transition and
@@ -24,6 +25,15 @@
  * 5.6.3 and SMTPUTF8 content to a peer without SMTPUTF8 with 5.6.7: tern
  * does not convert (no 8-bit to quoted-printable downgrade, no address
  * downgrade, RFC 6152 3 and RFC 6531 3.2 allow the bounce).
+ *
+ * LMTP differs in two places, each a state of its own, chosen through
+ * the session's protocol row (protos[]): LHLO instead of EHLO, with no
+ * HELO to fall back on (RFC 2033 4.1); and after the final dot one reply
+ * per accepted recipient, in RCPT order, each that recipient's outcome
+ * (4.2).  A 421 or a lost connection among those replies defers the
+ * recipients still without one.  The route's policy (tls=none, no auth=)
+ * keeps STARTTLS and AUTH off an LMTP connection; MAIL takes the same
+ * parameters as over SMTP, as the server offers them.
  *
  * Timeouts are RFC 5321 4.5.3.2's: the greeting and every command reply
  * wait timeout_remote_ms, each data block and the final reply
@@ -87,6 +97,7 @@ enum mta_state {
 	MTA_S_GREETING,  /* waiting for the 220 (we never talk first) */
 	MTA_S_EHLO,      /* EHLO sent */
 	MTA_S_HELO,      /* HELO sent after EHLO was refused */
+	MTA_S_LHLO,      /* LMTP: LHLO sent */
 	MTA_S_STARTTLS,  /* STARTTLS sent */
 	MTA_S_HANDSHAKE, /* TLS handshake */
 	MTA_S_AUTH,      /* AUTH exchange */
@@ -94,6 +105,7 @@ enum mta_state {
 	MTA_S_ENVELOPE,  /* MAIL, RCPT, DATA replies outstanding */
 	MTA_S_BODY,      /* content on its way */
 	MTA_S_DOT,       /* waiting for the reply to the final dot */
+	MTA_S_DOT_EACH,  /* LMTP: a reply per accepted recipient */
 	MTA_S_RSET,      /* RSET sent after a transaction without data */
 	MTA_S_QUIT,      /* QUIT sent */
 	MTA_S_CLOSED     /* connection gone; freed on the next loop turn */
@@ -155,11 +167,28 @@ struct mta_canon {
 
 enum mta_auth_step { AUTH_PLAIN_SENT, AUTH_LOGIN_USER, AUTH_LOGIN_PASS };
 
+/* what differs between SMTP and LMTP: the greeting's command and the
+ * states that await its reply and the replies to the final dot */
+struct mta_proto {
+	const char *hello;         /* "EHLO" or "LHLO" */
+	enum mta_state hello_state;
+	enum mta_state dot_state;
+};
+
+enum { PROTO_SMTP, PROTO_LMTP };
+
+static const struct mta_proto protos[] = {
+	[PROTO_SMTP] = { "EHLO", MTA_S_EHLO, MTA_S_DOT },
+	/* RFC 2033 4.1 (LHLO, no HELO), 4.2 (a reply per recipient) */
+	[PROTO_LMTP] = { "LHLO", MTA_S_LHLO, MTA_S_DOT_EACH },
+};
+
 struct mta_session {
 	const struct conf *conf;
 	struct event_base *base;
 	struct mta_dest *dest;
 	struct route route;
+	const struct mta_proto *proto; /* SMTP, or LMTP for ROUTE_LMTP */
 	SSL_CTX *ssl_ctx;
 	X509_STORE *ca_store;    /* tls=verify: ca= instead of the system's */
 	struct dns_target *targets;
@@ -194,6 +223,7 @@ struct mta_session {
 	size_t accepted;         /* recipients accepted this transaction */
 	int later;               /* a recipient was put off with 452 */
 	int data_sent;           /* DATA sent this transaction */
+	int dot_ok;              /* the data was taken for a recipient */
 	/* the content */
 	struct mta_canon canon;
 	char *inbuf;
@@ -205,11 +235,13 @@ typedef void (*mta_reply_fn)(struct mta_session *s);
 static void on_greeting(struct mta_session *s);
 static void on_ehlo(struct mta_session *s);
 static void on_helo(struct mta_session *s);
+static void on_lhlo(struct mta_session *s);
 static void on_starttls(struct mta_session *s);
 static void on_auth(struct mta_session *s);
 static void on_envelope(struct mta_session *s);
 static void on_body_reply(struct mta_session *s);
 static void on_dot(struct mta_session *s);
+static void on_dot_each(struct mta_session *s);
 static void on_rset(struct mta_session *s);
 static void on_quit(struct mta_session *s);
 
@@ -227,6 +259,7 @@ static const struct mta_state_info {
 	    "while waiting for the greeting" },
 	[MTA_S_EHLO] = { "EHLO", T_COMMAND, on_ehlo, "after EHLO" },
 	[MTA_S_HELO] = { "HELO", T_COMMAND, on_helo, "after HELO" },
+	[MTA_S_LHLO] = { "LHLO", T_COMMAND, on_lhlo, "after LHLO" },
 	[MTA_S_STARTTLS] = { "STARTTLS", T_COMMAND, on_starttls,
 	    "after STARTTLS" },
 	[MTA_S_HANDSHAKE] = { "HANDSHAKE", T_COMMAND, NULL,
@@ -238,6 +271,8 @@ static const struct mta_state_info {
 	[MTA_S_BODY] = { "BODY", T_DATA, on_body_reply,
 	    "while sending the message" },
 	[MTA_S_DOT] = { "DOT", T_DATA, on_dot, "after the end of data" },
+	[MTA_S_DOT_EACH] = { "DOT_EACH", T_DATA, on_dot_each,
+	    "among the replies to the end of data" },
 	[MTA_S_RSET] = { "RSET", T_COMMAND, on_rset, "after RSET" },
 	[MTA_S_QUIT] = { "QUIT", T_QUIT, on_quit, "after QUIT" },
 	[MTA_S_CLOSED] = { "CLOSED", T_NOW, NULL, "after closing" },
@@ -848,8 +883,8 @@ tls_established(struct mta_session *s)
 	    s->tls_verified ? "verified " : "", s->remote, s->tls_desc);
 	/* RFC 3207 4.2: forget what we knew; EHLO again */
 	memset(&s->ext, 0, sizeof(s->ext));
-	send_line(s, "EHLO %s", s->conf->hostname);
-	enter_state(s, MTA_S_EHLO);
+	send_line(s, "%s %s", s->proto->hello, s->conf->hostname);
+	enter_state(s, s->proto->hello_state);
 }
 
 static void
@@ -860,8 +895,9 @@ connected(struct mta_session *s)
 	/* each command group and the message's end go out whole; Nagle's
 	 * wait for an ACK (delayed by the peer) would stall every
 	 * transaction by tens of milliseconds */
-	setsockopt(bufferevent_getfd(s->bev), IPPROTO_TCP, TCP_NODELAY, &on,
-	    sizeof(on));
+	if (!s->route.unix_socket)
+		setsockopt(bufferevent_getfd(s->bev), IPPROTO_TCP,
+		    TCP_NODELAY, &on, sizeof(on));
 	if (s->job != NULL) {
 		snprintf(s->job->remote, sizeof(s->job->remote), "%s",
 		    s->remote);
@@ -943,6 +979,13 @@ format_remote(struct mta_session *s)
 	char ip[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
 	char raw[MTA_REMOTE_MAX + 64];
 
+	if (t->ss.ss_family == AF_UNIX) {
+		/* an LMTP socket: its path, as the mailbox key names it */
+		snprintf(raw, sizeof(raw), "lmtp:unix:%s", t->host);
+		util_sanitise(s->remote, sizeof(s->remote) - 1, raw,
+		    strlen(raw));
+		return;
+	}
 	getnameinfo((const struct sockaddr *)&t->ss, t->sslen, ip, sizeof(ip),
 	    port, sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
 	snprintf(raw, sizeof(raw), "%s[%s]:%s", t->host, ip, port);
@@ -984,8 +1027,8 @@ on_greeting(struct mta_session *s)
 		    s->remote, s->reply.diag);
 		return;
 	}
-	send_line(s, "EHLO %s", s->conf->hostname);
-	enter_state(s, MTA_S_EHLO);
+	send_line(s, "%s %s", s->proto->hello, s->conf->hostname);
+	enter_state(s, s->proto->hello_state);
 }
 
 /* ehlo_keyword - one line of the EHLO reply (RFC 5321 4.1.1.1) */
@@ -1104,6 +1147,20 @@ on_ehlo(struct mta_session *s)
 	}
 	target_failed(s, s->reply.status, "%s refused EHLO: %s", s->remote,
 	    s->reply.diag);
+}
+
+/* on_lhlo - LMTP: the LHLO reply lists the extensions as EHLO's does; a
+ * server that refuses it is no LMTP server (RFC 2033 4.1: no HELO) */
+static void
+on_lhlo(struct mta_session *s)
+{
+	if (reply_class(&s->reply) != 2) {
+		target_failed(s, s->reply.status, "%s refused LHLO: %s",
+		    s->remote, s->reply.diag);
+		return;
+	}
+	parse_ehlo(s);
+	after_hello(s);
 }
 
 static void
@@ -1500,6 +1557,7 @@ txn_start(struct mta_session *s)
 	s->accepted = 0;
 	s->later = 0;
 	s->data_sent = 0;
+	s->dot_ok = 0;
 	if (next_open_rcpt(s, 0) == s->job->nrcpts) {
 		job_complete(s);
 		next_job(s);
@@ -1822,7 +1880,7 @@ body_fill(struct mta_session *s)
 	if (n == 0) {
 		canon_end(&s->canon, &s->outbuf);
 		evbuffer_add(out, s->outbuf.data, s->outbuf.len);
-		enter_state(s, MTA_S_DOT);
+		enter_state(s, s->proto->dot_state);
 		return;
 	}
 	if (canon_feed(&s->canon, (unsigned char *)s->inbuf, (size_t)n,
@@ -1861,6 +1919,56 @@ on_dot(struct mta_session *s)
 	txn_end(s);
 }
 
+/* next_accepted - the first recipient still waiting for its reply to the
+ * end of data (LMTP), or nrcpts */
+static size_t
+next_accepted(const struct mta_session *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->job->nrcpts; i++)
+		if (s->marks[i] == RM_ACCEPTED)
+			break;
+	return i;
+}
+
+/*
+ * on_dot_each - LMTP (RFC 2033 4.2): after the final dot a reply for each
+ * recipient accepted at RCPT, in RCPT order, each its recipient's outcome.
+ * A 421 says the server is going away: it is the outcome (deferred) of
+ * every recipient still without a reply, and the connection is over.
+ */
+static void
+on_dot_each(struct mta_session *s)
+{
+	size_t i = next_accepted(s);
+
+	if (i == s->job->nrcpts) {
+		/* cannot be: the state ends with the last recipient's reply */
+		session_fail(s, "4.5.0", "unexpected reply from %s: %s",
+		    s->remote, s->reply.diag);
+		return;
+	}
+	if (s->reply.code == 421) {
+		for (; i < s->job->nrcpts; i++)
+			if (s->marks[i] == RM_ACCEPTED)
+				rcpt_set(s, i, &s->reply);
+		session_fail(s, "4.4.2", "%s is closing the connection %s: %s",
+		    s->remote, states[s->state].doing, s->reply.diag);
+		return;
+	}
+	rcpt_set(s, i, &s->reply);
+	if (reply_class(&s->reply) == 2)
+		s->dot_ok = 1;
+	if (next_accepted(s) < s->job->nrcpts) {
+		arm_timer(s, T_DATA);
+		return;
+	}
+	if (s->dot_ok)
+		mta_dest_delivered(s->dest);
+	txn_end(s);
+}
+
 /* ---- the interface ----------------------------------------------------- */
 
 struct mta_session *
@@ -1872,6 +1980,8 @@ mta_session_new(const struct mta_session_params *p, struct mta_job *job)
 	s->base = p->base;
 	s->dest = p->dest;
 	s->route = *p->route;
+	s->proto = &protos[s->route.kind == ROUTE_LMTP ? PROTO_LMTP :
+	    PROTO_SMTP];
 	s->ssl_ctx = p->ssl_ctx;
 	s->ca_store = p->ca_store;
 	s->no_tls = p->no_tls;

@@ -17,9 +17,13 @@
  *                    --temporary--> deferred until now + backoff, or
  *                                   failed once the queue lifetime is over
  *                    --permanent--> failed
- * Local recipients are delivered at once (deliver_maildir.c); remote ones
+ * Local recipients are expanded through the aliases here, then handed to
+ * the delivery process (local.c: a request each, answered later on this
+ * loop), or with an lmtp: method to mta.c like remote ones; remote ones
  * go to mta.c as one job per message and destination (route_key), and the
  * message waits, its "inflight" count up, until every job has reported.
+ * The envelope's new states are written by the spool's commit worker
+ * (spool_update_async), so no delivery and no fsync ever blocks this loop.
  * Then msg_finish queues the reports the message owes (report.c: failures,
  * successes asked for, delay warnings), one at a time and each durable
  * before its recipients are marked, and finally removes the message when
@@ -564,9 +568,32 @@ rcpt_source(const struct env_rcpt *rc, int *no_forward)
 	return rc->owner != NULL ? DSRC_FORWARD : DSRC_ALIAS;
 }
 
-/* rcpt_local - hand local recipient idx to the delivery process */
-static void
-rcpt_local(struct sched_msg *m, size_t idx, int64_t now_ms)
+/*
+ * rcpt_lmtp - with an lmtp: method the recipient goes to that LMTP server
+ * through mta.c, like a remote one: connection reuse, concurrency and a
+ * reply per recipient come with it (conf.c checked the address at load).
+ * 1 with the route in r.
+ */
+static int
+rcpt_lmtp(const struct sched_msg *m, const char *method, struct route *r)
+{
+	char err[256];
+
+	if (strncmp(method, "lmtp:", 5) != 0)
+		return 0;
+	if (route_lmtp(method + 5, r, err, sizeof(err)) == 0)
+		return 1;
+	log_err("%s: mailbox %s: %s", m->id, method, err);
+	return 0;
+}
+
+/*
+ * rcpt_local - hand local recipient idx to the delivery process (or
+ * expand its alias); 1 when it goes by LMTP instead, its route in lmtp
+ */
+static int
+rcpt_local(struct sched_msg *m, size_t idx, int64_t now_ms,
+    struct route *lmtp)
 {
 	const struct conf *c = sched.conf;
 	const struct env_rcpt *rc = &m->env.rcpts[idx];
@@ -576,6 +603,7 @@ rcpt_local(struct sched_msg *m, size_t idx, int64_t now_ms)
 	struct sched_local *sl;
 	struct deliver_request *rq;
 	char content[PATH_MAX];
+	int lmtp_route = 0;
 
 	if (rc->target == NULL && rcpt_dup_of_delivered(&m->env, idx)) {
 		m->env.rcpts[idx].state = RCPT_DELIVERED;
@@ -595,6 +623,11 @@ rcpt_local(struct sched_msg *m, size_t idx, int64_t now_ms)
 	util_lower(domain);
 	if (rc->target == NULL && alias_table_has(mp.user)) {
 		rcpt_expand(m, idx, mp.user, domain, now_ms);
+		goto out;
+	}
+	if ((rc->target == NULL || strcmp(rc->target, "local") == 0) &&
+	    rcpt_lmtp(m, conf_mailbox_method(c, mp.user), lmtp)) {
+		lmtp_route = 1;
 		goto out;
 	}
 	sl = xcalloc(1, sizeof(*sl));
@@ -631,6 +664,7 @@ rcpt_local(struct sched_msg *m, size_t idx, int64_t now_ms)
 out:
 	free(local);
 	free(domain);
+	return lmtp_route;
 }
 
 
@@ -880,10 +914,8 @@ msg_attempt(struct sched_msg *m)
 		if (!rcpt_active(rc) || rc->next_try > now_s)
 			continue;
 		rcpt_route(m, i, &r);
-		if (r.kind == ROUTE_LOCAL) {
-			rcpt_local(m, i, now_ms);
+		if (r.kind == ROUTE_LOCAL && !rcpt_local(m, i, now_ms, &r))
 			continue;
-		}
 		sj = job_for(m, &jobs, &njobs, &r);
 		mr = &sj->job.rcpts[sj->job.nrcpts++];
 		mr->index = i;

@@ -12,6 +12,13 @@ transaction (452), STARTTLS with a self-signed certificate made by
 `openssl req` (or a certificate the test gives, tls_cert=), a broken TLS
 handshake, AUTH PLAIN/LOGIN.
 
+With lmtp=True it plays an LMTP server (RFC 2033) instead: LHLO in place
+of EHLO/HELO (which it refuses), and after the data one reply per
+accepted recipient, in RCPT order, each scriptable with a DOT rule
+matching the recipient.  unix_path= makes it listen on a UNIX-domain
+socket (mode 0666, so tern's unprivileged queue process can connect)
+instead of a loopback port.
+
 Why not python3-aiosmtpd (a Debian package): its handlers see the
 message after it has normalised line ends and undone dot-stuffing, and it
 has no hook for "do not answer this DATA" or "reply 452 from the third
@@ -59,10 +66,11 @@ def self_signed_cert():
 
 
 class Rule:
-    """Reply `reply` to `verb` (GREETING, EHLO, HELO, MAIL, RCPT, DATA,
-    BODY, DOT, RSET, STARTTLS, AUTH, QUIT) when `match` (a case-insensitive
-    substring of the argument; None: any) matches, `times` times (None:
-    always).  Special replies: "STALL" (never answer; read and drop
+    """Reply `reply` to `verb` (GREETING, EHLO, HELO, LHLO, MAIL, RCPT,
+    DATA, BODY, DOT, RSET, STARTTLS, AUTH, QUIT) when `match` (a
+    case-insensitive substring of the argument; None: any) matches, `times`
+    times (None: always).  In LMTP mode DOT is asked once per accepted
+    recipient with the recipient's address as the argument.  Special replies: "STALL" (never answer; read and drop
     everything until the client closes), "CLOSE" (close at once), and
     "TEXT|CLOSE" (reply TEXT, then close).  For
     BODY the reply is only "STALL": stop in the middle of the data, right
@@ -94,10 +102,21 @@ class Transaction:
         #                                  without the final ".\r\n"
         self.content = None              # unstuffed
         self.final = None                # our reply to the final dot
+        self.replies = None              # LMTP: [(rcpt, our reply)] after
+        #                                  the dot, in RCPT order
 
     @property
     def delivered(self):
+        if self.replies is not None:
+            return any(t.startswith("2") for _, t in self.replies)
         return self.final is not None and self.final.startswith("2")
+
+    @property
+    def delivered_to(self):
+        """The recipients the data was taken for."""
+        if self.replies is not None:
+            return [a for a, t in self.replies if t.startswith("2")]
+        return list(self.accepted) if self.delivered else []
 
     @property
     def pipelined(self):
@@ -188,7 +207,10 @@ class _Handler(socketserver.BaseRequestHandler):
 
     def reply(self, verb, arg, default):
         """Send the scripted reply for verb (or default); returns it."""
-        text = self.server.peer._scripted(verb, arg) or default
+        return self.act(self.server.peer._scripted(verb, arg) or default)
+
+    def act(self, text):
+        """Send text, or do what a special reply says; returns text."""
         if text == "STALL":
             self.stall()
             raise _Closed()
@@ -225,7 +247,8 @@ class _Handler(socketserver.BaseRequestHandler):
                 data = self.sock.recv(65536)
                 self.conn.talked_first = data or b""
                 self.buf += data
-        self.reply("GREETING", "", f"220 {HOSTNAME} ESMTP smtp_peer")
+        kind = "LMTP" if peer.lmtp else "ESMTP"
+        self.reply("GREETING", "", f"220 {HOSTNAME} {kind} smtp_peer")
 
     def ehlo_lines(self):
         peer = self.server.peer
@@ -236,8 +259,13 @@ class _Handler(socketserver.BaseRequestHandler):
             lines.append("AUTH PLAIN LOGIN")
         return lines
 
-    def cmd_ehlo(self, arg):
-        text = self.server.peer._scripted("EHLO", arg)
+    def cmd_ehlo(self, arg, verb="EHLO"):
+        peer = self.server.peer
+        if peer.lmtp != (verb == "LHLO"):
+            # RFC 2033 4.1: an LMTP server takes LHLO only
+            self.reply(verb, arg, "500 5.5.1 unknown command")
+            return
+        text = peer._scripted(verb, arg)
         if text:
             self.send(text)
             return
@@ -248,7 +276,13 @@ class _Handler(socketserver.BaseRequestHandler):
         self.conn.helo, self.conn.esmtp = arg, True
         self.txn = None
 
+    def cmd_lhlo(self, arg):
+        self.cmd_ehlo(arg, "LHLO")
+
     def cmd_helo(self, arg):
+        if self.server.peer.lmtp:
+            self.reply("HELO", arg, "500 5.5.1 unknown command")
+            return
         if self.reply("HELO", arg, f"250 {HOSTNAME}").startswith("2"):
             self.conn.helo, self.conn.esmtp = arg, False
         self.txn = None
@@ -368,7 +402,23 @@ class _Handler(socketserver.BaseRequestHandler):
             r[1:] if r.startswith(b".") else r for r in raw)
         self.txn = None
         n = len(peer.transactions)
+        if peer.lmtp:
+            self.lmtp_replies(txn, n)
+            return
         txn.final = self.reply("DOT", "", f"250 2.0.0 ok: queued as P{n}")
+
+    def lmtp_replies(self, txn, n):
+        """RFC 2033 4.2: a reply per accepted recipient, in RCPT order;
+        each is recorded before it is acted on (a CLOSE among them)."""
+        peer = self.server.peer
+        txn.replies = []
+        for i, addr in enumerate(txn.accepted):
+            text = peer._scripted("DOT", addr) or \
+                f"250 2.0.0 <{addr}> delivered as P{n}.{i}"
+            with peer._lock:
+                txn.replies.append((addr, text))
+            self.act(text)
+        txn.final = " | ".join(t for _, t in txn.replies)
 
     def cmd_rset(self, arg):
         self.txn = None
@@ -403,14 +453,21 @@ class _Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
 
 
+class _UnixServer(socketserver.ThreadingUnixStreamServer):
+    daemon_threads = True
+
+
 class SMTPPeer:
     """The server.  Use as a context manager or start()/stop()."""
 
     def __init__(self, host="127.0.0.1", port=0, *, ehlo=DEFAULT_EHLO,
                  greet_delay=0.0, max_rcpts=None, tls=False,
                  tls_broken=False, auth=None, auth_needs_tls=True,
-                 size_limit=None, tls_cert=None):
+                 size_limit=None, tls_cert=None, lmtp=False,
+                 unix_path=None):
         self.host = host
+        self.lmtp = lmtp
+        self.unix_path = str(unix_path) if unix_path else None
         self.want_port = port
         self.ehlo = list(ehlo)
         self.greet_delay = greet_delay
@@ -493,10 +550,19 @@ class SMTPPeer:
 
     @property
     def port(self):
+        """The loopback port (None on a UNIX-domain socket)."""
+        if self.unix_path:
+            return None
         return self._server.server_address[1]
 
     def start(self):
-        self._server = _Server((self.host, self.want_port), _Handler)
+        if self.unix_path:
+            if os.path.exists(self.unix_path):
+                os.unlink(self.unix_path)
+            self._server = _UnixServer(self.unix_path, _Handler)
+            os.chmod(self.unix_path, 0o666)
+        else:
+            self._server = _Server((self.host, self.want_port), _Handler)
         self._server.peer = self
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.1},
@@ -517,6 +583,8 @@ class SMTPPeer:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+        if self.unix_path and os.path.exists(self.unix_path):
+            os.unlink(self.unix_path)
         self._server = None
 
     def __enter__(self):

@@ -299,6 +299,19 @@ static const struct valid_case valid_cases[] = {
 	    "mailbox maildir:/srv/x/mail/%u/Maildir" },
 	{ "default mailbox keeps % in home literal", "home /srv/50%\n",
 	    "mailbox maildir:/srv/50%%/mail/%u/Maildir" },
+	{ "mailbox lmtp on Dovecot's socket",
+	    "mailbox lmtp:unix:/run/dovecot/lmtp\n",
+	    "mailbox lmtp:unix:/run/dovecot/lmtp" },
+	{ "mailbox lmtp to an address and port",
+	    "mailbox lmtp:[127.0.0.1]:24\n", "mailbox lmtp:[127.0.0.1]:24" },
+	{ "mailbox lmtp to IPv6", "mailbox lmtp:[::1]:2424\n",
+	    "mailbox lmtp:[::1]:2424" },
+	{ "mailbox lmtp to a name, printed as written",
+	    "mailbox lmtp:store.example.org:24\n",
+	    "mailbox lmtp:store.example.org:24" },
+	{ "mailbox lmtp is not moved by home",
+	    "home /srv/x\nmailbox lmtp:unix:/srv/x/lmtp\n",
+	    "mailbox lmtp:unix:/srv/x/lmtp" },
 	{ "trusted networks and bare addresses",
 	    "trusted-networks 127.0.0.0/8 ::1 10.1.2.3 2001:db8::/32\n",
 	    "trusted-networks 127.0.0.0/8 ::1/128 10.1.2.3/32 2001:db8::/32" },
@@ -774,6 +787,25 @@ static const struct invalid_case invalid_cases[] = {
 	    "an escape in the command string of /bin/sh -c would become shell "
 	    "syntax: pass it as an argument after the string (\"$1\") or use "
 	    "the environment ($USER, $RECIPIENT)\n" },
+	{ "mailbox lmtp without a port", "mailbox lmtp:[127.0.0.1]\n",
+	    "%F:1: mailbox: \"lmtp:[127.0.0.1]\" is refused: no port: LMTP has no standard "
+	    "port, write [host]:port or unix:/path\n" },
+	{ "mailbox lmtp with port 0", "mailbox lmtp:[127.0.0.1]:0\n",
+	    "%F:1: mailbox: \"lmtp:[127.0.0.1]:0\" is refused: the port is not a number from "
+	    "1 to 65535\n" },
+	{ "mailbox lmtp with a relative socket", "mailbox lmtp:unix:lmtp\n",
+	    "%F:1: mailbox: \"lmtp:unix:lmtp\" is refused: the socket path of unix: is not "
+	    "absolute\n" },
+	{ "mailbox lmtp with a bad host", "mailbox lmtp:[a_b]:24\n",
+	    "%F:1: mailbox: \"lmtp:[a_b]:24\" is refused: the host is neither an IP address "
+	    "nor a domain name\n" },
+	{ "mailbox lmtp with IPv6 unbracketed", "mailbox lmtp:::1:24\n",
+	    "%F:1: mailbox: \"lmtp:::1:24\" is refused: an IPv6 address needs brackets: "
+	    "[address]:port\n" },
+	{ "mailbox lmtp empty, at its own line",
+	    "hostname a.example\nmailbox lmtp:\n",
+	    "%F:2: mailbox: \"lmtp:\" is refused: no port: LMTP has no standard port, write "
+	    "[host]:port or unix:/path\n" },
 	{ "mailbox without kind", "mailbox /var/mail/%u\n",
 	    "%F:1: mailbox: \"/var/mail/%u\" is not maildir:, mbox:, pipe: or lmtp:\n" },
 	{ "mailbox relative, at its own line",
@@ -1678,6 +1710,9 @@ static const struct trip_case trip_cases[] = {
 	    "limits destination-concurrency=1000 received-headers=1\n",
 	    NULL },
 	{ "resolver with IPv4 port", "resolver 127.0.0.1:5353\n", NULL },
+	{ "mailbox lmtp on a socket",
+	    "mailbox lmtp:unix:/run/dovecot/lmtp\nhome /srv/t\n", NULL },
+	{ "mailbox lmtp to IPv6", "mailbox lmtp:[::1]:24\n", NULL },
 	{ "quotes, backslashes and % in home",
 	    "home \"/tmp/50%\\\"q\\\\ x#\"\nrecipients system\nlog stderr\n",
 	    NULL },

@@ -2,6 +2,9 @@
  * test_route.c - route_for_domain and route_key: the order local, route,
  * smarthost, address literal, MX, and the destination keys.  Each row
  * names a configuration, a recipient domain and the route it must get.
+ * route_lmtp: each row an LMTP address ("mailbox lmtp:" without its
+ * prefix) and the route and key it must give, or the reason it is
+ * refused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -234,6 +237,129 @@ test_route_for_domain(void **state)
 		check_route(&route_cases[i]);
 }
 
+struct lmtp_case {
+	const char *what;
+	const char *spec;
+	const char *host;   /* NULL: refused, err holds why */
+	int port;
+	int unix_socket;
+	const char *key;    /* or, when refused, a part of the reason */
+};
+
+static const struct lmtp_case lmtp_cases[] = {
+	/* UNIX-domain sockets */
+	{ "Dovecot's socket", "unix:/run/dovecot/lmtp", "/run/dovecot/lmtp",
+	    0, 1, "lmtp:unix:/run/dovecot/lmtp" },
+	{ "a path keeps its case", "unix:/Srv/LMTP.sock", "/Srv/LMTP.sock",
+	    0, 1, "lmtp:unix:/Srv/LMTP.sock" },
+	{ "a relative path", "unix:run/lmtp", NULL, 0, 0, "not absolute" },
+	{ "an empty path", "unix:", NULL, 0, 0, "not absolute" },
+	{ "a control character in the path", "unix:/run/\tlmtp", NULL, 0, 0,
+	    "control character" },
+	/* hosts */
+	{ "IPv4 in brackets", "[127.0.0.1]:24", "127.0.0.1", 24, 0,
+	    "lmtp:[127.0.0.1]:24" },
+	{ "IPv6 in brackets", "[::1]:2424", "::1", 2424, 0, "lmtp:[::1]:2424" },
+	{ "a name in brackets, lower-cased", "[Store.Example.ORG]:24",
+	    "store.example.org", 24, 0, "lmtp:[store.example.org]:24" },
+	{ "a name without brackets: the same destination",
+	    "store.example.org:24", "store.example.org", 24, 0,
+	    "lmtp:[store.example.org]:24" },
+	{ "IPv4 without brackets", "192.0.2.7:10024", "192.0.2.7", 10024, 0,
+	    "lmtp:[192.0.2.7]:10024" },
+	{ "the highest port", "[127.0.0.1]:65535", "127.0.0.1", 65535, 0,
+	    "lmtp:[127.0.0.1]:65535" },
+	{ "no port: LMTP has none by default", "[127.0.0.1]", NULL, 0, 0,
+	    "no port" },
+	{ "no port after a name", "store.example.org", NULL, 0, 0,
+	    "no port" },
+	{ "an empty port", "[127.0.0.1]:", NULL, 0, 0, "1 to 65535" },
+	{ "port 0", "[127.0.0.1]:0", NULL, 0, 0, "1 to 65535" },
+	{ "port too high", "[127.0.0.1]:65536", NULL, 0, 0, "1 to 65535" },
+	{ "a signed port", "[127.0.0.1]:+24", NULL, 0, 0, "1 to 65535" },
+	{ "a service name for a port", "[127.0.0.1]:lmtp", NULL, 0, 0,
+	    "1 to 65535" },
+	{ "something after the port", "[127.0.0.1]:24x", NULL, 0, 0,
+	    "1 to 65535" },
+	{ "an unclosed bracket", "[127.0.0.1:24", NULL, 0, 0, "no ']'" },
+	{ "text between bracket and port", "[127.0.0.1]x:24", NULL, 0, 0,
+	    "no port" },
+	{ "empty brackets", "[]:24", NULL, 0, 0, "no usable host" },
+	{ "no host", ":24", NULL, 0, 0, "no usable host" },
+	{ "IPv6 without brackets", "::1:24", NULL, 0, 0, "needs brackets" },
+	{ "a host that is no name", "[bad_host!]:24", NULL, 0, 0,
+	    "neither an IP address nor a domain name" },
+	{ "a bracket inside the brackets", "[[127.0.0.1]:24", NULL, 0,
+	    0, "neither an IP address nor a domain name" },
+	{ "an empty address", "", NULL, 0, 0, "no port" },
+	{ "a host name too long for a domain",
+	    "[aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa."
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa."
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa."
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa."
+	    "example]:24", NULL, 0, 0, "no usable host" },
+};
+
+/* check_lmtp - one row against route_lmtp and route_key */
+static void
+check_lmtp(const struct lmtp_case *lc)
+{
+	struct route r;
+	char key[512], err[256] = "";
+	int rc = route_lmtp(lc->spec, &r, err, sizeof(err));
+
+	if (lc->host == NULL) {
+		if (rc != -1 || strstr(err, lc->key) == NULL)
+			fail_msg("%s: returned %d with \"%s\", want -1 with "
+			    "\"%s\"", lc->what, rc, err, lc->key);
+		return;
+	}
+	if (rc != 0)
+		fail_msg("%s: refused: %s", lc->what, err);
+	route_key(&r, key, sizeof(key));
+	if (r.kind != ROUTE_LMTP || strcmp(r.host, lc->host) != 0 ||
+	    r.port != lc->port || r.unix_socket != lc->unix_socket ||
+	    r.mx != 0 || r.tls != TLS_NONE || r.auth_file != NULL ||
+	    r.ca_file != NULL || strcmp(r.via, "lmtp") != 0 ||
+	    strcmp(key, lc->key) != 0)
+		fail_msg("%s: got kind %d host \"%s\" port %d unix %d mx %d "
+		    "tls %d via %s key \"%s\"", lc->what, r.kind, r.host,
+		    r.port, r.unix_socket, r.mx, r.tls, r.via, key);
+}
+
+static void
+test_route_lmtp(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(lmtp_cases) / sizeof(lmtp_cases[0]); i++)
+		check_lmtp(&lmtp_cases[i]);
+}
+
+/* a socket path fits in sun_path (107 octets and its NUL) or is refused,
+ * never cut */
+static void
+test_route_lmtp_path_length(void **state)
+{
+	char spec[5 + ROUTE_UNIX_PATH_MAX + 2], key[256], err[256];
+	struct route r;
+
+	(void)state;
+	memcpy(spec, "unix:/", 6);
+	memset(spec + 6, 'a', sizeof(spec) - 7);
+	spec[sizeof(spec) - 1] = '\0';
+	assert_int_equal(strlen(spec + 5), ROUTE_UNIX_PATH_MAX + 1);
+	assert_int_equal(route_lmtp(spec, &r, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "longer than 107 octets"));
+	spec[sizeof(spec) - 2] = '\0';
+	assert_int_equal(route_lmtp(spec, &r, err, sizeof(err)), 0);
+	assert_string_equal(r.host, spec + 5);
+	route_key(&r, key, sizeof(key));
+	assert_int_equal(strncmp(key, "lmtp:", 5), 0);
+	assert_string_equal(key + 5, spec);
+}
+
 /* a domain longer than any domain can be is refused, not cut */
 static void
 test_route_too_long(void **state)
@@ -274,6 +400,8 @@ main(void)
 		cmocka_unit_test(test_route_for_domain),
 		cmocka_unit_test(test_route_too_long),
 		cmocka_unit_test(test_route_key_truncated),
+		cmocka_unit_test(test_route_lmtp),
+		cmocka_unit_test(test_route_lmtp_path_length),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
