@@ -6,6 +6,7 @@ user of the mail (here the tern user: virtual users)."""
 
 import mailbox
 import os
+import pwd
 import re
 import stat
 import threading
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from dovecot_peer import DovecotInstance, dovecot_available
 from smtp_peer import SMTPPeer
 from tern_harness import (HOSTNAME, SENDER, maildir_messages, queue_id,
                           wait_for, wait_for_mail, wait_queue_empty)
@@ -240,3 +242,62 @@ def test_maildir_default_still_idempotent_after_restart(tern_factory):
     assert len(maildir_messages(tern.home, "pea")) == 1
     assert m.msg["Delivered-To"] == "pea@test.example"
     assert HOSTNAME in m.path.name
+
+
+# ---------------------------------------------------------------- Dovecot
+
+@pytest.fixture
+def dovecot_factory(rundir):
+    """A private Dovecot started on demand (dovecot_peer), stopped at the
+    end."""
+    ok, why = dovecot_available()
+    if not ok:
+        pytest.skip(why)
+    started = []
+
+    def factory(**kw):
+        d = DovecotInstance(Path(rundir) / f"dovecot{len(started)}", **kw)
+        started.append(d)
+        return d.start()
+
+    yield factory
+    for d in started:
+        d.stop()
+
+
+def mail_owner():
+    """(uid, gid) tern's delivery children write virtual users' mail as."""
+    pw = pwd.getpwnam("tern") if os.geteuid() == 0 else pwd.getpwuid(
+        os.geteuid())
+    return pw.pw_uid, pw.pw_gid
+
+
+@pytest.mark.parametrize("kind", ["maildir", "mbox"])
+def test_dovecot_reads_what_tern_wrote(tern_factory, dovecot_factory,
+                                       rundir, kind):
+    """Dovecot, a real mail store, reads back the Maildir and the mbox
+    tern wrote: every message, whole, headers and body, From_ lines in the
+    body unquoted by nobody but kept as written."""
+    boxes = shared_dir(rundir, "boxes")
+    if kind == "maildir":
+        method = f"maildir:{boxes}/%u/Maildir"
+        location = f"maildir:{boxes}/%n/Maildir"
+    else:
+        method = f"mbox:{boxes}/%u"
+        location = f"mbox:~/mail:INBOX={boxes}/%n"
+    tern = tern_factory(mailbox=method)
+    body = "first line\r\nFrom the other side\r\n.leading dot\r\n"
+    for i in range(3):
+        submit(tern, ["alice@test.example"], content(f"{kind} {i}", body))
+    wait_queue_empty(tern.home)
+    uid, gid = mail_owner()
+    dc = dovecot_factory(mail_location=location, uid=uid, gid=gid)
+    msgs = dc.wait_messages("alice", 3)
+    assert len(msgs) == 3
+    for i, raw in enumerate(msgs):
+        assert raw.startswith(f"Return-Path: <{SENDER}>\n".encode())
+        assert f"Subject: {kind} {i}\n".encode() in raw
+        assert b"Delivered-To: alice@test.example\n" in raw
+        want = (b">From the other side" if kind == "mbox"
+                else b"\nFrom the other side")
+        assert want in raw and b"\n.leading dot\n" in raw
