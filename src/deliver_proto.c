@@ -86,16 +86,17 @@ perr(char *err, size_t errlen, const char *fmt, ...)
 static int
 parse_num(const char *v, uint64_t max, uint64_t *out)
 {
-	uint64_t n = 0;
+	uint64_t n = 0, d;
 
 	if (*v == '\0')
 		return -1;
 	for (; *v != '\0'; v++) {
 		if (*v < '0' || *v > '9')
 			return -1;
-		if (n > (max - (uint64_t)(*v - '0')) / 10)
+		d = (uint64_t)(*v - '0');
+		if (n > max / 10 || (n == max / 10 && d > max % 10))
 			return -1;
-		n = n * 10 + (uint64_t)(*v - '0');
+		n = n * 10 + d;
 	}
 	*out = n;
 	return 0;

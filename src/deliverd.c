@@ -138,9 +138,9 @@ deliverd_expand_path(const char *pattern, const char *home,
 
 /* run_as - the account a request is delivered as, or NULL with why */
 static const struct passwd *
-run_as(const struct deliver_request *rq, const char **why)
+run_as(const struct conf *c, const struct deliver_request *rq,
+    const char **why)
 {
-	const struct conf *c = dd.conf;
 	const char *name;
 	struct passwd *pw;
 
@@ -171,10 +171,8 @@ run_as(const struct deliver_request *rq, const char **why)
 /* method_allowed - NULL when the request's method is one the
  * configuration gives it, else why not */
 static const char *
-method_allowed(const struct deliver_request *rq)
+method_allowed(const struct conf *c, const struct deliver_request *rq)
 {
-	const struct conf *c = dd.conf;
-
 	switch (rq->source) {
 	case DSRC_MAILBOX:
 		if (strcmp(rq->method, conf_mailbox_method(c,
@@ -196,7 +194,7 @@ method_allowed(const struct deliver_request *rq)
 
 /* request_check - NULL when rq may be delivered, else why not */
 static const char *
-request_check(const struct deliver_request *rq)
+request_check(const struct conf *c, const struct deliver_request *rq)
 {
 	if (!spool_qid_valid(rq->qid))
 		return "bad queue id";
@@ -209,7 +207,21 @@ request_check(const struct deliver_request *rq)
 		    "file";
 	if (rq->source == DSRC_MAILBOX && strncmp(rq->method, "lmtp:", 5) == 0)
 		return "lmtp is not delivered here";
-	return method_allowed(rq);
+	return method_allowed(c, rq);
+}
+
+/* deliverd_check - NULL when the configuration allows rq, with the
+ * account to run as in *pw (NULL: the tern user); else why not */
+const char *
+deliverd_check(const struct conf *c, const struct deliver_request *rq,
+    const struct passwd **pw)
+{
+	const char *why = request_check(c, rq);
+
+	*pw = NULL;
+	if (why == NULL)
+		*pw = run_as(c, rq, &why);
+	return why;
 }
 
 /* switch_user - become pw (or the tern user when pw is NULL) for good */
@@ -526,8 +538,7 @@ handle(char *buf, int sigfd)
 		deliver_request_free(&rq);
 		return 0;
 	}
-	why = request_check(&rq);
-	pw = why ? NULL : run_as(&rq, &why);
+	why = deliverd_check(dd.conf, &rq, &pw);
 	if (why != NULL) {
 		log_warn("%s: delivery to <%s> refused: %s", rq.qid, rq.rcpt,
 		    why);

@@ -9,6 +9,8 @@
 #include <sys/types.h>
 
 struct conf;
+struct deliver_request;
+struct passwd;
 
 /* how the delivery process switches users */
 struct deliverd_ids {
@@ -25,6 +27,16 @@ struct deliverd_ids {
  */
 _Noreturn void deliverd_main(const struct conf *c, int sock,
     const struct deliverd_ids *ids);
+
+/*
+ * deliverd_check - NULL when the configuration allows the request (its
+ * method is the user's own, or a pipe or file its alias or .forward names;
+ * the user is no system account below min-uid, never root), with the
+ * account to deliver as in *pw (NULL: the tern user); else why not.  The
+ * aliases must be loaded (alias_table_load).
+ */
+const char *deliverd_check(const struct conf *c,
+    const struct deliver_request *rq, const struct passwd **pw);
 
 /*
  * deliverd_expand_path - a maildir:/mbox: pattern for one delivery: "~/"
