@@ -203,6 +203,58 @@ test_split(void **state)
 	}
 }
 
+/* ---- mailbox_parts: user, extension, local part by separator ---- */
+
+struct parts_case {
+	const char *what;
+	const char *local;
+	char sep;
+	int rc;
+	const char *user, *ext, *lpart;
+};
+
+static const struct parts_case parts_cases[] = {
+    {"no subaddress", "Pea", '+', 0, "pea", "", "pea"},
+    {"plus", "Pea+Lists", '+', 0, "pea", "lists", "pea+lists"},
+    {"only the first separator cuts", "a+b+c", '+', 0, "a", "b+c", "a+b+c"},
+    {"minus as separator", "pea-lists", '-', 0, "pea", "lists",
+     "pea-lists"},
+    {"plus kept with minus as separator", "pea+x", '-', 0, "pea+x", "",
+     "pea+x"},
+    {"no separator at all", "pea+lists", 0, 0, "pea+lists", "",
+     "pea+lists"},
+    {"empty user before the separator", "+lists", '+', -1, NULL, NULL,
+     NULL},
+    {"quoted with a separator", "\"pea+x\"", '+', 0, "pea", "x", "pea+x"},
+    {"a slash in the extension is only an extension", "pea+a/b", '+', 0,
+     "pea", "a/b", "pea+a/b"},
+    {"a slash in the user", "a/b+x", '+', -1, NULL, NULL, NULL},
+    {"a long extension", A60 "+" A60 A60 A60, '+', 0, A60, A60 A60 A60,
+     A60 "+" A60 A60 A60},
+    {"a local part over 256 octets", A64 A64 A64 A64 "a", '+', -1, NULL,
+     NULL, NULL},
+};
+
+static void
+test_parts(void **state)
+{
+	struct mailbox_parts mp;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(parts_cases) / sizeof(parts_cases[0]); i++) {
+		const struct parts_case *c = &parts_cases[i];
+		int rc = mailbox_parts(c->local, c->sep, &mp);
+
+		CHECK(c->what, rc == c->rc);
+		if (rc != 0)
+			continue;
+		CHECK(c->what, strcmp(mp.user, c->user) == 0);
+		CHECK(c->what, strcmp(mp.ext, c->ext) == 0);
+		CHECK(c->what, strcmp(mp.local, c->lpart) == 0);
+	}
+}
+
 int
 main(void)
 {
@@ -211,6 +263,7 @@ main(void)
 	    cmocka_unit_test(test_user_out_sizes),
 	    cmocka_unit_test(test_expand),
 	    cmocka_unit_test(test_split),
+	    cmocka_unit_test(test_parts),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
