@@ -301,3 +301,30 @@ def test_dovecot_reads_what_tern_wrote(tern_factory, dovecot_factory,
         want = (b">From the other side" if kind == "mbox"
                 else b"\nFrom the other side")
         assert want in raw and b"\n.leading dot\n" in raw
+
+
+def test_mailbox_concurrency_bounds_one_mailbox(tern_factory, rundir):
+    """mailbox-concurrency=1: deliveries to one mailbox never overlap,
+    while another mailbox is delivered to beside them."""
+    out = shared_dir(rundir, "out")
+    mda = script(rundir, "mda", f'echo "start $(date +%s.%N)" >> '
+                 f'"{out}/$1"\nsleep 0.3\ncat > /dev/null\n'
+                 f'echo "end $(date +%s.%N)" >> "{out}/$1"\n')
+    tern = tern_factory(mailbox=f'"pipe:{mda} %u"',
+                        limits="local-concurrency=4 mailbox-concurrency=1")
+    with tern.connect() as c:
+        c.hello()
+        for i in range(4):
+            c.send_mail(SENDER, ["pea@test.example", "bob@test.example"],
+                        content(f"m{i}"))
+        c.quit()
+    wait_queue_empty(tern.home, timeout=30)
+    for user in ("pea", "bob"):
+        events = [line.split() for line in
+                  (out / user).read_text().splitlines()]
+        assert len(events) == 8
+        # start, end, start, end...: never two at once
+        assert [e[0] for e in events] == ["start", "end"] * 4
+    first = lambda u: float((out / u).read_text().split()[1])  # noqa: E731
+    assert abs(first("pea") - first("bob")) < 0.3, \
+        "the two mailboxes were not delivered to side by side"
