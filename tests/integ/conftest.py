@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from dovecot_peer import DovecotInstance, dovecot_available
 from tern_harness import ASAN, TERN_BIN, Tern, remove_tree
 
 
@@ -98,3 +99,22 @@ def tern_factory(rundir):
 def tern(tern_factory):
     """A started tern with the default test configuration."""
     return tern_factory()
+
+
+@pytest.fixture
+def dovecot_factory(rundir):
+    """factory(**kw) -> a started private Dovecot under the run directory
+    (DovecotInstance arguments); every one is stopped at the end."""
+    ok, why = dovecot_available()
+    if not ok:
+        pytest.skip(why)
+    started = []
+
+    def factory(**kw):
+        d = DovecotInstance(Path(rundir) / f"dovecot{len(started)}", **kw)
+        started.append(d)
+        return d.start()
+
+    yield factory
+    for d in started:
+        d.stop()

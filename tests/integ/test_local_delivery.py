@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from dovecot_peer import DovecotInstance, dovecot_available
 from smtp_peer import SMTPPeer
-from tern_harness import (HOSTNAME, SENDER, maildir_messages, queue_id,
+from tern_harness import (HOSTNAME, SENDER, maildir_messages,
                           wait_for, wait_for_mail, wait_queue_empty)
 
 REMOTE = "remote.test"
@@ -245,25 +244,6 @@ def test_maildir_default_still_idempotent_after_restart(tern_factory):
 
 
 # ---------------------------------------------------------------- Dovecot
-
-@pytest.fixture
-def dovecot_factory(rundir):
-    """A private Dovecot started on demand (dovecot_peer), stopped at the
-    end."""
-    ok, why = dovecot_available()
-    if not ok:
-        pytest.skip(why)
-    started = []
-
-    def factory(**kw):
-        d = DovecotInstance(Path(rundir) / f"dovecot{len(started)}", **kw)
-        started.append(d)
-        return d.start()
-
-    yield factory
-    for d in started:
-        d.stop()
-
 
 def mail_owner():
     """(uid, gid) tern's delivery children write virtual users' mail as."""

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import pytest
 
-from dovecot_peer import DovecotInstance, dovecot_available
 from smtp_peer import SMTPPeer
 from tern_harness import remove_tree, wait_for, wait_queue_empty
 
@@ -258,25 +257,6 @@ def test_no_socket_defers(tern_factory, sock_dir):
 
 
 # ---------------------------------------------------------------- Dovecot
-
-@pytest.fixture
-def dovecot_factory(rundir):
-    """factory(**kw) -> a started private Dovecot under the run directory
-    (DovecotInstance arguments); every one is stopped at the end."""
-    ok, why = dovecot_available()
-    if not ok:
-        pytest.skip(why)
-    started = []
-
-    def factory(**kw):
-        d = DovecotInstance(Path(rundir) / f"dovecot{len(started)}", **kw)
-        started.append(d)
-        return d.start()
-
-    yield factory
-    for d in started:
-        d.stop()
-
 
 def header_names(raw):
     """The field names of a message's header section, in order."""

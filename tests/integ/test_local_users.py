@@ -6,7 +6,6 @@ their ~/.forward) and root, which is never written as."""
 import os
 import pwd
 import re
-import shutil
 import subprocess
 from pathlib import Path
 

@@ -21,6 +21,7 @@
 
 #include "deliver.h"
 #include "util.h"
+#include "unit_files.h"
 
 #define QID "0ABCDEFGHIJKLM"
 #define NAME0 QID "." QID "_0.mx.example.org"
@@ -33,32 +34,6 @@ struct fixture {
 	struct deliver_req req;
 	char err[512];
 };
-
-static void
-write_file(const char *path, const char *data, size_t len)
-{
-	int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
-
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, data, len), (ssize_t)len);
-	assert_int_equal(close(fd), 0);
-}
-
-/* read_file - whole file into a buf (test sizes are small) */
-static void
-read_file(const char *path, struct buf *b)
-{
-	char tmp[8192];
-	ssize_t n;
-	int fd = open(path, O_RDONLY);
-
-	assert_true(fd >= 0);
-	buf_init(b);
-	while ((n = read(fd, tmp, sizeof(tmp))) > 0)
-		buf_append(b, tmp, (size_t)n);
-	assert_int_equal(n, 0);
-	close(fd);
-}
 
 /* count - entries of maildir/sub, not counting . and .. */
 static int

@@ -25,6 +25,7 @@
 
 #include "deliver.h"
 #include "util.h"
+#include "unit_files.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define MAXARGS 8
@@ -233,19 +234,9 @@ struct fixture {
 	int64_t took_ms;
 };
 
-static void
-write_file(const char *path, const char *data, size_t len)
-{
-	int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
-
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, data, len), (ssize_t)len);
-	assert_int_equal(close(fd), 0);
-}
-
-/* read_file - the whole file into a buf; -1 when it does not exist */
+/* read_if_there - the whole file into a buf; -1 when it does not exist */
 static int
-read_file(const char *path, struct buf *b)
+read_if_there(const char *path, struct buf *b)
 {
 	char tmp[65536];
 	ssize_t n;
@@ -396,7 +387,7 @@ assert_group_gone(const struct fixture *f)
 	int i;
 
 	in_dir(f, "pid", path, sizeof(path));
-	assert_int_equal(read_file(path, &b), 0);
+	assert_int_equal(read_if_there(path, &b), 0);
 	pid = strtol(b.data, NULL, 10);
 	buf_free(&b);
 	assert_true(pid > 1);
@@ -425,7 +416,7 @@ test_message_on_stdin(void **state)
 		assert_string_equal(f->out.status, "2.0.0");
 		assert_string_equal(f->out.reason,
 		    "delivered to command: /bin/sh");
-		assert_int_equal(read_file(path, &b), 0);
+		assert_int_equal(read_if_there(path, &b), 0);
 		assert_string_equal(b.data, expect);
 		buf_free(&b);
 		/* the fd's offset moved: the next call reads from 0 anyway */
@@ -433,7 +424,7 @@ test_message_on_stdin(void **state)
 	}
 	f->req.return_path = "";
 	assert_int_equal(run(f, "/bin/sh -c 'cat > DIR/got'"), DELIVER_OK);
-	assert_int_equal(read_file(path, &b), 0);
+	assert_int_equal(read_if_there(path, &b), 0);
 	assert_non_null(strstr(b.data, "Return-Path: <>\n"));
 	buf_free(&b);
 }
@@ -484,7 +475,7 @@ test_environment(void **state)
 		}
 		assert_int_equal(run(f, "/bin/sh -c '/usr/bin/env > "
 		    "DIR/env'"), DELIVER_OK);
-		assert_int_equal(read_file(path, &b), 0);
+		assert_int_equal(read_if_there(path, &b), 0);
 		for (line = strtok_r(b.data, "\n", &save); line != NULL;
 		    line = strtok_r(NULL, "\n", &save)) {
 			if (strncmp(line, "PWD=", 4) == 0)
@@ -748,7 +739,7 @@ test_no_deadlock(void **state)
 	    "-c 1048576; /bin/cat > DIR/got'"), DELIVER_OK);
 	assert_true(f->took_ms < 10000);
 	in_dir(f, "got", path, sizeof(path));
-	assert_int_equal(read_file(path, &b), 0);
+	assert_int_equal(read_if_there(path, &b), 0);
 	/* 2 header lines + the content's lines, each one octet shorter */
 	assert_int_equal(b.len, 61 + ((3u << 20) / 18) * 17);
 	buf_free(&b);
@@ -774,7 +765,7 @@ test_content_unreadable(void **state)
 	assert_string_equal(f->out.reason,
 	    "cannot read the queued message 0ABCDEFGHIJKLM");
 	in_dir(f, "done", path, sizeof(path));
-	assert_int_equal(read_file(path, &b), -1);
+	assert_int_equal(read_if_there(path, &b), -1);
 	buf_free(&b);
 }
 
