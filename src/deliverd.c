@@ -523,6 +523,7 @@ handle(char *buf, int sigfd)
 	ssize_t n;
 	int fd;
 
+	memset(&rq, 0, sizeof(rq));
 	n = recvmsg(dd.sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 	if (n == -1)
 		return errno == EAGAIN || errno == EINTR ? 0 : -1;

@@ -587,6 +587,56 @@ rcpt_lmtp(const struct sched_msg *m, const char *method, struct route *r)
 	return 0;
 }
 
+/* local_request - the delivery request for local recipient idx, whose
+ * local part is mp and domain domain (lower case) */
+static struct sched_local *
+local_request(struct sched_msg *m, size_t idx, const struct mailbox_parts *mp,
+    const char *domain)
+{
+	const struct conf *c = sched.conf;
+	const struct env_rcpt *rc = &m->env.rcpts[idx];
+	struct sched_local *sl = xcalloc(1, sizeof(*sl));
+	struct deliver_request *rq = &sl->job.req;
+	char content[PATH_MAX];
+
+	sl->msg = m;
+	sl->idx = idx;
+	rq->qid = xstrdup(m->id);
+	rq->index = idx;
+	rq->source = rcpt_source(rc, &rq->no_forward);
+	rq->method = xstrdup(rq->source == DSRC_MAILBOX ?
+	    conf_mailbox_method(c, mp->user) : rc->target);
+	if (rq->source == DSRC_FORWARD)
+		rq->user = xstrdup(rc->owner);
+	else if (rq->source == DSRC_MAILBOX &&
+	    c->recipients == RECIPIENTS_SYSTEM)
+		rq->user = xstrdup(mp->user);
+	else
+		rq->user = xstrdup(""); /* the tern user, or alias-user */
+	rq->vuser = xstrdup(mp->user);
+	rq->local = xstrdup(mp->local);
+	rq->ext = xstrdup(mp->ext);
+	rq->domain = xstrdup(domain);
+	rq->rcpt = xstrdup(rc->addr);
+	rq->sender = xstrdup(m->env.sender ? m->env.sender : "");
+	rq->alias = rc->alias ? xstrdup(rc->alias) : NULL;
+	rq->check_cur = m->check_cur;
+	spool_content_path(m->id, content, sizeof(content));
+	sl->job.content_path = xstrdup(content);
+	sl->job.done = local_done;
+	sl->job.arg = sl;
+	return sl;
+}
+
+/* local_start - hand a request to local.c; local_done continues */
+static void
+local_start(struct sched_msg *m, struct sched_local *sl)
+{
+	m->inflight++;
+	sched.busy++;
+	local_submit(&sl->job);
+}
+
 /*
  * rcpt_local - hand local recipient idx to the delivery process (or
  * expand its alias); 1 when it goes by LMTP instead, its route in lmtp
@@ -600,9 +650,6 @@ rcpt_local(struct sched_msg *m, size_t idx, int64_t now_ms,
 	size_t n = strlen(rc->addr) + strlen(c->hostname) + 1;
 	char *local = xmalloc(n), *domain = xmalloc(n);
 	struct mailbox_parts mp;
-	struct sched_local *sl;
-	struct deliver_request *rq;
-	char content[PATH_MAX];
 	int lmtp_route = 0;
 
 	if (rc->target == NULL && rcpt_dup_of_delivered(&m->env, idx)) {
@@ -630,43 +677,12 @@ rcpt_local(struct sched_msg *m, size_t idx, int64_t now_ms,
 		lmtp_route = 1;
 		goto out;
 	}
-	sl = xcalloc(1, sizeof(*sl));
-	sl->msg = m;
-	sl->idx = idx;
-	rq = &sl->job.req;
-	rq->qid = xstrdup(m->id);
-	rq->index = idx;
-	rq->source = rcpt_source(rc, &rq->no_forward);
-	rq->method = xstrdup(rq->source == DSRC_MAILBOX ?
-	    conf_mailbox_method(c, mp.user) : rc->target);
-	if (rq->source == DSRC_FORWARD)
-		rq->user = xstrdup(rc->owner);
-	else if (rq->source == DSRC_MAILBOX &&
-	    c->recipients == RECIPIENTS_SYSTEM)
-		rq->user = xstrdup(mp.user);
-	else
-		rq->user = xstrdup("");
-	rq->vuser = xstrdup(mp.user);
-	rq->local = xstrdup(mp.local);
-	rq->ext = xstrdup(mp.ext);
-	rq->domain = xstrdup(domain);
-	rq->rcpt = xstrdup(rc->addr);
-	rq->sender = xstrdup(m->env.sender ? m->env.sender : "");
-	rq->alias = rc->alias ? xstrdup(rc->alias) : NULL;
-	rq->check_cur = m->check_cur;
-	spool_content_path(m->id, content, sizeof(content));
-	sl->job.content_path = xstrdup(content);
-	sl->job.done = local_done;
-	sl->job.arg = sl;
-	m->inflight++;
-	sched.busy++;
-	local_submit(&sl->job);
+	local_start(m, local_request(m, idx, &mp, domain));
 out:
 	free(local);
 	free(domain);
 	return lmtp_route;
 }
-
 
 /* a report being committed for a message */
 struct sched_report {
