@@ -1,7 +1,8 @@
 """The classic hop-by-hop path, end to end (issue 3):
 
     client.canonical.org ──25──▶ relay.canonical.org ──MX dma.org──▶
-    mx.dma.org ──route [mailbox.dma.org]:25──▶ mailbox.dma.org → Maildir
+    mx.dma.org ──route [mailbox.dma.org]:25──▶ mailbox.dma.org → Maildir,
+                                                  or procmail for marion
 
 Five hosts in network namespaces: the DNS server (dnsmasq at
 198.51.100.53: MX canonical.org → relay.canonical.org, MX dma.org →
@@ -50,8 +51,17 @@ def world(net, dns, rundir):
     dns.start()
 
     recipients = rundir / "mailbox-recipients"
-    recipients.write_text("pea\n")
+    recipients.write_text("pea\nmarion\n")
     recipients.chmod(0o644)
+    # marion's mail goes through procmail, as in the talk: a recipe files
+    # it by subject into Maildirs the delivery child (the tern user) owns
+    w.procmail = rundir / "procmail"
+    w.procmail.mkdir()
+    w.procmail.chmod(0o777)
+    rc = rundir / "procmailrc"
+    rc.write_text(f"MAILDIR={w.procmail}\nDEFAULT={w.procmail}/inbox/\n"
+                  ":0\n* ^Subject:.*talk\ntalks/\n")
+    rc.chmod(0o644)
     w.relay_t = NsTern(w.relay, rundir, **tern_keys(
         local_domains="canonical.org",
         trusted_networks="198.51.100.0/24"))
@@ -59,7 +69,8 @@ def world(net, dns, rundir):
         local_domains="mx.dma.org", relay_domains="dma.org",
         extra=["route dma.org [mailbox.dma.org]:25"]))
     w.mailbox_t = NsTern(w.mailbox, rundir, **tern_keys(
-        local_domains="dma.org", recipients=f"file:{recipients}"))
+        local_domains="dma.org", recipients=f"file:{recipients}",
+        extra=[f'mailbox-for marion "pipe:/usr/bin/procmail -m {rc}"']))
     for t in (w.mailbox_t, w.mx_t, w.relay_t):
         t.start()
     return w
@@ -119,6 +130,28 @@ def test_message_crosses_three_hops(world):
     sent = log_lines(w.mx_t, "to=<pea@dma.org>", "relay=mailbox.dma.org[",
                      "status=sent")
     assert len(sent) == 1, log_lines(w.mx_t, "pea@dma.org")
+
+
+def test_last_hop_through_procmail(world):
+    """The mailbox server hands marion's mail to procmail, her local
+    delivery agent, which files it by subject: the message in her talks
+    Maildir tells its whole path (Return-Path, Delivered-To and three
+    Received: lines)."""
+    w = world
+    send(w, ["marion@dma.org"], "the talk on SMTP")
+    wait_for(lambda: list((w.procmail / "talks" / "new").glob("*"))
+             if (w.procmail / "talks" / "new").is_dir() else None,
+             TIMEOUT, what=lambda: logs(w))
+    [path] = (w.procmail / "talks" / "new").iterdir()
+    raw = path.read_bytes()
+    head = raw.split(b"\n\n", 1)[0].decode()
+    assert head.startswith("Return-Path: <paulv@canonical.org>\n"
+                           "Delivered-To: marion@dma.org\n")
+    assert head.count("Received: from") == 3
+    assert "by mailbox.dma.org (tern)" in head
+    for t in (w.relay_t, w.mx_t, w.mailbox_t):
+        wait_queue_empty(t.home)
+    assert not (w.procmail / "inbox").exists()
 
 
 def test_received_names_come_from_the_configured_resolver(world):
