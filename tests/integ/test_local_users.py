@@ -6,6 +6,7 @@ their ~/.forward) and root, which is never written as."""
 import os
 import pwd
 import re
+import signal
 import subprocess
 from pathlib import Path
 
@@ -272,3 +273,35 @@ def test_root_is_never_written_as(tern_factory, users, rundir):
     assert not os.path.exists("/root/Maildir/new") or not any(
         p.stat().st_mtime > bare.dir.stat().st_mtime
         for p in Path("/root/Maildir/new").iterdir())
+
+
+def test_aliases_read_again_on_sighup(tern_factory, rundir):
+    """A new alias is a valid recipient, and expanded, once SIGHUP has
+    made tern read the aliases file again; before, it is refused."""
+    aliases = write(Path(rundir) / "aliases", "old: alice\n")
+    tern = tern_factory(aliases=str(aliases))
+    with tern.connect() as c:
+        c.hello()
+        c.cmd(f"MAIL FROM:<{SENDER}>").expect(250)
+        c.cmd("RCPT TO:<old@test.example>").expect(250, "2.1.5")
+        c.quit()
+    write(aliases, "old: alice\nnew: bob\n")
+    os.kill(tern.pid, signal.SIGHUP)
+    wait_log(tern, r"SIGHUP: configuration and certificates read again")
+    wait_log(tern, r"started queue")
+    submit(tern, ["new@test.example"], "after the reload")
+    [m] = wait_for_mail(tern.home, "bob")
+    assert m.msg["Delivered-To"] == "bob@test.example"
+
+
+def test_catch_all_of_a_domain(tern_factory, rundir):
+    """recipients file: "@domain" accepts every local part of that domain,
+    and only of that one."""
+    known = write(Path(rundir) / "recipients", "@test.example\n")
+    tern = tern_factory(recipients=f"file:{known}")
+    with tern.connect() as c:
+        c.hello()
+        c.cmd(f"MAIL FROM:<{SENDER}>").expect(250)
+        c.cmd("RCPT TO:<anything@test.example>").expect(250, "2.1.5")
+        c.cmd("RCPT TO:<anything@localhost>").expect(550, "5.1.1")
+        c.quit()
