@@ -850,7 +850,10 @@ job_done(struct mta_job *job, void *arg)
 		const char *what = mr->diag[0] ? mr->diag :
 		    res == DELIVER_OK ? "delivered" : "unknown error";
 
-		envelope_set(&r->remote, job->remote[0] ? job->remote : NULL);
+		/* an LMTP server stores the mail: a final delivery, not a
+		 * relay, for the success report (RFC 3464 "delivered") */
+		envelope_set(&r->remote, job->remote[0] &&
+		    job->route.kind != ROUTE_LMTP ? job->remote : NULL);
 		rcpt_outcome(m, mr->index, res, relay, tls,
 		    mr->status[0] ? mr->status : NULL, what, now_ms);
 		/* a next hop that took NOTIFY= reports success itself */

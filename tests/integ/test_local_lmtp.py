@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from smtp_peer import SMTPPeer
+from smtp_peer import DEFAULT_EHLO, SMTPPeer
 from tern_harness import remove_tree, wait_for, wait_queue_empty
 
 DOMAIN = "test.example"          # a local domain of the test configuration
@@ -337,3 +337,29 @@ def test_dovecot_over_tcp(tern_factory, dovecot_factory):
     line = wait_log(tern, qid, r"status=sent")[0]
     assert f"relay=127.0.0.1[127.0.0.1]:{dc.lmtp_port}" in line
     assert dc.messages("alice") == []
+
+
+def test_success_report_says_delivered(tern_factory, sock_dir):
+    """NOTIFY=SUCCESS for a recipient an LMTP server without DSN (as
+    Dovecot 2.3) stored: tern's report says "delivered" (a final
+    delivery), not "relayed"."""
+    ehlo = tuple(k for k in DEFAULT_EHLO if k != "DSN")
+    with SMTPPeer(lmtp=True, unix_path=sock_dir / "nodsn.sock",
+                  ehlo=ehlo) as peer:
+        success_report(tern_factory, peer)
+
+
+def success_report(tern_factory, peer):
+    tern = lmtp_tern(tern_factory, f"lmtp:unix:{peer.unix_path}")
+    data = (f"From: <{SENDER}>\r\nSubject: tell me\r\n\r\nhi\r\n").encode()
+    with tern.connect() as c:
+        c.hello()
+        c.cmd(f"MAIL FROM:<{SENDER}>").expect(250)
+        c.cmd(f"RCPT TO:<carol@{DOMAIN}> NOTIFY=SUCCESS").expect(250)
+        c.data(data).expect(250)
+        c.quit()
+    got = wait_for(lambda: reports_to(peer, SENDER), 20,
+                   what="the success report")
+    text = got[0].content.decode("utf-8", "replace")
+    assert re.search(r"(?im)^Action: delivered", text), text
+    assert not re.search(r"(?im)^Action: relayed", text)
