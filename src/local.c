@@ -45,7 +45,7 @@ TAILQ_HEAD(local_list, local_job);
 static struct {
 	const struct conf *conf;
 	int sock;
-	struct event *rd, *wr;
+	struct event *rd, *wr, *kick;
 	struct local_list waiting, running;
 	unsigned nrunning;
 	uint64_t next_id;
@@ -249,8 +249,6 @@ write_cb(evutil_socket_t fd, short what, void *arg)
 
 /* kick_cb - dispatch on the next turn of the loop (never inside
  * local_submit, so done() never runs inside it either) */
-static struct event *kick;
-
 static void
 kick_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -272,8 +270,8 @@ local_init(const struct conf *c, struct event_base *base, int sock)
 	TAILQ_INIT(&L.running);
 	L.rd = event_new(base, sock, EV_READ | EV_PERSIST, read_cb, NULL);
 	L.wr = event_new(base, sock, EV_WRITE, write_cb, NULL);
-	kick = evtimer_new(base, kick_cb, NULL);
-	if (L.rd == NULL || L.wr == NULL || kick == NULL)
+	L.kick = evtimer_new(base, kick_cb, NULL);
+	if (L.rd == NULL || L.wr == NULL || L.kick == NULL)
 		fatal("cannot create the delivery events");
 	event_add(L.rd, NULL);
 }
@@ -290,8 +288,8 @@ local_submit(struct local_job *job)
 	    job->req.user[0] ? job->req.user : job->req.vuser,
 	    job->req.source == DSRC_ALIAS ? "alias" : "");
 	TAILQ_INSERT_TAIL(&L.waiting, job, entry);
-	if (!evtimer_pending(kick, NULL))
-		evtimer_add(kick, &now);
+	if (!evtimer_pending(L.kick, NULL))
+		evtimer_add(L.kick, &now);
 }
 
 /* local_job_free - what a job owns, and the job */
