@@ -543,7 +543,8 @@ handle(char *buf, int sigfd)
 	if (why != NULL) {
 		log_warn("%s: delivery to <%s> refused: %s", rq.qid, rq.rcpt,
 		    why);
-		reply_now(rq.id, DELIVER_PERM, "5.7.1", why);
+		reply_now(rq.id, DELIVER_PERM, strcmp(why, "no such user") ?
+		    "5.7.1" : "5.1.1", why);
 	} else {
 		spawn(&rq, pw, fd, sigfd);
 	}
