@@ -60,18 +60,29 @@
 /* a .forward larger than this is not read */
 #define DELIVERD_FORWARD_MAX (64 * 1024)
 
-struct dchild {
+/* deliveries one worker makes before it ends (a bound on whatever an
+ * agent might leak) */
+#define WORKER_DELIVERIES_MAX 500
+/* an idle worker ends after this */
+#define WORKER_IDLE_MS 10000
+
+/* a delivery worker: a child switched to one user for good, which takes
+ * one request after the other over its own socket */
+struct worker {
 	pid_t pid;
-	uint64_t id;
-	int64_t started;  /* monotonic ms */
+	uid_t uid;        /* whom it delivers as */
+	int fd;           /* our end of its socket; -1 once closed */
+	uint64_t id;      /* the request it works on; 0: idle */
+	int64_t since;    /* monotonic ms: busy since, or idle since */
 };
 
 static struct {
 	const struct conf *conf;
 	const struct deliverd_ids *ids;
-	int sock;
-	struct dchild *kids;
-	size_t nkids, maxkids;
+	int sock;         /* to the queue process */
+	int sigfd;
+	struct worker *w;
+	size_t nw, maxw;
 } dd;
 
 /* reply_send - one reply datagram to the queue process */
@@ -418,33 +429,24 @@ child_deliver(const struct deliver_request *rq, const struct passwd *pw,
 	agent->deliver(target, &req, out);
 }
 
-/* child_main - one delivery, in its own process */
-static _Noreturn void
-child_main(const struct deliver_request *rq, const struct passwd *pw,
+/* deliver_one - one request, in a worker already switched to pw (NULL:
+ * the tern user); the reply goes to the queue process */
+static void
+deliver_one(const struct deliver_request *rq, const struct passwd *pw,
     int fd)
 {
 	struct deliver_reply rep;
 	struct deliver_outcome out;
-	sigset_t none;
 
-	log_set_name("deliver");
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	/* a file-size limit must fail a write (mailbox full), not kill */
-	signal(SIGXFSZ, SIG_IGN);
-	signal(SIGCHLD, SIG_DFL);
 	memset(&rep, 0, sizeof(rep));
 	rep.id = rq->id;
-	if (switch_user(pw) == -1) {
-		deliver_outcome_set(&out, DELIVER_TEMP, "4.3.0",
-		    "cannot switch to the user: %s", strerror(errno));
-	} else if (chdir(pw ? pw->pw_dir : "/") == -1 && chdir("/") == -1) {
+	if (chdir(pw ? pw->pw_dir : "/") == -1 && chdir("/") == -1) {
 		deliver_outcome_set(&out, DELIVER_TEMP, "4.3.0",
 		    "cannot change directory: %s", strerror(errno));
 	} else if (child_forward(rq, pw, &rep)) {
 		reply_send(dd.sock, &rep);
-		_exit(0);
+		deliver_reply_free(&rep);
+		return;
 	} else if (rq->source == DSRC_FORWARD &&
 	    !forward_names(pw, rq->method)) {
 		deliver_outcome_set(&out, DELIVER_PERM, "5.7.1",
@@ -459,55 +461,12 @@ child_main(const struct deliver_request *rq, const struct passwd *pw,
 	snprintf(rep.status, sizeof(rep.status), "%s", out.status);
 	snprintf(rep.reason, sizeof(rep.reason), "%s", out.reason);
 	reply_send(dd.sock, &rep);
-	_exit(0);
 }
 
-/* spawn - fork the child of a checked request */
-static void
-spawn(const struct deliver_request *rq, const struct passwd *pw, int fd,
-    int sigfd)
-{
-	pid_t pid;
-
-	if (dd.nkids == dd.maxkids) {
-		reply_now(rq->id, DELIVER_TEMP, "4.3.2",
-		    "too many deliveries at once");
-		return;
-	}
-	pid = fork();
-	if (pid == -1) {
-		reply_now(rq->id, DELIVER_TEMP, "4.3.0", "cannot fork");
-		return;
-	}
-	if (pid == 0) {
-		close(sigfd);
-		child_main(rq, pw, fd);
-	}
-	dd.kids[dd.nkids].pid = pid;
-	dd.kids[dd.nkids].id = rq->id;
-	dd.kids[dd.nkids].started = util_mono_ms();
-	dd.nkids++;
-}
-
-/* fd_from - the descriptor a message carried, or -1 */
-static int
-fd_from(struct msghdr *mh)
-{
-	struct cmsghdr *cm;
-	int fd = -1;
-
-	for (cm = CMSG_FIRSTHDR(mh); cm != NULL; cm = CMSG_NXTHDR(mh, cm))
-		if (cm->cmsg_level == SOL_SOCKET &&
-		    cm->cmsg_type == SCM_RIGHTS &&
-		    cm->cmsg_len == CMSG_LEN(sizeof(int)) && fd == -1)
-			memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-	return fd;
-}
-
-/* handle - one request datagram: 0, or -1 when the queue process has
- * gone */
-static int
-handle(char *buf, int sigfd)
+/* recv_fd - one datagram with a descriptor from fd into buf; its length
+ * (0 at the end), the descriptor in *cfd (-1 when none), -1 on error */
+static ssize_t
+recv_fd(int fd, char *buf, int *cfd, int flags)
 {
 	union {
 		char b[CMSG_SPACE(sizeof(int))];
@@ -516,22 +475,223 @@ handle(char *buf, int sigfd)
 	struct iovec iov = { buf, DELIVER_MSG_MAX };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
 		.msg_control = cbuf.b, .msg_controllen = sizeof(cbuf.b) };
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	*cfd = -1;
+	n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | flags);
+	if (n <= 0)
+		return n;
+	for (cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm))
+		if (cm->cmsg_level == SOL_SOCKET &&
+		    cm->cmsg_type == SCM_RIGHTS &&
+		    cm->cmsg_len == CMSG_LEN(sizeof(int)) && *cfd == -1)
+			memcpy(cfd, CMSG_DATA(cm), sizeof(int));
+	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+		if (*cfd != -1)
+			close(*cfd);
+		*cfd = -1;
+	}
+	return n;
+}
+
+/* send_fd - one datagram with a descriptor */
+static int
+send_fd(int fd, const char *buf, size_t len, int cfd)
+{
+	union {
+		char b[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} cbuf;
+	struct iovec iov = { (void *)buf, len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cbuf.b, .msg_controllen = sizeof(cbuf.b) };
+	struct cmsghdr *cm;
+
+	memset(cbuf.b, 0, sizeof(cbuf.b));
+	cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &cfd, sizeof(int));
+	return sendmsg(fd, &mh, MSG_NOSIGNAL) == -1 ? -1 : 0;
+}
+
+/*
+ * worker_main - a worker: switch to pw for good, then deliver the
+ * requests deliverd hands over (already checked), answering the queue
+ * process directly and deliverd with one octet, until deliverd closes
+ * the socket or WORKER_DELIVERIES_MAX is reached.  Each request's account
+ * is looked up again here (its home, its .forward): when tern does not
+ * run as root, one worker serves every user.
+ */
+static _Noreturn void
+worker_main(const struct passwd *pw, int fd)
+{
+	char *buf = xmalloc(DELIVER_MSG_MAX), err[128];
+	struct deliver_request rq;
+	const char *why = NULL;
+	unsigned done;
+	sigset_t none;
+	ssize_t n;
+	int cfd;
+
+	log_set_name("deliver");
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* a worker ends when deliverd closes its socket, after the delivery
+	 * in hand: a SIGTERM to the whole process group must not cut an
+	 * mbox append in half (SIGKILL still ends it) */
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	/* a file-size limit must fail a write (mailbox full), not kill */
+	signal(SIGXFSZ, SIG_IGN);
+	signal(SIGCHLD, SIG_DFL);
+	if (switch_user(pw) == -1) {
+		log_err("cannot switch to user %s: %s", pw ? pw->pw_name :
+		    "tern", strerror(errno));
+		_exit(1);
+	}
+	for (done = 0; done < WORKER_DELIVERIES_MAX; done++) {
+		do
+			n = recv_fd(fd, buf, &cfd, 0);
+		while (n == -1 && errno == EINTR);
+		if (n <= 0)
+			break;
+		if (cfd == -1 || deliver_request_parse(&rq, buf, (size_t)n,
+		    err, sizeof(err)) == -1)
+			_exit(1); /* deliverd wrote it: a bug */
+		deliver_one(&rq, run_as(dd.conf, &rq, &why), cfd);
+		close(cfd);
+		deliver_request_free(&rq);
+		if (send(fd, "", 1, MSG_NOSIGNAL) == -1)
+			break;
+	}
+	_exit(0);
+}
+
+/* worker_close - stop giving w work: it ends when it reads the end */
+static void
+worker_close(struct worker *w)
+{
+	if (w->fd != -1)
+		close(w->fd);
+	w->fd = -1;
+}
+
+/* worker_start - a new worker for pw (NULL: the tern user); NULL when
+ * it cannot be made */
+static struct worker *
+worker_start(const struct passwd *pw, uid_t uid)
+{
+	struct worker *w;
+	size_t i;
+	int sv[2];
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1)
+		return NULL;
+	pid = fork();
+	if (pid == -1) {
+		close(sv[0]);
+		close(sv[1]);
+		return NULL;
+	}
+	if (pid == 0) {
+		/* nothing of deliverd's but the queue socket and its own */
+		for (i = 0; i < dd.nw; i++)
+			worker_close(&dd.w[i]);
+		close(dd.sigfd);
+		close(sv[0]);
+		worker_main(pw, sv[1]);
+	}
+	close(sv[1]);
+	w = &dd.w[dd.nw++];
+	memset(w, 0, sizeof(*w));
+	w->pid = pid;
+	w->uid = uid;
+	w->fd = sv[0];
+	w->since = util_mono_ms();
+	return w;
+}
+
+/* worker_retire_idle - close the longest idle worker to make room; 0
+ * when there was one */
+static int
+worker_retire_idle(void)
+{
+	struct worker *best = NULL;
+	size_t i;
+
+	for (i = 0; i < dd.nw; i++)
+		if (dd.w[i].id == 0 && dd.w[i].fd != -1 &&
+		    (best == NULL || dd.w[i].since < best->since))
+			best = &dd.w[i];
+	if (best == NULL)
+		return -1;
+	worker_close(best);
+	return 0;
+}
+
+/* worker_for - an idle worker that delivers as pw, started when there
+ * is none; NULL when there is no room */
+static struct worker *
+worker_for(const struct passwd *pw)
+{
+	uid_t uid = !dd.ids->drop ? geteuid() : pw ? pw->pw_uid : dd.ids->uid;
+	size_t i;
+
+	for (i = 0; i < dd.nw; i++)
+		if (dd.w[i].id == 0 && dd.w[i].fd != -1 && dd.w[i].uid == uid)
+			return &dd.w[i];
+	if (dd.nw == dd.maxw && worker_retire_idle() == -1)
+		return NULL;
+	if (dd.nw == dd.maxw)
+		return NULL; /* room comes once the retired one is reaped */
+	return worker_start(pw, uid);
+}
+
+/* dispatch - hand a checked request (its text in buf) to a worker */
+static void
+dispatch(const struct deliver_request *rq, const struct passwd *pw,
+    const char *buf, size_t len, int cfd)
+{
+	struct worker *w = worker_for(pw);
+
+	if (w == NULL) {
+		reply_now(rq->id, DELIVER_TEMP, "4.3.2",
+		    "too many deliveries at once");
+		return;
+	}
+	if (send_fd(w->fd, buf, len, cfd) == -1) {
+		worker_close(w);
+		reply_now(rq->id, DELIVER_TEMP, "4.3.0",
+		    "cannot reach a delivery worker");
+		return;
+	}
+	w->id = rq->id;
+	w->since = util_mono_ms();
+}
+
+/* handle - one request datagram: 0, or -1 when the queue process has
+ * gone */
+static int
+handle(char *buf)
+{
 	struct deliver_request rq;
 	const struct passwd *pw;
-	const char *why = NULL;
+	const char *why;
 	char err[128];
 	ssize_t n;
 	int fd;
 
 	memset(&rq, 0, sizeof(rq));
-	n = recvmsg(dd.sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	n = recv_fd(dd.sock, buf, &fd, MSG_DONTWAIT);
 	if (n == -1)
 		return errno == EAGAIN || errno == EINTR ? 0 : -1;
 	if (n == 0)
 		return -1;
-	fd = fd_from(&mh);
-	if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || fd == -1 ||
-	    deliver_request_parse(&rq, buf, (size_t)n, err,
+	if (fd == -1 || deliver_request_parse(&rq, buf, (size_t)n, err,
 	    sizeof(err)) == -1) {
 		log_err("a malformed delivery request: refused");
 		if (fd != -1)
@@ -546,29 +706,49 @@ handle(char *buf, int sigfd)
 		reply_now(rq.id, DELIVER_PERM, strcmp(why, "no such user") ?
 		    "5.7.1" : "5.1.1", why);
 	} else {
-		spawn(&rq, pw, fd, sigfd);
+		dispatch(&rq, pw, buf, (size_t)n, fd);
 	}
 	close(fd);
 	deliver_request_free(&rq);
 	return 0;
 }
 
-/* reap - children that ended; a child that did not exit 0 never sent
- * its reply: a temporary failure is sent for it */
+/* worker_read - what a worker said: one octet per finished delivery, or
+ * the end of its socket */
+static void
+worker_read(struct worker *w)
+{
+	char b[16];
+	ssize_t n;
+
+	while ((n = recv(w->fd, b, sizeof(b), MSG_DONTWAIT)) > 0) {
+		w->id = 0;
+		w->since = util_mono_ms();
+	}
+	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR))
+		worker_close(w);
+}
+
+/* reap - workers that ended; one that ended in the middle of a delivery
+ * never sent its reply: a temporary failure is sent for it */
 static void
 reap(void)
 {
 	char why[96];
+	struct worker *w;
 	pid_t pid;
 	size_t i;
 	int st;
 
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-		for (i = 0; i < dd.nkids && dd.kids[i].pid != pid; i++)
+		for (i = 0; i < dd.nw && dd.w[i].pid != pid; i++)
 			;
-		if (i == dd.nkids)
+		if (i == dd.nw)
 			continue;
-		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		w = &dd.w[i];
+		if (w->fd != -1)
+			worker_read(w); /* a last "done" before it ended */
+		if (w->id != 0) {
 			if (WIFSIGNALED(st))
 				snprintf(why, sizeof(why), "the delivery "
 				    "process was killed by signal %d",
@@ -576,14 +756,16 @@ reap(void)
 			else
 				snprintf(why, sizeof(why), "the delivery "
 				    "process exited with %d", WEXITSTATUS(st));
-			reply_now(dd.kids[i].id, DELIVER_TEMP, "4.3.0", why);
+			reply_now(w->id, DELIVER_TEMP, "4.3.0", why);
 		}
-		dd.kids[i] = dd.kids[--dd.nkids];
+		worker_close(w);
+		dd.w[i] = dd.w[--dd.nw];
 	}
 }
 
-/* overdue - kill children far past the delivery timeout (a pipe stops
- * its own program; this is for anything else that hangs) */
+/* overdue - kill workers far past the delivery timeout (a pipe stops
+ * its own program; this is for anything else that hangs), and close
+ * those idle too long */
 static void
 overdue(void)
 {
@@ -591,20 +773,26 @@ overdue(void)
 	int64_t now = util_mono_ms();
 	size_t i;
 
-	for (i = 0; i < dd.nkids; i++)
-		if (now - dd.kids[i].started > limit)
-			kill(dd.kids[i].pid, SIGKILL);
+	for (i = 0; i < dd.nw; i++) {
+		if (dd.w[i].id != 0 && now - dd.w[i].since > limit)
+			kill(dd.w[i].pid, SIGKILL);
+		if (dd.w[i].id == 0 && now - dd.w[i].since > WORKER_IDLE_MS)
+			worker_close(&dd.w[i]);
+	}
 }
 
 /* stop_all - the queue process has gone (its replies have nowhere to
- * go; a successor tries those deliveries again): wait for the children,
- * then end */
+ * go; a successor tries those deliveries again): the workers finish
+ * what they do (one killed in the middle of an mbox append would leave
+ * half a message), or overdue() stops one that hangs; then the end */
 static _Noreturn void
 stop_all(void)
 {
-	/* a child killed in the middle of an mbox append would leave half a
-	 * message: they finish (or overdue() stops one that hangs) */
-	while (dd.nkids > 0) {
+	size_t i;
+
+	for (i = 0; i < dd.nw; i++)
+		worker_close(&dd.w[i]);
+	while (dd.nw > 0) {
 		usleep(50 * 1000);
 		reap();
 		overdue();
@@ -612,46 +800,55 @@ stop_all(void)
 	exit(0);
 }
 
-/* deliverd_main - the loop: requests, ended children, overdue ones */
+/* deliverd_main - the loop: requests, workers' words, ended workers */
 void
 deliverd_main(const struct conf *c, int sock, const struct deliverd_ids *ids)
 {
-	struct pollfd pf[2];
+	struct pollfd *pf;
 	sigset_t set;
 	char *buf = xmalloc(DELIVER_MSG_MAX);
 	struct signalfd_siginfo si;
-	int sigfd;
+	size_t i, nw;
 
 	log_set_name("deliverd");
+	/* what a worker leaves behind when it is killed (a pipe's program,
+	 * its feeder) comes to us, not to init, and reap() collects it */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	dd.conf = c;
 	dd.ids = ids;
 	dd.sock = sock;
-	dd.maxkids = (size_t)c->local_concurrency * 2 + 8;
-	dd.kids = xcalloc(dd.maxkids, sizeof(*dd.kids));
+	dd.maxw = (size_t)c->local_concurrency * 2 + 8;
+	dd.w = xcalloc(dd.maxw, sizeof(*dd.w));
+	pf = xcalloc(dd.maxw + 2, sizeof(*pf));
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGTERM);
 	sigprocmask(SIG_BLOCK, &set, NULL);
-	sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (sigfd == -1)
+	dd.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (dd.sigfd == -1)
 		fatal("signalfd: %s", strerror(errno));
 	alias_table_load(c);
 	for (;;) {
 		pf[0] = (struct pollfd){ .fd = sock, .events = POLLIN };
-		pf[1] = (struct pollfd){ .fd = sigfd, .events = POLLIN };
-		if (poll(pf, 2, 1000) == -1 && errno != EINTR)
+		pf[1] = (struct pollfd){ .fd = dd.sigfd, .events = POLLIN };
+		for (i = 0, nw = dd.nw; i < nw; i++)
+			pf[2 + i] = (struct pollfd){ .fd = dd.w[i].fd,
+				.events = POLLIN };
+		if (poll(pf, 2 + nw, 1000) == -1 && errno != EINTR)
 			fatal("poll: %s", strerror(errno));
+		for (i = 0; i < nw; i++)
+			if (pf[2 + i].revents && dd.w[i].fd == pf[2 + i].fd)
+				worker_read(&dd.w[i]);
 		if (pf[1].revents & POLLIN) {
-			while (read(sigfd, &si, sizeof(si)) > 0)
+			while (read(dd.sigfd, &si, sizeof(si)) > 0)
 				if (si.ssi_signo == SIGTERM)
 					stop_all();
 			reap();
 		}
 		if ((pf[0].revents & (POLLIN | POLLHUP | POLLERR)) &&
-		    handle(buf, sigfd) == -1)
+		    handle(buf) == -1)
 			stop_all();
-		reap();
 		overdue();
 	}
 }

@@ -8,6 +8,7 @@ import pwd
 import re
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -177,25 +178,40 @@ class SystemUsers:
         return pwd.getpwnam(name)
 
     def remove(self):
+        """userdel each one; a process of a user that is still ending (a
+        delivery worker of a stopped tern) makes userdel refuse (exit 8):
+        try again for a few seconds."""
         for name in self.names:
-            subprocess.run(["userdel", "--remove", name], check=False,
-                           capture_output=True)
+            for _ in range(50):
+                r = subprocess.run(["userdel", "--remove", name],
+                                   check=False, capture_output=True)
+                if r.returncode != 8:
+                    break
+                time.sleep(0.1)
 
 
 @pytest.fixture
 def users(rundir):
+    """System users for the test.  A test names this fixture before
+    tern_factory, so that it is set up first and torn down last: a user
+    is removed only once the test's tern instances (whose delivery
+    workers run as it) have stopped."""
     u = SystemUsers(rundir)
     yield u
     u.remove()
 
 
+_made = [0]
+
+
 def user_name(i):
-    """Short names unlikely to exist (pid-based)."""
-    return f"tu{os.getpid() % 10000}{i}"
+    """Short names unlikely to exist (pid-based, a new one each time)."""
+    _made[0] += 1
+    return f"tu{os.getpid() % 10000}{i}{_made[0]}"
 
 
 @root_only
-def test_system_users_are_delivered_to_as_themselves(tern_factory, users,
+def test_system_users_are_delivered_to_as_themselves(users, tern_factory,
                                                      rundir):
     """recipients system: the Maildir in the user's home belongs to the
     user; a pipe runs with the user's uid and home."""
@@ -219,7 +235,7 @@ def test_system_users_are_delivered_to_as_themselves(tern_factory, users,
 
 
 @root_only
-def test_forward_file_is_honoured(tern_factory, users, rundir):
+def test_forward_file_is_honoured(users, tern_factory, rundir):
     """A system user's ~/.forward sends the mail to its targets: a pipe
     run as the user and the user's own mailbox (\\user)."""
     a = users.add(user_name("a"))
@@ -238,7 +254,7 @@ def test_forward_file_is_honoured(tern_factory, users, rundir):
 
 
 @root_only
-def test_unsafe_forward_file_defers(tern_factory, users, rundir):
+def test_unsafe_forward_file_defers(users, tern_factory, rundir):
     """A group-writable ~/.forward is not followed: the mail waits and the
     log says why."""
     a = users.add(user_name("a"))
@@ -252,7 +268,7 @@ def test_unsafe_forward_file_defers(tern_factory, users, rundir):
 
 
 @root_only
-def test_root_is_never_written_as(tern_factory, users, rundir):
+def test_root_is_never_written_as(users, tern_factory, rundir):
     """Mail for root goes to root's alias, written as that user; without
     an alias root is refused at RCPT TO with a log line."""
     a = users.add(user_name("a"))
