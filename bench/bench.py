@@ -131,6 +131,24 @@ def children_of(pid):
     return out
 
 
+def descendants_of(pid):
+    """Pids below pid at any depth (children, their children, ...), from
+    one pass over /proc."""
+    kids = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        st = proc_stat(int(name))
+        if st:
+            kids.setdefault(st["ppid"], []).append(int(name))
+    out, todo = [], [pid]
+    while todo:
+        for kid in kids.get(todo.pop(), ()):
+            out.append(kid)
+            todo.append(kid)
+    return out
+
+
 def mem_kib(pid, key):
     """VmRSS from status (key "rss") or Pss from smaps_rollup ("pss"), KiB;
     0 when the process is gone."""
@@ -277,14 +295,19 @@ class Mta:
 
     def cpu_seconds(self):
         """utime+stime of every process of the instance so far: the live
-        ones (and zombies) plus the children the master has reaped, which
-        the kernel adds to the master's cutime/cstime."""
+        ones (and zombies) at any depth below the master, plus the
+        children each of them has reaped, which the kernel adds to the
+        reaper's cutime/cstime.  The depth matters for tern's local
+        deliveries (master -> queue -> delivery process -> one child per
+        delivery); Postfix's processes are all the master's children."""
         master = self.master_pid()
+        if master is None or not pid_alive(master):
+            return 0.0
         total = 0
-        for pid in self.pids():
+        for pid in [master] + descendants_of(master):
             st = proc_stat(pid)
             if st:
-                total += st["cpu"] + (st["ccpu"] if pid == master else 0)
+                total += st["cpu"] + st["ccpu"]
         return total / CLK_TCK
 
     def diagnose(self, n=8):
