@@ -2,10 +2,10 @@
 """bench.py - tern and Postfix side by side (make bench, docs/BENCHMARKS.md).
 
 Both MTAs run in the same role on 127.0.0.1: accept mail from loopback
-clients and relay all of it to a Postfix smtp-sink(1) of their own.  The
-same load, Postfix's smtp-source(1), drives both.  Figures, each the
-median of --rounds rounds (every round starts both MTAs afresh, in
-alternating order):
+clients and relay it to a Postfix smtp-sink(1) of their own, or, for the
+local load, deliver it to Maildirs.  The same load, Postfix's
+smtp-source(1), drives both.  Figures, each the median of --rounds
+rounds (every round starts both MTAs afresh, in alternating order):
 
   accepted msg/s   1 KB at 1, 10 and 50 parallel sessions, 100 KB at 10:
                    messages that got 250, divided by smtp-source's run time
@@ -20,17 +20,24 @@ alternating order):
   fsync rate       4 KiB appends + fdatasync() per second in the same
                    directory, the physical reference
   10 000 sessions  tern only: total RSS holding 10 000 idle sessions
+  delivered msg/s  the local load: 1 KB messages with 100 recipients
+                   each (local users, 10 sessions), delivered to 100
+                   Maildirs: files in their new/ per second, from the
+                   load's start until every Maildir has every message
+                   (Postfix: local(8) through aliases naming Maildirs)
 
 After every load the sink's count must equal the count of 250s (for tern
 that is the durability check the issue asks for; a difference is
-reported, not hidden).  Everything started here is stopped by pid, also
-on failure or Ctrl-C.  Needs root: Postfix's private instance starts as
+reported, not hidden); after the local load the Maildirs must hold 100
+files per 250.  Everything started here is stopped by pid, also on
+failure or Ctrl-C.  Needs root: Postfix's private instance starts as
 root and drops to its own user, like tern's master.
 
 Python standard library only; run with /usr/bin/python3.
 """
 
 import argparse
+import collections
 import datetime
 import errno
 import os
@@ -62,13 +69,23 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 SENDER = "sender@client.bench.test"
 RCPT = "rcpt@sink.bench.test"        # tern routes sink.bench.test to its sink
 HELO = "client.bench.test"
+# the local load: both MTAs deliver mail for this domain to Maildirs.
+# smtp-source -r N -t user@D sends to user@D, 2user@D, ... Nuser@D.
+LOCAL_DOMAIN = "local.bench.test"
+LOCAL_RCPT = f"user@{LOCAL_DOMAIN}"
+LOCAL_RCPTS = 100
 
-# (name, message payload bytes, parallel sessions, messages per round)
+# name, message payload bytes, parallel sessions, messages per round,
+# recipients per message and the (first) recipient: a load to
+# LOCAL_RCPT is delivered locally, the others are relayed to the sink
+Load = collections.namedtuple(
+    "Load", "name size sessions count rcpts to", defaults=(1, RCPT))
 LOADS = [
-    ("1k-1", 1024, 1, 1000),
-    ("1k-10", 1024, 10, 5000),
-    ("1k-50", 1024, 50, 5000),
-    ("100k-10", 102400, 10, 1000),
+    Load("1k-1", 1024, 1, 1000),
+    Load("1k-10", 1024, 10, 5000),
+    Load("1k-50", 1024, 50, 5000),
+    Load("100k-10", 102400, 10, 1000),
+    Load("local", 1024, 10, 40, LOCAL_RCPTS, LOCAL_RCPT),
 ]
 E2E_LOAD = "1k-10"          # end to end and CPU are measured on this load
 IDLE_SESSIONS = 1000
@@ -128,6 +145,24 @@ def children_of(pid):
         st = proc_stat(int(name))
         if st and st["ppid"] == pid:
             out.append(int(name))
+    return out
+
+
+def descendants_of(pid):
+    """Pids below pid at any depth (children, their children, ...), from
+    one pass over /proc."""
+    kids = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        st = proc_stat(int(name))
+        if st:
+            kids.setdefault(st["ppid"], []).append(int(name))
+    out, todo = [], [pid]
+    while todo:
+        for kid in kids.get(todo.pop(), ()):
+            out.append(kid)
+            todo.append(kid)
     return out
 
 
@@ -197,6 +232,80 @@ def wait_port(port, timeout, alive=lambda: True, what="server"):
 def render(template, path, **values):
     text = (HERE / template).read_text()
     path.write_text(string.Template(text).substitute(values))
+
+
+def local_users(n=LOCAL_RCPTS, rcpt=LOCAL_RCPT):
+    """The local parts smtp-source -r n -t rcpt sends to: the given one,
+    then 2 to n prepended to it (checked with smtp-sink -D: Postfix 3.7
+    sends nuser@, ..., 2user@, user@)."""
+    local = rcpt.split("@")[0]
+    return [local] + [f"{i}{local}" for i in range(2, n + 1)]
+
+
+# ---------------------------------------------------------------- Maildirs
+
+class MaildirCount:
+    """Messages in new/ of the users' Maildirs under root (root/USER/
+    Maildir/new).  count() lists only the directories that do not yet
+    hold what is expected of them, so polling gets cheaper as delivery
+    ends; a directory not yet created counts 0."""
+
+    def __init__(self, root, users, per_user):
+        self.dirs = {u: root / u / "Maildir" / "new" for u in users}
+        self.per_user = per_user
+        self.seen = dict.fromkeys(users, 0)
+
+    def count(self):
+        for u, d in self.dirs.items():
+            if self.seen[u] >= self.per_user:
+                continue
+            try:
+                self.seen[u] = sum(1 for e in os.scandir(d)
+                                   if not e.name.startswith("."))
+            except OSError:
+                pass
+        return sum(self.seen.values())
+
+    def short(self):
+        """The users whose Maildirs still lack messages, some of them."""
+        low = [f"{u}:{n}" for u, n in self.seen.items()
+               if n < self.per_user]
+        return low[:8] + (["..."] if len(low) > 8 else [])
+
+
+def wait_count(counter, target, poll=0.01):
+    """Wait until counter.count() reaches target; return the monotonic
+    time it did, or None when the count stood still for DRAIN_STALL
+    seconds (or DRAIN_MAX passed)."""
+    start = time.monotonic()
+    last, last_change = counter.count(), start
+    while True:
+        n = counter.count()
+        now = time.monotonic()
+        if n >= target:
+            return now
+        if n != last:
+            last, last_change = n, now
+        if now - last_change > DRAIN_STALL or now - start > DRAIN_MAX:
+            return None
+        time.sleep(poll)
+
+
+def log_since(path, offset):
+    """The lines of a log file from byte offset on."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return []
+
+
+def file_size(path):
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 # ---------------------------------------------------------------- the sink
@@ -277,14 +386,19 @@ class Mta:
 
     def cpu_seconds(self):
         """utime+stime of every process of the instance so far: the live
-        ones (and zombies) plus the children the master has reaped, which
-        the kernel adds to the master's cutime/cstime."""
+        ones (and zombies) at any depth below the master, plus the
+        children each of them has reaped, which the kernel adds to the
+        reaper's cutime/cstime.  The depth matters for tern's local
+        deliveries (master -> queue -> delivery process -> one child per
+        delivery); Postfix's processes are all the master's children."""
         master = self.master_pid()
+        if master is None or not pid_alive(master):
+            return 0.0
         total = 0
-        for pid in self.pids():
+        for pid in [master] + descendants_of(master):
             st = proc_stat(pid)
             if st:
-                total += st["cpu"] + (st["ccpu"] if pid == master else 0)
+                total += st["cpu"] + st["ccpu"]
         return total / CLK_TCK
 
     def diagnose(self, n=8):
@@ -296,6 +410,16 @@ class Mta:
         bad = re.compile(r"warn|error|fatal|panic|defer|refused|timed out",
                          re.I)
         return [line for line in lines if bad.search(line)][-n:]
+
+    def delivery_log(self, offset):
+        """Counts of the deliveries logged from offset on: sent to a
+        Maildir, bounced, deferred (both MTAs log Postfix's words)."""
+        lines = log_since(self.log_path, offset)
+        return {"sent": sum("status=sent (delivered to maildir)" in line
+                            for line in lines),
+                "bounced": sum("status=bounced" in line for line in lines),
+                "deferred": sum("status=deferred" in line
+                                for line in lines)}
 
     def memory(self):
         """(RSS, PSS) in KiB summed over the live processes."""
@@ -317,6 +441,9 @@ class Postfix(Mta):
         self.queue_dir = base / "queue"
         self.data_dir = base / "data"
         self.log_path = base / "maillog"
+        # the local load's Maildirs (aliases name them) and its aliases
+        self.maildir_root = base / "mail"
+        self.aliases = base / "aliases"
         self.port = free_port()
         self.sink_port = sink_port
         self.started = False
@@ -345,10 +472,12 @@ class Postfix(Mta):
             os.chmod(d, 0o755)
         owner = pwd.getpwnam("postfix")
         os.chown(self.data_dir, owner.pw_uid, owner.pw_gid)
+        self._local_users()
         render("postfix-main.cf.in", self.conf_dir / "main.cf",
                queue_dir=self.queue_dir, data_dir=self.data_dir,
                sink_port=self.sink_port, log_file=self.log_path,
-               base=self.base)
+               base=self.base, local_domain=LOCAL_DOMAIN,
+               aliases=self.aliases)
         render("postfix-master.cf.in", self.conf_dir / "master.cf",
                listen=f"127.0.0.1:{self.port}")
         self.started = True
@@ -358,6 +487,21 @@ class Postfix(Mta):
         wait_port(self.port, START_TIMEOUT, what="postfix")
         self.pids()
         return self
+
+    def _local_users(self):
+        """The local load's users: local(8) delivers only to system users
+        and aliases, so each is an alias naming a Maildir (a path ending
+        in "/", written as a qmail-style Maildir).  Such a delivery runs
+        as default_privs (nobody, the alias file being root's), so the
+        Maildirs' parent belongs to nobody; local(8) creates the Maildirs
+        in it, as tern creates its own.  texthash: read as it is, no
+        postalias."""
+        nobody = pwd.getpwnam("nobody")
+        self.maildir_root.mkdir(mode=0o755)
+        os.chown(self.maildir_root, nobody.pw_uid, nobody.pw_gid)
+        self.aliases.write_text("".join(
+            f"{u} {self.maildir_root / u / 'Maildir'}/\n"
+            for u in local_users()))
 
     def limits_note(self):
         r = subprocess.run(["postconf", "-c", str(self.conf_dir), "-h",
@@ -401,6 +545,8 @@ class Tern(Mta):
         self.home = base / "home"
         self.conf_path = base / "tern.conf"
         self.log_path = base / "tern.log"
+        # the default mailbox, maildir:$home/mail/%u/Maildir
+        self.maildir_root = self.home / "mail"
         self.port = free_port()
         self.sink_port = sink_port
         self.binary = binary
@@ -414,7 +560,8 @@ class Tern(Mta):
     def start(self, timeout=START_TIMEOUT):
         self.home.mkdir(parents=True, exist_ok=True)
         render("tern.conf.in", self.conf_path, home=self.home,
-               port=self.port, sink_port=self.sink_port)
+               port=self.port, sink_port=self.sink_port,
+               local_domain=LOCAL_DOMAIN)
         env = {k: v for k, v in os.environ.items()
                if k not in ("TERN_CONF", "TERN_HOME")}
         with open(self.log_path, "ab") as out:
@@ -467,14 +614,19 @@ class Tern(Mta):
 
 # ---------------------------------------------------------------- load
 
-def run_source(port, size, sessions, count, outdir, tag):
+def run_source(port, size, sessions, count, outdir, tag, rcpts=1,
+               to=RCPT):
     """Run smtp-source once; return dict elapsed, accepted, rejected,
     errors (the stderr lines that are not rejections).  -c counts every
     completed DATA, -A goes on after a rejection (each one a warning
-    line): accepted = completed DATA minus rejected end of data."""
+    line): accepted = completed DATA minus rejected end of data.  With
+    rcpts > 1 every message goes to rcpts recipients (-r, see
+    local_users)."""
     argv = [SMTP_SOURCE, "-c", "-A", "-C", "3", "-s", str(sessions),
             "-m", str(count), "-l", str(size), "-M", HELO, "-f", SENDER,
-            "-t", RCPT, f"127.0.0.1:{port}"]
+            "-t", to, f"127.0.0.1:{port}"]
+    if rcpts > 1:
+        argv[1:1] = ["-r", str(rcpts)]
     out_path = outdir / f"source-{tag}.out"
     err_path = outdir / f"source-{tag}.err"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
@@ -501,18 +653,7 @@ def wait_sink(sink, target):
     """Wait until the sink has counted target messages; return the
     monotonic time it did, or None when the count stood still for
     DRAIN_STALL seconds (or DRAIN_MAX passed)."""
-    start = time.monotonic()
-    last, last_change = sink.count(), start
-    while True:
-        n = sink.count()
-        now = time.monotonic()
-        if n >= target:
-            return now
-        if n != last:
-            last, last_change = n, now
-        if now - last_change > DRAIN_STALL or now - start > DRAIN_MAX:
-            return None
-        time.sleep(0.01)
+    return wait_count(sink, target)
 
 
 # ---------------------------------------------------------------- idle
@@ -677,6 +818,56 @@ def log_load(name, count, r):
     log(msg)
 
 
+def log_local(name, count, r):
+    rate = r["accepted"] / r["elapsed"] if r["elapsed"] else 0
+    msg = (f"  {name}: {r['accepted']}/{count} accepted in "
+           f"{r['elapsed']:.2f}s = {rate:.0f}/s, "
+           f"{r['delivered']}/{r['expected']} delivered")
+    msg += (f" in {r['dlv_time']:.2f}s = "
+            f"{r['delivered'] / r['dlv_time']:.0f}/s" if r["dlv_time"]
+            else " (not all)")
+    msg += f", CPU {r['cpu']:.2f}s"
+    lg = r["log"]
+    msg += (f"; log: {lg['sent']} delivered to maildir, "
+            f"{lg['bounced']} bounced, {lg['deferred']} deferred")
+    if r["errors"]:
+        msg += f"; {len(r['errors'])} client errors, first: " + \
+            r["errors"][0]
+    log(msg)
+
+
+def local_load(mta, base, res, name, size, sessions, count, rcpts):
+    """The local load on mta: count messages of size bytes to rcpts
+    local users each, over sessions sessions; delivered = the files in
+    the users' Maildir/new, polled until every accepted message is in
+    every Maildir (or the count stands still).  Checked: delivered ==
+    accepted x rcpts."""
+    users = local_users(rcpts)
+    log_off = file_size(mta.log_path)
+    cpu0 = mta.cpu_seconds()
+    r = run_source(mta.port, size, sessions, count, base, name,
+                   rcpts=rcpts, to=LOCAL_RCPT)
+    # a fresh instance: every user gets every accepted message, no more
+    counter = MaildirCount(mta.maildir_root, users, r["accepted"])
+    r["expected"] = r["accepted"] * len(users)
+    t_all = wait_count(counter, r["expected"], poll=0.05)
+    time.sleep(0.5)
+    r["cpu"] = mta.cpu_seconds() - cpu0
+    # every directory once more: a surplus counts too
+    counter.per_user = float("inf")
+    r["delivered"] = counter.count()
+    r["dlv_time"] = (t_all - r["t0"]) if t_all else None
+    r["log"] = mta.delivery_log(log_off)
+    res["loads"][name] = r
+    ok = r["delivered"] == r["expected"]
+    res["checks"].append((name, r["expected"], r["delivered"], ok))
+    log_local(name, count, r)
+    if not ok:
+        for line in ([f"Maildirs short: {' '.join(counter.short())}"]
+                     + mta.diagnose()):
+            log(f"    | {line}")
+
+
 def measure_mta(kind, base, args, rnd, loads):
     """One round of one MTA: a fresh instance and sink, the idle
     sessions, then every load; stops everything it started."""
@@ -693,12 +884,18 @@ def measure_mta(kind, base, args, rnd, loads):
         res["limits"] = mta.limits_note()
         log(f"round {rnd}: {mta.name} on 127.0.0.1:{mta.port}, "
             f"sink on {sink.port}")
-        res["idle"] = idle_memory(mta, args.idle, 60.0)
-        i = res["idle"]
-        log(f"  idle: held {i['held']}/{args.idle}, "
-            f"RSS {i['rss_per']:.1f} KiB/session")
-        total = 0
-        for name, size, sessions, count in loads:
+        if args.idle:
+            res["idle"] = idle_memory(mta, args.idle, 60.0)
+            i = res["idle"]
+            log(f"  idle: held {i['held']}/{args.idle}, "
+                f"RSS {i['rss_per']:.1f} KiB/session")
+        total, relayed = 0, False
+        for name, size, sessions, count, rcpts, to in loads:
+            if to == LOCAL_RCPT:
+                local_load(mta, base, res, name, size, sessions, count,
+                           rcpts)
+                continue
+            relayed = True
             base_count = sink.count()
             cpu0 = mta.cpu_seconds()
             r = run_source(mta.port, size, sessions, count, base, name)
@@ -716,9 +913,10 @@ def measure_mta(kind, base, args, rnd, loads):
                 for line in sink.diagnose() + mta.diagnose():
                     log(f"    | {line}")
         # whatever came late counts here: the whole round must match
-        wait_sink(sink, total)
-        got = sink.count()
-        res["checks"].append(("round", total, got, got == total))
+        if relayed:
+            wait_sink(sink, total)
+            got = sink.count()
+            res["checks"].append(("round", total, got, got == total))
     except Exception as e:        # noqa: BLE001 - reported, round goes on
         res["error"] = f"{type(e).__name__}: {e}"
         log(f"  {mta.name} round {rnd} failed: {res['error']}\n"
@@ -768,6 +966,10 @@ def figures(rounds):
                 # a load whose delivery stalled gives neither figure
                 vals["e2e"] = r["accepted"] / r["e2e"]
                 vals["cpu"] = r["cpu"] / r["accepted"] * 1000
+            if r.get("dlv_time") and r["delivered"]:
+                # nor does a local load whose Maildirs stayed short
+                vals[f"dlv-{name}"] = r["delivered"] / r["dlv_time"]
+                vals[f"cpu-{name}"] = r["cpu"] / r["delivered"] * 1000
         if "idle" in res:
             vals["rss"] = res["idle"]["rss_per"]
             vals["pss"] = res["idle"]["pss_per"]
@@ -796,6 +998,13 @@ ROWS = [
     ("rss", "RSS KiB per idle session", "{:.1f}", "lo", None, None),
     ("pss", "PSS KiB per idle session", "{:.1f}", "lo", None, None),
     ("held", f"idle sessions held (of {IDLE_SESSIONS})", "{:.0f}", "hi",
+     None, None),
+    # the local load: messages of 1 KB to 100 users' Maildirs
+    ("dlv-local", "delivered msg/s, local Maildir, 100 rcpt", "{:.0f}",
+     "hi", 3.0, 5.0),
+    ("acc-local", "accepted msg/s, same load (x100 rcpt)", "{:.1f}", "hi",
+     None, None),
+    ("cpu-local", "CPU s per 1000 local deliveries", "{:.2f}", "lo",
      None, None),
 ]
 
@@ -920,7 +1129,12 @@ def parse_args():
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--scale", type=float, default=1.0,
                    help="multiply every load's message count")
-    p.add_argument("--idle", type=int, default=IDLE_SESSIONS)
+    p.add_argument("--loads", default=None, type=lambda v: v.split(","),
+                   metavar="NAME,...",
+                   help="run only these loads (of "
+                   + ", ".join(ld.name for ld in LOADS) + "; default all)")
+    p.add_argument("--idle", type=int, default=IDLE_SESSIONS,
+                   help="idle sessions for the memory figures; 0 skips")
     p.add_argument("--big", type=int, default=BIG_IDLE_SESSIONS,
                    help="tern's many idle sessions; 0 skips")
     p.add_argument("--tmpdir", default=None,
@@ -944,9 +1158,14 @@ def main():
         for msg in problems:
             print(f"bench: {msg}", file=sys.stderr)
         return 2
+    unknown = set(args.loads or ()) - {ld.name for ld in LOADS}
+    if unknown:
+        print(f"bench: no load named {', '.join(sorted(unknown))}",
+              file=sys.stderr)
+        return 2
     nofile = raise_nofile(max(args.big, args.idle) * 2 + 1024)
-    loads = [(n, s, c, max(1, int(m * args.scale)))
-             for n, s, c, m in LOADS]
+    loads = [ld._replace(count=max(1, int(ld.count * args.scale)))
+             for ld in LOADS if not args.loads or ld.name in args.loads]
     top = Path(tempfile.mkdtemp(prefix="tern-bench-", dir=args.tmpdir))
     os.chmod(top, 0o755)
     # Ctrl-C and SIGTERM unwind through the finally blocks that stop
@@ -986,14 +1205,16 @@ def main():
     tv, pv = versions(args.tern)
     out = [f"tern vs Postfix, {when:%Y-%m-%d %H:%M} UTC, median of "
            f"{args.rounds} round(s), load scale {args.scale:g}"
-           + (f", tern under {shlex.join(args.wrap)}" if args.wrap else ""),
+           + (f", tern under {shlex.join(args.wrap)}" if args.wrap else "")
+           + (f", loads {','.join(args.loads)} only" if args.loads else ""),
            f"machine: {len(os.sched_getaffinity(0))} CPUs, {machine()}, "
            f"Linux {platform.release()}, temp dir on {fs_type(top.parent)}; "
            f"load average before the run {load_before[0]:.2f}",
            f"versions: {tv}; Postfix {pv}", ""]
     out += table(tf, pf, median(fsyncs), big, args)
     out += ["", "durability (messages at the sink == messages that got "
-            "250, after every load):"]
+            "250, after every load; local: files in the Maildirs == 250s "
+            f"x {LOCAL_RCPTS}):"]
     for kind in ("tern", "Postfix"):
         checks = [c for res in results[kind] for c in res.get("checks", [])]
         bad = [c for c in checks if not c[3]]
@@ -1002,7 +1223,8 @@ def main():
             continue
         out.append(f"  {kind}: {len(checks) - len(bad)}/{len(checks)} "
                    f"loads matched"
-                   + "".join(f"; {n}: sink {got} vs 250s {exp}"
+                   + "".join(f"; {n}: {'Maildirs' if n == 'local' else 'sink'}"
+                             f" {got}, expected {exp}"
                              for n, exp, got, _ in bad)
                    + "".join(f"; round failed: {e}" for e in errs))
     out += ["", "limits:"]
