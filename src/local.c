@@ -1,7 +1,8 @@
 /*
  * local.c - local deliveries from the queue process's side: each job is
- * one request to the delivery process, which forks a child per delivery;
- * the reply comes back as a datagram on the same socket.
+ * one request to the delivery process, which hands it to a worker running
+ * as the mail's user; the reply comes back as a datagram on the same
+ * socket.
  *
  * The one idea: the scheduler's loop never waits for a mailbox.  Jobs wait
  * in one FIFO; at most `limits local-concurrency=` run at once, and at
