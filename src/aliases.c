@@ -130,17 +130,14 @@ show(char out[SHOW_MAX + 4], const char *s, size_t n)
 static void TERN_PRINTF(3, 4)
 note(struct parse *p, size_t line, const char *fmt, ...)
 {
-	struct buf b;
 	va_list ap;
 
-	buf_init(&b);
-	va_start(ap, fmt);
-	buf_vprintf(&b, fmt, ap);
-	va_end(ap);
 	p->msgs = xreallocarray(p->msgs, p->nmsgs + 1, sizeof(*p->msgs));
 	p->msgs[p->nmsgs].line = line;
 	p->msgs[p->nmsgs].seq = p->nmsgs;
-	p->msgs[p->nmsgs].text = b.data;
+	va_start(ap, fmt);
+	p->msgs[p->nmsgs].text = xvasprintf(fmt, ap);
+	va_end(ap);
 	p->nmsgs++;
 }
 

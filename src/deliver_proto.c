@@ -233,26 +233,53 @@ req_line(struct deliver_request *r, const char *key, const char *v,
 	return 0;
 }
 
+/* for_lines - fn(arg, key, value) for each line of data: 0, or -1 on a
+ * malformed line or when fn says -1 */
+static int
+for_lines(const char *data, size_t len,
+    int (*fn)(void *arg, const char *key, const char *v), void *arg)
+{
+	size_t pos = 0;
+	char *line, *v;
+	int rc;
+
+	while ((rc = next_line(data, len, &pos, &line, &v)) == 1) {
+		rc = fn(arg, line, v);
+		free(line);
+		if (rc == -1)
+			return -1;
+	}
+	return rc;
+}
+
+struct req_parse {
+	struct deliver_request *r;
+	unsigned seen;
+	char *err;
+	size_t errlen;
+};
+
+static int
+req_line_cb(void *arg, const char *key, const char *v)
+{
+	struct req_parse *rp = arg;
+
+	return req_line(rp->r, key, v, &rp->seen, rp->err, rp->errlen);
+}
+
 /* deliver_request_parse - strict: known keys once each, all required */
 int
 deliver_request_parse(struct deliver_request *r, const char *data,
     size_t len, char *err, size_t errlen)
 {
-	size_t pos = 0;
-	unsigned seen = 0;
-	char *line, *v;
-	int rc;
+	struct req_parse rp = { r, 0, err, errlen };
 
 	memset(r, 0, sizeof(*r));
-	while ((rc = next_line(data, len, &pos, &line, &v)) == 1) {
-		rc = req_line(r, line, v, &seen, err, errlen);
-		free(line);
-		if (rc == -1)
-			return -1;
-	}
-	if (rc == -1)
-		return perr(err, errlen, "malformed line");
-	if ((seen & P_REQUIRED) != P_REQUIRED)
+	if (errlen > 0)
+		err[0] = '\0';
+	if (for_lines(data, len, req_line_cb, &rp) == -1)
+		return err[0] ? -1 : perr(err, errlen, "malformed line");
+	if ((rp.seen & P_REQUIRED) != P_REQUIRED)
 		return perr(err, errlen, "a required key is missing");
 	if (r->local == NULL)
 		r->local = xstrdup("");
@@ -289,11 +316,18 @@ deliver_reply_format(const struct deliver_reply *r, struct buf *out)
 		put(out, "forward", r->forward[i]);
 }
 
+struct reply_parse {
+	struct deliver_reply *r;
+	unsigned seen;
+};
+
 /* reply_line - one line of a reply */
 static int
-reply_line(struct deliver_reply *r, const char *key, const char *v,
-    unsigned *seen)
+reply_line(void *arg, const char *key, const char *v)
 {
+	struct reply_parse *rp = arg;
+	struct deliver_reply *r = rp->r;
+	unsigned *seen = &rp->seen;
 	uint64_t n;
 
 	if (strcmp(key, "forward") == 0) {
@@ -333,21 +367,12 @@ int
 deliver_reply_parse(struct deliver_reply *r, const char *data, size_t len,
     char *err, size_t errlen)
 {
-	size_t pos = 0;
-	unsigned seen = 0;
-	char *line, *v;
-	int rc;
+	struct reply_parse rp = { r, 0 };
 
 	memset(r, 0, sizeof(*r));
-	while ((rc = next_line(data, len, &pos, &line, &v)) == 1) {
-		rc = reply_line(r, line, v, &seen);
-		free(line);
-		if (rc == -1)
-			return perr(err, errlen, "bad reply line");
-	}
-	if (rc == -1)
-		return perr(err, errlen, "malformed reply line");
-	if (seen != 15)
+	if (for_lines(data, len, reply_line, &rp) == -1)
+		return perr(err, errlen, "bad reply line");
+	if (rp.seen != 15)
 		return perr(err, errlen, "a reply key is missing");
 	return 0;
 }

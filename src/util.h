@@ -23,6 +23,7 @@ void *xreallocarray(void *p, size_t n, size_t size);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) TERN_PRINTF(1, 2);
+char *xvasprintf(const char *fmt, va_list ap) TERN_PRINTF(1, 0);
 
 /* struct buf - growable bytes; data is always NUL-terminated (not counted) */
 struct buf {
