@@ -234,3 +234,43 @@ def test_client_that_does_not_read_its_replies_is_held_back(tern):
     c.cmd("NOOP").expect(250, "2.0.0")
     c.cmd("QUIT").expect(221)
     c.close()
+
+
+# ---------------------------------------------------------------- open files
+
+RLIMIT_LINE = re.compile(r"^Max open files\s+(\d+)\s+(\d+)\s+files", re.M)
+
+
+def nofile_limits(pid):
+    """(soft, hard) RLIMIT_NOFILE of pid, from /proc/PID/limits."""
+    with open(f"/proc/{pid}/limits") as f:
+        m = RLIMIT_LINE.search(f.read())
+    assert m, f"no open-files line in /proc/{pid}/limits"
+    return int(m.group(1)), int(m.group(2))
+
+
+def test_open_file_limit_raised_for_sessions(tern_factory):
+    """tern raises its soft open-file limit toward what `limits
+    sessions=` needs (a socket and a queue file per session, and some to
+    spare), as far as the hard limit allows, and says what fits; when the
+    hard limit is too low it says so."""
+    roomy = tern_factory(nofile=(256, 8192), limits="sessions=1000")
+    smtpd = wait_for(roomy.smtpd_process, 10, what="the smtpd process")
+    soft, hard = nofile_limits(smtpd)
+    assert hard == 8192
+    assert 2 * 1000 <= soft <= hard
+    m = wait_for(lambda: re.search(
+        rf"open files: soft limit {soft}\b.*enough for about (\d+) "
+        rf"sessions", roomy.log_text()), 5, what="the open-files line")
+    assert int(m.group(1)) >= 1000
+    assert "warning: open files" not in roomy.log_text()
+
+    tight = tern_factory(nofile=(256, 600), limits="sessions=1000")
+    smtpd = wait_for(tight.smtpd_process, 10, what="the smtpd process")
+    assert nofile_limits(smtpd) == (600, 600)
+    m = wait_for(lambda: re.search(
+        r"warning: open files: .*sessions=1000.* about (\d+) sessions",
+        tight.log_text()), 5, what="the open-files warning")
+    assert 100 < int(m.group(1)) < 300
+    # the queue process has the same limit (the master raised it)
+    assert nofile_limits(tight.queue_process()) == (600, 600)
