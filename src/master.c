@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -155,6 +157,77 @@ prepare_home(const struct master *m)
 	if (spool_init(home) == -1)
 		fatal("cannot open the spool under %s: %s", home,
 		    strerror(errno));
+}
+
+/* rlim_text - a limit for a log line ("unlimited" for RLIM_INFINITY) */
+static const char *
+rlim_text(rlim_t v, char *out, size_t outlen)
+{
+	int n;
+
+	if (v == RLIM_INFINITY)
+		n = snprintf(out, outlen, "unlimited");
+	else
+		n = snprintf(out, outlen, "%llu", (unsigned long long)v);
+	if (n < 0 || (size_t)n >= outlen)
+		panic("rlim_text: buffer too small");
+	return out;
+}
+
+/*
+ * open_files - raise the soft open-file limit (RLIMIT_NOFILE) toward what
+ * limits sessions= needs, as far as the hard limit allows, and say how
+ * many sessions fit.  The children inherit it.  Service managers start
+ * daemons with a soft limit of 1024 and a hard one far higher (systemd:
+ * 524288), expecting a daemon that needs more to raise its own; the hard
+ * limit is the administrator's (LimitNOFILE=, limits.conf), and tern
+ * leaves it alone even as root.  A soft limit already higher stays.  The
+ * smtpd copes with running out anyway (smtpd.c), but a limit that fits
+ * means clients are not refused while sessions= says there is room.
+ */
+static void
+open_files(const struct conf *c)
+{
+	struct rlimit rl, want;
+	rlim_t need = (rlim_t)c->max_sessions * SMTPD_FILES_PER_SESSION +
+	    SMTPD_FILES_SPARE;
+	unsigned long long fit;
+	char soft[32], hard[32];
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
+		log_warn("open files: cannot read the limit: %s",
+		    strerror(errno));
+		return;
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		want = rl;
+		want.rlim_cur = rl.rlim_max != RLIM_INFINITY &&
+		    rl.rlim_max < need ? rl.rlim_max : need;
+		if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+			rl = want;
+		else
+			log_warn("open files: cannot raise the soft limit to "
+			    "%llu: %s", (unsigned long long)want.rlim_cur,
+			    strerror(errno));
+	}
+	fit = rl.rlim_cur == RLIM_INFINITY ? ULLONG_MAX :
+	    rl.rlim_cur <= SMTPD_FILES_SPARE ? 0 :
+	    (rl.rlim_cur - SMTPD_FILES_SPARE) / SMTPD_FILES_PER_SESSION;
+	rlim_text(rl.rlim_cur, soft, sizeof(soft));
+	rlim_text(rl.rlim_max, hard, sizeof(hard));
+	if (fit >= c->max_sessions)
+		log_info("open files: soft limit %s (hard %s), enough for "
+		    "about %llu sessions (%d descriptors each, %d spare)",
+		    soft, hard, fit, SMTPD_FILES_PER_SESSION,
+		    SMTPD_FILES_SPARE);
+	else
+		log_warn("open files: limits sessions=%u needs %llu but the "
+		    "hard limit is %s: soft limit %s, enough for about %llu "
+		    "sessions (%d descriptors each, %d spare); clients beyond "
+		    "are answered 421 (raise the hard limit, e.g. systemd's "
+		    "LimitNOFILE=, or lower sessions=)", c->max_sessions,
+		    (unsigned long long)need, hard, soft, fit,
+		    SMTPD_FILES_PER_SESSION, SMTPD_FILES_SPARE);
 }
 
 /* bind_one - a listening socket, or -1 (logged) for an optional one */
@@ -514,6 +587,8 @@ reload(struct master *m)
 	m->tls = tls;
 	m->users = users;
 	log_info("SIGHUP: configuration and certificates read again");
+	/* limits sessions= may have grown: the new children inherit this */
+	open_files(m->conf);
 	for (i = 0; sm->pid != 0 && i < sizeof(m->old_smtpd) /
 	    sizeof(m->old_smtpd[0]); i++) {
 		if (m->old_smtpd[i] != 0)
@@ -615,6 +690,7 @@ master_serve(struct conf *c)
 	log_info("tern starting: hostname %s, home %s%s", c->hostname, c->home,
 	    c->file ? "" : " (embedded defaults)");
 	who_runs(&m);
+	open_files(c);
 	umask(077);
 	prepare_home(&m);
 	spool_recover();

@@ -40,8 +40,10 @@ void report_mark(struct envelope *env, const struct report *r);
 /* report_free - release what report_due allocated */
 void report_free(struct report *r);
 
-/* report_queue_cb - ok = 1 once the report is durable in the queue */
-typedef void (*report_queue_cb)(int ok, const char *qid, void *arg);
+/* report_queue_cb - ok = 1 once the report is durable in the queue; else
+ * err is the errno of the failure */
+typedef void (*report_queue_cb)(int ok, int err, const char *qid,
+    void *arg);
 /*
  * report_queue - build the report for env (content read from
  * content_path) and commit it to the spool from the null sender <>.  The

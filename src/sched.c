@@ -692,11 +692,12 @@ struct sched_report {
 
 /* report_done - a report's commit finished: mark, or retry later */
 static void
-report_done(int ok, const char *qid, void *arg)
+report_done(int ok, int err, const char *qid, void *arg)
 {
 	struct sched_report *sr = arg;
 	struct sched_msg *m = sr->msg;
 
+	(void)err; /* the spool logged it */
 	m->inflight--;
 	sched.busy--;
 	if (ok) {
@@ -738,10 +739,11 @@ msg_report(struct sched_msg *m, struct report *r)
  * still right in memory: after a restart the idempotent Maildir names
  * prevent a second copy) */
 static void
-update_done(int ok, const char *qid, void *arg)
+update_done(int ok, int err, const char *qid, void *arg)
 {
 	struct sched_msg *m = arg;
 
+	(void)err; /* the spool logged it */
 	if (!ok)
 		log_err("%s: cannot update the envelope", qid);
 	m->inflight--;

@@ -734,7 +734,8 @@ received_header(struct smtp_session *s, struct buf *b)
 	buf_printf(b, ";\r\n\t%s\r\n", date);
 }
 
-/* content_begin - open the queue file and write the trace header */
+/* content_begin - open the queue file and write the trace header; -1
+ * with errno when the file cannot be created */
 static int
 content_begin(struct smtp_session *s)
 {
@@ -742,8 +743,11 @@ content_begin(struct smtp_session *s)
 
 	t->tx = spool_tx_begin();
 	if (t->tx == NULL) {
+		int err = errno;
+
 		log_err("%s: cannot create a queue file: %s", s->addr,
-		    strerror(errno));
+		    strerror(err));
+		errno = err; /* for the reply */
 		return -1;
 	}
 	smtp_data_init(&t->data, s->conf->line_length);
@@ -825,8 +829,22 @@ content_flush(struct smtp_txn *t, uint64_t limit)
 	buf_reset(&t->out);
 }
 
+/*
+ * spool_error_reply - the reply owed for a spool failure err: out of
+ * space (ENOSPC, EDQUOT) is 452 4.3.1 whichever step met it - the file
+ * system decides whether that is a content write, the envelope or an
+ * fsync - and anything else 451 4.3.0.
+ */
+static const char *
+spool_error_reply(int err)
+{
+	if (spool_error_full(err))
+		return "452 4.3.1 Insufficient system storage";
+	return "451 4.3.0 Error: queue file write error";
+}
+
 static void
-commit_done(int ok, const char *qid, void *arg)
+commit_done(int ok, int err, const char *qid, void *arg)
 {
 	struct smtp_session *s = arg;
 
@@ -842,9 +860,9 @@ commit_done(int ok, const char *qid, void *arg)
 	if (ok) {
 		reply(s, "250 2.0.0 Ok: queued as %s", qid);
 	} else {
-		reply(s, "451 4.3.0 Error: queue file write error");
-		log_err("%s: commit failed for a message from %s", qid,
-		    s->addr);
+		reply(s, "%s", spool_error_reply(err));
+		log_err("%s: commit failed for a message from %s: %s", qid,
+		    s->addr, strerror(err));
 	}
 	txn_reset(s);
 	set_timeout(s, s->conf->timeout_command_ms);
@@ -880,7 +898,9 @@ content_end(struct smtp_session *s)
 		    "a mail loop?)", t->data.headers_received);
 		break;
 	case TXN_WRITE_ERROR:
-		reply(s, "452 4.3.1 Insufficient system storage");
+		reply(s, "%s", spool_error_reply(spool_tx_error(t->tx)));
+		log_warn("%s: queue file write error: %s", spool_tx_id(t->tx),
+		    strerror(spool_tx_error(t->tx)));
 		break;
 	case TXN_OK:
 		break;
@@ -917,7 +937,7 @@ cmd_data(struct smtp_session *s, struct smtp_cmd *cmd)
 		return;
 	}
 	if (content_begin(s) == -1) {
-		reply(s, "451 4.3.0 Error: queue file write error");
+		reply(s, "%s", spool_error_reply(errno));
 		return;
 	}
 	enter_state(s, SMTP_S_DATA);
@@ -973,8 +993,7 @@ cmd_bdat(struct smtp_session *s, struct smtp_cmd *cmd)
 		    "503 5.5.1 Error: need RCPT command";
 	} else if (!s->txn->bdat_used) {
 		if (content_begin(s) == -1)
-			s->bdat_error = "451 4.3.0 Error: queue file write "
-			    "error";
+			s->bdat_error = spool_error_reply(errno);
 		s->txn->bdat_used = 1;
 	}
 	enter_state(s, SMTP_S_BDAT);

@@ -17,6 +17,15 @@ struct tls_material;
 struct auth_users;
 struct auth_limiter;
 
+/*
+ * Descriptors the smtpd needs, for the open-file limit the master sets
+ * (limits sessions=): a session holds its socket and, during DATA or BDAT,
+ * its queue file; besides the sessions, listeners, spool directories, the
+ * commit thread's envelope, DNS queries in flight, the log, notices.
+ */
+#define SMTPD_FILES_PER_SESSION 2
+#define SMTPD_FILES_SPARE 128
+
 /* what every session of the smtpd process shares */
 struct smtpd_env {
 	const struct conf *conf;

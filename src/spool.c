@@ -737,6 +737,26 @@ spool_tx_size(const struct spool_tx *tx)
 	return tx->size;
 }
 
+/* spool_tx_error - errno of the first failed write of tx, 0 if none */
+int
+spool_tx_error(const struct spool_tx *tx)
+{
+	return tx->err;
+}
+
+/*
+ * spool_error_full - ENOSPC or EDQUOT: out of storage.  Where it shows
+ * depends on the file system: ext4 reserves blocks at write(2), so a full
+ * disk fails the content write; tmpfs may take the whole content and fail
+ * the envelope written at commit; NFS may report it only at fsync.  All
+ * of them are the same condition to the client.
+ */
+int
+spool_error_full(int err)
+{
+	return err == ENOSPC || err == EDQUOT;
+}
+
 /* tx_free - release a transaction (its files are the caller's business) */
 static void
 tx_free(struct spool_tx *tx)
@@ -1042,7 +1062,7 @@ commit_deliver(evutil_socket_t fd, short what, void *unused)
 		if (!tx->ok)
 			log_warn("%s: commit failed: %s: %s", tx->id,
 			    tx->err_what, strerror(tx->err));
-		tx->cb(tx->ok, tx->id, tx->arg);
+		tx->cb(tx->ok, tx->ok ? 0 : tx->err, tx->id, tx->arg);
 		tx_free(tx);
 	}
 	/* idle: do not keep the loop alive for nothing */

@@ -48,6 +48,14 @@ int spool_qid_valid(const char *s);
  */
 int spool_free_ok(uint64_t reserve, uint64_t size);
 
+/*
+ * spool_error_full - 1 when err (from a spool write, create or commit) means
+ * the storage is used up: ENOSPC (file system full) or EDQUOT (the tern
+ * user's quota).  A client is told 452 4.3.1 for those, 451 4.3.0 for any
+ * other failure.
+ */
+int spool_error_full(int err);
+
 /* receiving (smtpd) */
 
 /* spool_commit_start - start the group-commit worker for this event loop */
@@ -62,14 +70,18 @@ const char *spool_tx_id(const struct spool_tx *tx);
 int spool_tx_write(struct spool_tx *tx, const void *p, size_t len);
 /* spool_tx_size - content octets written so far */
 uint64_t spool_tx_size(const struct spool_tx *tx);
+/* spool_tx_error - errno of the first failed write of tx, 0 if none */
+int spool_tx_error(const struct spool_tx *tx);
 /* spool_tx_abort - drop the message: unlink, free */
 void spool_tx_abort(struct spool_tx *tx);
 
-typedef void (*spool_commit_cb)(int ok, const char *qid, void *arg);
+typedef void (*spool_commit_cb)(int ok, int err, const char *qid,
+    void *arg);
 /*
  * spool_tx_commit - make the message durable with this envelope (its id is
- * set from tx).  cb runs later on the event loop with ok=1 once durable, or
- * ok=0 (files removed) if anything failed.  tx is freed by the spool.
+ * set from tx).  cb runs later on the event loop with ok=1 (err 0) once
+ * durable, or ok=0 (files removed) and err the errno of the first failure
+ * if anything failed.  tx is freed by the spool.
  */
 void spool_tx_commit(struct spool_tx *tx, struct envelope *env,
     spool_commit_cb cb, void *arg);

@@ -525,7 +525,7 @@ class Tern:
 
     def __init__(self, rundir, name, *, home=None, port=None,
                  listen_opts="", ipv6=False, config=True, env=None,
-                 run_as=None, extra=(), **keys):
+                 run_as=None, nofile=None, extra=(), **keys):
         self.dir = Path(rundir) / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.home = Path(home) if home else self.dir / "home"
@@ -545,6 +545,9 @@ class Tern:
         self.out_path = self.dir / "stdout"
         self.env = env or {}
         self.run_as = run_as
+        # (soft, hard) RLIMIT_NOFILE tern starts with, as a service
+        # manager would set it; None: the test's own
+        self.nofile = nofile
         self.proc = None
         self.starts = 0
 
@@ -577,16 +580,21 @@ class Tern:
         return self.proc is not None and self.proc.poll() is None
 
     def _preexec(self):
-        if self.run_as is None:
+        if self.run_as is None and self.nofile is None:
             return None
         import pwd
-        pw = pwd.getpwnam(self.run_as)
+        import resource
+        pw = pwd.getpwnam(self.run_as) if self.run_as else None
+        nofile = self.nofile
 
-        def drop():
-            os.setgroups([])
-            os.setgid(pw.pw_gid)
-            os.setuid(pw.pw_uid)
-        return drop
+        def setup():
+            if nofile is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, nofile)
+            if pw is not None:
+                os.setgroups([])
+                os.setgid(pw.pw_gid)
+                os.setuid(pw.pw_uid)
+        return setup
 
     def start(self):
         """Start `tern serve` and wait until the port accepts."""
@@ -688,6 +696,13 @@ class Tern:
             if st and st[1] == self.proc.pid and st[0] != "Z":
                 out.append(pid)
         return sorted(out)
+
+    def smtpd_process(self):
+        """The master's child that is not the queue process (the smtpd),
+        or None while there is not exactly one such child."""
+        queue = self.queue_process()
+        others = [pid for pid in self.children() if pid != queue]
+        return others[0] if queue and len(others) == 1 else None
 
     def queue_process(self):
         """The child bound to $home/state/queue.sock (the queue process,

@@ -1,15 +1,21 @@
 """Durability: a message that got 250 survives kill -9 of every tern
 process and is delivered exactly once after restart; what was never
-acknowledged is cleaned up; what cannot be read is quarantined."""
+acknowledged is cleaned up; what cannot be read is quarantined; a full
+disk is a 452 and leaves nothing behind."""
 
 import collections
+import contextlib
 import itertools
 import os
 import re
 import signal
 import smtplib
+import subprocess
 import threading
 import time
+from pathlib import Path
+
+import pytest
 
 from tern_harness import (ASAN, CLIENT, SENDER, mail_users, maildir_messages,
                           message, queue_files, spool_files, wait_for,
@@ -169,3 +175,85 @@ def test_start_cleans_up_and_quarantines(tern_factory):
     wait_for_mail(home, "bob")
     assert [m.msg["Subject"] for m in maildir_messages(home, "alice")] == \
         ["test"]
+
+
+# ---------------------------------------------------------------- full disk
+
+@contextlib.contextmanager
+def small_tmpfs(path, size="2m"):
+    """A tmpfs of size mounted at path (made here) for the block; always
+    unmounted at the end, lazily if something still holds it."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs for tern's home needs root")
+    path.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755",
+                    "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        if subprocess.run(["umount", str(path)]).returncode != 0:
+            subprocess.run(["umount", "-l", str(path)])
+
+
+def free_bytes(path):
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def filler(size):
+    """About size octets of message: a header and 72-octet lines."""
+    head = message(subject="too big", body="")
+    lines = max(0, (size - len(head)) // 72)
+    return head + b"x" * 70 + b"\r\n" + (b"y" * 70 + b"\r\n") * lines
+
+
+def send_data(c, content):
+    c.cmd("DATA").expect(354)
+    c.send(content + b".\r\n")
+    return c.reply()
+
+
+def send_bdat(c, content):
+    c.send(f"BDAT {len(content)} LAST\r\n".encode() + content)
+    return c.reply()
+
+
+@pytest.mark.parametrize("send", [send_data, send_bdat], ids=["DATA", "BDAT"])
+@pytest.mark.parametrize("fits", ["content", "envelope"])
+def test_full_disk_at_end_of_message_is_452(tern_factory, rundir, send, fits):
+    """A spool out of space answers the end of the message 452 4.3.1
+    (RFC 3463: insufficient system storage), wherever the file system
+    says so: at the content's write, or - tmpfs takes the content to its
+    last page - at the envelope written when the message is committed.
+    The session and the server go on; nothing of the message stays."""
+    with small_tmpfs(Path(rundir) / "small") as home:
+        # spool-reserve=0: the check at MAIL must not answer first
+        tern = tern_factory(home=home, limits="spool-reserve=0")
+        try:
+            c = tern.connect()
+            c.hello()
+            c.cmd(f"MAIL FROM:<{SENDER}>").expect(250, "2.1.0")
+            c.cmd("RCPT TO:<alice@test.example>").expect(250, "2.1.5")
+            free = free_bytes(home)
+            if fits == "content":
+                content = filler(free + 256 * 1024)
+            else:
+                # with the Received: line (some 250 octets) the content
+                # takes the last free page, and the envelope finds none
+                content = filler(free - 1024)
+                assert len(content) + 1024 > free - 4096
+            send(c, content).expect(452, "4.3.1")
+            assert spool_files(home, "incoming") == []
+            assert queue_files(home) == []
+            c.cmd("RSET").expect(250)
+            # the failed message's space is free again: a small one fits
+            qid = c.send_mail(SENDER, ["alice@test.example"],
+                              message(subject="small"))
+            c.quit()
+            [mail] = wait_for_mail(home, "alice")
+            assert mail.msg["Subject"] == "small"
+            assert qid in mail.raw.decode("ascii", "replace")
+            wait_queue_empty(home)
+            assert spool_files(home, "incoming") == []
+        finally:
+            tern.stop()

@@ -2,6 +2,7 @@
 once, and clients that vanish in the middle of a message.  Every loop is
 bounded in count and time."""
 
+import os
 import random
 import re
 import smtplib
@@ -234,3 +235,142 @@ def test_client_that_does_not_read_its_replies_is_held_back(tern):
     c.cmd("NOOP").expect(250, "2.0.0")
     c.cmd("QUIT").expect(221)
     c.close()
+
+
+# ---------------------------------------------------------------- open files
+
+# more connections than the smtpd's descriptors hold under a limit of 256
+FLOOD = 400
+RLIMIT_LINE = re.compile(r"^Max open files\s+(\d+)\s+(\d+)\s+files", re.M)
+
+
+def cpu_seconds(pid):
+    """User and system CPU time of pid (all its threads), seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        data = f.read()
+    # utime and stime are fields 14 and 15 of proc(5); the command name,
+    # field 2, is in parentheses and may hold spaces
+    fields = data[data.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def nofile_limits(pid):
+    """(soft, hard) RLIMIT_NOFILE of pid, from /proc/PID/limits."""
+    with open(f"/proc/{pid}/limits") as f:
+        m = RLIMIT_LINE.search(f.read())
+    assert m, f"no open-files line in /proc/{pid}/limits"
+    return int(m.group(1)), int(m.group(2))
+
+
+def open_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def log_lines(tern, start=0):
+    """The lines of tern's log from octet start on (read as it is: a
+    flooded log is counted, not kept), and the octet where it ended."""
+    n = 0
+    with open(tern.log_path, "rb") as f:
+        f.seek(start)
+        for _ in f:
+            n += 1
+        return n, f.tell()
+
+
+def first_line(sock, deadline):
+    """The first line the server sends on sock (b"" when it closes
+    without one, None when nothing came by the deadline)."""
+    buf = b""
+    while b"\r\n" not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(4096)
+        except socket.timeout:
+            return None
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            return buf
+        buf += chunk
+    return buf.split(b"\r\n", 1)[0]
+
+
+def test_out_of_descriptors_refuses_without_spinning(tern_factory):
+    """At the open-file limit (here 256, soft and hard, so tern cannot
+    raise it) accept(2) fails with EMFILE while connections wait: the
+    smtpd must neither spin on its listener nor flood the log.  A client
+    beyond the limit is answered 421 4.3.2 or waits; once sessions end a
+    new client is served as usual."""
+    tern = tern_factory(nofile=(256, 256))
+    smtpd = wait_for(tern.smtpd_process, 10, what="the smtpd process")
+    assert nofile_limits(smtpd) == (256, 256)
+    flood = []
+    try:
+        for _ in range(FLOOD):
+            flood.append(socket.create_connection(("127.0.0.1", tern.port),
+                                                  timeout=10))
+        # the smtpd takes what it can: sessions, refusals, then quiet
+        time.sleep(1.0)
+        _, log_at = log_lines(tern)
+        cpu_before = cpu_seconds(smtpd)
+        time.sleep(5.0)
+        cpu = cpu_seconds(smtpd) - cpu_before
+        lines, _ = log_lines(tern, log_at)
+        assert cpu < 1.0, f"the smtpd used {cpu:.2f}s of CPU in 5s"
+        assert lines < 50, f"{lines} log lines in 5s of waiting clients"
+        with open(tern.log_path, "rb") as f:
+            about = sum(1 for line in f if b"accept" in line)
+        assert about < 50, f"{about} log lines about accept"
+        # each client beyond the limit was told, or waits its turn
+        deadline = time.monotonic() + 10
+        firsts = [first_line(s, deadline) for s in flood]
+        greeted = sum(1 for f in firsts if f and f.startswith(b"220 "))
+        refused = sum(1 for f in firsts if f and f.startswith(b"421 4.3.2"))
+        odd = [f for f in firsts if f is not None and
+               not f.startswith((b"220 ", b"421 4.3.2 "))]
+        assert not odd, odd[:5]
+        assert 100 < greeted < 256, (greeted, refused)
+    finally:
+        for s in flood:
+            s.close()
+    # the sessions end and their descriptors are free again
+    wait_for(lambda: open_fds(smtpd) < 64, 20,
+             what=lambda: f"the smtpd to close its sessions "
+             f"({open_fds(smtpd)} descriptors open)")
+    with tern.connect() as c:
+        c.hello()
+        c.send_mail(SENDER, ["after@test.example"], message(subject="after"))
+        c.quit()
+    [mail] = wait_for_mail(tern.home, "after")
+    assert mail.msg["Subject"] == "after"
+    assert tern.smtpd_process() == smtpd, "the smtpd was restarted"
+
+
+def test_open_file_limit_raised_for_sessions(tern_factory):
+    """tern raises its soft open-file limit toward what `limits
+    sessions=` needs (a socket and a queue file per session, and some to
+    spare), as far as the hard limit allows, and says what fits; when the
+    hard limit is too low it says so."""
+    roomy = tern_factory(nofile=(256, 8192), limits="sessions=1000")
+    smtpd = wait_for(roomy.smtpd_process, 10, what="the smtpd process")
+    soft, hard = nofile_limits(smtpd)
+    assert hard == 8192
+    assert 2 * 1000 <= soft <= hard
+    m = wait_for(lambda: re.search(
+        rf"open files: soft limit {soft}\b.*enough for about (\d+) "
+        rf"sessions", roomy.log_text()), 5, what="the open-files line")
+    assert int(m.group(1)) >= 1000
+    assert "warning: open files" not in roomy.log_text()
+
+    tight = tern_factory(nofile=(256, 600), limits="sessions=1000")
+    smtpd = wait_for(tight.smtpd_process, 10, what="the smtpd process")
+    assert nofile_limits(smtpd) == (600, 600)
+    m = wait_for(lambda: re.search(
+        r"warning: open files: .*sessions=1000.* about (\d+) sessions",
+        tight.log_text()), 5, what="the open-files warning")
+    assert 100 < int(m.group(1)) < 300
+    # the queue process has the same limit (the master raised it)
+    assert nofile_limits(tight.queue_process()) == (600, 600)

@@ -35,6 +35,7 @@ static char home[256];
 struct result {
 	int fired;
 	int ok;
+	int err; /* errno of a failed commit */
 	char qid[QID_SIZE];
 	int order; /* n-th callback to run */
 };
@@ -48,12 +49,13 @@ struct id_list {
 };
 
 static void
-on_commit(int ok, const char *qid, void *arg)
+on_commit(int ok, int err, const char *qid, void *arg)
 {
 	struct result *r = arg;
 
 	r->fired++;
 	r->ok = ok;
+	r->err = err;
 	snprintf(r->qid, sizeof(r->qid), "%s", qid);
 	r->order = callbacks_run++;
 }
@@ -399,7 +401,8 @@ test_many_commits(void **state)
 
 /*
  * One message of a batch fails (its content vanished, or its writes
- * failed): it alone gets ok=0 and leaves no file; the others succeed.
+ * failed): it alone gets ok=0, with the errno of the failure, and leaves
+ * no file; the others succeed.
  */
 static void
 test_commit_failure_in_batch(void **state)
@@ -421,8 +424,10 @@ test_commit_failure_in_batch(void **state)
 		env_destroy(e);
 	}
 	run_until(rs, 5);
-	for (i = 0; i < 5; i++)
+	for (i = 0; i < 5; i++) {
 		assert_int_equal(rs[i].ok, i != 2);
+		assert_int_equal(rs[i].err, i != 2 ? 0 : ENOENT);
+	}
 	snprintf(name, sizeof(name), "%s.env", rs[2].qid);
 	assert_false(exists("queue", name));
 	assert_false(exists("incoming", name));
@@ -453,11 +458,13 @@ test_write_errors(void **state)
 	 * fails, and every later one too */
 	big = spool_tx_begin();
 	assert_int_equal(spool_tx_write(big, buf, 60 * 1024), 0);
+	assert_int_equal(spool_tx_error(big), 0);
 	assert_int_equal(spool_tx_write(big, buf, 60 * 1024), -1);
 	assert_int_equal(errno, EFBIG);
 	errno = 0;
 	assert_int_equal(spool_tx_write(big, "x", 1), -1);
 	assert_int_equal(errno, EFBIG);
+	assert_int_equal(spool_tx_error(big), EFBIG);
 	snprintf(name, sizeof(name), "%s.msg", spool_tx_id(big));
 	spool_tx_abort(big);
 	assert_false(exists("incoming", name));
@@ -473,6 +480,33 @@ test_write_errors(void **state)
 	assert_int_equal(count("incoming"), 0);
 	assert_int_equal(count("queue"), 2);
 	free(buf);
+}
+
+/* which failures are "out of storage" (452 4.3.1) and which are not (451) */
+static void
+test_error_full(void **state)
+{
+	static const struct {
+		int err;
+		int full;
+		const char *why;
+	} rows[] = {
+		{ ENOSPC, 1, "file system full (ext4 at write, tmpfs at commit)" },
+		{ EDQUOT, 1, "the tern user's disk quota" },
+		{ EIO, 0, "a failing disk" },
+		{ EFBIG, 0, "a file-size limit" },
+		{ EROFS, 0, "a file system remounted read-only" },
+		{ EMFILE, 0, "out of descriptors" },
+		{ ENOENT, 0, "a file gone" },
+		{ 0, 0, "no failure" },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		if (spool_error_full(rows[i].err) != rows[i].full)
+			fail_msg("spool_error_full(%s): want %d (%s)",
+			    strerror(rows[i].err), rows[i].full, rows[i].why);
 }
 
 static void
@@ -1113,6 +1147,7 @@ main(void)
 		T(test_many_commits),
 		T(test_commit_failure_in_batch),
 		T(test_write_errors),
+		T(test_error_full),
 		T(test_abort),
 		T(test_recover),
 		T(test_load_corrupt),
