@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <sysexits.h>
 #include <unistd.h>
@@ -55,6 +56,8 @@
 #define PIPE_KILL_GRACE_MS 500
 /* octets read from the program's output at a time */
 #define PIPE_READ_BUF 8192
+/* the open-file soft limit a program starts with (select(2)'s FD_SETSIZE) */
+#define PIPE_NOFILE 1024
 
 /* the feeder's exit codes */
 #define FEED_DONE 0   /* the whole message was written */
@@ -164,6 +167,20 @@ child_signals(void)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/* child_limits - the open-file soft limit tern raised for its sessions
+ * goes back to the usual 1024 (a program using select(2) breaks above
+ * it), as service managers do for what they start */
+static void
+child_limits(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > PIPE_NOFILE) {
+		rl.rlim_cur = PIPE_NOFILE;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 /* child_exec - become the program; on failure the errno goes back
  * through the error pipe (closed by a successful execve) */
 static _Noreturn void
@@ -174,6 +191,7 @@ child_exec(struct pipe_child *c)
 	if (setsid() == -1 || child_fds(c) == -1)
 		goto fail;
 	child_signals();
+	child_limits();
 	if (chdir(c->home) == -1 && chdir("/") == -1)
 		goto fail;
 	execve(c->argv[0], c->argv, c->envp);

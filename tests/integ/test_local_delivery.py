@@ -121,7 +121,8 @@ def test_pipe_gets_message_and_environment(tern_factory, rundir):
     and nothing else of tern's."""
     out = shared_dir(rundir, "out")
     mda = script(rundir, "mda", f'cat > "{out}/$1.msg"\n'
-                 f'env > "{out}/$1.env"\nprintf "%s" "$2" > "{out}/$1.arg"\n')
+                 f'env > "{out}/$1.env"\nprintf "%s" "$2" > "{out}/$1.arg"\n'
+                 f'ulimit -n > "{out}/$1.nofile"\n')
     tern = tern_factory(mailbox=f'"pipe:{mda} %u %d"',
                         env={"TERN_SECRET_VAR": "leak"})
     submit(tern, ["Pea+Lists@test.example"], content("piped"))
@@ -141,6 +142,9 @@ def test_pipe_gets_message_and_environment(tern_factory, rundir):
     assert "HOME" in env and "PATH" in env
     assert "TERN_SECRET_VAR" not in env
     assert (out / "pea.arg").read_text() == "test.example"
+    # tern raises its own open-file limit for its sessions; a program
+    # starts with the usual one (select(2) breaks above 1024)
+    assert int((out / "pea.nofile").read_text()) <= 1024
     [line] = log_lines(tern, r"to=<Pea\+Lists@test.example>.*status=sent")
     assert "relay=local" in line
 
