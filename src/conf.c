@@ -309,9 +309,9 @@ str_free(char **v, size_t n)
 	free(v);
 }
 
-/* fmt_size - bytes in the largest exact unit: "50M", "1000" */
-static void
-fmt_size(uint64_t v, char *out, size_t outlen)
+/* conf_format_size - bytes in the largest exact unit: "50M", "1000" */
+void
+conf_format_size(uint64_t v, char *out, size_t outlen)
 {
 	static const char units[] = "GMK";
 	static const uint64_t mults[] = { MIB * KIB, MIB, KIB };
@@ -327,9 +327,10 @@ fmt_size(uint64_t v, char *out, size_t outlen)
 	snprintf(out, outlen, "%llu", (unsigned long long)v);
 }
 
-/* fmt_duration - milliseconds in the largest exact unit: "5m", "90s" */
-static void
-fmt_duration(int64_t ms, char *out, size_t outlen)
+/* conf_format_duration - milliseconds in the largest exact unit: "5m",
+ * "90s" */
+void
+conf_format_duration(int64_t ms, char *out, size_t outlen)
 {
 	static const char units[] = "dhm";
 	static const int64_t mults[] = { MS_D, MS_H, MS_M };
@@ -381,9 +382,9 @@ static void
 opt_format(enum opt_type type, uint64_t v, char *out, size_t outlen)
 {
 	if (type == OPT_SIZE)
-		fmt_size(v, out, outlen);
+		conf_format_size(v, out, outlen);
 	else if (type == OPT_DURATION)
-		fmt_duration((int64_t)v, out, outlen);
+		conf_format_duration((int64_t)v, out, outlen);
 	else
 		snprintf(out, outlen, "%llu", (unsigned long long)v);
 }
@@ -1882,8 +1883,8 @@ key_retry(struct parse *p, char **av, size_t ac)
 	first = given[0] ? (int64_t)v[0] : c->retry_first_ms;
 	max = given[1] ? (int64_t)v[1] : c->retry_max_ms;
 	if (first > max) {
-		fmt_duration(first, a, sizeof(a));
-		fmt_duration(max, b, sizeof(b));
+		conf_format_duration(first, a, sizeof(a));
+		conf_format_duration(max, b, sizeof(b));
 		conf_error(p, "retry: first=%s is longer than max=%s", a, b);
 		return;
 	}
@@ -2412,7 +2413,7 @@ print_listen(FILE *fp, const struct conf_listen *l)
 	else if (l->role == ROLE_SUBMISSIONS)
 		words[1] = "role=submissions";
 	if (l->greet_pause_ms > 0) {
-		fmt_duration(l->greet_pause_ms, dur, sizeof(dur));
+		conf_format_duration(l->greet_pause_ms, dur, sizeof(dur));
 		snprintf(pause, sizeof(pause), "greet-pause=%s", dur);
 		words[n++] = pause;
 	}
@@ -2492,8 +2493,8 @@ print_limits(FILE *fp, const struct conf *c)
 {
 	char size[32], reserve[32];
 
-	fmt_size(c->message_size, size, sizeof(size));
-	fmt_size(c->spool_reserve, reserve, sizeof(reserve));
+	conf_format_size(c->message_size, size, sizeof(size));
+	conf_format_size(c->spool_reserve, reserve, sizeof(reserve));
 	fprintf(fp, "limits message-size=%s recipients=%u line-length=%zu "
 	    "sessions=%u spool-reserve=%s destination-concurrency=%u "
 	    "received-headers=%u auth-failures=%u auth-client-failures=%u "
@@ -2517,7 +2518,7 @@ print_timeouts(FILE *fp, const struct conf *c)
 
 	fputs("timeouts", fp);
 	for (i = 0; i < TMO_N; i++) {
-		fmt_duration(v[i], dur, sizeof(dur));
+		conf_format_duration(v[i], dur, sizeof(dur));
 		fprintf(fp, " %s=%s", timeout_opts[i].name, dur);
 	}
 	fputc('\n', fp);
@@ -2528,10 +2529,10 @@ print_retry(FILE *fp, const struct conf *c)
 {
 	char first[32], max[32], life[32], warn[32];
 
-	fmt_duration(c->retry_first_ms, first, sizeof(first));
-	fmt_duration(c->retry_max_ms, max, sizeof(max));
-	fmt_duration(c->retry_lifetime_ms, life, sizeof(life));
-	fmt_duration(c->retry_warn_ms, warn, sizeof(warn));
+	conf_format_duration(c->retry_first_ms, first, sizeof(first));
+	conf_format_duration(c->retry_max_ms, max, sizeof(max));
+	conf_format_duration(c->retry_lifetime_ms, life, sizeof(life));
+	conf_format_duration(c->retry_warn_ms, warn, sizeof(warn));
 	fprintf(fp, "retry first=%s max=%s lifetime=%s warn=%s\n", first, max,
 	    life, warn);
 }

@@ -241,4 +241,11 @@ int conf_sender_allowed(const struct conf *c, const char *user,
  * test that every key is documented) */
 const char *const *conf_keys(void);
 
+/* conf_format_size - bytes as the configuration writes them: "50M", "500" */
+void conf_format_size(uint64_t v, char *out, size_t outlen);
+
+/* conf_format_duration - milliseconds as the configuration writes them:
+ * "5m", "90s" */
+void conf_format_duration(int64_t ms, char *out, size_t outlen);
+
 #endif

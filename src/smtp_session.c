@@ -21,6 +21,12 @@
  * (%, !, quoted @, source routes) are refused for every domain.  A message
  * with more than max_received Received: headers is refused as a loop
  * (RFC 5321 6.3).
+ *
+ * Deadlines, not idle timers (RFC 5321 4.5.3.2): a command must be complete
+ * within timeouts command= of the moment the server became ready for it
+ * (the greeting, or its reply to the command before); the bytes of an
+ * unfinished line do not move it, so a client cannot hold a session by
+ * sending one byte now and then.  See deadline_arm.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -98,6 +104,11 @@ static const char *const state_names[] = { "GREET", "INIT", "HELO", "MAIL",
 	"RCPT", "DATA", "BDAT", "CHUNKING", "AUTH", "HOLD", "COMMIT",
 	"CLOSING" };
 
+#define ST(x) (1u << (x))
+/* the states that read a command line: the command deadline runs */
+#define ST_COMMAND (ST(SMTP_S_INIT) | ST(SMTP_S_HELO) | ST(SMTP_S_MAIL) | \
+	ST(SMTP_S_RCPT) | ST(SMTP_S_CHUNKING) | ST(SMTP_S_AUTH))
+
 /* what the transaction refuses at its end, if anything */
 enum txn_refusal {
 	TXN_OK = 0,
@@ -128,6 +139,10 @@ struct smtp_session {
 	struct bufferevent *bev;
 	struct event *greet_ev;
 	int64_t connected;  /* monotonic ms */
+	/* deadlines (monotonic ms), all on one timer: deadline_arm */
+	struct event *deadline_ev;
+	int64_t timer_at;   /* when deadline_ev fires; 0: not armed */
+	int64_t command_by; /* the next command must be complete by then */
 	int pause_done;     /* the greet pause is over */
 	enum smtp_state state;
 	struct sockaddr_storage peer; /* the client, for trusted-networks */
@@ -187,6 +202,9 @@ static void session_input(struct smtp_session *s);
 static void reply_flush_later(struct smtp_session *s);
 static void content_flush(struct smtp_txn *t, uint64_t limit);
 static void session_free(struct smtp_session *s);
+static void close_after_reply(struct smtp_session *s);
+static void reply(struct smtp_session *s, const char *fmt, ...)
+    TERN_PRINTF(2, 3);
 
 unsigned
 smtp_session_count(void)
@@ -194,18 +212,116 @@ smtp_session_count(void)
 	return nsessions;
 }
 
+/*
+ * Deadlines.  One timer per session, deadline_ev, is armed no later than
+ * the earliest deadline that runs in the session's state.  A deadline only
+ * moves later while the timer runs (a command restarts it from now), so
+ * the timer is re-armed only when a deadline comes earlier or when it
+ * fires early: a command costs a clock read, not a timer operation.
+ */
+enum deadline { DL_NONE, DL_COMMAND };
+
+/* deadline_next - the earliest deadline running in this state (0: none),
+ * and which it is */
+static int64_t
+deadline_next(const struct smtp_session *s, enum deadline *which)
+{
+	*which = DL_NONE;
+	if (!(ST(s->state) & ST_COMMAND))
+		return 0; /* GREET, HOLD, COMMIT, CLOSING: ours to finish */
+	*which = DL_COMMAND;
+	return s->command_by;
+}
+
+/* deadline_arm - have the timer fire by the earliest deadline */
+static void
+deadline_arm(struct smtp_session *s)
+{
+	enum deadline which;
+	int64_t at = deadline_next(s, &which), wait;
+	struct timeval tv;
+
+	if (at == 0 || (s->timer_at != 0 && s->timer_at <= at))
+		return;
+	wait = at - util_mono_ms();
+	if (wait < 0)
+		wait = 0;
+	tv.tv_sec = wait / 1000;
+	tv.tv_usec = (wait % 1000) * 1000;
+	evtimer_add(s->deadline_ev, &tv);
+	s->timer_at = at;
+}
+
+/* command_ready - the server is ready for the next command: it must be
+ * complete within timeouts command= from now */
+static void
+command_ready(struct smtp_session *s)
+{
+	s->command_by = util_mono_ms() + s->conf->timeout_command_ms;
+	deadline_arm(s);
+}
+
+/* deadline_passed - tell the client which deadline it missed, and go */
+static void
+deadline_passed(struct smtp_session *s, enum deadline which)
+{
+	char dur[32];
+
+	switch (which) {
+	case DL_COMMAND:
+		conf_format_duration(s->conf->timeout_command_ms, dur,
+		    sizeof(dur));
+		log_info("%s: timeout (command=%s): no complete command since "
+		    "the server was ready, in state %s; disconnecting",
+		    s->addr, dur, state_names[s->state]);
+		reply(s, "421 4.4.2 %s Error: timeout exceeded",
+		    s->conf->hostname);
+		break;
+	case DL_NONE:
+		return;
+	}
+	close_after_reply(s);
+}
+
+static void
+deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+	enum deadline which;
+	int64_t at;
+
+	(void)fd;
+	(void)what;
+	s->timer_at = 0;
+	at = deadline_next(s, &which);
+	if (at == 0)
+		return;
+	if (at > util_mono_ms()) {
+		deadline_arm(s); /* fired early: the deadline moved */
+		return;
+	}
+	deadline_passed(s, which);
+}
+
+/* enter_state - the one place the state changes; a state that reads a
+ * command, entered after a reply that answered no command line (the
+ * greeting, the end of a message, a held reply), starts the command
+ * deadline */
 static void
 enter_state(struct smtp_session *s, enum smtp_state next)
 {
+	unsigned was = ST(s->state);
+
 	if (s->state == next)
 		return;
 	log_debug("%s: %s -> %s", s->addr, state_names[s->state],
 	    state_names[next]);
 	s->state = next;
+	if ((ST(next) & ST_COMMAND) && !(was & ST_COMMAND))
+		command_ready(s);
+	else
+		deadline_arm(s);
 }
-
-static void
-reply(struct smtp_session *s, const char *fmt, ...) TERN_PRINTF(2, 3);
 
 static void
 reply(struct smtp_session *s, const char *fmt, ...)
@@ -220,13 +336,20 @@ reply(struct smtp_session *s, const char *fmt, ...)
 	reply_flush_later(s);
 }
 
+/*
+ * set_timeout - libevent's timeouts, which restart with every byte: for
+ * writing (a client that does not read our replies), and for reading only
+ * between the blocks of a message (timeouts data=).  A command has its
+ * deadline instead (command_ready).
+ */
 static void
 set_timeout(struct smtp_session *s, int64_t ms)
 {
 	struct timeval tv = { .tv_sec = ms / 1000,
 		.tv_usec = (ms % 1000) * 1000 };
+	int data = s->state == SMTP_S_DATA || s->state == SMTP_S_BDAT;
 
-	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	bufferevent_set_timeouts(s->bev, data ? &tv : NULL, &tv);
 }
 
 /* close_after_reply - stop reading; free once the last reply is written */
@@ -987,13 +1110,13 @@ bdat_chunk_done(struct smtp_session *s)
 {
 	struct smtp_txn *t = s->txn;
 
-	set_timeout(s, s->conf->timeout_command_ms);
 	if (s->bdat_error != NULL) {
 		reply(s, "%s", s->bdat_error);
 		enter_state(s, s->bdat_return);
 		if (s->bdat_return == SMTP_S_RCPT ||
 		    s->bdat_return == SMTP_S_CHUNKING)
 			txn_reset(s); /* the transaction itself failed */
+		set_timeout(s, s->conf->timeout_command_ms);
 		return;
 	}
 	if (s->bdat_last) {
@@ -1003,6 +1126,7 @@ bdat_chunk_done(struct smtp_session *s)
 	if (!t->fix_headers)
 		content_flush(t, s->conf->message_size);
 	enter_state(s, SMTP_S_CHUNKING);
+	set_timeout(s, s->conf->timeout_command_ms);
 	reply(s, "250 2.0.0 Ok: %llu octets received",
 	    (unsigned long long)t->data.octets);
 }
@@ -1387,7 +1511,6 @@ auth_line(struct smtp_session *s, const char *line)
 	auth_step(s, auth_sasl_next(s->sasl, line, &challenge), challenge);
 }
 
-#define ST(x) (1u << (x))
 #define ST_SESSION (ST(SMTP_S_INIT) | ST(SMTP_S_HELO) | ST(SMTP_S_MAIL) | \
 	ST(SMTP_S_RCPT) | ST(SMTP_S_CHUNKING))
 
@@ -1510,7 +1633,8 @@ command_input(struct smtp_session *s, struct evbuffer *in)
 	size_t n;
 
 	if (!read_line(s, in, &n))
-		return;
+		return; /* a partial line: the deadline stays */
+	command_ready(s); /* for the next one, after this one's reply */
 	if (n == SIZE_MAX) {
 		reply(s, "500 5.5.2 Error: line too long");
 		count_error(s);
@@ -1818,6 +1942,8 @@ session_free(struct smtp_session *s)
 	dns_cancel(s->dns);
 	if (s->greet_ev != NULL)
 		event_free(s->greet_ev);
+	if (s->deadline_ev != NULL)
+		event_free(s->deadline_ev);
 	if (s->hold_ev != NULL)
 		event_free(s->hold_ev);
 	if (s->linger_ev != NULL)
@@ -1905,6 +2031,9 @@ smtp_session_new(const struct smtpd_env *env, struct event_base *base,
 	s->bev = session_bev(s, fd);
 	if (s->bev == NULL)
 		fatal("cannot create a bufferevent");
+	s->deadline_ev = evtimer_new(base, deadline_cb, s);
+	if (s->deadline_ev == NULL)
+		fatal("evtimer_new failed");
 	nsessions++;
 	s->connected = util_mono_ms();
 	log_info("connect from %s", s->addr);
