@@ -67,6 +67,11 @@
 #define DEF_SPOOL_RESERVE (100 * MIB)
 #define DEF_TIMEOUT_COMMAND (5 * MS_M)
 #define DEF_TIMEOUT_DATA (10 * MS_M)
+#define DEF_TIMEOUT_MESSAGE (1 * MS_H)
+/* the slowest a message may arrive, in octets a second: 4 kbit/s, about
+ * half of a 9600 bit/s modem or GSM data call, as Postfix's
+ * smtpd_min_data_rate */
+#define DEF_DATA_RATE 500
 #define DEF_RETRY_FIRST (5 * MS_M)
 #define DEF_RETRY_MAX (1 * MS_H)
 #define DEF_RETRY_LIFETIME (5 * MS_D)
@@ -96,6 +101,7 @@
 #define AUTH_FAILURES_MAX 100
 #define AUTH_CLIENT_FAILURES_MAX 100000
 #define LOCAL_CONCURRENCY_MAX 1000
+#define DATA_RATE_MAX MIB
 
 struct parse;
 typedef void key_fn(struct parse *p, char **av, size_t ac);
@@ -1780,7 +1786,8 @@ key_resolver(struct parse *p, char **av, size_t ac)
 
 enum {
 	LIM_SIZE, LIM_RCPTS, LIM_LINE, LIM_SESSIONS, LIM_RESERVE, LIM_DEST,
-	LIM_RECEIVED, LIM_AUTH, LIM_AUTH_CLIENT, LIM_LOCAL, LIM_MAILBOX, LIM_N
+	LIM_RECEIVED, LIM_AUTH, LIM_AUTH_CLIENT, LIM_LOCAL, LIM_MAILBOX,
+	LIM_RATE, LIM_N
 };
 
 static const struct opt limit_opts[LIM_N] = {
@@ -1795,6 +1802,7 @@ static const struct opt limit_opts[LIM_N] = {
 	{ "auth-client-failures", OPT_COUNT, 1, AUTH_CLIENT_FAILURES_MAX },
 	{ "local-concurrency", OPT_COUNT, 1, LOCAL_CONCURRENCY_MAX },
 	{ "mailbox-concurrency", OPT_COUNT, 1, LOCAL_CONCURRENCY_MAX },
+	{ "data-rate", OPT_SIZE, 1, DATA_RATE_MAX },
 };
 
 static void
@@ -1828,14 +1836,17 @@ key_limits(struct parse *p, char **av, size_t ac)
 		c->local_concurrency = (unsigned)v[LIM_LOCAL];
 	if (given[LIM_MAILBOX])
 		c->mailbox_concurrency = (unsigned)v[LIM_MAILBOX];
+	if (given[LIM_RATE])
+		c->data_rate = v[LIM_RATE];
 }
 
-enum { TMO_COMMAND, TMO_DATA, TMO_CONNECT, TMO_REMOTE, TMO_REMOTE_DATA,
-	TMO_DELIVERY, TMO_N };
+enum { TMO_COMMAND, TMO_DATA, TMO_MESSAGE, TMO_CONNECT, TMO_REMOTE,
+	TMO_REMOTE_DATA, TMO_DELIVERY, TMO_N };
 
 static const struct opt timeout_opts[TMO_N] = {
 	{ "command", OPT_DURATION, MS_S, TIMEOUT_MAX },
 	{ "data", OPT_DURATION, MS_S, TIMEOUT_MAX },
+	{ "message", OPT_DURATION, MS_S, TIMEOUT_MAX },
 	{ "connect", OPT_DURATION, MS_S, TIMEOUT_MAX },
 	{ "remote-command", OPT_DURATION, MS_S, TIMEOUT_MAX },
 	{ "remote-data", OPT_DURATION, MS_S, TIMEOUT_MAX },
@@ -1847,8 +1858,9 @@ key_timeouts(struct parse *p, char **av, size_t ac)
 {
 	int64_t *field[TMO_N] = {
 		&p->c->timeout_command_ms, &p->c->timeout_data_ms,
-		&p->c->timeout_connect_ms, &p->c->timeout_remote_ms,
-		&p->c->timeout_remote_data_ms, &p->c->timeout_delivery_ms,
+		&p->c->timeout_message_ms, &p->c->timeout_connect_ms,
+		&p->c->timeout_remote_ms, &p->c->timeout_remote_data_ms,
+		&p->c->timeout_delivery_ms,
 	};
 	uint64_t v[TMO_N];
 	int given[TMO_N] = { 0 };
@@ -2248,6 +2260,8 @@ conf_new(void)
 	c->spool_reserve = DEF_SPOOL_RESERVE;
 	c->timeout_command_ms = DEF_TIMEOUT_COMMAND;
 	c->timeout_data_ms = DEF_TIMEOUT_DATA;
+	c->timeout_message_ms = DEF_TIMEOUT_MESSAGE;
+	c->data_rate = DEF_DATA_RATE;
 	c->retry_first_ms = DEF_RETRY_FIRST;
 	c->retry_max_ms = DEF_RETRY_MAX;
 	c->retry_lifetime_ms = DEF_RETRY_LIFETIME;
@@ -2491,18 +2505,19 @@ print_trusted(FILE *fp, const struct conf *c)
 static void
 print_limits(FILE *fp, const struct conf *c)
 {
-	char size[32], reserve[32];
+	char size[32], reserve[32], rate[32];
 
 	conf_format_size(c->message_size, size, sizeof(size));
 	conf_format_size(c->spool_reserve, reserve, sizeof(reserve));
+	conf_format_size(c->data_rate, rate, sizeof(rate));
 	fprintf(fp, "limits message-size=%s recipients=%u line-length=%zu "
 	    "sessions=%u spool-reserve=%s destination-concurrency=%u "
 	    "received-headers=%u auth-failures=%u auth-client-failures=%u "
-	    "local-concurrency=%u mailbox-concurrency=%u\n",
+	    "local-concurrency=%u mailbox-concurrency=%u data-rate=%s\n",
 	    size, c->max_rcpts, c->line_length, c->max_sessions, reserve,
 	    c->dest_concurrency, c->max_received, c->auth_failures,
 	    c->auth_client_failures, c->local_concurrency,
-	    c->mailbox_concurrency);
+	    c->mailbox_concurrency, rate);
 }
 
 static void
@@ -2510,8 +2525,9 @@ print_timeouts(FILE *fp, const struct conf *c)
 {
 	const int64_t v[TMO_N] = {
 		c->timeout_command_ms, c->timeout_data_ms,
-		c->timeout_connect_ms, c->timeout_remote_ms,
-		c->timeout_remote_data_ms, c->timeout_delivery_ms,
+		c->timeout_message_ms, c->timeout_connect_ms,
+		c->timeout_remote_ms, c->timeout_remote_data_ms,
+		c->timeout_delivery_ms,
 	};
 	char dur[32];
 	size_t i;

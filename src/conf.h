@@ -139,7 +139,13 @@ struct conf {
 	uint64_t spool_reserve; /* limits spool-reserve=: below it, 452 4.3.1 */
 
 	int64_t timeout_command_ms; /* timeouts command= (RFC 5321 4.5.3.2.7) */
-	int64_t timeout_data_ms;    /* timeouts data= (between DATA blocks) */
+	int64_t timeout_data_ms;    /* timeouts data=: between blocks of a
+	                             * message, and the window data-rate is
+	                             * measured over */
+	int64_t timeout_message_ms; /* timeouts message=: a whole message,
+	                             * DATA or every BDAT chunk */
+	uint64_t data_rate;         /* limits data-rate=: octets a second a
+	                             * message must arrive at */
 
 	int64_t retry_first_ms;  /* retry first= */
 	int64_t retry_max_ms;    /* retry max= */

@@ -26,7 +26,10 @@
  * within timeouts command= of the moment the server became ready for it
  * (the greeting, or its reply to the command before); the bytes of an
  * unfinished line do not move it, so a client cannot hold a session by
- * sending one byte now and then.  See deadline_arm.
+ * sending one byte now and then.  A message (DATA, or BDAT from its first
+ * chunk to its last) must arrive at limits data-rate= at least, measured
+ * over timeouts data= (the pace of smtp_data.h), and be complete within
+ * timeouts message=.  See deadline_arm.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -108,6 +111,9 @@ static const char *const state_names[] = { "GREET", "INIT", "HELO", "MAIL",
 /* the states that read a command line: the command deadline runs */
 #define ST_COMMAND (ST(SMTP_S_INIT) | ST(SMTP_S_HELO) | ST(SMTP_S_MAIL) | \
 	ST(SMTP_S_RCPT) | ST(SMTP_S_CHUNKING) | ST(SMTP_S_AUTH))
+/* the states of a message transfer: its rate and its deadline run (the
+ * commands between BDAT chunks count against the rate too) */
+#define ST_TRANSFER (ST(SMTP_S_DATA) | ST(SMTP_S_BDAT) | ST(SMTP_S_CHUNKING))
 
 /* what the transaction refuses at its end, if anything */
 enum txn_refusal {
@@ -143,6 +149,8 @@ struct smtp_session {
 	struct event *deadline_ev;
 	int64_t timer_at;   /* when deadline_ev fires; 0: not armed */
 	int64_t command_by; /* the next command must be complete by then */
+	int64_t message_by; /* the message being transferred */
+	struct smtp_pace pace; /* its minimum rate */
 	int pause_done;     /* the greet pause is over */
 	enum smtp_state state;
 	struct sockaddr_storage peer; /* the client, for trusted-networks */
@@ -219,18 +227,33 @@ smtp_session_count(void)
  * the timer is re-armed only when a deadline comes earlier or when it
  * fires early: a command costs a clock read, not a timer operation.
  */
-enum deadline { DL_NONE, DL_COMMAND };
+enum deadline { DL_NONE, DL_COMMAND, DL_RATE, DL_MESSAGE };
 
-/* deadline_next - the earliest deadline running in this state (0: none),
- * and which it is */
+/* earlier - keep (at, which) the earlier of itself and (t, w) */
+static void
+earlier(int64_t *at, enum deadline *which, int64_t t, enum deadline w)
+{
+	if (*which == DL_NONE || t < *at) {
+		*at = t;
+		*which = w;
+	}
+}
+
+/* deadline_next - the earliest deadline running in this state (0: none;
+ * GREET, HOLD, COMMIT and CLOSING wait for the server), and which it is */
 static int64_t
 deadline_next(const struct smtp_session *s, enum deadline *which)
 {
+	int64_t at = 0;
+
 	*which = DL_NONE;
-	if (!(ST(s->state) & ST_COMMAND))
-		return 0; /* GREET, HOLD, COMMIT, CLOSING: ours to finish */
-	*which = DL_COMMAND;
-	return s->command_by;
+	if (ST(s->state) & ST_COMMAND)
+		earlier(&at, which, s->command_by, DL_COMMAND);
+	if (ST(s->state) & ST_TRANSFER) {
+		earlier(&at, which, smtp_pace_deadline(&s->pace), DL_RATE);
+		earlier(&at, which, s->message_by, DL_MESSAGE);
+	}
+	return at;
 }
 
 /* deadline_arm - have the timer fire by the earliest deadline */
@@ -261,21 +284,62 @@ command_ready(struct smtp_session *s)
 	deadline_arm(s);
 }
 
-/* deadline_passed - tell the client which deadline it missed, and go */
+/* transfer_start - a message begins (DATA, a first BDAT): its deadline
+ * and its pace start now */
+static void
+transfer_start(struct smtp_session *s)
+{
+	const struct conf *c = s->conf;
+	int64_t now = util_mono_ms();
+
+	s->message_by = now + c->timeout_message_ms;
+	smtp_pace_start(&s->pace, c->data_rate, c->timeout_data_ms, now);
+}
+
+/* transfer_octets - n octets of the message arrived (its pace) */
+static void
+transfer_octets(struct smtp_session *s, uint64_t n)
+{
+	if (n > 0)
+		smtp_pace_octets(&s->pace, n, util_mono_ms());
+}
+
+/* deadline_passed - tell the client which deadline it missed, and go;
+ * the log names the client and the configuration of that deadline */
 static void
 deadline_passed(struct smtp_session *s, enum deadline which)
 {
-	char dur[32];
+	const struct conf *c = s->conf;
+	const char *st = state_names[s->state];
+	char dur[32], rate[32];
+	unsigned long long octets = s->pace.octets;
 
 	switch (which) {
 	case DL_COMMAND:
-		conf_format_duration(s->conf->timeout_command_ms, dur,
-		    sizeof(dur));
+		conf_format_duration(c->timeout_command_ms, dur, sizeof(dur));
 		log_info("%s: timeout (command=%s): no complete command since "
 		    "the server was ready, in state %s; disconnecting",
-		    s->addr, dur, state_names[s->state]);
-		reply(s, "421 4.4.2 %s Error: timeout exceeded",
-		    s->conf->hostname);
+		    s->addr, dur, st);
+		reply(s, "421 4.4.2 %s Error: timeout exceeded", c->hostname);
+		break;
+	case DL_RATE:
+		conf_format_size(c->data_rate, rate, sizeof(rate));
+		conf_format_duration(c->timeout_data_ms, dur, sizeof(dur));
+		log_info("%s: timeout (data-rate=%s): the message came slower "
+		    "than %s octets a second over data=%s, in state %s after "
+		    "%llu octets; disconnecting", s->addr, rate, rate, dur, st,
+		    octets);
+		reply(s, "421 4.4.2 %s Error: timeout exceeded (data slower "
+		    "than %llu octets a second)", c->hostname,
+		    (unsigned long long)c->data_rate);
+		break;
+	case DL_MESSAGE:
+		conf_format_duration(c->timeout_message_ms, dur, sizeof(dur));
+		log_info("%s: timeout (message=%s): the message was not "
+		    "complete in time, in state %s after %llu octets; "
+		    "disconnecting", s->addr, dur, st, octets);
+		reply(s, "421 4.4.2 %s Error: timeout exceeded (message not "
+		    "complete in %s)", c->hostname, dur);
 		break;
 	case DL_NONE:
 		return;
@@ -303,10 +367,10 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
 	deadline_passed(s, which);
 }
 
-/* enter_state - the one place the state changes; a state that reads a
+/* enter_state - the one place the state changes.  A state that reads a
  * command, entered after a reply that answered no command line (the
  * greeting, the end of a message, a held reply), starts the command
- * deadline */
+ * deadline; the first state of a transfer starts the message's. */
 static void
 enter_state(struct smtp_session *s, enum smtp_state next)
 {
@@ -317,6 +381,8 @@ enter_state(struct smtp_session *s, enum smtp_state next)
 	log_debug("%s: %s -> %s", s->addr, state_names[s->state],
 	    state_names[next]);
 	s->state = next;
+	if ((ST(next) & ST_TRANSFER) && !(was & ST_TRANSFER))
+		transfer_start(s);
 	if ((ST(next) & ST_COMMAND) && !(was & ST_COMMAND))
 		command_ready(s);
 	else
@@ -337,19 +403,17 @@ reply(struct smtp_session *s, const char *fmt, ...)
 }
 
 /*
- * set_timeout - libevent's timeouts, which restart with every byte: for
- * writing (a client that does not read our replies), and for reading only
- * between the blocks of a message (timeouts data=).  A command has its
- * deadline instead (command_ready).
+ * set_timeout - libevent's timeout for writing, which restarts with every
+ * byte written: for a client that does not read our replies.  Reading has
+ * deadlines instead (deadline_arm), which bytes do not restart.
  */
 static void
 set_timeout(struct smtp_session *s, int64_t ms)
 {
 	struct timeval tv = { .tv_sec = ms / 1000,
 		.tv_usec = (ms % 1000) * 1000 };
-	int data = s->state == SMTP_S_DATA || s->state == SMTP_S_BDAT;
 
-	bufferevent_set_timeouts(s->bev, data ? &tv : NULL, &tv);
+	bufferevent_set_timeouts(s->bev, NULL, &tv);
 }
 
 /* close_after_reply - stop reading; free once the last reply is written */
@@ -1685,14 +1749,17 @@ data_input(struct smtp_session *s, struct evbuffer *in)
 	struct smtp_txn *t = s->txn;
 	struct evbuffer_iovec v;
 	size_t used;
+	uint64_t octets = 0;
 	int done = 0;
 
 	while (!done && input_chunk(in, &v)) {
 		used = smtp_data_feed(&t->data, v.iov_base, v.iov_len, &t->out,
 		    &done);
 		evbuffer_drain(in, used);
+		octets += used;
 		content_progress(s);
 	}
+	transfer_octets(s, octets);
 	if (!done)
 		return 0;
 	content_end(s);
@@ -1706,6 +1773,7 @@ bdat_input(struct smtp_session *s, struct evbuffer *in)
 	struct smtp_txn *t = s->txn;
 	struct evbuffer_iovec v;
 	size_t n;
+	uint64_t octets = 0;
 
 	while (s->bdat_left > 0 && input_chunk(in, &v)) {
 		n = v.iov_len;
@@ -1718,7 +1786,9 @@ bdat_input(struct smtp_session *s, struct evbuffer *in)
 		}
 		evbuffer_drain(in, n);
 		s->bdat_left -= n;
+		octets += n;
 	}
+	transfer_octets(s, octets);
 	if (s->bdat_left > 0)
 		return 0;
 	bdat_chunk_done(s);
@@ -1866,7 +1936,8 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_TIMEOUT && s->state != SMTP_S_CLOSING &&
 	    s->state != SMTP_S_COMMIT && s->state != SMTP_S_HOLD) {
-		log_info("%s: timeout in state %s", s->addr,
+		log_info("%s: timeout writing to the client (it does not read "
+		    "our replies), in state %s", s->addr,
 		    state_names[s->state]);
 		reply(s, "421 4.4.2 %s Error: timeout exceeded",
 		    s->conf->hostname);

@@ -1,7 +1,9 @@
-"""Deadlines of an inbound session (tern.conf(5): timeouts command=): a
-command must be complete within the command timeout of the server's
-previous reply, however its bytes trickle in.  A client past a deadline
-gets 421 4.4.2 and is disconnected, and the server goes on serving others.
+"""Deadlines of an inbound session (tern.conf(5): timeouts command= data=
+message=, limits data-rate=): a command must be complete within the
+command timeout of the server's previous reply, however its bytes trickle
+in; a message must arrive at a minimum rate and within an overall
+deadline.  A client past a deadline gets 421 4.4.2 and is disconnected,
+nothing of its message is queued, and the server goes on serving others.
 
 Every test here is bounded to a few seconds of trickling."""
 
@@ -11,7 +13,9 @@ import time
 
 import pytest
 
-from tern_harness import SENDER, message, wait_for, wait_for_mail
+from tern_harness import (SENDER, ConnectionClosed, mail_users, message,
+                          queue_files, queue_id, spool_files, wait_for,
+                          wait_for_mail)
 
 # the 421 must come within about 3-4 s of a 3 s deadline
 EARLY, LATE = 2.5, 4.8
@@ -32,6 +36,23 @@ def trickle(c, data, interval, limit=10.0):
     return len(data)
 
 
+def paced(c, data, block, interval, limit=10.0):
+    """Send data in blocks of `block` bytes every interval seconds (a fair
+    pace), stopping early when the server says something or closes.
+    Returns the bytes sent."""
+    deadline = time.monotonic() + limit
+    sent = 0
+    while sent < len(data) and time.monotonic() < deadline:
+        try:
+            c.send(data[sent:sent + block])
+        except OSError:
+            break
+        sent += block
+        if sent < len(data) and not c.quiet(interval):
+            break
+    return min(sent, len(data))
+
+
 def dropped(c, timeout=6.0):
     """Read what the server says until it closes: exactly one 421 4.4.2."""
     replies = c.replies_until_close(timeout=timeout)
@@ -41,6 +62,15 @@ def dropped(c, timeout=6.0):
     return replies[0]
 
 
+def assert_nothing_kept(tern):
+    """A dropped message leaves nothing: not in incoming/, not queued,
+    not delivered."""
+    wait_for(lambda: not spool_files(tern.home, "incoming"), 10,
+             what="an empty spool/incoming")
+    assert queue_files(tern.home) == []
+    assert mail_users(tern.home) == []
+
+
 def log_line(tern, pattern):
     """The server's log has a line matching pattern (waited for)."""
     rx = re.compile(pattern)
@@ -48,6 +78,13 @@ def log_line(tern, pattern):
                                   if rx.search(ln)), None), 5,
                     what=lambda: f"a log line /{pattern}/\n"
                     f"{tern.log_tail(15)}")
+
+
+def open_data(c):
+    c.hello()
+    c.cmd(f"MAIL FROM:<{SENDER}>").expect(250, "2.1.0")
+    c.cmd("RCPT TO:<alice@test.example>").expect(250, "2.1.5")
+    c.cmd("DATA").expect(354)
 
 
 def send_one(tern, user="bob"):
@@ -138,3 +175,106 @@ def test_many_tricklers_are_all_dropped_and_others_served(tern_factory):
     send_one(tern, "carol")
     wait_for_mail(tern.home, "bob")
     wait_for_mail(tern.home, "carol")
+
+
+# ---------------------------------------------------------------- DATA
+
+def test_data_trickled_below_the_rate_is_dropped(tern_factory):
+    # 2 octets a second against a floor of 100, over a 3 s window
+    tern = tern_factory(timeouts="command=3s data=3s",
+                        limits="data-rate=100")
+    with tern.connect() as c:
+        open_data(c)
+        t0 = time.monotonic()
+        trickle(c, b"Subject: slow\r\n\r\n" + b"x" * 40, 0.5)
+        r = dropped(c)
+        took = time.monotonic() - t0
+    assert EARLY <= took <= LATE, f"421 after {took:.1f}s: {r}"
+    log_line(tern, r"127\.0\.0\.1: timeout \(data-rate=100\)")
+    assert_nothing_kept(tern)
+    send_one(tern)
+    wait_for_mail(tern.home, "bob")
+
+
+def test_bdat_chunk_trickled_below_the_rate_is_dropped(tern_factory):
+    tern = tern_factory(timeouts="command=3s data=3s",
+                        limits="data-rate=100")
+    chunk = b"Subject: slow\r\n\r\n" + b"x" * 40
+    with tern.connect() as c:
+        c.hello()
+        c.cmd(f"MAIL FROM:<{SENDER}>").expect(250, "2.1.0")
+        c.cmd("RCPT TO:<alice@test.example>").expect(250, "2.1.5")
+        c.send(f"BDAT {len(chunk)} LAST\r\n".encode())
+        t0 = time.monotonic()
+        trickle(c, chunk, 0.5)
+        r = dropped(c)
+        took = time.monotonic() - t0
+    assert EARLY <= took <= LATE, f"421 after {took:.1f}s: {r}"
+    log_line(tern, r"127\.0\.0\.1: timeout \(data-rate=100\)")
+    assert_nothing_kept(tern)
+
+
+def test_tiny_bdat_chunks_each_in_time_are_held_to_the_rate(tern_factory):
+    # each BDAT command comes within the command timeout, but the message
+    # as a whole crawls: the rate counts over the whole transfer
+    tern = tern_factory(timeouts="command=3s data=3s",
+                        limits="data-rate=100")
+    with tern.connect() as c:
+        c.hello()
+        c.cmd(f"MAIL FROM:<{SENDER}>").expect(250, "2.1.0")
+        c.cmd("RCPT TO:<alice@test.example>").expect(250, "2.1.5")
+        t0 = time.monotonic()
+        replies = []
+        try:
+            for _ in range(8):
+                c.send(b"BDAT 1\r\nx")
+                r = c.reply()
+                replies.append(r)
+                if r.code != 250:
+                    break
+                if not c.quiet(1.0):
+                    break
+        except (ConnectionClosed, OSError):
+            pass
+        rest = c.replies_until_close(timeout=6)
+        took = time.monotonic() - t0
+    final = (replies + rest)[-1]
+    assert (final.code, final.enhanced) == (421, "4.4.2"), replies + rest
+    assert EARLY <= took <= LATE, f"421 after {took:.1f}s"
+    assert_nothing_kept(tern)
+
+
+def test_data_at_a_fair_pace_outlasts_the_command_timeout(tern_factory):
+    # 5 s of DATA at 800 octets a second: longer than command= and data=,
+    # faster than data-rate=
+    tern = tern_factory(timeouts="command=2s data=2s",
+                        limits="data-rate=100")
+    body = ("".join(f"line {i:04d} of a message sent at a fair pace\r\n"
+                    for i in range(80)))
+    content = message(subject="paced", body=body)
+    with tern.connect() as c:
+        open_data(c)
+        t0 = time.monotonic()
+        assert paced(c, content, 200, 0.25, limit=15) == len(content)
+        c.send(b".\r\n")
+        qid = queue_id(c.reply().expect(250, "2.0.0"))
+        assert time.monotonic() - t0 > 4
+        c.quit()
+    [mail] = wait_for_mail(tern.home, "alice")
+    assert mail.msg["Subject"] == "paced" and qid
+
+
+def test_message_past_its_overall_deadline_is_dropped(tern_factory):
+    # a fair pace, but the message takes longer than message=
+    tern = tern_factory(timeouts="command=3s data=3s message=4s",
+                        limits="data-rate=100")
+    content = message(subject="long", body=("z" * 70 + "\r\n") * 56)
+    with tern.connect() as c:
+        open_data(c)
+        t0 = time.monotonic()
+        paced(c, content, 200, 0.25, limit=10)
+        r = dropped(c)
+        took = time.monotonic() - t0
+    assert 3.5 <= took <= 5.8, f"421 after {took:.1f}s: {r}"
+    log_line(tern, r"127\.0\.0\.1: timeout \(message=4s\)")
+    assert_nothing_kept(tern)
