@@ -2914,3 +2914,39 @@ conf_keys(void)
 {
 	return conf_key_names;
 }
+
+/* opt_name_list - the names of n options into out (n + 1 long) */
+static const char *const *
+opt_name_list(const struct opt *opts, size_t n, const char **out)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		out[i] = opts[i].name;
+	out[n] = NULL;
+	return out;
+}
+
+/* conf_key_options - the name=value options of a key that has a table of
+ * them, NULL-terminated; NULL for any other key */
+const char *const *
+conf_key_options(const char *key)
+{
+#define NOPTS(a) (sizeof(a) / sizeof((a)[0]))
+	static const char *listen[NOPTS(listen_opts) + 1];
+	static const char *limits[NOPTS(limit_opts) + 1];
+	static const char *timeouts[NOPTS(timeout_opts) + 1];
+	static const char *retry[NOPTS(retry_opts) + 1];
+
+	if (strcmp(key, "listen") == 0)
+		return opt_name_list(listen_opts, NOPTS(listen_opts), listen);
+	if (strcmp(key, "limits") == 0)
+		return opt_name_list(limit_opts, NOPTS(limit_opts), limits);
+	if (strcmp(key, "timeouts") == 0)
+		return opt_name_list(timeout_opts, NOPTS(timeout_opts),
+		    timeouts);
+	if (strcmp(key, "retry") == 0)
+		return opt_name_list(retry_opts, NOPTS(retry_opts), retry);
+	return NULL;
+#undef NOPTS
+}

@@ -247,6 +247,11 @@ int conf_sender_allowed(const struct conf *c, const char *user,
  * test that every key is documented) */
 const char *const *conf_keys(void);
 
+/* conf_key_options - the name=value options of listen, limits, timeouts
+ * and retry, NULL-terminated (for the test that every option is
+ * documented); NULL for any other key */
+const char *const *conf_key_options(const char *key);
+
 /* conf_format_size - bytes as the configuration writes them: "50M", "500" */
 void conf_format_size(uint64_t v, char *out, size_t outlen);
 
