@@ -3,8 +3,9 @@
  * knows: every key of conf_keys() has a .TP entry under KEYS, every entry
  * there is such a key; and every name=value option of a key with a table
  * of them (conf_key_options: listen, limits, timeouts, retry) has an
- * ".IP \fBname=" entry under that key, and no other option is there.  The page is $TERN_SRCDIR/docs/tern.conf.5, TERN_SRCDIR
- * defaulting to the current directory (the project root under make).
+ * ".IP \fBname=" entry under that key, and no other option is there.
+ * The page is $TERN_SRCDIR/docs/tern.conf.5, TERN_SRCDIR defaulting to the
+ * current directory (the project root under make).
  */
 #include <setjmp.h>
 #include <stdarg.h>
