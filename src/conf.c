@@ -67,6 +67,11 @@
 #define DEF_SPOOL_RESERVE (100 * MIB)
 #define DEF_TIMEOUT_COMMAND (5 * MS_M)
 #define DEF_TIMEOUT_DATA (10 * MS_M)
+#define DEF_TIMEOUT_MESSAGE (1 * MS_H)
+/* the slowest a message may arrive, in octets a second: 4 kbit/s, about
+ * half of a 9600 bit/s modem or GSM data call, as Postfix's
+ * smtpd_min_data_rate */
+#define DEF_DATA_RATE 500
 #define DEF_RETRY_FIRST (5 * MS_M)
 #define DEF_RETRY_MAX (1 * MS_H)
 #define DEF_RETRY_LIFETIME (5 * MS_D)
@@ -96,6 +101,7 @@
 #define AUTH_FAILURES_MAX 100
 #define AUTH_CLIENT_FAILURES_MAX 100000
 #define LOCAL_CONCURRENCY_MAX 1000
+#define DATA_RATE_MAX MIB
 
 struct parse;
 typedef void key_fn(struct parse *p, char **av, size_t ac);
@@ -309,9 +315,9 @@ str_free(char **v, size_t n)
 	free(v);
 }
 
-/* fmt_size - bytes in the largest exact unit: "50M", "1000" */
-static void
-fmt_size(uint64_t v, char *out, size_t outlen)
+/* conf_format_size - bytes in the largest exact unit: "50M", "1000" */
+void
+conf_format_size(uint64_t v, char *out, size_t outlen)
 {
 	static const char units[] = "GMK";
 	static const uint64_t mults[] = { MIB * KIB, MIB, KIB };
@@ -327,9 +333,10 @@ fmt_size(uint64_t v, char *out, size_t outlen)
 	snprintf(out, outlen, "%llu", (unsigned long long)v);
 }
 
-/* fmt_duration - milliseconds in the largest exact unit: "5m", "90s" */
-static void
-fmt_duration(int64_t ms, char *out, size_t outlen)
+/* conf_format_duration - milliseconds in the largest exact unit: "5m",
+ * "90s" */
+void
+conf_format_duration(int64_t ms, char *out, size_t outlen)
 {
 	static const char units[] = "dhm";
 	static const int64_t mults[] = { MS_D, MS_H, MS_M };
@@ -381,9 +388,9 @@ static void
 opt_format(enum opt_type type, uint64_t v, char *out, size_t outlen)
 {
 	if (type == OPT_SIZE)
-		fmt_size(v, out, outlen);
+		conf_format_size(v, out, outlen);
 	else if (type == OPT_DURATION)
-		fmt_duration((int64_t)v, out, outlen);
+		conf_format_duration((int64_t)v, out, outlen);
 	else
 		snprintf(out, outlen, "%llu", (unsigned long long)v);
 }
@@ -1779,7 +1786,8 @@ key_resolver(struct parse *p, char **av, size_t ac)
 
 enum {
 	LIM_SIZE, LIM_RCPTS, LIM_LINE, LIM_SESSIONS, LIM_RESERVE, LIM_DEST,
-	LIM_RECEIVED, LIM_AUTH, LIM_AUTH_CLIENT, LIM_LOCAL, LIM_MAILBOX, LIM_N
+	LIM_RECEIVED, LIM_AUTH, LIM_AUTH_CLIENT, LIM_LOCAL, LIM_MAILBOX,
+	LIM_RATE, LIM_N
 };
 
 static const struct opt limit_opts[LIM_N] = {
@@ -1794,6 +1802,7 @@ static const struct opt limit_opts[LIM_N] = {
 	{ "auth-client-failures", OPT_COUNT, 1, AUTH_CLIENT_FAILURES_MAX },
 	{ "local-concurrency", OPT_COUNT, 1, LOCAL_CONCURRENCY_MAX },
 	{ "mailbox-concurrency", OPT_COUNT, 1, LOCAL_CONCURRENCY_MAX },
+	{ "data-rate", OPT_SIZE, 1, DATA_RATE_MAX },
 };
 
 static void
@@ -1827,14 +1836,17 @@ key_limits(struct parse *p, char **av, size_t ac)
 		c->local_concurrency = (unsigned)v[LIM_LOCAL];
 	if (given[LIM_MAILBOX])
 		c->mailbox_concurrency = (unsigned)v[LIM_MAILBOX];
+	if (given[LIM_RATE])
+		c->data_rate = v[LIM_RATE];
 }
 
-enum { TMO_COMMAND, TMO_DATA, TMO_CONNECT, TMO_REMOTE, TMO_REMOTE_DATA,
-	TMO_DELIVERY, TMO_N };
+enum { TMO_COMMAND, TMO_DATA, TMO_MESSAGE, TMO_CONNECT, TMO_REMOTE,
+	TMO_REMOTE_DATA, TMO_DELIVERY, TMO_N };
 
 static const struct opt timeout_opts[TMO_N] = {
 	{ "command", OPT_DURATION, MS_S, TIMEOUT_MAX },
 	{ "data", OPT_DURATION, MS_S, TIMEOUT_MAX },
+	{ "message", OPT_DURATION, MS_S, TIMEOUT_MAX },
 	{ "connect", OPT_DURATION, MS_S, TIMEOUT_MAX },
 	{ "remote-command", OPT_DURATION, MS_S, TIMEOUT_MAX },
 	{ "remote-data", OPT_DURATION, MS_S, TIMEOUT_MAX },
@@ -1846,8 +1858,9 @@ key_timeouts(struct parse *p, char **av, size_t ac)
 {
 	int64_t *field[TMO_N] = {
 		&p->c->timeout_command_ms, &p->c->timeout_data_ms,
-		&p->c->timeout_connect_ms, &p->c->timeout_remote_ms,
-		&p->c->timeout_remote_data_ms, &p->c->timeout_delivery_ms,
+		&p->c->timeout_message_ms, &p->c->timeout_connect_ms,
+		&p->c->timeout_remote_ms, &p->c->timeout_remote_data_ms,
+		&p->c->timeout_delivery_ms,
 	};
 	uint64_t v[TMO_N];
 	int given[TMO_N] = { 0 };
@@ -1882,8 +1895,8 @@ key_retry(struct parse *p, char **av, size_t ac)
 	first = given[0] ? (int64_t)v[0] : c->retry_first_ms;
 	max = given[1] ? (int64_t)v[1] : c->retry_max_ms;
 	if (first > max) {
-		fmt_duration(first, a, sizeof(a));
-		fmt_duration(max, b, sizeof(b));
+		conf_format_duration(first, a, sizeof(a));
+		conf_format_duration(max, b, sizeof(b));
 		conf_error(p, "retry: first=%s is longer than max=%s", a, b);
 		return;
 	}
@@ -2247,6 +2260,8 @@ conf_new(void)
 	c->spool_reserve = DEF_SPOOL_RESERVE;
 	c->timeout_command_ms = DEF_TIMEOUT_COMMAND;
 	c->timeout_data_ms = DEF_TIMEOUT_DATA;
+	c->timeout_message_ms = DEF_TIMEOUT_MESSAGE;
+	c->data_rate = DEF_DATA_RATE;
 	c->retry_first_ms = DEF_RETRY_FIRST;
 	c->retry_max_ms = DEF_RETRY_MAX;
 	c->retry_lifetime_ms = DEF_RETRY_LIFETIME;
@@ -2412,7 +2427,7 @@ print_listen(FILE *fp, const struct conf_listen *l)
 	else if (l->role == ROLE_SUBMISSIONS)
 		words[1] = "role=submissions";
 	if (l->greet_pause_ms > 0) {
-		fmt_duration(l->greet_pause_ms, dur, sizeof(dur));
+		conf_format_duration(l->greet_pause_ms, dur, sizeof(dur));
 		snprintf(pause, sizeof(pause), "greet-pause=%s", dur);
 		words[n++] = pause;
 	}
@@ -2490,18 +2505,19 @@ print_trusted(FILE *fp, const struct conf *c)
 static void
 print_limits(FILE *fp, const struct conf *c)
 {
-	char size[32], reserve[32];
+	char size[32], reserve[32], rate[32];
 
-	fmt_size(c->message_size, size, sizeof(size));
-	fmt_size(c->spool_reserve, reserve, sizeof(reserve));
+	conf_format_size(c->message_size, size, sizeof(size));
+	conf_format_size(c->spool_reserve, reserve, sizeof(reserve));
+	conf_format_size(c->data_rate, rate, sizeof(rate));
 	fprintf(fp, "limits message-size=%s recipients=%u line-length=%zu "
 	    "sessions=%u spool-reserve=%s destination-concurrency=%u "
 	    "received-headers=%u auth-failures=%u auth-client-failures=%u "
-	    "local-concurrency=%u mailbox-concurrency=%u\n",
+	    "local-concurrency=%u mailbox-concurrency=%u data-rate=%s\n",
 	    size, c->max_rcpts, c->line_length, c->max_sessions, reserve,
 	    c->dest_concurrency, c->max_received, c->auth_failures,
 	    c->auth_client_failures, c->local_concurrency,
-	    c->mailbox_concurrency);
+	    c->mailbox_concurrency, rate);
 }
 
 static void
@@ -2509,15 +2525,16 @@ print_timeouts(FILE *fp, const struct conf *c)
 {
 	const int64_t v[TMO_N] = {
 		c->timeout_command_ms, c->timeout_data_ms,
-		c->timeout_connect_ms, c->timeout_remote_ms,
-		c->timeout_remote_data_ms, c->timeout_delivery_ms,
+		c->timeout_message_ms, c->timeout_connect_ms,
+		c->timeout_remote_ms, c->timeout_remote_data_ms,
+		c->timeout_delivery_ms,
 	};
 	char dur[32];
 	size_t i;
 
 	fputs("timeouts", fp);
 	for (i = 0; i < TMO_N; i++) {
-		fmt_duration(v[i], dur, sizeof(dur));
+		conf_format_duration(v[i], dur, sizeof(dur));
 		fprintf(fp, " %s=%s", timeout_opts[i].name, dur);
 	}
 	fputc('\n', fp);
@@ -2528,10 +2545,10 @@ print_retry(FILE *fp, const struct conf *c)
 {
 	char first[32], max[32], life[32], warn[32];
 
-	fmt_duration(c->retry_first_ms, first, sizeof(first));
-	fmt_duration(c->retry_max_ms, max, sizeof(max));
-	fmt_duration(c->retry_lifetime_ms, life, sizeof(life));
-	fmt_duration(c->retry_warn_ms, warn, sizeof(warn));
+	conf_format_duration(c->retry_first_ms, first, sizeof(first));
+	conf_format_duration(c->retry_max_ms, max, sizeof(max));
+	conf_format_duration(c->retry_lifetime_ms, life, sizeof(life));
+	conf_format_duration(c->retry_warn_ms, warn, sizeof(warn));
 	fprintf(fp, "retry first=%s max=%s lifetime=%s warn=%s\n", first, max,
 	    life, warn);
 }
@@ -2896,4 +2913,40 @@ const char *const *
 conf_keys(void)
 {
 	return conf_key_names;
+}
+
+/* opt_name_list - the names of n options into out (n + 1 long) */
+static const char *const *
+opt_name_list(const struct opt *opts, size_t n, const char **out)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		out[i] = opts[i].name;
+	out[n] = NULL;
+	return out;
+}
+
+/* conf_key_options - the name=value options of a key that has a table of
+ * them, NULL-terminated; NULL for any other key */
+const char *const *
+conf_key_options(const char *key)
+{
+#define NOPTS(a) (sizeof(a) / sizeof((a)[0]))
+	static const char *listen[NOPTS(listen_opts) + 1];
+	static const char *limits[NOPTS(limit_opts) + 1];
+	static const char *timeouts[NOPTS(timeout_opts) + 1];
+	static const char *retry[NOPTS(retry_opts) + 1];
+
+	if (strcmp(key, "listen") == 0)
+		return opt_name_list(listen_opts, NOPTS(listen_opts), listen);
+	if (strcmp(key, "limits") == 0)
+		return opt_name_list(limit_opts, NOPTS(limit_opts), limits);
+	if (strcmp(key, "timeouts") == 0)
+		return opt_name_list(timeout_opts, NOPTS(timeout_opts),
+		    timeouts);
+	if (strcmp(key, "retry") == 0)
+		return opt_name_list(retry_opts, NOPTS(retry_opts), retry);
+	return NULL;
+#undef NOPTS
 }

@@ -139,7 +139,13 @@ struct conf {
 	uint64_t spool_reserve; /* limits spool-reserve=: below it, 452 4.3.1 */
 
 	int64_t timeout_command_ms; /* timeouts command= (RFC 5321 4.5.3.2.7) */
-	int64_t timeout_data_ms;    /* timeouts data= (between DATA blocks) */
+	int64_t timeout_data_ms;    /* timeouts data=: between blocks of a
+	                             * message, and the window data-rate is
+	                             * measured over */
+	int64_t timeout_message_ms; /* timeouts message=: a whole message,
+	                             * DATA or every BDAT chunk */
+	uint64_t data_rate;         /* limits data-rate=: octets a second a
+	                             * message must arrive at */
 
 	int64_t retry_first_ms;  /* retry first= */
 	int64_t retry_max_ms;    /* retry max= */
@@ -240,5 +246,17 @@ int conf_sender_allowed(const struct conf *c, const char *user,
 /* conf_keys - NULL-terminated list of every key the parser knows (for the
  * test that every key is documented) */
 const char *const *conf_keys(void);
+
+/* conf_key_options - the name=value options of listen, limits, timeouts
+ * and retry, NULL-terminated (for the test that every option is
+ * documented); NULL for any other key */
+const char *const *conf_key_options(const char *key);
+
+/* conf_format_size - bytes as the configuration writes them: "50M", "500" */
+void conf_format_size(uint64_t v, char *out, size_t outlen);
+
+/* conf_format_duration - milliseconds as the configuration writes them:
+ * "5m", "90s" */
+void conf_format_duration(int64_t ms, char *out, size_t outlen);
 
 #endif

@@ -17,6 +17,11 @@
  * struct smtp_data has one int of internal state; it holds the framing
  * state in its low bits and three accounting bits above them, so the
  * public struct did not need to grow.
+ *
+ * The pace of a transfer (struct smtp_pace, at the end) is the minimum
+ * rate DATA and BDAT content must arrive at (limits data-rate=): a credit
+ * of time that octets buy, so the session needs one deadline, not a
+ * reckoning per window.
  */
 #include "smtp_data.h"
 
@@ -309,4 +314,68 @@ void
 smtp_data_chunk(struct smtp_data *d, const char *in, size_t len)
 {
 	data_account(d, in, len);
+}
+
+/* smtp_pace_start - a transfer begins at now_ms with a full credit */
+void
+smtp_pace_start(struct smtp_pace *p, uint64_t rate, int64_t window_ms,
+    int64_t now_ms)
+{
+	if (rate < 1)
+		rate = 1;
+	if (rate > SMTP_PACE_RATE_MAX)
+		rate = SMTP_PACE_RATE_MAX;
+	if (window_ms < 0)
+		window_ms = 0;
+	if (window_ms > SMTP_PACE_WINDOW_MAX)
+		window_ms = SMTP_PACE_WINDOW_MAX;
+	p->rate = rate;
+	p->window_ms = window_ms;
+	p->at_ms = now_ms;
+	p->credit = window_ms * (int64_t)rate; /* < 2^60 by the bounds */
+	p->octets = 0;
+}
+
+/* pace_elapse - use up the credit for the time since it was last looked
+ * at; once run out, at_ms stays the moment it ran out.  Time going back
+ * (it never should) is ignored. */
+static void
+pace_elapse(struct smtp_pace *p, int64_t now_ms)
+{
+	int64_t dt = now_ms - p->at_ms, rate = (int64_t)p->rate;
+
+	if (dt <= 0 || p->credit == 0)
+		return;
+	if (dt > p->window_ms || dt * rate >= p->credit) {
+		p->at_ms += (p->credit + rate - 1) / rate;
+		p->credit = 0;
+		return;
+	}
+	p->at_ms = now_ms;
+	p->credit -= dt * rate;
+}
+
+/* smtp_pace_octets - n octets arrived at now_ms */
+void
+smtp_pace_octets(struct smtp_pace *p, uint64_t n, int64_t now_ms)
+{
+	int64_t full = p->window_ms * (int64_t)p->rate;
+
+	p->octets += n;
+	pace_elapse(p, now_ms);
+	if (p->credit == 0)
+		return; /* run out: the deadline has passed for good */
+	if (n >= (uint64_t)(full / 1000) + 1)
+		p->credit = full;
+	else
+		p->credit += (int64_t)n * 1000;
+	if (p->credit > full)
+		p->credit = full;
+}
+
+/* smtp_pace_deadline - when the credit runs out */
+int64_t
+smtp_pace_deadline(const struct smtp_pace *p)
+{
+	return p->at_ms + (p->credit + (int64_t)p->rate - 1) / (int64_t)p->rate;
 }

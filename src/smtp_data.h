@@ -8,6 +8,8 @@
  * smuggling, CVE-2023-51764 class); such bytes are kept as data and counted
  * in the flags.  For the line-length limit any LF ends a line, because the
  * delivered form turns a bare LF into a line break.
+ *
+ * Also the pace of a transfer: the minimum rate its octets must arrive at.
  */
 #ifndef TERN_SMTP_DATA_H
 #define TERN_SMTP_DATA_H
@@ -59,5 +61,38 @@ size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t len,
  * end marker): line lengths and flags only.  The caller copies the bytes.
  */
 void smtp_data_chunk(struct smtp_data *d, const char *in, size_t len);
+
+/*
+ * The pace of a transfer (DATA, the chunks of BDAT): a minimum rate, kept
+ * as a credit of time as Postfix's smtpd_min_data_rate does.  A transfer
+ * starts with a full credit of window; time passing uses it up, each octet
+ * received adds 1/rate of a second, and it never holds more than window.
+ * A client sending at least rate octets a second keeps it full; one that
+ * stops runs out after window, one sending r < rate octets a second after
+ * window / (1 - r / rate).  Run out is final: later octets add nothing.
+ * Kept in rate-milliseconds (a millisecond is rate of them, an octet 1000),
+ * so no rounding accumulates.  Pure: the caller passes the time.
+ */
+struct smtp_pace {
+	uint64_t rate;     /* octets a second, at least 1 */
+	int64_t window_ms; /* the most credit */
+	int64_t at_ms;     /* when credit was last brought up to date */
+	int64_t credit;    /* rate-milliseconds; 0: run out */
+	uint64_t octets;   /* octets received in this transfer */
+};
+
+/* the bounds smtp_pace_start keeps rate and window in (no overflow) */
+#define SMTP_PACE_RATE_MAX (UINT64_C(1) << 30)
+#define SMTP_PACE_WINDOW_MAX (INT64_C(7) * 24 * 3600 * 1000)
+
+/* smtp_pace_start - a transfer begins at now_ms with a full credit */
+void smtp_pace_start(struct smtp_pace *p, uint64_t rate, int64_t window_ms,
+    int64_t now_ms);
+
+/* smtp_pace_octets - n octets arrived at now_ms */
+void smtp_pace_octets(struct smtp_pace *p, uint64_t n, int64_t now_ms);
+
+/* smtp_pace_deadline - when the credit runs out, in the caller's ms */
+int64_t smtp_pace_deadline(const struct smtp_pace *p);
 
 #endif

@@ -21,6 +21,15 @@
  * (%, !, quoted @, source routes) are refused for every domain.  A message
  * with more than max_received Received: headers is refused as a loop
  * (RFC 5321 6.3).
+ *
+ * Deadlines, not idle timers (RFC 5321 4.5.3.2): a command must be complete
+ * within timeouts command= of the moment the server became ready for it
+ * (the greeting, or its reply to the command before); the bytes of an
+ * unfinished line do not move it, so a client cannot hold a session by
+ * sending one byte now and then.  A message (DATA, or BDAT from its first
+ * chunk to its last) must arrive at limits data-rate= at least, measured
+ * over timeouts data= (the pace of smtp_data.h), and be complete within
+ * timeouts message=.  See deadline_arm.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -98,6 +107,14 @@ static const char *const state_names[] = { "GREET", "INIT", "HELO", "MAIL",
 	"RCPT", "DATA", "BDAT", "CHUNKING", "AUTH", "HOLD", "COMMIT",
 	"CLOSING" };
 
+#define ST(x) (1u << (x))
+/* the states that read a command line: the command deadline runs */
+#define ST_COMMAND (ST(SMTP_S_INIT) | ST(SMTP_S_HELO) | ST(SMTP_S_MAIL) | \
+	ST(SMTP_S_RCPT) | ST(SMTP_S_CHUNKING) | ST(SMTP_S_AUTH))
+/* the states of a message transfer: its rate and its deadline run (the
+ * commands between BDAT chunks count against the rate too) */
+#define ST_TRANSFER (ST(SMTP_S_DATA) | ST(SMTP_S_BDAT) | ST(SMTP_S_CHUNKING))
+
 /* what the transaction refuses at its end, if anything */
 enum txn_refusal {
 	TXN_OK = 0,
@@ -128,6 +145,12 @@ struct smtp_session {
 	struct bufferevent *bev;
 	struct event *greet_ev;
 	int64_t connected;  /* monotonic ms */
+	/* deadlines (monotonic ms), all on one timer: deadline_arm */
+	struct event *deadline_ev;
+	int64_t timer_at;   /* when deadline_ev fires; 0: not armed */
+	int64_t command_by; /* the next command must be complete by then */
+	int64_t message_by; /* the message being transferred */
+	struct smtp_pace pace; /* its minimum rate */
 	int pause_done;     /* the greet pause is over */
 	enum smtp_state state;
 	struct sockaddr_storage peer; /* the client, for trusted-networks */
@@ -187,6 +210,9 @@ static void session_input(struct smtp_session *s);
 static void reply_flush_later(struct smtp_session *s);
 static void content_flush(struct smtp_txn *t, uint64_t limit);
 static void session_free(struct smtp_session *s);
+static void close_after_reply(struct smtp_session *s);
+static void reply(struct smtp_session *s, const char *fmt, ...)
+    TERN_PRINTF(2, 3);
 
 unsigned
 smtp_session_count(void)
@@ -194,18 +220,174 @@ smtp_session_count(void)
 	return nsessions;
 }
 
+/*
+ * Deadlines.  One timer per session, deadline_ev, is armed no later than
+ * the earliest deadline that runs in the session's state.  A deadline only
+ * moves later while the timer runs (a command restarts it from now), so
+ * the timer is re-armed only when a deadline comes earlier or when it
+ * fires early: a command costs a clock read, not a timer operation.
+ */
+enum deadline { DL_NONE, DL_COMMAND, DL_RATE, DL_MESSAGE };
+
+/* earlier - keep (at, which) the earlier of itself and (t, w) */
+static void
+earlier(int64_t *at, enum deadline *which, int64_t t, enum deadline w)
+{
+	if (*which == DL_NONE || t < *at) {
+		*at = t;
+		*which = w;
+	}
+}
+
+/* deadline_next - the earliest deadline running in this state (0: none;
+ * GREET, HOLD, COMMIT and CLOSING wait for the server), and which it is */
+static int64_t
+deadline_next(const struct smtp_session *s, enum deadline *which)
+{
+	int64_t at = 0;
+
+	*which = DL_NONE;
+	if (ST(s->state) & ST_COMMAND)
+		earlier(&at, which, s->command_by, DL_COMMAND);
+	if (ST(s->state) & ST_TRANSFER) {
+		earlier(&at, which, smtp_pace_deadline(&s->pace), DL_RATE);
+		earlier(&at, which, s->message_by, DL_MESSAGE);
+	}
+	return at;
+}
+
+/* deadline_arm - have the timer fire by the earliest deadline */
+static void
+deadline_arm(struct smtp_session *s)
+{
+	enum deadline which;
+	int64_t at = deadline_next(s, &which), wait;
+	struct timeval tv;
+
+	if (at == 0 || (s->timer_at != 0 && s->timer_at <= at))
+		return;
+	wait = at - util_mono_ms();
+	if (wait < 0)
+		wait = 0;
+	tv.tv_sec = wait / 1000;
+	tv.tv_usec = (wait % 1000) * 1000;
+	evtimer_add(s->deadline_ev, &tv);
+	s->timer_at = at;
+}
+
+/* command_ready - the server is ready for the next command: it must be
+ * complete within timeouts command= from now */
+static void
+command_ready(struct smtp_session *s)
+{
+	s->command_by = util_mono_ms() + s->conf->timeout_command_ms;
+	deadline_arm(s);
+}
+
+/* transfer_start - a message begins (DATA, a first BDAT): its deadline
+ * and its pace start now */
+static void
+transfer_start(struct smtp_session *s)
+{
+	const struct conf *c = s->conf;
+	int64_t now = util_mono_ms();
+
+	s->message_by = now + c->timeout_message_ms;
+	smtp_pace_start(&s->pace, c->data_rate, c->timeout_data_ms, now);
+}
+
+/* transfer_octets - n octets of the message arrived (its pace) */
+static void
+transfer_octets(struct smtp_session *s, uint64_t n)
+{
+	if (n > 0)
+		smtp_pace_octets(&s->pace, n, util_mono_ms());
+}
+
+/* deadline_passed - tell the client which deadline it missed, and go;
+ * the log names the client and the configuration of that deadline */
+static void
+deadline_passed(struct smtp_session *s, enum deadline which)
+{
+	const struct conf *c = s->conf;
+	const char *st = state_names[s->state];
+	char dur[32], rate[32];
+	unsigned long long octets = s->pace.octets;
+
+	switch (which) {
+	case DL_COMMAND:
+		conf_format_duration(c->timeout_command_ms, dur, sizeof(dur));
+		log_info("%s: timeout (command=%s): no complete command since "
+		    "the server was ready, in state %s; disconnecting",
+		    s->addr, dur, st);
+		reply(s, "421 4.4.2 %s Error: timeout exceeded", c->hostname);
+		break;
+	case DL_RATE:
+		conf_format_size(c->data_rate, rate, sizeof(rate));
+		conf_format_duration(c->timeout_data_ms, dur, sizeof(dur));
+		log_info("%s: timeout (data-rate=%s): the message came slower "
+		    "than %s octets a second over data=%s, in state %s after "
+		    "%llu octets; disconnecting", s->addr, rate, rate, dur, st,
+		    octets);
+		reply(s, "421 4.4.2 %s Error: timeout exceeded (data slower "
+		    "than %llu octets a second)", c->hostname,
+		    (unsigned long long)c->data_rate);
+		break;
+	case DL_MESSAGE:
+		conf_format_duration(c->timeout_message_ms, dur, sizeof(dur));
+		log_info("%s: timeout (message=%s): the message was not "
+		    "complete in time, in state %s after %llu octets; "
+		    "disconnecting", s->addr, dur, st, octets);
+		reply(s, "421 4.4.2 %s Error: timeout exceeded (message not "
+		    "complete in %s)", c->hostname, dur);
+		break;
+	case DL_NONE:
+		return;
+	}
+	close_after_reply(s);
+}
+
+static void
+deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+	enum deadline which;
+	int64_t at;
+
+	(void)fd;
+	(void)what;
+	s->timer_at = 0;
+	at = deadline_next(s, &which);
+	if (at == 0)
+		return;
+	if (at > util_mono_ms()) {
+		deadline_arm(s); /* fired early: the deadline moved */
+		return;
+	}
+	deadline_passed(s, which);
+}
+
+/* enter_state - the one place the state changes.  A state that reads a
+ * command, entered after a reply that answered no command line (the
+ * greeting, the end of a message, a held reply), starts the command
+ * deadline; the first state of a transfer starts the message's. */
 static void
 enter_state(struct smtp_session *s, enum smtp_state next)
 {
+	unsigned was = ST(s->state);
+
 	if (s->state == next)
 		return;
 	log_debug("%s: %s -> %s", s->addr, state_names[s->state],
 	    state_names[next]);
 	s->state = next;
+	if ((ST(next) & ST_TRANSFER) && !(was & ST_TRANSFER))
+		transfer_start(s);
+	if ((ST(next) & ST_COMMAND) && !(was & ST_COMMAND))
+		command_ready(s);
+	else
+		deadline_arm(s);
 }
-
-static void
-reply(struct smtp_session *s, const char *fmt, ...) TERN_PRINTF(2, 3);
 
 static void
 reply(struct smtp_session *s, const char *fmt, ...)
@@ -220,13 +402,18 @@ reply(struct smtp_session *s, const char *fmt, ...)
 	reply_flush_later(s);
 }
 
+/*
+ * set_timeout - libevent's timeout for writing, which restarts with every
+ * byte written: for a client that does not read our replies.  Reading has
+ * deadlines instead (deadline_arm), which bytes do not restart.
+ */
 static void
 set_timeout(struct smtp_session *s, int64_t ms)
 {
 	struct timeval tv = { .tv_sec = ms / 1000,
 		.tv_usec = (ms % 1000) * 1000 };
 
-	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	bufferevent_set_timeouts(s->bev, NULL, &tv);
 }
 
 /* close_after_reply - stop reading; free once the last reply is written */
@@ -1006,13 +1193,13 @@ bdat_chunk_done(struct smtp_session *s)
 {
 	struct smtp_txn *t = s->txn;
 
-	set_timeout(s, s->conf->timeout_command_ms);
 	if (s->bdat_error != NULL) {
 		reply(s, "%s", s->bdat_error);
 		enter_state(s, s->bdat_return);
 		if (s->bdat_return == SMTP_S_RCPT ||
 		    s->bdat_return == SMTP_S_CHUNKING)
 			txn_reset(s); /* the transaction itself failed */
+		set_timeout(s, s->conf->timeout_command_ms);
 		return;
 	}
 	if (s->bdat_last) {
@@ -1022,6 +1209,7 @@ bdat_chunk_done(struct smtp_session *s)
 	if (!t->fix_headers)
 		content_flush(t, s->conf->message_size);
 	enter_state(s, SMTP_S_CHUNKING);
+	set_timeout(s, s->conf->timeout_command_ms);
 	reply(s, "250 2.0.0 Ok: %llu octets received",
 	    (unsigned long long)t->data.octets);
 }
@@ -1406,7 +1594,6 @@ auth_line(struct smtp_session *s, const char *line)
 	auth_step(s, auth_sasl_next(s->sasl, line, &challenge), challenge);
 }
 
-#define ST(x) (1u << (x))
 #define ST_SESSION (ST(SMTP_S_INIT) | ST(SMTP_S_HELO) | ST(SMTP_S_MAIL) | \
 	ST(SMTP_S_RCPT) | ST(SMTP_S_CHUNKING))
 
@@ -1529,7 +1716,8 @@ command_input(struct smtp_session *s, struct evbuffer *in)
 	size_t n;
 
 	if (!read_line(s, in, &n))
-		return;
+		return; /* a partial line: the deadline stays */
+	command_ready(s); /* for the next one, after this one's reply */
 	if (n == SIZE_MAX) {
 		reply(s, "500 5.5.2 Error: line too long");
 		count_error(s);
@@ -1580,14 +1768,17 @@ data_input(struct smtp_session *s, struct evbuffer *in)
 	struct smtp_txn *t = s->txn;
 	struct evbuffer_iovec v;
 	size_t used;
+	uint64_t octets = 0;
 	int done = 0;
 
 	while (!done && input_chunk(in, &v)) {
 		used = smtp_data_feed(&t->data, v.iov_base, v.iov_len, &t->out,
 		    &done);
 		evbuffer_drain(in, used);
+		octets += used;
 		content_progress(s);
 	}
+	transfer_octets(s, octets);
 	if (!done)
 		return 0;
 	content_end(s);
@@ -1601,6 +1792,7 @@ bdat_input(struct smtp_session *s, struct evbuffer *in)
 	struct smtp_txn *t = s->txn;
 	struct evbuffer_iovec v;
 	size_t n;
+	uint64_t octets = 0;
 
 	while (s->bdat_left > 0 && input_chunk(in, &v)) {
 		n = v.iov_len;
@@ -1613,7 +1805,9 @@ bdat_input(struct smtp_session *s, struct evbuffer *in)
 		}
 		evbuffer_drain(in, n);
 		s->bdat_left -= n;
+		octets += n;
 	}
+	transfer_octets(s, octets);
 	if (s->bdat_left > 0)
 		return 0;
 	bdat_chunk_done(s);
@@ -1761,7 +1955,8 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_TIMEOUT && s->state != SMTP_S_CLOSING &&
 	    s->state != SMTP_S_COMMIT && s->state != SMTP_S_HOLD) {
-		log_info("%s: timeout in state %s", s->addr,
+		log_info("%s: timeout writing to the client (it does not read "
+		    "our replies), in state %s", s->addr,
 		    state_names[s->state]);
 		reply(s, "421 4.4.2 %s Error: timeout exceeded",
 		    s->conf->hostname);
@@ -1837,6 +2032,8 @@ session_free(struct smtp_session *s)
 	dns_cancel(s->dns);
 	if (s->greet_ev != NULL)
 		event_free(s->greet_ev);
+	if (s->deadline_ev != NULL)
+		event_free(s->deadline_ev);
 	if (s->hold_ev != NULL)
 		event_free(s->hold_ev);
 	if (s->linger_ev != NULL)
@@ -1924,6 +2121,9 @@ smtp_session_new(const struct smtpd_env *env, struct event_base *base,
 	s->bev = session_bev(s, fd);
 	if (s->bev == NULL)
 		fatal("cannot create a bufferevent");
+	s->deadline_ev = evtimer_new(base, deadline_cb, s);
+	if (s->deadline_ev == NULL)
+		fatal("evtimer_new failed");
 	nsessions++;
 	s->connected = util_mono_ms();
 	log_info("connect from %s", s->addr);

@@ -324,46 +324,51 @@ static const struct valid_case valid_cases[] = {
 	    "limits message-size=35M recipients=100 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500" },
 	{ "limits at their minimums",
 	    "limits message-size=1K recipients=1 line-length=80 sessions=1 "
 	    "spool-reserve=0\n",
 	    "limits message-size=1K recipients=1 line-length=80 sessions=1 "
 	    "spool-reserve=0 destination-concurrency=20 received-headers=100 "
 	    "auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500" },
 	{ "limits at their maximums",
 	    "limits line-length=1048576 recipients=1000000 "
 	    "sessions=1000000\n",
 	    "limits message-size=50M recipients=1000000 line-length=1048576 "
 	    "sessions=1000000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500" },
 	{ "limits sizes: bytes, lower-case unit, G",
 	    "limits message-size=1536 spool-reserve=2g\n",
 	    "limits message-size=1536 recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=2G destination-concurrency=20 "
 	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500" },
 	{ "timeouts command only", "timeouts command=30s\n",
-	    "timeouts command=30s data=10m connect=30s remote-command=5m "
+	    "timeouts command=30s data=10m message=1h "
+	    "connect=30s remote-command=5m "
 	    "remote-data=10m "
 	    "delivery=10m" },
 	{ "timeouts bare seconds", "timeouts data=3600\n",
-	    "timeouts command=5m data=1h connect=30s remote-command=5m "
+	    "timeouts command=5m data=1h message=1h "
+	    "connect=30s remote-command=5m "
 	    "remote-data=10m "
 	    "delivery=10m" },
 	{ "timeouts at maximum", "timeouts command=1s data=1d\n",
-	    "timeouts command=1s data=1d connect=30s remote-command=5m "
+	    "timeouts command=1s data=1d message=1h "
+	    "connect=30s remote-command=5m "
 	    "remote-data=10m "
 	    "delivery=10m" },
 	{ "timeouts outbound", "timeouts remote-data=3m connect=1m "
 	    "remote-command=2m\n",
-	    "timeouts command=5m data=10m connect=1m remote-command=2m "
+	    "timeouts command=5m data=10m message=1h "
+	    "connect=1m remote-command=2m "
 	    "remote-data=3m delivery=10m" },
 	{ "timeouts outbound at the bounds",
 	    "timeouts connect=1s remote-command=1d remote-data=1s\n",
-	    "timeouts command=5m data=10m connect=1s remote-command=1d "
+	    "timeouts command=5m data=10m message=1h "
+	    "connect=1s remote-command=1d "
 	    "remote-data=1s delivery=10m" },
 	{ "retry all three", "retry first=1m max=2h lifetime=3d\n",
 	    "retry first=1m max=2h lifetime=3d warn=4h" },
@@ -382,13 +387,13 @@ static const struct valid_case valid_cases[] = {
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=1 "
 	    "received-headers=1 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500" },
 	{ "limits outbound at their maximums",
 	    "limits received-headers=1000 destination-concurrency=1000\n",
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=1000 "
 	    "received-headers=1000 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500" },
 	/* relay-domains, route, smarthost, resolver */
 	{ "relay-domains lower-cased, repeated, deduplicated",
 	    "relay-domains Dma.ORG lists.dma.org\n"
@@ -526,14 +531,14 @@ static const struct valid_case valid_cases[] = {
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=1 auth-client-failures=1 "
-	    "local-concurrency=20 mailbox-concurrency=2" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500" },
 	{ "limits auth at their maximums",
 	    "limits auth-client-failures=100000 auth-failures=100\n",
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=100 "
 	    "auth-client-failures=100000 "
-	    "local-concurrency=20 mailbox-concurrency=2" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500" },
 	{ "mailbox mbox", "mailbox mbox:/var/mail/%u\n",
 	    "mailbox mbox:/var/mail/%u" },
 	{ "mailbox mbox in the home", "mailbox mbox:~/mbox\n",
@@ -560,9 +565,42 @@ static const struct valid_case valid_cases[] = {
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=5 mailbox-concurrency=1" },
+	    "local-concurrency=5 mailbox-concurrency=1 data-rate=500" },
+	{ "limits data-rate in K", "limits data-rate=1K\n",
+	    "limits message-size=50M recipients=1000 line-length=1000 "
+	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
+	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=1K" },
+	{ "limits data-rate at its minimum", "limits data-rate=1\n",
+	    "limits message-size=50M recipients=1000 line-length=1000 "
+	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
+	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=1" },
+	{ "limits data-rate at its maximum", "limits data-rate=1m\n",
+	    "limits message-size=50M recipients=1000 line-length=1000 "
+	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
+	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=1M" },
+	{ "limits data-rate in octets", "limits data-rate=1536\n",
+	    "limits message-size=50M recipients=1000 line-length=1000 "
+	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
+	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=1536" },
+	{ "timeouts message", "timeouts message=2h\n",
+	    "timeouts command=5m data=10m message=2h "
+	    "connect=30s remote-command=5m "
+	    "remote-data=10m delivery=10m" },
+	{ "timeouts message at its minimum", "timeouts message=1s\n",
+	    "timeouts command=5m data=10m message=1s "
+	    "connect=30s remote-command=5m "
+	    "remote-data=10m delivery=10m" },
+	{ "timeouts message at its maximum", "timeouts message=86400\n",
+	    "timeouts command=5m data=10m message=1d "
+	    "connect=30s remote-command=5m "
+	    "remote-data=10m delivery=10m" },
 	{ "timeouts delivery", "timeouts delivery=1h\n",
-	    "timeouts command=5m data=10m connect=30s remote-command=5m "
+	    "timeouts command=5m data=10m message=1h "
+	    "connect=30s remote-command=5m "
 	    "remote-data=10m delivery=1h" },
 	{ "role=submission with a tls line after it",
 	    "listen 0.0.0.0:587 role=submission\n"
@@ -1032,7 +1070,18 @@ static const struct invalid_case invalid_cases[] = {
 	    "%F:1: limits: unknown option \"foo\" (known: message-size, "
 	    "recipients, line-length, sessions, spool-reserve, "
 	    "destination-concurrency, received-headers, auth-failures, "
-	    "auth-client-failures, local-concurrency, mailbox-concurrency)\n" },
+	    "auth-client-failures, local-concurrency, mailbox-concurrency, "
+	    "data-rate)\n" },
+	{ "data-rate 0", "limits data-rate=0\n",
+	    "%F:1: limits: data-rate=0 is below the minimum 1\n" },
+	{ "data-rate above 1M", "limits data-rate=1025K\n",
+	    "%F:1: limits: data-rate=1025K is above the maximum 1M\n" },
+	{ "data-rate not a size", "limits data-rate=fast\n",
+	    "%F:1: limits: data-rate=fast is not a size (like 512K, 50M, "
+	    "1G)\n" },
+	{ "data-rate with a unit per second", "limits data-rate=1K/s\n",
+	    "%F:1: limits: data-rate=1K/s is not a size (like 512K, 50M, "
+	    "1G)\n" },
 	{ "auth-failures 0", "limits auth-failures=0\n",
 	    "%F:1: limits: auth-failures=0 is below the minimum 1\n" },
 	{ "auth-failures above 100", "limits auth-failures=101\n",
@@ -1096,7 +1145,17 @@ static const struct invalid_case invalid_cases[] = {
 	    "5d)\n" },
 	{ "timeouts unknown", "timeouts idle=5m\n",
 	    "%F:1: timeouts: unknown option \"idle\" (known: command, "
-	    "data, connect, remote-command, remote-data, delivery)\n" },
+	    "data, message, connect, remote-command, remote-data, "
+	    "delivery)\n" },
+	{ "timeouts message zero", "timeouts message=0\n",
+	    "%F:1: timeouts: message=0 is below the minimum 1s\n" },
+	{ "timeouts message above a day", "timeouts message=25h\n",
+	    "%F:1: timeouts: message=25h is above the maximum 1d\n" },
+	{ "timeouts message not a duration", "timeouts message=forever\n",
+	    "%F:1: timeouts: message=forever is not a duration (like 30s, 5m, "
+	    "1h, 5d)\n" },
+	{ "timeouts message twice", "timeouts message=1h message=2h\n",
+	    "%F:1: timeouts: message given twice\n" },
 	{ "timeouts connect zero", "timeouts connect=0\n",
 	    "%F:1: timeouts: connect=0 is below the minimum 1s\n" },
 	{ "timeouts remote-command above a day",
@@ -1370,6 +1429,8 @@ test_defaults(void **state)
 	assert_int_equal(c->spool_reserve, 100 * 1024 * 1024);
 	assert_int_equal(c->timeout_command_ms, 5 * 60 * 1000);
 	assert_int_equal(c->timeout_data_ms, 10 * 60 * 1000);
+	assert_int_equal(c->timeout_message_ms, 60 * 60 * 1000);
+	assert_int_equal(c->data_rate, 500);
 	assert_int_equal(c->retry_first_ms, 5 * 60 * 1000);
 	assert_int_equal(c->retry_max_ms, 60 * 60 * 1000);
 	assert_int_equal(c->retry_lifetime_ms, 5LL * 24 * 60 * 60 * 1000);
@@ -1410,9 +1471,10 @@ test_fields(void **state)
 	    "listen [::]:25 greet-pause=5s\nlocal-domains A.example\n"
 	    "limits message-size=35M line-length=2000 spool-reserve=1G "
 	    "destination-concurrency=7 received-headers=8 auth-failures=9 "
-	    "auth-client-failures=100000\n"
-	    "timeouts command=1m data=2m connect=3s remote-command=4s "
-	    "remote-data=5s\nretry first=1s max=2s lifetime=3s warn=6s\n"
+	    "auth-client-failures=100000 data-rate=2K\n"
+	    "timeouts command=1m data=2m message=3m connect=3s "
+	    "remote-command=4s remote-data=5s\n"
+	    "retry first=1s max=2s lifetime=3s warn=6s\n"
 	    "log syslog\n", &path, &errs);
 
 	(void)state;
@@ -1431,6 +1493,8 @@ test_fields(void **state)
 	assert_int_equal(c->spool_reserve, 1024 * 1024 * 1024);
 	assert_int_equal(c->timeout_command_ms, 60000);
 	assert_int_equal(c->timeout_data_ms, 120000);
+	assert_int_equal(c->timeout_message_ms, 180000);
+	assert_int_equal(c->data_rate, 2048);
 	assert_int_equal(c->retry_first_ms, 1000);
 	assert_int_equal(c->retry_max_ms, 2000);
 	assert_int_equal(c->retry_lifetime_ms, 3000);
@@ -1685,8 +1749,10 @@ static const struct trip_case trip_cases[] = {
 	    "mailbox \"maildir:/var/mail box/%u/Maildir\"\n"
 	    "trusted-networks 127.0.0.0/8 ::1 192.0.2.0/24 2001:db8::/32\n"
 	    "limits message-size=1536 recipients=7 line-length=80 sessions=3 "
-	    "spool-reserve=0 auth-failures=5 auth-client-failures=20\n"
-	    "timeouts command=90s data=1d connect=2m remote-command=1h "
+	    "spool-reserve=0 auth-failures=5 auth-client-failures=20 "
+	    "data-rate=1K\n"
+	    "timeouts command=90s data=1d message=2h connect=2m "
+	    "remote-command=1h "
 	    "remote-data=1s\n"
 	    "retry first=1s max=365d lifetime=36h warn=0\nlog syslog verbose\n"
 	    "relay-domains Dma.org lists.dma.org\nrelay-recipients file:%Q\n"
@@ -1809,9 +1875,9 @@ test_print_source(void **state)
 	    "line-length=1000 sessions=10000 spool-reserve=100M "
 	    "destination-concurrency=20 received-headers=100 auth-failures=3 "
 	    "auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2"));
-	assert_true(has_line(out, "timeouts command=5m data=10m connect=30s "
-	    "remote-command=5m remote-data=10m delivery=10m"));
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500"));
+	assert_true(has_line(out, "timeouts command=5m data=10m message=1h "
+	    "connect=30s remote-command=5m remote-data=10m delivery=10m"));
 	assert_true(has_line(out, "retry first=5m max=1h lifetime=5d "
 	    "warn=4h"));
 	assert_true(has_line(out, "# relay-domains: none"));

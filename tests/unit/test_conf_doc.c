@@ -1,8 +1,11 @@
 /*
  * test_conf_doc.c - tern.conf(5) documents exactly the keys the parser
  * knows: every key of conf_keys() has a .TP entry under KEYS, every entry
- * there is such a key.  The page is $TERN_SRCDIR/docs/tern.conf.5, TERN_SRCDIR
- * defaulting to the current directory (the project root under make).
+ * there is such a key; and every name=value option of a key with a table
+ * of them (conf_key_options: listen, limits, timeouts, retry) has an
+ * ".IP \fBname=" entry under that key, and no other option is there.
+ * The page is $TERN_SRCDIR/docs/tern.conf.5, TERN_SRCDIR defaulting to the
+ * current directory (the project root under make).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,10 +22,12 @@
 #include "conf.h"
 #include "util.h"
 
-/* one .TP entry: the section it is in and the first word of its tag */
+/* one .TP entry: the section it is in and the first word of its tag; or
+ * one option of it: an .IP entry whose tag is "name=..." (opt: the name) */
 struct entry {
 	char *section;
 	char *key;
+	char *opt; /* NULL for the .TP entry of the key itself */
 };
 
 struct page {
@@ -72,12 +77,30 @@ section_name(const char *line)
 	return s;
 }
 
+/* page_add_opt - note an .IP line of key when its tag is "name=..." */
+static void
+page_add_opt(struct page *pg, const char *section, const char *key,
+    const char *line)
+{
+	char *w = tag_word(line), *eq = strchr(w, '=');
+
+	if (eq == NULL) {
+		free(w);
+		return;
+	}
+	*eq = '\0';
+	pg->v = xreallocarray(pg->v, pg->n + 1, sizeof(*pg->v));
+	pg->v[pg->n].section = xstrdup(section);
+	pg->v[pg->n].key = xstrdup(key);
+	pg->v[pg->n++].opt = w;
+}
+
 static void
 page_load(struct page *pg)
 {
 	const char *dir = getenv("TERN_SRCDIR");
 	char *path = xasprintf("%s/docs/tern.conf.5", dir && *dir ? dir : ".");
-	char *line = NULL, *section = xstrdup("");
+	char *line = NULL, *section = xstrdup(""), *key = NULL;
 	size_t cap = 0;
 	ssize_t len;
 	int tag_next = 0;
@@ -95,11 +118,21 @@ page_load(struct page *pg)
 		if (tag_next) {
 			pg->v = xreallocarray(pg->v, pg->n + 1, sizeof(*pg->v));
 			pg->v[pg->n].section = xstrdup(section);
+			pg->v[pg->n].opt = NULL;
 			pg->v[pg->n++].key = tag_word(line);
+			free(key);
+			key = tag_word(line);
+		} else if (key != NULL && strncmp(line, ".IP \\fB", 7) == 0) {
+			page_add_opt(pg, section, key, line);
+		}
+		if (strncmp(line, ".SH ", 4) == 0) {
+			free(key);
+			key = NULL;
 		}
 		tag_next = strcmp(line, ".TP") == 0;
 	}
 	free(line);
+	free(key);
 	free(section);
 	free(path);
 	fclose(fp);
@@ -113,6 +146,7 @@ page_free(struct page *pg)
 	for (i = 0; i < pg->n; i++) {
 		free(pg->v[i].section);
 		free(pg->v[i].key);
+		free(pg->v[i].opt);
 	}
 	free(pg->v);
 }
@@ -124,8 +158,24 @@ page_count(const struct page *pg, const char *section, const char *key)
 	size_t i, n = 0;
 
 	for (i = 0; i < pg->n; i++)
-		if (strcmp(pg->v[i].section, section) == 0 &&
+		if (pg->v[i].opt == NULL &&
+		    strcmp(pg->v[i].section, section) == 0 &&
 		    strcmp(pg->v[i].key, key) == 0)
+			n++;
+	return n;
+}
+
+/* page_count_opt - how many option entries of key under KEYS name opt */
+static size_t
+page_count_opt(const struct page *pg, const char *key, const char *opt)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < pg->n; i++)
+		if (pg->v[i].opt != NULL &&
+		    strcmp(pg->v[i].section, "KEYS") == 0 &&
+		    strcmp(pg->v[i].key, key) == 0 &&
+		    strcmp(pg->v[i].opt, opt) == 0)
 			n++;
 	return n;
 }
@@ -178,6 +228,8 @@ test_no_stale_entry(void **state)
 	(void)state;
 	page_load(&pg);
 	for (i = 0; i < pg.n; i++) {
+		if (pg.v[i].opt != NULL)
+			continue;
 		for (j = 0; j < sizeof(section_cases) /
 		     sizeof(section_cases[0]); j++) {
 			if (strcmp(pg.v[i].section,
@@ -190,6 +242,49 @@ test_no_stale_entry(void **state)
 		}
 	}
 	assert_true(n > 0);
+	page_free(&pg);
+}
+
+/* every option of listen, limits, timeouts and retry has one entry */
+static void
+test_every_option_documented(void **state)
+{
+	struct page pg;
+	const char *const *k, *const *o;
+	size_t n = 0;
+
+	(void)state;
+	page_load(&pg);
+	for (k = conf_keys(); *k != NULL; k++) {
+		for (o = conf_key_options(*k); o != NULL && *o != NULL; o++) {
+			n++;
+			if (page_count_opt(&pg, *k, *o) != 1)
+				fail_msg("%s %s=: %zu entries under it, want 1",
+				    *k, *o, page_count_opt(&pg, *k, *o));
+		}
+	}
+	assert_true(n > 0);
+	page_free(&pg);
+}
+
+/* no option entry under those keys names an option the code lacks */
+static void
+test_no_stale_option(void **state)
+{
+	struct page pg;
+	size_t i;
+
+	(void)state;
+	page_load(&pg);
+	for (i = 0; i < pg.n; i++) {
+		if (pg.v[i].opt == NULL ||
+		    strcmp(pg.v[i].section, "KEYS") != 0 ||
+		    conf_key_options(pg.v[i].key) == NULL)
+			continue;
+		if (!in_list(conf_key_options(pg.v[i].key), pg.v[i].opt))
+			fail_msg("%s documents unknown option \"%s=\"",
+			    pg.v[i].key, pg.v[i].opt);
+	}
 	page_free(&pg);
 }
 
@@ -207,6 +302,7 @@ static const struct tag_case tag_cases[] = {
 	{ "\\fBlog\\fR stderr", "log" },
 	{ ".BI listen \" addr\" : port", "listen" },
 	{ ".B \"relay\\-domains\"", "relay-domains" },
+	{ ".IP \\fBdata\\-rate=\\fIsize\\fR 4", "data-rate=size" },
 };
 
 static void
@@ -230,6 +326,8 @@ main(void)
 		cmocka_unit_test(test_tag_word),
 		cmocka_unit_test(test_every_key_documented),
 		cmocka_unit_test(test_no_stale_entry),
+		cmocka_unit_test(test_every_option_documented),
+		cmocka_unit_test(test_no_stale_option),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

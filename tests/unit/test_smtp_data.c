@@ -2,8 +2,8 @@
  * test_smtp_data.c - tables for src/smtp_data.c: the end-of-data marker,
  * dot-unstuffing, SMTP smuggling variants (bare CR / bare LF around the
  * dot), line-length and content flags, Received: counting, pipelined
- * bytes after the end, and BDAT accounting.  RFC 5321 4.1.1.4, 4.5.2,
- * 4.5.3.1.6; RFC 3030.
+ * bytes after the end, BDAT accounting, and the pace (minimum rate) of a
+ * transfer.  RFC 5321 4.1.1.4, 4.5.2, 4.5.3.1.6; RFC 3030.
  *
  * Every DATA row is checked three ways, which must agree exactly: fed
  * whole, fed byte by byte, and fed in two pieces split at every offset.
@@ -463,6 +463,75 @@ test_header_fields(void **state)
 	buf_free(&out);
 }
 
+/* the pace of a transfer: a credit of time, octets buy more of it */
+struct pace_case {
+	const char *what;
+	uint64_t rate;
+	int64_t window, start;
+	struct {
+		int64_t t;
+		uint64_t n;
+	} ev[8];
+	size_t nev;
+	int64_t deadline;
+	uint64_t octets;
+};
+
+static const struct pace_case pace_cases[] = {
+	{ "idle: the whole window", 100, 3000, 0, { { 0, 0 } }, 0, 3000, 0 },
+	{ "idle from a later start", 100, 3000, 5000, { { 0, 0 } }, 0, 8000,
+	    0 },
+	{ "at the rate the window stays full", 100, 3000, 0,
+	    { { 1000, 100 }, { 2000, 100 } }, 2, 5000, 200 },
+	{ "half the rate drains half as fast", 100, 3000, 0,
+	    { { 1000, 50 } }, 1, 3500, 50 },
+	{ "a burst buys no more than the window", 100, 3000, 0,
+	    { { 0, 1000000 }, { 2000, 0 } }, 2, 3000, 1000000 },
+	{ "2 octets a second against 100 runs out after the window", 100,
+	    3000, 0, { { 500, 1 }, { 1000, 1 }, { 1500, 1 }, { 2000, 1 },
+	    { 2500, 1 }, { 3000, 1 } }, 6, 3060, 6 },
+	{ "run out is final: later octets buy nothing", 100, 3000, 0,
+	    { { 3000, 0 }, { 3500, 1000 } }, 2, 3000, 1000 },
+	{ "octets after the deadline come too late", 100, 3000, 0,
+	    { { 3200, 1000 } }, 1, 3000, 1000 },
+	{ "a long silence ends it where it ran out", 100, 3000, 0,
+	    { { 1000, 100 }, { 999999, 5 } }, 2, 4000, 105 },
+	{ "one octet a millisecond at 1000 a second keeps it full", 1000,
+	    1000, 0, { { 1, 1 }, { 2, 1 }, { 3, 1 } }, 3, 1003, 3 },
+	{ "a part of a millisecond is rounded up", 3, 1000, 0,
+	    { { 500, 0 } }, 1, 1000, 0 },
+	{ "an enormous count does not overflow", 100, 3000, 0,
+	    { { 100, UINT64_MAX } }, 1, 3100, UINT64_MAX },
+	{ "rate 0 is taken as 1: an octet a second keeps it full", 0, 3000,
+	    0, { { 1000, 1 } }, 1, 4000, 1 },
+	{ "the largest rate and window", SMTP_PACE_RATE_MAX,
+	    SMTP_PACE_WINDOW_MAX, 0, { { 1000, 0 } }, 1,
+	    SMTP_PACE_WINDOW_MAX, 0 },
+	{ "time going back is ignored", 100, 3000, 1000, { { 500, 0 } }, 1,
+	    4000, 0 },
+};
+
+static void
+test_pace(void **state)
+{
+	struct smtp_pace p;
+	size_t i, j;
+
+	(void)state;
+	for (i = 0; i < sizeof(pace_cases) / sizeof(pace_cases[0]); i++) {
+		const struct pace_case *c = &pace_cases[i];
+
+		smtp_pace_start(&p, c->rate, c->window, c->start);
+		for (j = 0; j < c->nev; j++)
+			smtp_pace_octets(&p, c->ev[j].n, c->ev[j].t);
+		if (smtp_pace_deadline(&p) != c->deadline)
+			print_error("row \"%s\": deadline %lld\n", c->what,
+			    (long long)smtp_pace_deadline(&p));
+		CHECK(c->what, smtp_pace_deadline(&p) == c->deadline);
+		CHECK(c->what, p.octets == c->octets);
+	}
+}
+
 int
 main(void)
 {
@@ -476,6 +545,7 @@ main(void)
 	    cmocka_unit_test(test_chunk_matches_data),
 	    cmocka_unit_test(test_chunk),
 	    cmocka_unit_test(test_chunk_cr_across_calls),
+	    cmocka_unit_test(test_pace),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
