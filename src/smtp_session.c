@@ -1144,7 +1144,10 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 /*
  * output_backlog - 1 when the client has more replies unread than
  * SESSION_WRITE_HIGH: input then waits (write_cb resumes it once they are
- * written).  Reading stops by itself when the read-ahead is full.
+ * written).  Under STARTTLS this sees the plaintext in the filter's
+ * output; the records under the filter stay below SESSION_WRITE_HIGH of
+ * their own (start_tls).  Reading stops by itself when the read-ahead is
+ * full.
  */
 static int
 output_backlog(struct smtp_session *s)
@@ -1202,6 +1205,12 @@ start_tls(struct smtp_session *s)
 	flush_unlink(s);
 	s->direct = 0;
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	/* the filter encrypts only while the connection underneath holds
+	 * less than this: what a client does not read waits as plaintext in
+	 * the filter's output, where output_backlog sees it and takes no
+	 * more commands (without the mark every reply would be encrypted at
+	 * once into a buffer that nothing bounds) */
+	bufferevent_setwatermark(s->bev, EV_WRITE, 0, SESSION_WRITE_HIGH);
 	f = bufferevent_openssl_filter_new(s->base, s->bev, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (f == NULL)

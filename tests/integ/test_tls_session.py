@@ -1,0 +1,241 @@
+"""How an inbound TLS session behaves at its edges (issue 12): the bound on
+replies a client leaves unread holds under STARTTLS and implicit TLS too.
+
+The client that never reads runs TLS through ssl.MemoryBIO over a plain
+socket, so that one thread can send for as long as tern takes its
+commands and read nothing (a blocking SSLSocket shared by two threads
+could not).
+"""
+
+import select
+import socket
+import ssl
+import time
+
+import pytest
+
+from tern_harness import ASAN, CLIENT, SMTPClient, proc_status, wait_for
+from test_tls_auth import HOST, MAIL_NAME, start_tern
+from tls_fixtures import tls_files  # noqa: F401 (a fixture)
+
+ROLES = ["smtp", "submission", "submissions"]
+
+
+def role_port(tern, role):
+    return {"smtp": tern.port, "submission": tern.submission,
+            "submissions": tern.submissions}[role]
+
+
+# ---------------------------------------------------------------- the smtpd
+
+def smtpd_pid(tern):
+    """The smtpd: the master's child that is not the queue process."""
+    queue = wait_for(tern.queue_process, 5, what="the queue process")
+    [pid] = [p for p in tern.children() if p != queue]
+    return pid
+
+
+def rss_kib(pid):
+    return int(proc_status(pid)["VmRSS"].split()[0])
+
+
+# ---------------------------------------------------------------- TLS by hand
+
+class TLSPipe:
+    """A TLS client over a non-blocking socket through ssl.MemoryBIO: it
+    encrypts and sends without ever reading unless told to."""
+
+    def __init__(self, sock, context, server_hostname=MAIL_NAME):
+        self.sock = sock
+        self.sock.setblocking(False)
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = context.wrap_bio(self.inc, self.out,
+                                    server_hostname=server_hostname)
+        self.pending = b""  # ciphertext not yet taken by the socket
+        self.plain = b""    # decrypted, not yet consumed
+        self.eof = False
+        self.received = 0   # octets from the server
+
+    def send_some(self):
+        """Send what the socket takes now; the number of octets sent."""
+        self.pending += self.out.read()
+        sent = 0
+        while self.pending:
+            try:
+                n = self.sock.send(self.pending)
+            except BlockingIOError:
+                break
+            self.pending = self.pending[n:]
+            sent += n
+        return sent
+
+    def recv_some(self, wait):
+        """Wait up to wait seconds for input, decrypt what came."""
+        r, _, _ = select.select([self.sock], [], [], wait)
+        if not r:
+            return
+        try:
+            data = self.sock.recv(1 << 20)
+        except BlockingIOError:
+            return
+        self.received += len(data)
+        if not data:
+            self.eof = True
+            self.inc.write_eof()
+        else:
+            self.inc.write(data)
+        self.decrypt()
+
+    def decrypt(self):
+        while True:
+            try:
+                chunk = self.obj.read(1 << 20)
+            except ssl.SSLWantReadError:
+                return
+            if not chunk:
+                return
+            self.plain += chunk
+
+    def flush(self, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        self.send_some()
+        while self.pending:
+            assert time.monotonic() < deadline, "tern took nothing"
+            select.select([], [self.sock], [], 0.1)
+            self.send_some()
+
+    def handshake(self, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.obj.do_handshake()
+                self.flush()
+                return
+            except ssl.SSLWantReadError:
+                self.flush()
+                assert time.monotonic() < deadline, "no TLS handshake"
+                self.recv_some(0.1)
+
+    def write(self, data):
+        self.obj.write(data)
+        self.flush()
+
+    def line(self, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while b"\r\n" not in self.plain:
+            assert not self.eof, f"closed; have {self.plain[:200]!r}"
+            assert time.monotonic() < deadline, (
+                f"no reply line; have {self.plain[:200]!r}")
+            self.recv_some(0.1)
+        line, _, self.plain = self.plain.partition(b"\r\n")
+        return line
+
+    def reply(self):
+        """The lines of one whole reply."""
+        lines = [self.line()]
+        while lines[-1][3:4] == b"-":
+            lines.append(self.line())
+        return lines
+
+    def cmd(self, text):
+        self.write(text.encode() + b"\r\n")
+        return self.reply()
+
+
+def encrypted_session(tern, tls, role):
+    """Greeted, EHLO'd and encrypted (STARTTLS or implicit), EHLO again:
+    a TLSPipe ready for commands."""
+    port = role_port(tern, role)
+    if role == "submissions":
+        sock = socket.create_connection((HOST, port), timeout=10)
+        pipe = TLSPipe(sock, tls.client_context())
+        pipe.handshake()
+        assert pipe.reply()[0].startswith(b"220 ")
+    else:
+        c = SMTPClient(HOST, port)
+        c.hello()
+        c.cmd("STARTTLS").expect(220, "2.0.0")
+        assert not c.buf
+        pipe = TLSPipe(c.sock, tls.client_context())
+        pipe.handshake()
+    assert pipe.cmd(f"EHLO {CLIENT}")[-1].startswith(b"250 ")
+    return pipe
+
+
+# ---------------------------------------------------------------- unread replies
+
+NOOPS = 200_000 if ASAN else 3_500_000  # 21 MB of commands
+CHUNK_LINES = 1000
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_tls_client_that_does_not_read_is_held_back(tern_factory, tls_files,
+                                                    role):
+    """A client that pipelines NOOPs under TLS without reading: tern stops
+    taking its commands once the replies it has not read pass the bound,
+    whether they wait as plaintext or as TLS records (under STARTTLS they
+    wait below the TLS filter); others are served meanwhile, and once the
+    client reads, every reply comes in order and the session goes on."""
+    tern = start_tern(tern_factory, tls_files)
+    pipe = encrypted_session(tern, tls_files, role)
+    smtpd = smtpd_pid(tern)
+    before = rss_kib(smtpd)
+    chunk = b"NOOP\r\n" * CHUNK_LINES
+    chunks = NOOPS // CHUNK_LINES
+    written = 0  # chunks handed to TLS
+
+    # send without reading until everything is sent or tern takes nothing
+    # for a second (bounded: 30 s)
+    deadline = time.monotonic() + 30
+    progress = time.monotonic()
+    while written < chunks and time.monotonic() < deadline:
+        if not pipe.pending:
+            pipe.obj.write(chunk)
+            written += 1
+        if pipe.send_some() > 0:
+            progress = time.monotonic()
+        elif time.monotonic() - progress > 1.0:
+            break
+        else:
+            select.select([], [pipe.sock], [], 0.1)
+    time.sleep(0.5)
+    grown = rss_kib(smtpd) - before
+    # the bound is 64 KiB of replies in each buffer and 64 KiB read
+    # ahead; megabytes mean the replies pile up (not under ASan, whose
+    # quarantine keeps freed memory)
+    if not ASAN:
+        assert grown < 16 * 1024, (
+            f"the smtpd grew by {grown} KiB after {written} of {chunks} "
+            f"chunks of NOOPs sent without reading")
+
+    # another client is served meanwhile
+    with SMTPClient(HOST, tern.port) as other:
+        other.hello()
+        other.cmd("NOOP").expect(250, "2.0.0")
+        other.quit()
+
+    # now read (and send the rest): every reply, in order (bounded: 120 s)
+    want = chunks * CHUNK_LINES
+    got = 0
+    deadline = time.monotonic() + 120
+    while got < want:
+        assert time.monotonic() < deadline, f"{got} of {want} replies"
+        assert not pipe.eof, f"connection closed after {got} replies"
+        if written < chunks and not pipe.pending:
+            pipe.obj.write(chunk)
+            written += 1
+        pipe.send_some()
+        pipe.recv_some(0.05)
+        end = pipe.plain.rfind(b"\r\n")
+        if end < 0:
+            continue
+        lines = pipe.plain[:end].split(b"\r\n")
+        pipe.plain = pipe.plain[end + 2:]
+        bad = [x for x in lines if x != b"250 2.0.0 Ok"]
+        assert not bad, f"after {got} replies: {bad[:3]}"
+        got += len(lines)
+    assert got == want and not pipe.plain
+    assert pipe.cmd("NOOP") == [b"250 2.0.0 Ok"]
+    assert pipe.cmd("QUIT") == [b"221 2.0.0 Bye"]
+    pipe.sock.close()
+
