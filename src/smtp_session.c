@@ -177,7 +177,7 @@ static unsigned nsessions;
  * epoll_ctl calls (watch for EPOLLOUT, stop watching) and one more turn of
  * the loop per reply.  The bufferevent writes only what the socket did not
  * take at once; a TLS session leaves all its writing to OpenSSL's
- * bufferevent.
+ * bufferevent (under STARTTLS once per turn too, see start_tls).
  */
 static TAILQ_HEAD(, smtp_session) flush_list =
     TAILQ_HEAD_INITIALIZER(flush_list);
@@ -1215,6 +1215,11 @@ start_tls(struct smtp_session *s)
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (f == NULL)
 		fatal("bufferevent_openssl_filter_new failed");
+	/* the filter encrypts what reaches its output once per turn of the
+	 * loop (a deferred callback), not at every evbuffer_add: the replies
+	 * of a turn share a record instead of taking two each (the line and
+	 * its CRLF) */
+	evbuffer_defer_callbacks(bufferevent_get_output(f), s->base);
 	s->bev = f;
 	s->tls = 1;
 	setup_bev(s);
