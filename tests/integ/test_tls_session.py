@@ -1,11 +1,12 @@
 """How an inbound TLS session behaves at its edges (issue 12): the bound on
 replies a client leaves unread holds under STARTTLS and implicit TLS too,
-and the replies to pipelined commands share TLS records.
+the replies to pipelined commands share TLS records, and a session tern
+closes ends with a TLS close_notify (RFC 8446 6.1, RFC 5246 7.2.1).
 
 The client that never reads runs TLS through ssl.MemoryBIO over a plain
 socket, so that one thread can send for as long as tern takes its
 commands and read nothing (a blocking SSLSocket shared by two threads
-could not).
+could not).  The other clients are ssl sockets.
 """
 
 import select
@@ -25,6 +26,15 @@ ROLES = ["smtp", "submission", "submissions"]
 def role_port(tern, role):
     return {"smtp": tern.port, "submission": tern.submission,
             "submissions": tern.submissions}[role]
+
+
+def strict_context(tls):
+    """The test CA's client context, where an EOF without close_notify is
+    an error ("unexpected eof while reading") rather than an end of
+    stream."""
+    ctx = tls.client_context()
+    ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF
+    return ctx
 
 
 # ---------------------------------------------------------------- the smtpd
@@ -265,3 +275,79 @@ def test_pipelined_replies_share_tls_records(tern_factory, tls_files, role):
         f"{wire} octets of TLS for {len(want)} octets of replies")
     assert pipe.cmd("QUIT") == [b"221 2.0.0 Bye"]
     pipe.sock.close()
+
+
+# ---------------------------------------------------------------- close_notify
+
+def read_to_close(c, timeout=5.0):
+    """Everything c still receives until the server ends the stream: b""
+    from recv means a close_notify came; an EOF without one raises
+    ssl.SSLError (strict_context)."""
+    data, c.buf = c.buf, b""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, f"the server did not close; have {data!r}"
+        c.sock.settimeout(left)
+        chunk = c.sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def strict_session(tern, tls, role):
+    """An encrypted SMTPClient (EHLO'd again) whose context wants a
+    close_notify before the end of the stream."""
+    port = role_port(tern, role)
+    c = SMTPClient(HOST, port)
+    if role == "submissions":
+        c.wrap_tls(strict_context(tls), MAIL_NAME)
+        c.greeting()
+    else:
+        c.hello()
+        c.cmd("STARTTLS").expect(220, "2.0.0")
+        c.wrap_tls(strict_context(tls), MAIL_NAME)
+    c.cmd(f"EHLO {CLIENT}").expect(250)
+    return c
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_quit_under_tls_ends_with_close_notify(tern_factory, tls_files,
+                                               role):
+    tern = start_tern(tern_factory, tls_files)
+    with strict_session(tern, tls_files, role) as c:
+        c.cmd("NOOP").expect(250, "2.0.0")
+        c.send("QUIT\r\n")
+        try:
+            rest = read_to_close(c)
+        except ssl.SSLError as e:
+            pytest.fail(f"the stream ended without close_notify: {e}")
+    assert rest == b"221 2.0.0 Bye\r\n"
+
+
+@pytest.mark.parametrize("role", ["smtp", "submissions"])
+def test_timeout_under_tls_ends_with_close_notify(tern_factory, tls_files,
+                                                  role):
+    tern = start_tern(tern_factory, tls_files, timeouts="command=1s")
+    with strict_session(tern, tls_files, role) as c:
+        try:
+            rest = read_to_close(c, timeout=10)
+        except ssl.SSLError as e:
+            pytest.fail(f"the stream ended without close_notify: {e}")
+    assert rest.startswith(b"421 4.4.2 ") and rest.endswith(b"\r\n"), rest
+    assert rest.count(b"\r\n") == 1, rest
+
+
+def test_too_many_errors_under_tls_ends_with_close_notify(tern_factory,
+                                                          tls_files):
+    tern = start_tern(tern_factory, tls_files)
+    with strict_session(tern, tls_files, "submission") as c:
+        c.send(b"BOGUS\r\n" * 20)
+        try:
+            rest = read_to_close(c)
+        except ssl.SSLError as e:
+            pytest.fail(f"the stream ended without close_notify: {e}")
+    # each error answered, the twentieth then ends the session
+    lines = rest.split(b"\r\n")
+    assert lines[-1] == b"" and lines[-2].startswith(b"421 4.7.0 "), rest
+    assert lines[:-2] == [b"500 5.5.2 Error: command not recognized"] * 20
