@@ -1,23 +1,27 @@
 """How an inbound TLS session behaves at its edges (issue 12): the bound on
 replies a client leaves unread holds under STARTTLS and implicit TLS too,
-the replies to pipelined commands share TLS records, and a session tern
-closes ends with a TLS close_notify (RFC 8446 6.1, RFC 5246 7.2.1).
+the replies to pipelined commands share TLS records, a session tern
+closes ends with a TLS close_notify (RFC 8446 6.1, RFC 5246 7.2.1), and
+the TLS 1.2 ciphers offered by default have forward secrecy and
+authenticated encryption, with `tls-ciphers compat` for old peers.
 
 The client that never reads runs TLS through ssl.MemoryBIO over a plain
 socket, so that one thread can send for as long as tern takes its
 commands and read nothing (a blocking SSLSocket shared by two threads
-could not).  The other clients are ssl sockets.
+could not).  The other clients are ssl sockets and `openssl s_client`.
 """
 
+import re
 import select
 import socket
 import ssl
+import subprocess
 import time
 
 import pytest
 
 from tern_harness import ASAN, CLIENT, SMTPClient, proc_status, wait_for
-from test_tls_auth import HOST, MAIL_NAME, start_tern
+from test_tls_auth import HOST, MAIL_NAME, openssl_starttls, start_tern
 from tls_fixtures import tls_files  # noqa: F401 (a fixture)
 
 ROLES = ["smtp", "submission", "submissions"]
@@ -351,3 +355,105 @@ def test_too_many_errors_under_tls_ends_with_close_notify(tern_factory,
     lines = rest.split(b"\r\n")
     assert lines[-1] == b"" and lines[-2].startswith(b"421 4.7.0 "), rest
     assert lines[:-2] == [b"500 5.5.2 Error: command not recognized"] * 20
+
+
+# ---------------------------------------------------------------- ciphers
+
+# (openssl s_client options, the cipher agreed or None when the handshake
+# must fail, what the row tests); the server's certificate has an RSA key
+MODERN_ROWS = [
+    (["-tls1_2", "-cipher", "AES128-SHA256"], None,
+     "RSA key exchange, CBC"),
+    (["-tls1_2", "-cipher", "AES128-GCM-SHA256"], None,
+     "RSA key exchange: no forward secrecy"),
+    (["-tls1_2", "-cipher", "AES256-SHA"], None,
+     "RSA key exchange, CBC with SHA-1"),
+    (["-tls1_2", "-cipher", "ECDHE-RSA-AES128-SHA256"], None,
+     "forward secrecy, but CBC"),
+    (["-tls1_2", "-cipher", "DHE-RSA-AES128-SHA256"], None,
+     "DHE, but CBC"),
+    (["-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256"],
+     "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE with AES-GCM"),
+    (["-tls1_2", "-cipher", "ECDHE-RSA-AES256-GCM-SHA384"],
+     "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE with AES-256-GCM"),
+    (["-tls1_2", "-cipher", "ECDHE-RSA-CHACHA20-POLY1305"],
+     "ECDHE-RSA-CHACHA20-POLY1305", "ECDHE with ChaCha20-Poly1305"),
+    (["-tls1_2", "-cipher", "DHE-RSA-AES128-GCM-SHA256"],
+     "DHE-RSA-AES128-GCM-SHA256", "DHE for a client without ECDHE"),
+    (["-tls1_2"], "ECDHE-RSA-AES128-GCM-SHA256",
+     "the server's first choice at TLS 1.2"),
+    (["-tls1_3"], "TLS_AES_256_GCM_SHA384", "TLS 1.3"),
+]
+
+COMPAT_ROWS = [
+    (["-tls1_2", "-cipher", "AES128-SHA256"], "AES128-SHA256",
+     "RSA key exchange, CBC"),
+    (["-tls1_2", "-cipher", "AES128-GCM-SHA256"], "AES128-GCM-SHA256",
+     "RSA key exchange"),
+    (["-tls1_2", "-cipher", "ECDHE-RSA-AES128-SHA256"],
+     "ECDHE-RSA-AES128-SHA256", "ECDHE, CBC"),
+    (["-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256"],
+     "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE with AES-GCM"),
+    (["-tls1_3"], "TLS_AES_256_GCM_SHA384", "TLS 1.3"),
+    (["-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"], None,
+     "still no TLS 1.1"),
+]
+
+CIPHERSUITE_RE = re.compile(r"^Ciphersuite: (\S+)$", re.M)
+
+
+def s_client(port, tls, args, implicit=False):
+    """openssl s_client with args against port, bounded by its timeout:
+    the cipher it agreed on, or None when the handshake failed."""
+    if implicit:
+        argv = ["openssl", "s_client", "-connect", f"{HOST}:{port}",
+                "-CAfile", str(tls.ca), "-verify_return_error", "-brief",
+                *args]
+        run = subprocess.run(argv, capture_output=True, text=True,
+                             timeout=30, stdin=subprocess.DEVNULL)
+    else:
+        run = openssl_starttls(port, tls, *args)
+    m = CIPHERSUITE_RE.search(run.stderr)
+    if run.returncode != 0:
+        assert m is None, run.stderr
+        return None
+    assert m, run.stderr
+    return m.group(1)
+
+
+def check_rows(port, tls, rows, implicit=False):
+    wrong = []
+    for args, want, why in rows:
+        got = s_client(port, tls, args, implicit)
+        if got != want:
+            wrong.append(f"{why} ({' '.join(args)}): got {got}, "
+                         f"want {want}")
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_default_ciphers_have_forward_secrecy_and_aead(tern_factory,
+                                                      tls_files, role):
+    tern = start_tern(tern_factory, tls_files, pairs=[tls_files.rsa])
+    check_rows(role_port(tern, role), tls_files, MODERN_ROWS,
+               implicit=role == "submissions")
+
+
+def test_default_ciphers_with_an_ecdsa_certificate(tern_factory, tls_files):
+    tern = start_tern(tern_factory, tls_files, pairs=[tls_files.mail])
+    check_rows(tern.port, tls_files, [
+        (["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA256"], None,
+         "forward secrecy, but CBC"),
+        (["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"],
+         "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE with AES-GCM"),
+        (["-tls1_2", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305"],
+         "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE with ChaCha20-Poly1305"),
+    ])
+
+
+@pytest.mark.parametrize("role", ["smtp", "submissions"])
+def test_compat_ciphers_let_old_peers_in(tern_factory, tls_files, role):
+    tern = start_tern(tern_factory, tls_files, pairs=[tls_files.rsa],
+                      tls_ciphers="compat")
+    check_rows(role_port(tern, role), tls_files, COMPAT_ROWS,
+               implicit=role == "submissions")
