@@ -133,6 +133,7 @@ struct conf_key {
 	X("subaddress", key_subaddress, 0)                                \
 	X("trusted-networks", key_trusted, 1)                             \
 	X("tls", key_tls, 1)                                              \
+	X("tls-ciphers", key_tls_ciphers, 0)                              \
 	X("users", key_users, 0)                                          \
 	X("senders", key_senders, 1)                                      \
 	X("route", key_route, 1)                                          \
@@ -1295,6 +1296,27 @@ key_tls(struct parse *p, char **av, size_t ac)
 	tls_add(p, file[0], file[1]);
 }
 
+static const char *const tls_ciphers_names[] = {
+	[TLS_CIPHERS_MODERN] = "modern", [TLS_CIPHERS_COMPAT] = "compat",
+};
+
+static void
+key_tls_ciphers(struct parse *p, char **av, size_t ac)
+{
+	size_t i;
+
+	if (one_value(p, "tls-ciphers", ac) == -1)
+		return;
+	for (i = 0; i < sizeof(tls_ciphers_names) /
+	    sizeof(tls_ciphers_names[0]); i++) {
+		if (strcmp(av[0], tls_ciphers_names[i]) == 0) {
+			p->c->tls_ciphers = (enum tls_ciphers)i;
+			return;
+		}
+	}
+	conf_error(p, "tls-ciphers: \"%s\" is not modern or compat", av[0]);
+}
+
 static void
 key_users(struct parse *p, char **av, size_t ac)
 {
@@ -2253,6 +2275,7 @@ conf_new(void)
 	struct conf *c = xcalloc(1, sizeof(*c));
 
 	c->recipients = RECIPIENTS_ANY;
+	c->tls_ciphers = TLS_CIPHERS_MODERN;
 	c->message_size = DEF_MESSAGE_SIZE;
 	c->max_rcpts = DEF_MAX_RCPTS;
 	c->line_length = DEF_LINE_LENGTH;
@@ -2647,7 +2670,7 @@ print_onward(FILE *fp, const struct conf *c)
 	print_resolver(fp, c);
 }
 
-/* print_auth - tls, users and senders */
+/* print_auth - tls, tls-ciphers, users and senders */
 static void
 print_auth(FILE *fp, const struct conf *c)
 {
@@ -2663,6 +2686,8 @@ print_auth(FILE *fp, const struct conf *c)
 	}
 	if (c->ncerts == 0)
 		fputs("# tls: none, STARTTLS is not offered\n", fp);
+	print_key(fp, "tls-ciphers",
+	    (const char *[]){ tls_ciphers_names[c->tls_ciphers], NULL });
 	if (c->users_file != NULL)
 		print_key(fp, "users", (const char *[]){ c->users_file, NULL });
 	else

@@ -62,6 +62,14 @@ struct conf_relay {
 	                   * instead of the system's; NULL */
 };
 
+/* tls-ciphers: what inbound TLS 1.2 may agree on (TLS 1.3 suites are all
+ * AEAD with forward secrecy, OpenSSL's default list in both) */
+enum tls_ciphers {
+	TLS_CIPHERS_MODERN = 0, /* ECDHE or DHE, with AES-GCM or
+	                         * ChaCha20-Poly1305 (default) */
+	TLS_CIPHERS_COMPAT      /* OpenSSL's default list, for old peers */
+};
+
 /* tls cert=FILE key=FILE: one certificate for inbound TLS; the first is
  * the default, the others are chosen by SNI */
 struct conf_cert {
@@ -178,6 +186,7 @@ struct conf {
 	/* inbound TLS and authentication */
 	struct conf_cert *certs;     /* tls cert= key= (repeatable) */
 	size_t ncerts;
+	enum tls_ciphers tls_ciphers; /* tls-ciphers modern|compat */
 	char *users_file;            /* users FILE: name:crypt-hash */
 	struct conf_senders *senders; /* senders USER ADDRESS... */
 	size_t nsenders;

@@ -171,6 +171,7 @@ struct smtp_session {
 	enum smtp_state bdat_return; /* state to go back to after an error */
 	/* TLS and AUTH */
 	int tls;                /* the session is encrypted */
+	int tls_closed;         /* close_notify sent, or not to be sent */
 	char tls_desc[128];     /* "TLSv1.3 TLS_AES_256_GCM_SHA384" */
 	char *auth_user;        /* after a successful AUTH */
 	unsigned auth_fails;    /* failed AUTH attempts in this session */
@@ -200,7 +201,7 @@ static unsigned nsessions;
  * epoll_ctl calls (watch for EPOLLOUT, stop watching) and one more turn of
  * the loop per reply.  The bufferevent writes only what the socket did not
  * take at once; a TLS session leaves all its writing to OpenSSL's
- * bufferevent.
+ * bufferevent (under STARTTLS once per turn too, see start_tls).
  */
 static TAILQ_HEAD(, smtp_session) flush_list =
     TAILQ_HEAD_INITIALIZER(flush_list);
@@ -1351,7 +1352,10 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 /*
  * output_backlog - 1 when the client has more replies unread than
  * SESSION_WRITE_HIGH: input then waits (write_cb resumes it once they are
- * written).  Reading stops by itself when the read-ahead is full.
+ * written).  Under STARTTLS this sees the plaintext in the filter's
+ * output; the records under the filter stay below SESSION_WRITE_HIGH of
+ * their own (start_tls).  Reading stops by itself when the read-ahead is
+ * full.
  */
 static int
 output_backlog(struct smtp_session *s)
@@ -1409,10 +1413,21 @@ start_tls(struct smtp_session *s)
 	flush_unlink(s);
 	s->direct = 0;
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	/* the filter encrypts only while the connection underneath holds
+	 * less than this: what a client does not read waits as plaintext in
+	 * the filter's output, where output_backlog sees it and takes no
+	 * more commands (without the mark every reply would be encrypted at
+	 * once into a buffer that nothing bounds) */
+	bufferevent_setwatermark(s->bev, EV_WRITE, 0, SESSION_WRITE_HIGH);
 	f = bufferevent_openssl_filter_new(s->base, s->bev, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (f == NULL)
 		fatal("bufferevent_openssl_filter_new failed");
+	/* the filter encrypts what reaches its output once per turn of the
+	 * loop (a deferred callback), not at every evbuffer_add: the replies
+	 * of a turn share a record instead of taking two each (the line and
+	 * its CRLF) */
+	evbuffer_defer_callbacks(bufferevent_get_output(f), s->base);
 	s->bev = f;
 	s->tls = 1;
 	setup_bev(s);
@@ -1880,6 +1895,47 @@ flushed(struct smtp_session *s)
 	    evbuffer_get_length(bufferevent_get_output(under)) == 0);
 }
 
+/*
+ * tls_close_notify - once the last reply is in OpenSSL's hands, the
+ * close_notify alert after it (RFC 8446 6.1, RFC 5246 7.2.1): without it
+ * a client cannot tell our close from a cut connection.  The client's
+ * own close_notify is not awaited, as the RFCs allow.  1 when sent (or
+ * not to be sent: no TLS, no finished handshake, a fatal alert already
+ * went), 0 when it must be tried again: the last reply is still being
+ * encrypted, or the connection does not take the alert yet.
+ */
+static int
+tls_close_notify(struct smtp_session *s)
+{
+	SSL *ssl;
+	int r;
+
+	if (!s->tls || s->tls_closed)
+		return 1;
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
+		return 0;
+	ssl = bufferevent_openssl_get_ssl(s->bev);
+	if (ssl == NULL || !SSL_is_init_finished(ssl)) {
+		s->tls_closed = 1;
+		return 1;
+	}
+	ERR_clear_error();
+	r = SSL_shutdown(ssl);
+	if (r < 0 && SSL_get_error(ssl, r) == SSL_ERROR_WANT_WRITE)
+		return 0;
+	ERR_clear_error();
+	s->tls_closed = 1;
+	return 1;
+}
+
+/* closed_cleanly - closing: the last reply, and under TLS the
+ * close_notify after it, have left */
+static int
+closed_cleanly(struct smtp_session *s)
+{
+	return tls_close_notify(s) && flushed(s);
+}
+
 static void
 linger_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -1888,7 +1944,7 @@ linger_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (flushed(s) ||
+	if (closed_cleanly(s) ||
 	    util_mono_ms() - s->closing_since > SESSION_CLOSE_MS) {
 		session_free(s);
 		return;
@@ -1915,12 +1971,13 @@ write_cb(struct bufferevent *bev, void *arg)
 	}
 	if (s->state != SMTP_S_CLOSING)
 		return;
-	if (flushed(s)) {
+	if (closed_cleanly(s)) {
 		session_free(s);
 		return;
 	}
 	/* a TLS filter hands its records to the connection underneath,
-	 * whose writing we do not see: look again shortly */
+	 * whose writing we do not see, and the close_notify may have to
+	 * wait for room: look again shortly */
 	if (s->linger_ev == NULL) {
 		s->linger_ev = evtimer_new(s->base, linger_cb, s);
 		s->closing_since = util_mono_ms();
@@ -1947,7 +2004,9 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 			ERR_error_string_n(e, buf, sizeof(buf));
 			log_info("%s: TLS error: %s", s->addr, buf);
 		}
-		/* the alert OpenSSL wrote must still reach the client */
+		/* the alert OpenSSL wrote must still reach the client, and
+		 * no close_notify follows it */
+		s->tls_closed = 1;
 		enter_state(s, SMTP_S_CLOSING);
 		bufferevent_disable(bev, EV_READ);
 		write_cb(bev, s);

@@ -301,13 +301,13 @@ drain_cb(evutil_socket_t sig, short what, void *arg)
 
 /* tls_setup - the server context from the master's certificates */
 static void
-tls_setup(const struct tls_material *tls)
+tls_setup(const struct conf *c, const struct tls_material *tls)
 {
 	char err[512];
 
 	if (tls == NULL || tls->npairs == 0)
 		return;
-	smtpd.env.tls = tls_server_ctx(tls, err, sizeof(err));
+	smtpd.env.tls = tls_server_ctx(tls, c->tls_ciphers, err, sizeof(err));
 	if (smtpd.env.tls == NULL)
 		fatal("tls: %s", err);
 }
@@ -384,7 +384,7 @@ smtpd_main(const struct conf *c, const int *fds, size_t nfds,
 	smtpd.env.conf = c;
 	smtpd.env.users = users;
 	smtpd.env.limiter = auth_limiter_new(SMTPD_LIMITER_SLOTS);
-	tls_setup(tls);
+	tls_setup(c, tls);
 	listen_all(c, fds, nfds);
 	sigs[0] = evsignal_new(smtpd.base, SIGTERM, stop_cb, NULL);
 	sigs[1] = evsignal_new(smtpd.base, SIGINT, stop_cb, NULL);

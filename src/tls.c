@@ -6,6 +6,14 @@
  * key is usually readable by root only) and handed down in memory.  Every
  * certificate gets its own SSL_CTX; the servername callback switches a
  * connection to the context whose certificate names the client's SNI.
+ *
+ * What TLS 1.2 may agree on is chosen here, not left to OpenSSL's
+ * default, which still takes RSA key exchange (no forward secrecy) and
+ * CBC suites: by default only ECDHE or DHE key exchange with an AEAD
+ * cipher, the suites of Mozilla's "intermediate" profile; `tls-ciphers
+ * compat` gives old peers OpenSSL's default list back.  An MTA on port
+ * 25 whose client fails the handshake usually retries in plaintext, so
+ * an administrator who sees such clients may prefer compat.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,6 +29,16 @@
 
 /* a PEM file larger than this is surely not a certificate or key */
 #define TLS_PEM_MAX (1024 * 1024)
+
+/* tls-ciphers modern, TLS 1.2: forward secrecy and AEAD only, in the
+ * server's order of preference (DHE for clients without ECDHE, with
+ * OpenSSL's built-in groups: SSL_CTX_set_dh_auto) */
+#define TLS_CIPHERS_MODERN_LIST                                         \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"    \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"    \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"    \
+	"DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:"          \
+	"DHE-RSA-CHACHA20-POLY1305"
 
 struct sni_table {
 	SSL_CTX **ctx;  /* [0] is the default */
@@ -114,7 +132,8 @@ ssl_error(char *err, size_t errlen, const char *what, const char *path)
 
 /* pair_ctx - one context with this certificate chain and key */
 static SSL_CTX *
-pair_ctx(const struct tls_pair *p, X509 **leaf, char *err, size_t errlen)
+pair_ctx(const struct tls_pair *p, enum tls_ciphers ciphers, X509 **leaf,
+    char *err, size_t errlen)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	BIO *bio = NULL;
@@ -127,6 +146,14 @@ pair_ctx(const struct tls_pair *p, X509 **leaf, char *err, size_t errlen)
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
 	    SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_dh_auto(ctx, 1);
+	if (ciphers == TLS_CIPHERS_MODERN &&
+	    SSL_CTX_set_cipher_list(ctx, TLS_CIPHERS_MODERN_LIST) != 1) {
+		ssl_error(err, errlen, "OpenSSL has none of the modern TLS 1.2 "
+		    "ciphers", p->cert_path);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
 	bio = BIO_new_mem_buf(p->cert_pem, (int)p->cert_len);
 	x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
 	if (x == NULL || SSL_CTX_use_certificate(ctx, x) != 1)
@@ -210,7 +237,8 @@ sni_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 }
 
 SSL_CTX *
-tls_server_ctx(const struct tls_material *m, char *err, size_t errlen)
+tls_server_ctx(const struct tls_material *m, enum tls_ciphers ciphers,
+    char *err, size_t errlen)
 {
 	struct sni_table *t;
 	size_t i;
@@ -226,7 +254,8 @@ tls_server_ctx(const struct tls_material *m, char *err, size_t errlen)
 	t->ctx = xcalloc(m->npairs, sizeof(*t->ctx));
 	t->cert = xcalloc(m->npairs, sizeof(*t->cert));
 	for (i = 0; i < m->npairs; i++) {
-		t->ctx[i] = pair_ctx(&m->pairs[i], &t->cert[i], err, errlen);
+		t->ctx[i] = pair_ctx(&m->pairs[i], ciphers, &t->cert[i], err,
+		    errlen);
 		if (t->ctx[i] == NULL) {
 			t->n = i;
 			if (i > 0)

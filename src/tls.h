@@ -10,6 +10,8 @@
 
 #include <openssl/ssl.h>
 
+#include "conf.h"
+
 /* one certificate and its key, as read from their files */
 struct tls_pair {
 	char *cert_path;
@@ -35,14 +37,15 @@ int tls_material_load(struct tls_material *m, const char *const *certs,
 void tls_material_free(struct tls_material *m);
 
 /*
- * tls_server_ctx - a server context: TLS 1.2 minimum, OpenSSL's default
- * ciphers, the first pair as default and the others chosen by SNI (a
- * client's server name matching a certificate's DNS names, wildcards as
- * X509_check_host does).  Checks that every key matches its certificate.
- * NULL with the reason in err.
+ * tls_server_ctx - a server context: TLS 1.2 minimum, the TLS 1.2 ciphers
+ * of the tls-ciphers setting (TLS 1.3: OpenSSL's default suites), the
+ * first pair as default and the others chosen by SNI (a client's server
+ * name matching a certificate's DNS names, wildcards as X509_check_host
+ * does).  Checks that every key matches its certificate.  NULL with the
+ * reason in err.
  */
-SSL_CTX *tls_server_ctx(const struct tls_material *m, char *err,
-    size_t errlen);
+SSL_CTX *tls_server_ctx(const struct tls_material *m,
+    enum tls_ciphers ciphers, char *err, size_t errlen);
 
 /* tls_describe - "TLSv1.3 TLS_AES_256_GCM_SHA384" for a session */
 void tls_describe(const SSL *ssl, char *out, size_t outlen);

@@ -5,8 +5,10 @@ The `openssl` command makes them (Python's stdlib cannot make certificates
 and the tests must not need a third-party package): a test CA, a server
 certificate for mail.test.example (also localhost and 127.0.0.1, so a
 client connecting to 127.0.0.1 can check the name) and one for
-other.test.example (chosen by SNI), both signed by the CA.  `tern passwd`
-makes the users file's hashes, the way an administrator would.
+other.test.example (chosen by SNI), both signed by the CA, with P-256
+keys; and one more for mail.test.example with an RSA key, for the cipher
+tests (RSA key exchange needs an RSA certificate).  `tern passwd` makes
+the users file's hashes, the way an administrator would.
 
 Everything lives in a 0755 directory in /tmp with 0644 files: when the
 tests run as root, tern drops to its own user, and whatever it reads after
@@ -68,6 +70,7 @@ class TLSFiles:
     ca: Path          # the CA certificate, for the clients
     mail: Pair        # mail.test.example, localhost, 127.0.0.1
     other: Pair       # other.test.example
+    rsa: Pair         # mail.test.example again, with an RSA key
     users: Path       # name:hash lines for USERS
 
     def client_context(self, check_hostname=True):
@@ -98,18 +101,21 @@ def make_ca(d):
     return d / "ca.pem"
 
 
-def make_server_cert(d, name, sans):
-    """A key and a certificate for name, signed by the CA in d."""
-    ext = d / f"{name}.ext"
+def make_server_cert(d, name, sans, rsa=False):
+    """A key (P-256, or RSA 2048) and a certificate for name, signed by
+    the CA in d; the files are named after name (and -rsa)."""
+    stem = f"{name}-rsa" if rsa else name
+    ext = d / f"{stem}.ext"
     ext.write_text(SERVER_EXTENSIONS.format(san=",".join(sans)))
-    openssl("req", "-newkey", "ec", "-pkeyopt",
-            "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", f"{name}.key", "-out", f"{name}.csr",
+    key = (["-newkey", "rsa:2048"] if rsa else
+           ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+    openssl("req", *key, "-nodes",
+            "-keyout", f"{stem}.key", "-out", f"{stem}.csr",
             "-subj", f"/CN={name}", cwd=d)
-    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem",
+    openssl("x509", "-req", "-in", f"{stem}.csr", "-CA", "ca.pem",
             "-CAkey", "ca.key", "-CAcreateserial", "-days", "7",
-            "-extfile", ext.name, "-out", f"{name}.pem", cwd=d)
-    return Pair(name, d / f"{name}.pem", d / f"{name}.key")
+            "-extfile", ext.name, "-out", f"{stem}.pem", cwd=d)
+    return Pair(name, d / f"{stem}.pem", d / f"{stem}.key")
 
 
 def hash_password(password):
@@ -138,11 +144,12 @@ def tls_files():
     d = Path(tempfile.mkdtemp(prefix="tern-tls-", dir="/tmp"))
     d.chmod(0o755)
     ca = make_ca(d)
-    mail = make_server_cert(d, MAIL_NAME, [f"DNS:{MAIL_NAME}",
-                                           "DNS:localhost", "IP:127.0.0.1"])
+    mail_sans = [f"DNS:{MAIL_NAME}", "DNS:localhost", "IP:127.0.0.1"]
+    mail = make_server_cert(d, MAIL_NAME, mail_sans)
     other = make_server_cert(d, OTHER_NAME, [f"DNS:{OTHER_NAME}"])
+    rsa = make_server_cert(d, MAIL_NAME, mail_sans, rsa=True)
     users = make_users(d)
     for f in d.iterdir():
         f.chmod(0o644)
-    yield TLSFiles(d, ca, mail, other, users)
+    yield TLSFiles(d, ca, mail, other, rsa, users)
     shutil.rmtree(d, ignore_errors=True)

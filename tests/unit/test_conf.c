@@ -501,6 +501,14 @@ static const struct valid_case valid_cases[] = {
 	    "tls \"cert=%D/a b.pem\" key=%D/key.pem" },
 	{ "no tls printed as a comment", "hostname a.example\n",
 	    "# tls: none, STARTTLS is not offered" },
+	{ "tls-ciphers modern by default", "hostname a.example\n",
+	    "tls-ciphers modern" },
+	{ "tls-ciphers modern", "tls-ciphers modern\n", "tls-ciphers modern" },
+	{ "tls-ciphers compat for old peers", "tls-ciphers compat\n",
+	    "tls-ciphers compat" },
+	{ "tls-ciphers with a certificate",
+	    "tls cert=%D/cert.pem key=%D/key.pem\ntls-ciphers compat\n",
+	    "tls-ciphers compat" },
 	{ "users", "users %D/users\n", "users %D/users" },
 	{ "no users printed as a comment", "hostname a.example\n",
 	    "# users: not set, AUTH is not offered" },
@@ -934,6 +942,19 @@ static const struct invalid_case invalid_cases[] = {
 	    "route d.example [192.0.2.256]\n",
 	    "%F:1: route: \"192.0.2.256\" is not a host name or IP "
 	    "address\n" },
+	{ "tls-ciphers unknown value", "tls-ciphers weak\n",
+	    "%F:1: tls-ciphers: \"weak\" is not modern or compat\n" },
+	{ "tls-ciphers is case-sensitive", "tls-ciphers Modern\n",
+	    "%F:1: tls-ciphers: \"Modern\" is not modern or compat\n" },
+	{ "tls-ciphers without a value", "tls-ciphers\n",
+	    "%F:1: tls-ciphers takes exactly one value\n" },
+	{ "tls-ciphers with two values", "tls-ciphers modern compat\n",
+	    "%F:1: tls-ciphers takes exactly one value\n" },
+	{ "tls-ciphers not an OpenSSL cipher string",
+	    "tls-ciphers HIGH:!aNULL\n",
+	    "%F:1: tls-ciphers: \"HIGH:!aNULL\" is not modern or compat\n" },
+	{ "tls-ciphers repeated", "tls-ciphers compat\n\ntls-ciphers modern\n",
+	    "%F:3: tls-ciphers given twice (first at line 1)\n" },
 	{ "route bad tls", "route d.example [x.example] tls=maybe\n",
 	    "%F:1: route: tls=maybe is not none, may, encrypt or verify\n" },
 	{ "route tls twice", "route d.example [x.example] tls=may tls=none\n",
@@ -1721,6 +1742,7 @@ assert_conf_equal(const struct conf *a, const struct conf *b)
 		assert_string_equal(a->certs[i].cert, b->certs[i].cert);
 		assert_string_equal(a->certs[i].key, b->certs[i].key);
 	}
+	assert_int_equal(a->tls_ciphers, b->tls_ciphers);
 	opt_str_equal(a->users_file, b->users_file);
 	assert_int_equal(a->nsenders, b->nsenders);
 	for (i = 0; i < a->nsenders; i++)
@@ -1767,6 +1789,7 @@ static const struct trip_case trip_cases[] = {
 	    "listen [::]:465 role=submissions greet-pause=1s\n"
 	    "tls cert=%D/cert.pem key=%D/key.pem\n"
 	    "tls \"cert=%D/a b.pem\" key=%D/key2.pem\n"
+	    "tls-ciphers compat\n"
 	    "users %D/users\n"
 	    "senders PaulV@canonical.org paulv@canonical.org @Lists.example\n"
 	    "senders bob bob@example.org\n",
