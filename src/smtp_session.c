@@ -2014,12 +2014,23 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_TIMEOUT && s->state != SMTP_S_CLOSING &&
 	    s->state != SMTP_S_COMMIT && s->state != SMTP_S_HOLD) {
+		if (flushed(s)) {
+			/* a TLS filter's write timeout runs while its writing
+			 * is enabled, also with nothing to write: not the
+			 * client's doing (libevent disabled the events) */
+			bev_enable(s);
+			return;
+		}
 		log_info("%s: timeout writing to the client (it does not read "
 		    "our replies), in state %s", s->addr,
 		    state_names[s->state]);
 		reply(s, "421 4.4.2 %s Error: timeout exceeded",
 		    s->conf->hostname);
 		close_after_reply(s);
+		/* the timeout disabled writing: the 421 must still go out
+		 * (or the closing timeout end the session) */
+		if (!s->direct)
+			bufferevent_enable(bev, EV_WRITE);
 		return;
 	}
 	if ((what & BEV_EVENT_TIMEOUT) && (s->state == SMTP_S_COMMIT ||
