@@ -264,10 +264,17 @@ fail:
 	    strerror(errno));
 }
 
-/* drop_privileges - become the tern user for good */
+/* drop_privileges - become the tern user for good, unable to gain
+ * privileges again */
 static void
 drop_privileges(const struct master *m)
 {
+	/* smtpd and queue never run another program: no execve of theirs
+	 * (or of a parser's bug) can ever gain privileges again.  deliverd
+	 * is forked before this and keeps the right, which a setuid MDA
+	 * (Debian's procmail) needs. */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		fatal("cannot set no_new_privs: %s", strerror(errno));
 	if (!m->drop)
 		return;
 	if (setgroups(1, &m->gid) == -1 ||

@@ -9,8 +9,9 @@ import subprocess
 
 import pytest
 
-from tern_harness import (SENDER, TERN_BIN, chown_tree, message, proc_status,
-                          queue_files, wait_for, wait_for_mail)
+from tern_harness import (SENDER, TERN_BIN, all_pids, chown_tree, message,
+                          proc_stat, proc_status, queue_files, wait_for,
+                          wait_for_mail)
 
 ROOT = os.geteuid() == 0
 
@@ -118,3 +119,20 @@ def test_non_root_stays_itself(tern_factory):
         c.quit()
     [mail] = wait_for_mail(tern.home, "alice")
     assert mail.path.stat().st_uid == uid
+
+
+def test_smtpd_and_queue_cannot_gain_privileges(tern_factory):
+    """smtpd and queue run with no_new_privs: no program they (or a bug
+    in one of their parsers) could execute gains privileges; deliverd,
+    the queue process's child, keeps root and the right to run a setuid
+    MDA, and its workers switch users instead."""
+    tern = tern_factory()
+    wait_for(lambda: tern.smtpd_process() and tern.queue_process(), 5,
+             what="the smtpd and queue processes")
+    for pid in (tern.smtpd_process(), tern.queue_process()):
+        assert proc_status(pid)["NoNewPrivs"] == "1", pid
+    queue = tern.queue_process()
+    deliverd = [p for p in all_pids()
+                if (proc_stat(p) or (None, None))[1] == queue]
+    assert deliverd, "the delivery process beside the queue process"
+    assert proc_status(deliverd[0])["NoNewPrivs"] == "0"
