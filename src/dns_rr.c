@@ -22,7 +22,8 @@
 /*
  * dns_dname_to_str - wire-format name to dotted text without the final dot;
  * the root alone gives "".  -1 when malformed, too long, or a label holds
- * a dot (the text would name another domain).
+ * a dot or a NUL (the text would name another domain: "ex\0mple.org"
+ * would be read as "ex").
  */
 int
 dns_dname_to_str(const unsigned char *d, size_t len, char *out, size_t outlen)
@@ -34,7 +35,8 @@ dns_dname_to_str(const unsigned char *d, size_t len, char *out, size_t outlen)
 	while (i < len && d[i] != 0) {
 		l = d[i++];
 		if (l > 63 || i + l > len || o + l + 1 >= outlen ||
-		    memchr(d + i, '.', l) != NULL)
+		    memchr(d + i, '.', l) != NULL ||
+		    memchr(d + i, '\0', l) != NULL)
 			return -1;
 		if (o > 0)
 			out[o++] = '.';

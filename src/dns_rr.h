@@ -12,8 +12,8 @@
 /*
  * dns_dname_to_str - a name in wire form (uncompressed) to dotted text
  * without the final dot; the root alone gives "".  -1 when malformed, too
- * long for out (outlen with the NUL), or a label holds a dot (the text
- * would name another domain).
+ * long for out (outlen with the NUL), or a label holds a dot or a NUL (the
+ * text would name another domain).
  */
 int dns_dname_to_str(const unsigned char *d, size_t len, char *out,
     size_t outlen);
