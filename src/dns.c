@@ -384,33 +384,6 @@ name_finish(struct dns_query *q, const char *name)
 	query_free(q);
 }
 
-/*
- * dname_to_str - wire-format name to dotted text without the final dot;
- * the root alone gives "".  -1 when malformed, too long, or a label holds
- * a dot (the text would name another domain).
- */
-static int
-dname_to_str(const unsigned char *d, size_t len, char *out, size_t outlen)
-{
-	size_t i = 0, o = 0, l;
-
-	if (outlen == 0)
-		return -1;
-	while (i < len && d[i] != 0) {
-		l = d[i++];
-		if (l > 63 || i + l > len || o + l + 1 >= outlen ||
-		    memchr(d + i, '.', l) != NULL)
-			return -1;
-		if (o > 0)
-			out[o++] = '.';
-		memcpy(out + o, d + i, l);
-		o += l;
-		i += l;
-	}
-	out[o] = '\0';
-	return i < len ? 0 : -1; /* the root label must be there */
-}
-
 static void
 forward_done(void *arg, int err, struct ub_result *res)
 {
@@ -437,7 +410,7 @@ ptr_done(void *arg, int err, struct ub_result *res)
 
 	q->first.pending = 0;
 	if (err != 0 || !res->havedata ||
-	    dname_to_str((unsigned char *)res->data[0], (size_t)res->len[0],
+	    dns_dname_to_str((unsigned char *)res->data[0], (size_t)res->len[0],
 	    q->name, sizeof(q->name)) == -1 ||
 	    !smtp_domain_valid(q->name, 0)) {
 		if (res != NULL)
@@ -585,116 +558,7 @@ addrs_self(const struct dns_addrs *a)
 	return 0;
 }
 
-/* ---- MX lists: the pure part ------------------------------------------ */
-
-/* dns_mx_parse - preference and host of one MX rdata */
-int
-dns_mx_parse(const unsigned char *rdata, size_t len, struct dns_mx *mx)
-{
-	memset(mx, 0, sizeof(*mx));
-	if (len < 3)
-		return -1;
-	mx->pref = rdata[0] << 8 | rdata[1];
-	if (dname_to_str(rdata + 2, len - 2, mx->host, sizeof(mx->host)) ==
-	    -1)
-		return -1;
-	util_lower(mx->host);
-	if (mx->host[0] != '\0' && !smtp_domain_valid(mx->host, 0))
-		return -1;
-	return 0;
-}
-
-/* dns_mx_sort - shuffle, then a stable sort by preference */
-void
-dns_mx_sort(struct dns_mx *mx, size_t n, uint32_t (*rnd)(uint32_t))
-{
-	struct dns_mx tmp;
-	size_t i, j;
-
-	/* Fisher-Yates; n is at most DNS_MX_RECORDS_MAX */
-	for (i = n; i > 1; i--) {
-		j = rnd((uint32_t)i);
-		tmp = mx[i - 1];
-		mx[i - 1] = mx[j];
-		mx[j] = tmp;
-	}
-	/* insertion sort keeps the shuffled order of equal preferences */
-	for (i = 1; i < n; i++) {
-		tmp = mx[i];
-		for (j = i; j > 0 && mx[j - 1].pref > tmp.pref; j--)
-			mx[j] = mx[j - 1];
-		mx[j] = tmp;
-	}
-}
-
-/* dns_mx_drop_self - the hosts more preferred than every self host */
-size_t
-dns_mx_drop_self(const struct dns_mx *mx, size_t n)
-{
-	size_t i;
-	int cut = -1;
-
-	for (i = 0; i < n; i++)
-		if (mx[i].self && (cut == -1 || mx[i].pref < cut))
-			cut = mx[i].pref;
-	if (cut == -1)
-		return n;
-	for (i = 0; i < n && mx[i].pref < cut; i++)
-		;
-	return i;
-}
-
-/*
- * mx_compact - drop "." and repeated hosts (the most preferred copy is
- * kept); returns how many "." there were
- */
-static size_t
-mx_compact(struct dns_mx *mx, size_t *n)
-{
-	size_t i, j, out = 0, roots = 0;
-
-	for (i = 0; i < *n; i++) {
-		if (mx[i].host[0] == '\0') {
-			roots++;
-			continue;
-		}
-		for (j = 0; j < out; j++)
-			if (strcmp(mx[j].host, mx[i].host) == 0)
-				break;
-		if (j < out) {
-			if (mx[i].pref < mx[j].pref)
-				mx[j].pref = mx[i].pref;
-			continue;
-		}
-		mx[out++] = mx[i];
-	}
-	*n = out;
-	return roots;
-}
-
-/* dns_mx_order - an MX answer made ready for the address lookups */
-enum dns_mx_result
-dns_mx_order(struct dns_mx *mx, size_t *n, const char *self, size_t max,
-    uint32_t (*rnd)(uint32_t))
-{
-	size_t i, had = *n, roots = mx_compact(mx, n);
-
-	/* RFC 7505: a domain with a null MX has no other MX; a list of
-	 * nothing but "." is read as one, a "." among hosts as a mistake */
-	if (had > 0 && roots == had)
-		return DNS_MX_NULL;
-	dns_mx_sort(mx, *n, rnd);
-	for (i = 0; i < *n; i++)
-		if (self != NULL && strcasecmp(mx[i].host, self) == 0)
-			mx[i].self = 1;
-	had = *n;
-	*n = dns_mx_drop_self(mx, *n);
-	if (had > 0 && *n == 0)
-		return DNS_MX_LOOP;
-	if (*n > max)
-		*n = max;
-	return DNS_MX_OK;
-}
+/* the MX list itself is read and ordered by dns_rr.c */
 
 /* ---- destinations ----------------------------------------------------- */
 

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "dns_rr.h"
+
 struct event_base;
 struct dns_query;
 
@@ -94,43 +96,6 @@ void dns_set_self(const char *hostname);
 struct dns_query *dns_resolve_targets(const char *name, int port, int mx,
     dns_targets_cb cb, void *arg);
 
-/*
- * For tests: the pure steps of dns_resolve_targets, between the MX answer
- * and the address lookups.  No resolver is needed to call them.
- */
-struct dns_mx {
-	char host[256];   /* lower case; "" for the null MX "." */
-	int pref;
-	int self;         /* this host, by name or by address */
-};
-
-enum dns_mx_result {
-	DNS_MX_OK = 0,
-	DNS_MX_NULL,      /* null MX (RFC 7505): no mail at all */
-	DNS_MX_LOOP       /* this host is the most preferred (5.4.6) */
-};
-
-/* dns_mx_parse - one MX rdata (preference, name in wire form); -1 bad */
-int dns_mx_parse(const unsigned char *rdata, size_t len, struct dns_mx *mx);
-/*
- * dns_mx_sort - by preference, equal preferences in random order; rnd(n)
- * returns a number below n (arc4random_uniform outside tests)
- */
-void dns_mx_sort(struct dns_mx *mx, size_t n, uint32_t (*rnd)(uint32_t));
-/*
- * dns_mx_drop_self - how many hosts of a sorted list remain once every
- * host marked self and every host at or after its preference is dropped
- * (RFC 5321 5.1); 0 with some host kept means a loop
- */
-size_t dns_mx_drop_self(const struct dns_mx *mx, size_t n);
-/*
- * dns_mx_order - a whole MX answer made ready for address lookups: null
- * MX detected, "." and repeated hosts dropped, sorted and shuffled, hosts
- * named self (any case; NULL: none) dropped with the less preferred, at
- * most max kept.  *n is updated.
- */
-enum dns_mx_result dns_mx_order(struct dns_mx *mx, size_t *n,
-    const char *self, size_t max, uint32_t (*rnd)(uint32_t));
 /* dns_set_timeout_ms - the overall limit of one query (default 30 s) */
 void dns_set_timeout_ms(int64_t ms);
 

@@ -37,9 +37,10 @@
  *
  * Timeouts are RFC 5321 4.5.3.2's: the greeting and every command reply
  * wait timeout_remote_ms, each data block and the final reply
- * timeout_remote_data_ms.  Replies are framed by CRLF only and bounded
- * (MTA_REPLY_LINE_MAX, MTA_REPLY_LINES_MAX, MTA_REPLY_MAX); all remote text
- * is sanitised before it reaches a diagnostic or a log line.
+ * timeout_remote_data_ms.  Replies are read by the pure smtp_reply.c:
+ * framed by CRLF only and bounded (SMTP_REPLY_LINE_MAX,
+ * SMTP_REPLY_LINES_MAX, SMTP_REPLY_MAX); all remote text is sanitised
+ * before it reaches a diagnostic or a log line.
  */
 #include "mta_session.h"
 
@@ -68,20 +69,19 @@
 #include <openssl/x509v3.h>
 
 #include "conf.h"
+#include "smtp_reply.h"
 #include "util.h"
 
 /* content read from the queue file per step */
 #define MTA_CHUNK (64 * 1024)
 /* more content is read once the output is down to this */
 #define MTA_WRITE_LOW (16 * 1024)
-/* RFC 5321 4.5.3.1.5 allows 512 octets per reply line; real servers send
- * longer ones (long EHLO AUTH lists, verbose errors): we take up to this */
-#define MTA_REPLY_LINE_MAX 2048
-/* a multiline reply of more lines or octets is malformed */
-#define MTA_REPLY_LINES_MAX 100
-#define MTA_REPLY_MAX (64 * 1024)
-/* input is read ahead at most this far */
-#define MTA_READ_HIGH (MTA_REPLY_MAX + MTA_REPLY_LINE_MAX)
+/* a reply's diagnostic is copied whole into a recipient's */
+_Static_assert(SMTP_REPLY_DIAG_MAX <= MTA_DIAG_MAX, "reply diag fits");
+
+/* input is read ahead at most this far (the bounds of a reply are in
+ * smtp_reply.h) */
+#define MTA_READ_HIGH (SMTP_REPLY_MAX + SMTP_REPLY_LINE_MAX)
 /* an idle connection is closed (QUIT) after this */
 #define MTA_IDLE_MS 5000
 /* the reply to QUIT is awaited at most this long */
@@ -137,27 +137,6 @@ struct mta_pend {
 	size_t rcpt;
 };
 
-struct mta_reply {
-	int code;
-	char status[16];          /* enhanced status, "4.0.0" when none */
-	struct buf text;          /* the text of each line, '\n' after each */
-	size_t nlines;
-	char diag[MTA_DIAG_MAX];  /* sanitised "CODE text text..." */
-};
-
-struct mta_ext {
-	unsigned pipelining : 1;
-	unsigned size : 1;
-	unsigned eightbit : 1;
-	unsigned smtputf8 : 1;
-	unsigned dsn : 1;
-	unsigned starttls : 1;
-	unsigned enhanced : 1;
-	unsigned auth_plain : 1;
-	unsigned auth_login : 1;
-	uint64_t size_max;        /* 0: no limit announced */
-};
-
 /* the canonical form of the content, across chunks */
 struct mta_canon {
 	size_t linelen;  /* octets of the current line so far */
@@ -208,8 +187,8 @@ struct mta_session {
 	char *auth_pass;
 	int ready_once;          /* reached MTA_S_READY at least once */
 	int broken;              /* no further transaction on it */
-	struct mta_ext ext;
-	struct mta_reply reply;  /* being read */
+	struct smtp_ext ext;
+	struct smtp_reply reply;  /* being read */
 	struct mta_session_end end;
 	/* the job */
 	struct mta_job *job;
@@ -392,31 +371,25 @@ force_class(char *status, size_t len, const char *in, char cls)
 	status[0] = cls;
 }
 
-static int
-reply_class(const struct mta_reply *r)
-{
-	return r->code / 100;
-}
-
 /* result_of - the recipient result a reply means: 2, 4 or 5 (a reply of
  * another class is a protocol error, so temporary) */
 static int
-result_of(const struct mta_reply *r)
+result_of(const struct smtp_reply *r)
 {
-	int c = reply_class(r);
+	int c = smtp_reply_class(r);
 
 	return c == 2 || c == 5 ? c : 4;
 }
 
 /* rcpt_set - one recipient's outcome from a reply */
 static void
-rcpt_set(struct mta_session *s, size_t i, const struct mta_reply *r)
+rcpt_set(struct mta_session *s, size_t i, const struct smtp_reply *r)
 {
 	struct mta_rcpt *rc = &s->job->rcpts[i];
 
 	rc->result = result_of(r);
 	snprintf(rc->status, sizeof(rc->status), "%s", r->status);
-	if (rc->result != reply_class(r))
+	if (rc->result != smtp_reply_class(r))
 		rc->status[0] = (char)('0' + rc->result);
 	snprintf(rc->diag, sizeof(rc->diag), "%s", r->diag);
 	s->marks[i] = RM_DONE;
@@ -459,98 +432,6 @@ addr_ok(const char *a)
 }
 
 /* ---- replies ----------------------------------------------------------- */
-
-static void
-reply_reset(struct mta_reply *r)
-{
-	r->code = 0;
-	r->nlines = 0;
-	r->status[0] = '\0';
-	r->diag[0] = '\0';
-	if (r->text.cap > 4096) {
-		buf_free(&r->text);
-		buf_init(&r->text);
-	}
-	buf_reset(&r->text);
-}
-
-/* reply_add_line - one line of a reply; 1 when the reply is complete, 0
- * when more lines follow, -1 when it is malformed */
-static int
-reply_add_line(struct mta_reply *r, const char *line, size_t len)
-{
-	int code;
-
-	if (len < 3 || !isdigit((unsigned char)line[0]) ||
-	    !isdigit((unsigned char)line[1]) ||
-	    !isdigit((unsigned char)line[2]) || line[0] < '2' ||
-	    line[0] > '5')
-		return -1;
-	if (len > 3 && line[3] != ' ' && line[3] != '-')
-		return -1;
-	code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
-	if (r->nlines > 0 && code != r->code)
-		return -1;
-	if (r->nlines >= MTA_REPLY_LINES_MAX ||
-	    r->text.len + len > MTA_REPLY_MAX)
-		return -1;
-	r->code = code;
-	r->nlines++;
-	if (len > 4)
-		buf_append(&r->text, line + 4, len - 4);
-	buf_putc(&r->text, '\n');
-	return len == 3 || line[3] == ' ';
-}
-
-/* parse_enhanced - "c.x.y" at the start of text (RFC 3463 2), its class
- * matching the reply; returns its length or 0 */
-static size_t
-parse_enhanced(const char *t, int cls)
-{
-	size_t i = 0, part, digits;
-
-	if (t[0] != '0' + cls || t[1] != '.')
-		return 0;
-	i = 2;
-	for (part = 0; part < 2; part++) {
-		for (digits = 0; isdigit((unsigned char)t[i]); i++)
-			digits++;
-		if (digits < 1 || digits > 3)
-			return 0;
-		if (part == 0 && t[i++] != '.')
-			return 0;
-	}
-	return t[i] == ' ' || t[i] == '\n' ? i : 0;
-}
-
-/* reply_finish - the enhanced status and the diagnostic of a whole reply */
-static void
-reply_finish(struct mta_reply *r)
-{
-	size_t n = parse_enhanced(r->text.data, r->code / 100);
-	struct buf d;
-	char *p;
-
-	if (n > 0 && n < sizeof(r->status)) {
-		memcpy(r->status, r->text.data, n);
-		r->status[n] = '\0';
-	} else {
-		snprintf(r->status, sizeof(r->status), "%d.0.0", r->code / 100);
-	}
-	buf_init(&d);
-	buf_printf(&d, "%d", r->code);
-	buf_append(&d, " ", 1);
-	buf_append(&d, r->text.data, r->text.len);
-	/* lines joined by one space; the last newline dropped (memchr:
-	 * the text may hold a NUL, which util_sanitise turns into '?') */
-	for (p = d.data; (p = memchr(p, '\n', d.len - (size_t)(p - d.data)))
-	    != NULL; p++)
-		*p = ' ';
-	while (d.len > 0 && d.data[d.len - 1] == ' ')
-		d.data[--d.len] = '\0';
-	util_sanitise(r->diag, sizeof(r->diag) - 1, d.data, d.len);
-	buf_free(&d);
-}
 
 /* ---- the connection ---------------------------------------------------- */
 
@@ -620,7 +501,7 @@ session_free(struct mta_session *s)
 		explicit_bzero(s->auth_pass, strlen(s->auth_pass));
 	free(s->auth_user);
 	free(s->auth_pass);
-	buf_free(&s->reply.text);
+	smtp_reply_free(&s->reply);
 	buf_free(&s->outbuf);
 	free(s->targets);
 	free(s);
@@ -732,7 +613,7 @@ handle_reply(struct mta_session *s)
 {
 	mta_reply_fn fn = states[s->state].on_reply;
 
-	reply_finish(&s->reply);
+	smtp_reply_finish(&s->reply);
 	slog(s, LOG_LVL_DEBUG, "%s: <<< %s", s->remote, s->reply.diag);
 	if (fn == NULL) {
 		fail_in_state(s, "4.5.0", "unexpected reply from %s %s: %s",
@@ -742,26 +623,6 @@ handle_reply(struct mta_session *s)
 	if (s->job != NULL && s->state >= MTA_S_ENVELOPE)
 		s->job_replies++;
 	fn(s);
-}
-
-/* read_line - the next CRLF-terminated line into line; 1 got one, 0 need
- * more input, -1 too long */
-static int
-read_line(struct evbuffer *in, char *line, size_t *len)
-{
-	struct evbuffer_ptr p;
-	size_t eol;
-
-	p = evbuffer_search_eol(in, NULL, &eol, EVBUFFER_EOL_CRLF_STRICT);
-	if (p.pos < 0)
-		return evbuffer_get_length(in) > MTA_REPLY_LINE_MAX ? -1 : 0;
-	if ((size_t)p.pos > MTA_REPLY_LINE_MAX)
-		return -1;
-	*len = (size_t)p.pos;
-	evbuffer_remove(in, line, *len);
-	evbuffer_drain(in, eol);
-	line[*len] = '\0';
-	return 1;
 }
 
 /* malformed - a reply we cannot read: the connection is useless */
@@ -775,30 +636,43 @@ malformed(struct mta_session *s, const char *line, size_t len)
 	    s->remote, states[s->state].doing, text);
 }
 
+/* read_cb - every complete reply in the input to its state's handler; the
+ * input is looked at a line (SMTP_REPLY_LINE_MAX + 2 octets) at a time */
 static void
 read_cb(struct bufferevent *bev, void *arg)
 {
 	struct mta_session *s = arg;
-	char line[MTA_REPLY_LINE_MAX + 1];
-	size_t len = 0;
-	int rc, rc_line;
+	struct evbuffer *in;
+	const char *line;
+	size_t avail, len = 0, used = 0;
+	int rc;
 
 	while (s->bev == bev && s->state != MTA_S_HANDSHAKE &&
 	    s->state != MTA_S_CLOSED) {
-		rc = read_line(bufferevent_get_input(bev), line, &len);
+		in = bufferevent_get_input(bev);
+		avail = evbuffer_get_length(in);
+		if (avail == 0)
+			return;
+		if (avail > SMTP_REPLY_LINE_MAX + 2)
+			avail = SMTP_REPLY_LINE_MAX + 2;
+		line = (const char *)evbuffer_pullup(in, (ev_ssize_t)avail);
+		rc = smtp_reply_getline(line, avail, &len, &used);
 		if (rc == 0)
 			return;
-		rc_line = rc > 0;
-		if (rc > 0)
-			rc = reply_add_line(&s->reply, line, len);
 		if (rc < 0) {
-			malformed(s, line, rc_line ? len : 0);
+			malformed(s, line, 0);
 			return;
 		}
+		rc = smtp_reply_add_line(&s->reply, line, len);
+		if (rc < 0) {
+			malformed(s, line, len);
+			return;
+		}
+		evbuffer_drain(in, used);
 		if (rc == 0)
 			continue;
 		handle_reply(s);
-		reply_reset(&s->reply);
+		smtp_reply_reset(&s->reply);
 	}
 }
 
@@ -999,8 +873,8 @@ connect_target(struct mta_session *s)
 	int err;
 
 	format_remote(s);
-	s->ext = (struct mta_ext){ 0 };
-	reply_reset(&s->reply);
+	s->ext = (struct smtp_ext){ 0 };
+	smtp_reply_reset(&s->reply);
 	s->bev = bufferevent_socket_new(s->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (s->bev == NULL)
 		fatal("mta: cannot create a bufferevent");
@@ -1022,64 +896,13 @@ connect_target(struct mta_session *s)
 static void
 on_greeting(struct mta_session *s)
 {
-	if (reply_class(&s->reply) != 2) {
+	if (smtp_reply_class(&s->reply) != 2) {
 		target_failed(s, s->reply.status, "%s greeted with: %s",
 		    s->remote, s->reply.diag);
 		return;
 	}
 	send_line(s, "%s %s", s->proto->hello, s->conf->hostname);
 	enter_state(s, s->proto->hello_state);
-}
-
-/* ehlo_keyword - one line of the EHLO reply (RFC 5321 4.1.1.1) */
-static void
-ehlo_keyword(struct mta_ext *x, char *line)
-{
-	char *sp = line + strcspn(line, " =");
-	char *arg = *sp ? sp + 1 : sp;
-	char *tok, *save = NULL;
-	uint64_t n;
-
-	*sp = '\0';
-	if (strcasecmp(line, "PIPELINING") == 0)
-		x->pipelining = 1;
-	else if (strcasecmp(line, "8BITMIME") == 0)
-		x->eightbit = 1;
-	else if (strcasecmp(line, "SMTPUTF8") == 0)
-		x->smtputf8 = 1;
-	else if (strcasecmp(line, "DSN") == 0)
-		x->dsn = 1;
-	else if (strcasecmp(line, "STARTTLS") == 0)
-		x->starttls = 1;
-	else if (strcasecmp(line, "ENHANCEDSTATUSCODES") == 0)
-		x->enhanced = 1;
-	else if (strcasecmp(line, "SIZE") == 0) {
-		x->size = 1;
-		x->size_max = smtp_parse_size_param(arg, &n) == 0 ? n : 0;
-	} else if (strcasecmp(line, "AUTH") == 0) {
-		for (tok = strtok_r(arg, " ", &save); tok != NULL;
-		    tok = strtok_r(NULL, " ", &save)) {
-			if (strcasecmp(tok, "PLAIN") == 0)
-				x->auth_plain = 1;
-			else if (strcasecmp(tok, "LOGIN") == 0)
-				x->auth_login = 1;
-		}
-	}
-}
-
-static void
-parse_ehlo(struct mta_session *s)
-{
-	char *text = s->reply.text.data;
-	char *line, *save = NULL;
-	size_t i = 0;
-
-	memset(&s->ext, 0, sizeof(s->ext));
-	for (line = strtok_r(text, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save), i++) {
-		if (i > 0)  /* the first line is the server's name */
-			ehlo_keyword(&s->ext, line);
-	}
 }
 
 static int
@@ -1134,12 +957,12 @@ after_hello(struct mta_session *s)
 static void
 on_ehlo(struct mta_session *s)
 {
-	if (reply_class(&s->reply) == 2) {
-		parse_ehlo(s);
+	if (smtp_reply_class(&s->reply) == 2) {
+		smtp_reply_ehlo(&s->reply, &s->ext);
 		after_hello(s);
 		return;
 	}
-	if (reply_class(&s->reply) == 5) {
+	if (smtp_reply_class(&s->reply) == 5) {
 		/* RFC 5321 3.2: an old server; HELO has no extensions */
 		send_line(s, "HELO %s", s->conf->hostname);
 		enter_state(s, MTA_S_HELO);
@@ -1154,19 +977,19 @@ on_ehlo(struct mta_session *s)
 static void
 on_lhlo(struct mta_session *s)
 {
-	if (reply_class(&s->reply) != 2) {
+	if (smtp_reply_class(&s->reply) != 2) {
 		target_failed(s, s->reply.status, "%s refused LHLO: %s",
 		    s->remote, s->reply.diag);
 		return;
 	}
-	parse_ehlo(s);
+	smtp_reply_ehlo(&s->reply, &s->ext);
 	after_hello(s);
 }
 
 static void
 on_helo(struct mta_session *s)
 {
-	if (reply_class(&s->reply) != 2) {
+	if (smtp_reply_class(&s->reply) != 2) {
 		target_failed(s, s->reply.status, "%s refused HELO: %s",
 		    s->remote, s->reply.diag);
 		return;
@@ -1230,7 +1053,7 @@ tls_start(struct mta_session *s)
 static void
 on_starttls(struct mta_session *s)
 {
-	if (reply_class(&s->reply) == 2) {
+	if (smtp_reply_class(&s->reply) == 2) {
 		/* RFC 3207 5 / CVE-2011-0411: nothing may follow the 220 in
 		 * plaintext; such bytes would be taken as TLS-protected */
 		if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0) {
@@ -1352,7 +1175,7 @@ auth_begin(struct mta_session *s)
 static void
 on_auth(struct mta_session *s)
 {
-	if (reply_class(&s->reply) == 2) {
+	if (smtp_reply_class(&s->reply) == 2) {
 		s->authed = 1;
 		slog(s, LOG_LVL_INFO, "authenticated to %s as %s", s->remote,
 		    s->auth_user);
@@ -1679,7 +1502,7 @@ rcpt_reply(struct mta_session *s, size_t i)
 {
 	if (!s->mail_ok)
 		return;  /* its outcome came with the MAIL reply */
-	if (reply_class(&s->reply) == 2) {
+	if (smtp_reply_class(&s->reply) == 2) {
 		s->marks[i] = RM_ACCEPTED;
 		s->accepted++;
 	} else if (s->reply.code == 452 && s->accepted > 0) {
@@ -1729,7 +1552,7 @@ on_envelope(struct mta_session *s)
 	s->pend_n--;
 	switch (p.kind) {
 	case P_MAIL:
-		s->mail_ok = reply_class(&s->reply) == 2;
+		s->mail_ok = smtp_reply_class(&s->reply) == 2;
 		if (!s->mail_ok)
 			mail_refused(s);
 		break;
@@ -1751,7 +1574,7 @@ on_envelope(struct mta_session *s)
 static void
 on_rset(struct mta_session *s)
 {
-	if (reply_class(&s->reply) != 2)
+	if (smtp_reply_class(&s->reply) != 2)
 		s->broken = 1;
 	txn_end(s);
 }
@@ -1914,7 +1737,7 @@ on_dot(struct mta_session *s)
 	for (i = 0; i < s->job->nrcpts; i++)
 		if (s->marks[i] == RM_ACCEPTED)
 			rcpt_set(s, i, &s->reply);
-	if (reply_class(&s->reply) == 2)
+	if (smtp_reply_class(&s->reply) == 2)
 		mta_dest_delivered(s->dest);
 	txn_end(s);
 }
@@ -1958,7 +1781,7 @@ on_dot_each(struct mta_session *s)
 		return;
 	}
 	rcpt_set(s, i, &s->reply);
-	if (reply_class(&s->reply) == 2)
+	if (smtp_reply_class(&s->reply) == 2)
 		s->dot_ok = 1;
 	if (next_accepted(s) < s->job->nrcpts) {
 		arm_timer(s, T_DATA);
@@ -1992,7 +1815,7 @@ mta_session_new(const struct mta_session_params *p, struct mta_job *job)
 	s->fd = -1;
 	s->job = job;
 	s->njobs = 1;
-	buf_init(&s->reply.text);
+	smtp_reply_init(&s->reply);
 	buf_init(&s->outbuf);
 	snprintf(s->remote, sizeof(s->remote), "%s", s->route.host);
 	s->timer = evtimer_new(s->base, timer_cb, s);

@@ -66,6 +66,9 @@ static const struct parse_case parse_cases[] = {
 	    NULL },
 	{ "a dot inside a label", R("\x00\x0a\x03" "a.b\x00"), -1, 0, NULL },
 	{ "leading hyphen", R("\x00\x0a\x02-a\x00"), -1, 0, NULL },
+	{ "a NUL inside a label (not cut to \"mail.ex\")",
+	    R("\x00\x0a\x04mail\x07" "ex\0mple\x03org\x00"), -1, 0, NULL },
+	{ "a label of one NUL", R("\x00\x0a\x01m\x01\x00\x00"), -1, 0, NULL },
 };
 
 static void
