@@ -56,7 +56,10 @@ $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libtern.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libtern.a $(LIBS) -lcmocka
 
-run: deps all
+# deps first, then a new make that reads the libraries' flags from
+# pkg-config once the -dev packages are there (this one read them at start)
+run: deps
+	@$(MAKE) --no-print-directory all
 	@echo "tern: starting on the embedded defaults (home $${TERN_HOME:-./var}); Ctrl-C stops it"
 	./$(BUILD)/tern serve
 
@@ -69,7 +72,8 @@ integ: all
 
 # End to end (tests/e2e/README.md): hosts in network namespaces, a DNS
 # server, tern on each host.  Needs root; as another user every test skips.
-e2e: deps all
+e2e: deps
+	@$(MAKE) --no-print-directory all
 	@sh scripts/ensure-user.sh
 	TERN_BIN=$(abspath $(BUILD)/tern) $(PY) -m pytest -q tests/e2e
 
