@@ -61,16 +61,6 @@ md_path(const struct fixture *f, const char *sub, char *out, size_t len)
 }
 
 static int
-rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	chmod(p, 0700);
-	return remove(p);
-}
-
-static int
 setup(void **state)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
@@ -100,7 +90,7 @@ teardown(void **state)
 	/* undo a chmod 0500 so the tree can be removed */
 	md_path(f, "new", p, sizeof(p));
 	chmod(p, 0700);
-	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	rm_tree(f->dir);
 	free(f);
 	return 0;
 }

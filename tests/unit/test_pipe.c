@@ -260,15 +260,6 @@ in_dir(const struct fixture *f, const char *name, char *out, size_t len)
 }
 
 static int
-rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
-static int
 setup(void **state)
 {
 	struct fixture *f = xcalloc(1, sizeof(*f));
@@ -300,7 +291,7 @@ teardown(void **state)
 
 	if (f->req.content_fd >= 0)
 		close(f->req.content_fd);
-	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	rm_tree(f->dir);
 	free(f);
 	return 0;
 }

@@ -1,12 +1,14 @@
 /*
  * unit_files.h - small file helpers the unit tests of the delivery agents
- * share: write a file whole, read one whole.  Failures end the test
+ * share: write a file whole, read one whole, remove a tree.  Failures end the test
  * (cmocka asserts); include after <cmocka.h> and "util.h".
  */
 #ifndef TERN_UNIT_FILES_H
 #define TERN_UNIT_FILES_H
 
 #include <fcntl.h>
+#include <ftw.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* write_file - path made (0600) to hold exactly data[0..len) */
@@ -34,6 +36,23 @@ read_file(const char *path, struct buf *b)
 		buf_append(b, tmp, (size_t)n);
 	assert_int_equal(n, 0);
 	close(fd);
+}
+
+static inline int
+unit_rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	chmod(p, 0700); /* a test may have taken the write bit away */
+	return remove(p);
+}
+
+/* rm_tree - remove dir and everything below it */
+static inline void
+rm_tree(const char *dir)
+{
+	nftw(dir, unit_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 #endif
