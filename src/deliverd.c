@@ -66,6 +66,9 @@
 #define DELIVERD_GRACE_MS 30000
 /* header octets searched for a Delivered-To: loop */
 #define DELIVERD_HEADER_SCAN (256 * 1024)
+/* header octets read first: most header sections fit, and a message of
+ * megabytes is not copied whole to find its end */
+#define DELIVERD_HEADER_FIRST (16 * 1024)
 /* a .forward larger than this is not read */
 #define DELIVERD_FORWARD_MAX (64 * 1024)
 
@@ -264,23 +267,47 @@ switch_user(const struct passwd *pw)
 	return 0;
 }
 
+/* header_read - the start of the content into h, enough to hold the
+ * header section (read again twice as large until its end, a blank
+ * line, is in it, up to DELIVERD_HEADER_SCAN); -1 when nothing reads.
+ * h belongs to the worker and keeps its room between deliveries. */
+static int
+header_read(int fd, struct buf *h)
+{
+	size_t want = DELIVERD_HEADER_FIRST;
+	ssize_t n;
+
+	for (;;) {
+		buf_reset(h);
+		buf_reserve(h, want + 1);
+		n = pread(fd, h->data, want, 0);
+		if (n <= 0)
+			return -1;
+		h->len = (size_t)n;
+		h->data[h->len] = '\0';
+		if (h->len < want || want >= DELIVERD_HEADER_SCAN ||
+		    memmem(h->data, h->len, "\r\n\r\n", 4) != NULL)
+			return 0;
+		want *= 2;
+	}
+}
+
 /* header_has_delivered_to - 1 when the header section of the content
  * holds "Delivered-To: addr" (a mail loop through this address) */
 static int
 header_has_delivered_to(int fd, const char *addr)
 {
-	char *h = xmalloc(DELIVERD_HEADER_SCAN + 1), *p, *end, *nl;
-	ssize_t n = pread(fd, h, DELIVERD_HEADER_SCAN, 0);
+	static struct buf h;
 	size_t alen = strlen(addr);
+	char *p, *end, *nl;
 	int found = 0;
 
-	if (n <= 0) {
-		free(h);
+	if (h.data == NULL)
+		buf_init(&h);
+	if (header_read(fd, &h) == -1)
 		return 0;
-	}
-	h[n] = '\0';
-	end = h + n;
-	for (p = h; p < end && !found; p = nl + 1) {
+	end = h.data + h.len;
+	for (p = h.data; p < end && !found; p = nl + 1) {
 		nl = memchr(p, '\n', (size_t)(end - p));
 		if (nl == NULL || p[0] == '\r' || p[0] == '\n')
 			break; /* the end of the header section */
@@ -291,7 +318,6 @@ header_has_delivered_to(int fd, const char *addr)
 		found = strncasecmp(p, addr, alen) == 0 &&
 		    strchr("\r\n \t", p[alen]) != NULL;
 	}
-	free(h);
 	return found;
 }
 

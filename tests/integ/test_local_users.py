@@ -155,6 +155,23 @@ def test_delivered_to_loop_bounces(tern_factory):
     assert not maildir_messages(tern.home, "pea")
 
 
+def test_delivered_to_loop_after_a_long_header(tern_factory):
+    """The loop is found past the first 16 KiB of a long header section
+    too (the header is read in growing steps, not the whole message)."""
+    tern = tern_factory()
+    filler = "".join(f"X-Filler-{i}: {'y' * 60}\r\n" for i in range(400))
+    data = (f"From: <{SENDER}>\r\n{filler}"
+            "Delivered-To: pea@test.example\r\nSubject: long\r\n\r\n"
+            + "body line\r\n" * 5000).encode()
+    assert len(filler) > 16 * 1024
+    with tern.connect() as c:
+        c.hello()
+        c.send_mail(SENDER, ["pea@test.example"], data)
+        c.quit()
+    wait_log(tern, r"to=<pea@test.example>.*dsn=5\.4\.6.*forwarding loop")
+    assert not maildir_messages(tern.home, "pea")
+
+
 # ---------------------------------------------------------------- system
 
 class SystemUsers:
