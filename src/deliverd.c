@@ -729,6 +729,11 @@ handle(char *buf)
 	if (fd == -1 || deliver_request_parse(&rq, buf, (size_t)n, err,
 	    sizeof(err)) == -1) {
 		log_err("a malformed delivery request: refused");
+		/* its job would wait for ever: answer it when its id was
+		 * read (the parser keeps what it read before the error) */
+		if (rq.id != 0)
+			reply_now(rq.id, DELIVER_TEMP, "4.3.0",
+			    "a malformed delivery request");
 		if (fd != -1)
 			close(fd);
 		deliver_request_free(&rq);
