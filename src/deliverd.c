@@ -726,8 +726,8 @@ handle(char *buf)
 		return errno == EAGAIN || errno == EINTR ? 0 : -1;
 	if (n == 0)
 		return -1;
-	if (fd == -1 || deliver_request_parse(&rq, buf, (size_t)n, err,
-	    sizeof(err)) == -1) {
+	if (deliver_request_parse(&rq, buf, (size_t)n, err, sizeof(err)) == -1 ||
+	    fd == -1) {
 		log_err("a malformed delivery request: refused");
 		/* its job would wait for ever: answer it when its id was
 		 * read (the parser keeps what it read before the error) */
