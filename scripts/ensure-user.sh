@@ -1,10 +1,14 @@
 #!/bin/sh
-# ensure-user.sh - create the unprivileged "tern" system user when missing
-# (root only; as another user there is nothing to do: tern then runs as
-# the invoking user).
+# ensure-user.sh - create the unprivileged system users when missing:
+# "tern" (the queue process, the spool, virtual users' mail) and
+# "tern-smtpd" (the smtpd, which reads the network and may only write new
+# messages).  Root only; as another user there is nothing to do: tern then
+# runs as the invoking user.
 set -eu
 [ "$(id -u)" -eq 0 ] || exit 0
-id tern >/dev/null 2>&1 && exit 0
-useradd --system --home-dir /nonexistent --no-create-home \
-	--shell /usr/sbin/nologin tern
-echo "tern: created system user tern"
+for u in tern tern-smtpd; do
+	id "$u" >/dev/null 2>&1 && continue
+	useradd --system --user-group --home-dir /nonexistent \
+		--no-create-home --shell /usr/sbin/nologin "$u"
+	echo "tern: created system user $u"
+done

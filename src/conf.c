@@ -50,6 +50,7 @@
 #define CONF_DEFAULT_PATH "/etc/tern/tern.conf"
 #define DEF_HOME "./var"
 #define DEF_USER "tern"
+#define DEF_SMTPD_USER "tern-smtpd"
 #define DEF_MAILBOX "maildir:$home/mail/%u/Maildir"
 #define DEF_MAILBOX_SYSTEM "maildir:~/Maildir"
 #define DEF_ALIAS_USER "nobody"
@@ -120,6 +121,7 @@ struct conf_key {
 	X("hostname", key_hostname, 0)                                    \
 	X("home", key_home, 0)                                            \
 	X("user", key_user, 0)                                            \
+	X("smtpd-user", key_smtpd_user, 0)                                \
 	X("listen", key_listen, 1)                                        \
 	X("local-domains", key_local_domains, 1)                          \
 	X("relay-domains", key_relay_domains, 1)                          \
@@ -539,6 +541,20 @@ key_user(struct parse *p, char **av, size_t ac)
 	}
 	p->c->user = xstrdup(av[0]);
 	p->c->user_set = 1;
+}
+
+static void
+key_smtpd_user(struct parse *p, char **av, size_t ac)
+{
+	if (one_value(p, "smtpd-user", ac) == -1)
+		return;
+	if (!user_valid(av[0])) {
+		conf_error(p, "smtpd-user: \"%s\" is not a valid user name",
+		    av[0]);
+		return;
+	}
+	free(p->c->smtpd_user);
+	p->c->smtpd_user = xstrdup(av[0]);
 }
 
 /* listen_split - "1.2.3.4:25" or "[::1]:25" into host, family and port */
@@ -2252,6 +2268,8 @@ finish(struct parse *p)
 	}
 	if (c->user == NULL)
 		c->user = xstrdup(DEF_USER);
+	if (c->smtpd_user == NULL)
+		c->smtpd_user = xstrdup(DEF_SMTPD_USER);
 	if (c->nlistens == 0) {
 		default_listen(c, AF_INET, "127.0.0.1", 0);
 		default_listen(c, AF_INET6, "::1", 1);
@@ -2364,6 +2382,7 @@ conf_free(struct conf *c)
 	free(c->hostname);
 	free(c->home);
 	free(c->user);
+	free(c->smtpd_user);
 	for (i = 0; i < c->nlistens; i++)
 		free(c->listens[i].addr);
 	free(c->listens);
@@ -2712,6 +2731,7 @@ conf_print(const struct conf *c, FILE *fp)
 	print_key(fp, "hostname", (const char *[]){ c->hostname, NULL });
 	print_key(fp, "home", (const char *[]){ c->home, NULL });
 	print_key(fp, "user", (const char *[]){ c->user, NULL });
+	print_key(fp, "smtpd-user", (const char *[]){ c->smtpd_user, NULL });
 	for (i = 0; i < c->nlistens; i++)
 		print_listen(fp, &c->listens[i]);
 	print_list(fp, "local-domains", c->local_domains, c->nlocal_domains);

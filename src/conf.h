@@ -103,6 +103,7 @@ struct conf {
 	char *home;            /* after $TERN_HOME */
 	char *user;            /* unprivileged user after binding */
 	int user_set;          /* "user" given explicitly */
+	char *smtpd_user;      /* the smtpd's own unprivileged user */
 
 	struct conf_listen *listens;
 	size_t nlistens;

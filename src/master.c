@@ -8,9 +8,13 @@
  *   smtpd  all inbound sessions on one event loop; writes the spool
  *   queue  the scheduler and local delivery; reads and updates the spool
  *
- * Started as root with a configuration file, both children switch to the
- * unprivileged user (default "tern") before touching the network or the
- * spool; the master keeps root only to bind and to supervise.  A child that
+ * Started as root with a configuration file, both children switch to an
+ * unprivileged user before touching the network or the spool: the queue
+ * process to "user" (default "tern"), which owns the queue and the
+ * virtual users' mail, the smtpd to "smtpd-user" (default "tern-smtpd"),
+ * which may only write new messages into spool/incoming/ and asks the
+ * queue process to commit them (queue_commit.c) over the commit socket the
+ * master binds; the master keeps root only to bind and to supervise.  A child that
  * dies is restarted (after a pause if it keeps dying); the spool is the only
  * state they share, so a restart loses nothing.  Children die with the
  * master (PR_SET_PDEATHSIG).
@@ -30,6 +34,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,6 +48,7 @@
 #include "local.h"
 #include "master.h"
 #include "mta.h"
+#include "queue_commit.h"
 #include "auth.h"
 #include "tls.h"
 #include "sched.h"
@@ -69,9 +75,12 @@ struct child {
 struct master {
 	struct conf *conf;
 	int *fds;
-	int drop;            /* switch to the unprivileged user */
-	uid_t uid;
+	int drop;            /* switch to the unprivileged users */
+	uid_t uid;           /* the queue process's ("user") */
 	gid_t gid;
+	uid_t suid;          /* the smtpd's ("smtpd-user") */
+	gid_t sgid;
+	int commit_fd;       /* the commit socket, listening */
 	int stopping;
 	struct child child[CHILD_COUNT];
 	int64_t kill_at;     /* stopping: SIGKILL what still runs then */
@@ -138,7 +147,27 @@ mkdir_owned(const struct master *m, const char *dir, mode_t mode)
 		fatal("chown %s: %s", dir, strerror(errno));
 }
 
-/* prepare_home - $home and what lives in it, owned by the tern user */
+/* set_owner - (root) path owned by uid:gid with exactly mode */
+static void
+set_owner(const char *home, const char *sub, uid_t uid, gid_t gid,
+    mode_t mode)
+{
+	char *path = xasprintf("%s/%s", home, sub);
+
+	if (chown(path, uid, gid) == -1 || chmod(path, mode) == -1)
+		fatal("cannot set the owner of %s: %s", path, strerror(errno));
+	free(path);
+}
+
+/*
+ * prepare_home - $home and what lives in it, owned by the tern user.  When
+ * the smtpd has a user of its own (always as root with a configuration),
+ * it reaches only what it needs: spool/ and state/ it may only cross
+ * (0711), incoming/ and free/ are its own, shared with the queue's group
+ * (2770: the setgid bit gives its files that group, so the queue process
+ * can read, move and empty them), and the commit socket in state/ is open
+ * to its group.  queue/, quarantine/ and mail/ stay the queue user's, 0700.
+ */
 static void
 prepare_home(const struct master *m)
 {
@@ -154,9 +183,51 @@ prepare_home(const struct master *m)
 		snprintf(path, sizeof(path), "%s/%s", home, sub[i]);
 		mkdir_owned(m, path, 0700);
 	}
+	if (m->drop) {
+		set_owner(home, "spool", m->uid, m->gid, 0711);
+		set_owner(home, "state", m->uid, m->gid, 0711);
+		set_owner(home, "spool/incoming", m->suid, m->gid, 02770);
+		set_owner(home, "spool/free", m->suid, m->gid, 02770);
+		/* the pool's files must be the smtpd's to reuse */
+		spool_set_pool_owner(m->suid);
+	}
 	if (spool_init(home) == -1)
 		fatal("cannot open the spool under %s: %s", home,
 		    strerror(errno));
+}
+
+/*
+ * commit_listen - bind $home/state/commit.sock, where the smtpd asks the
+ * queue process to commit its messages.  The master keeps it, so a
+ * request made while the queue process restarts waits in the backlog.
+ */
+static int
+commit_listen(const struct master *m)
+{
+	struct sockaddr_un sa;
+	char *path = xasprintf("%s/" SPOOL_COMMIT_SOCK, m->conf->home);
+	int fd;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sa.sun_path))
+		fatal("%s: path too long for a socket", path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (fd == -1)
+		fatal("socket: %s", strerror(errno));
+	if (unlink(path) == -1 && errno != ENOENT)
+		fatal("cannot remove %s: %s", path, strerror(errno));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1)
+		fatal("cannot bind %s: %s", path, strerror(errno));
+	if (m->drop && (chown(path, m->uid, m->sgid) == -1 ||
+	    chmod(path, 0660) == -1))
+		fatal("cannot set the owner of %s: %s", path, strerror(errno));
+	if (listen(fd, SOMAXCONN) == -1)
+		fatal("cannot listen on %s: %s", path, strerror(errno));
+	free(path);
+	return fd;
 }
 
 /* rlim_text - a limit for a log line ("unlimited" for RLIM_INFINITY) */
@@ -264,10 +335,10 @@ fail:
 	    strerror(errno));
 }
 
-/* drop_privileges - become the tern user for good, unable to gain
+/* drop_privileges - become user uid:gid for good, unable to gain
  * privileges again */
 static void
-drop_privileges(const struct master *m)
+drop_privileges(const struct master *m, uid_t uid, gid_t gid)
 {
 	/* smtpd and queue never run another program: no execve of theirs
 	 * (or of a parser's bug) can ever gain privileges again.  deliverd
@@ -277,10 +348,10 @@ drop_privileges(const struct master *m)
 		fatal("cannot set no_new_privs: %s", strerror(errno));
 	if (!m->drop)
 		return;
-	if (setgroups(1, &m->gid) == -1 ||
-	    setresgid(m->gid, m->gid, m->gid) == -1 ||
-	    setresuid(m->uid, m->uid, m->uid) == -1)
-		fatal("cannot switch to user %s: %s", m->conf->user,
+	if (setgroups(1, &gid) == -1 ||
+	    setresgid(gid, gid, gid) == -1 ||
+	    setresuid(uid, uid, uid) == -1)
+		fatal("cannot switch to uid %ld: %s", (long)uid,
 		    strerror(errno));
 	if (setuid(0) != -1)
 		panic("regained root after dropping privileges");
@@ -296,7 +367,8 @@ queue_drain_cb(evutil_socket_t sig, short what, void *arg)
 }
 
 static _Noreturn void
-queue_main(const struct conf *c, int deliverd_sock)
+queue_main(const struct conf *c, int deliverd_sock, int commit_fd,
+    uid_t smtpd_uid)
 {
 	struct event_base *base;
 	struct event *usr1;
@@ -324,6 +396,7 @@ queue_main(const struct conf *c, int deliverd_sock)
 	alias_table_load(c);
 	local_init(c, base, deliverd_sock);
 	sched_start(c, base);
+	queue_commit_start(base, commit_fd, smtpd_uid);
 	usr1 = evsignal_new(base, SIGUSR1, queue_drain_cb, NULL);
 	evsignal_add(usr1, NULL);
 	event_base_dispatch(base);
@@ -359,7 +432,7 @@ start_deliverd(const struct master *m)
 		deliverd_main(m->conf, sv[1], &ids);
 	}
 	close(sv[1]);
-	drop_privileges(m);
+	drop_privileges(m, m->uid, m->gid);
 	return sv[0];
 }
 
@@ -398,10 +471,13 @@ start_child(struct master *m, enum child_kind k)
 		/* deliveries need no certificate nor password */
 		tls_material_free(&m->tls);
 		auth_users_free(m->users);
-		queue_main(m->conf, start_deliverd(m));
+		queue_main(m->conf, start_deliverd(m), m->commit_fd,
+		    m->drop ? m->suid : getuid());
 	}
-	drop_privileges(m);
-	smtpd_main(m->conf, m->fds, m->conf->nlistens, &m->tls, m->users);
+	close(m->commit_fd);
+	drop_privileges(m, m->suid, m->sgid);
+	smtpd_main(m->conf, m->fds, m->conf->nlistens, &m->tls, m->users,
+	    m->drop);
 }
 
 /* child_exited - log the end of a child and plan its restart */
@@ -574,8 +650,9 @@ reload(struct master *m)
 		return;
 	}
 	if (!listeners_same(m->conf, nc) || strcmp(m->conf->home, nc->home) ||
-	    (m->drop && strcmp(m->conf->user, nc->user))) {
-		log_err("SIGHUP: listeners, home or user changed: they need a "
+	    (m->drop && (strcmp(m->conf->user, nc->user) ||
+	    strcmp(m->conf->smtpd_user, nc->smtpd_user)))) {
+		log_err("SIGHUP: listeners, home or users changed: they need a "
 		    "restart; keeping the running configuration");
 		conf_free(nc);
 		return;
@@ -657,6 +734,8 @@ who_runs(struct master *m)
 {
 	struct passwd *pw;
 
+	m->uid = m->suid = geteuid();
+	m->gid = m->sgid = getegid();
 	if (geteuid() != 0) {
 		log_info("running as uid %ld (not root): not switching users",
 		    (long)geteuid());
@@ -677,8 +756,26 @@ who_runs(struct master *m)
 	m->drop = 1;
 	m->uid = pw->pw_uid;
 	m->gid = pw->pw_gid;
-	log_info("sessions and deliveries run as user %s (uid %ld)",
-	    m->conf->user, (long)m->uid);
+	pw = getpwnam(m->conf->smtpd_user);
+	if (pw == NULL)
+		fatal("user %s does not exist (create it, e.g. with "
+		    "scripts/ensure-user.sh, or set \"smtpd-user\")",
+		    m->conf->smtpd_user);
+	if (pw->pw_uid == 0)
+		fatal("user %s is root: refusing to run sessions as root",
+		    m->conf->smtpd_user);
+	m->suid = pw->pw_uid;
+	m->sgid = pw->pw_gid;
+	log_info("the queue and deliveries run as user %s (uid %ld), "
+	    "sessions as user %s (uid %ld)", m->conf->user, (long)m->uid,
+	    m->conf->smtpd_user, (long)m->suid);
+	if (m->suid == m->uid)
+		log_warn("smtpd-user is the queue's user %s: the smtpd can "
+		    "read delivered mail and change queued messages (give it "
+		    "a user of its own)", m->conf->user);
+	else if (m->sgid == m->gid)
+		fatal("smtpd-user %s has the group of user %s: give it a "
+		    "group of its own", m->conf->smtpd_user, m->conf->user);
 }
 
 int
@@ -701,6 +798,7 @@ master_serve(struct conf *c)
 	umask(077);
 	prepare_home(&m);
 	spool_recover();
+	m.commit_fd = commit_listen(&m);
 	if (load_secrets(c, &m.tls, &m.users) == -1)
 		fatal("cannot start without the certificates and users named "
 		    "in the configuration");
@@ -728,6 +826,7 @@ master_serve(struct conf *c)
 		if (m.fds[i] >= 0)
 			close(m.fds[i]);
 	free(m.fds);
+	close(m.commit_fd);
 	tls_material_free(&m.tls);
 	auth_users_free(m.users);
 	conf_free(m.conf);

@@ -1029,6 +1029,14 @@ rescan_cb(evutil_socket_t fd, short what, void *arg)
 		    sched.nmsgs - before);
 }
 
+/* sched_new_message - a message the queue process committed for the
+ * smtpd (queue_commit.c): load it now, no notice needed */
+void
+sched_new_message(const char *qid)
+{
+	msg_load(qid, 0);
+}
+
 /* notices */
 
 /* notice_cb - read queue ids, one per line, from the notice socket */

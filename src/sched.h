@@ -22,6 +22,9 @@ void sched_start(const struct conf *c, struct event_base *base);
  */
 void sched_drain(void);
 
+/* sched_new_message - (queue process) a new message was committed */
+void sched_new_message(const char *qid);
+
 /* sched_notify_open - (smtpd side) prepare to send notices; -1 on error */
 int sched_notify_open(const char *home, struct event_base *base);
 /*

@@ -58,7 +58,6 @@
 #include "envelope.h"
 #include "alias_table.h"
 #include "mailbox.h"
-#include "sched.h"
 #include "smtp_data.h"
 #include "smtp_parse.h"
 #include "smtpd.h"
@@ -1036,8 +1035,7 @@ commit_done(int ok, int err, const char *qid, void *arg)
 {
 	struct smtp_session *s = arg;
 
-	if (ok)
-		sched_notify(qid);
+	/* the queue process committed it and knows it (queue_commit.c) */
 	if (s->dead) {
 		if (ok)
 			log_info("%s: queued, but the client left before the "

@@ -2,9 +2,11 @@
  * smtpd.c - the smtpd process: accepts connections on the sockets the
  * master bound and hands each to an SMTP session on one event loop.
  *
- * It runs unprivileged and writes only the spool's incoming/ and queue/
- * directories; the queue process learns of each committed message by a
- * notice (sched_notify).  Certificates and the users file were read by the
+ * It runs unprivileged, as a user of its own (smtpd-user), and writes only
+ * the spool's incoming/ (and takes files from free/): the commit of each
+ * message into queue/ is done by the queue process on its request
+ * (spool.c, "The commit"; queue_commit.c), which is also how the queue
+ * process learns of it.  Certificates and the users file were read by the
  * master and arrive in memory.  On SIGUSR1 (the master's graceful handover
  * after SIGHUP) it closes its listeners and exits when its last session
  * ends, while a new smtpd already takes the new connections.
@@ -40,7 +42,6 @@
 #include "alias_table.h"
 #include "conf.h"
 #include "dns.h"
-#include "sched.h"
 #include "smtpd.h"
 #include "spool.h"
 #include "tls.h"
@@ -357,7 +358,8 @@ listen_all(const struct conf *c, const int *fds, size_t nfds)
 
 void
 smtpd_main(const struct conf *c, const int *fds, size_t nfds,
-    const struct tls_material *tls, const struct auth_users *users)
+    const struct tls_material *tls, const struct auth_users *users,
+    int shared)
 {
 	struct event *sigs[3];
 	size_t i;
@@ -372,15 +374,13 @@ smtpd_main(const struct conf *c, const int *fds, size_t nfds,
 	smtpd.base = event_base_new();
 	if (smtpd.base == NULL)
 		fatal("event_base_new failed");
-	if (spool_init(c->home) == -1)
+	if (spool_init_smtpd(c->home, shared) == -1)
 		fatal("cannot open the spool under %s: %s", c->home,
 		    strerror(errno));
 	spool_commit_start(smtpd.base);
 	if (dns_init(smtpd.base, c->resolver) == -1)
 		log_warn("dns: cannot start the resolver; client names will "
 		    "be \"unknown\"");
-	if (sched_notify_open(c->home, smtpd.base) == -1)
-		log_warn("cannot prepare queue notices: %s", strerror(errno));
 	smtpd.env.conf = c;
 	smtpd.env.users = users;
 	smtpd.env.limiter = auth_limiter_new(SMTPD_LIMITER_SLOTS);

@@ -37,12 +37,14 @@ struct smtpd_env {
 /*
  * smtpd_main - run the smtpd process: fds[i] listens for c->listens[i];
  * tls (certificates read by the master, may be empty) and users (NULL
- * without a users file) come from the master too.  SIGTERM stops it at
+ * without a users file) come from the master too; shared: it runs as a
+ * user of its own (spool_init_smtpd).  SIGTERM stops it at
  * once; SIGUSR1 makes it stop accepting and exit once its last session
  * has ended (a graceful handover to a new smtpd after SIGHUP).
  */
 _Noreturn void smtpd_main(const struct conf *c, const int *fds, size_t nfds,
-    const struct tls_material *tls, const struct auth_users *users);
+    const struct tls_material *tls, const struct auth_users *users,
+    int shared);
 
 /* smtp_session_new - take over an accepted connection */
 void smtp_session_new(const struct smtpd_env *env, struct event_base *base,

@@ -40,13 +40,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
+/* ids asked for in one request to the queue process, at most */
+#define SPOOL_COMMIT_IDS 256
+/* a reply line: "QID ERRNO\n" */
+#define SPOOL_COMMIT_LINE (QID_LEN + 16)
+/* the smtpd waits this long for the queue process's answer, then fails
+ * the batch (451: the client retries; at worst a duplicate) */
+#define SPOOL_COMMIT_WAIT_MS 60000
 /* attempts at a fresh id when O_EXCL finds the name taken */
 #define SPOOL_QID_TRIES 100
 /* "ID.env.tmp" and the like */
@@ -69,6 +79,9 @@ struct spool_tx {
 	int env_pooled;       /* so did incoming/ID.env, taken with it */
 	int update;           /* an envelope update (spool_update_async):
 	                       * queue/ID.env.tmp renamed over queue/ID.env */
+	int adopt;            /* queue process: the smtpd's incoming/ID.*,
+	                       * written and synced, renamed into queue/
+	                       * (spool_adopt_async) */
 	struct spool_tx *next;
 };
 
@@ -79,6 +92,16 @@ struct tx_list {
 static char *spool_path;        /* absolute "$home/spool" */
 /* a batch at least this large is synced with one syncfs(2) */
 #define SPOOL_SYNCFS_MIN 3
+
+/* how new files are created: 0600, 0660 in a smtpd with its own user */
+static mode_t file_mode = 0600;
+/* smtpd: commits are done by the queue process, asked on commit_sock */
+static int commit_remote;
+static char *commit_sock;
+static int commit_conn = -1;    /* the commit worker's connection */
+/* files in free/ must belong to this user (the smtpd's: it reuses them) */
+static uid_t pool_owner;
+static int pool_owner_set;
 
 static int incoming_fd = -1;    /* directory fds: *at() calls, fsync */
 static int queue_fd = -1;
@@ -150,13 +173,14 @@ file_name(char *out, const char *qid, const char *ext)
 static void
 check_init(void)
 {
-	if (queue_fd == -1)
+	if (incoming_fd == -1)
 		panic("spool used before spool_init");
 }
 
 /*
- * create_file - O_CREAT|O_EXCL a 0600 file in dirfd.  The mode is exact:
- * spool_init set the umask to 077, which takes no bit of 0600 away.
+ * create_file - O_CREAT|O_EXCL a file_mode file in dirfd.  The mode is
+ * exact: spool_init set the umask to 077 (spool_init_smtpd 077 or 007),
+ * which takes no bit of file_mode away.
  */
 static int
 create_file(int dirfd, const char *name, int excl)
@@ -164,7 +188,7 @@ create_file(int dirfd, const char *name, int excl)
 	int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW;
 
 	flags |= excl ? O_EXCL : O_TRUNC;
-	return openat(dirfd, name, flags, 0600);
+	return openat(dirfd, name, flags, file_mode);
 }
 
 /* unlink_quiet - unlinkat that tolerates a missing file */
@@ -276,13 +300,19 @@ safe_name(char out[64], const char *name)
 
 /* init */
 
-/* ensure_dir - mkdir (or keep) path with exactly mode */
+/*
+ * ensure_dir - mkdir (or keep) path with exactly mode.  With keep, an
+ * existing directory keeps its mode: spool/, incoming/ and free/ are shared
+ * with the smtpd's user when it has its own (the master sets them up, see
+ * master.c), and the queue process could not change them anyway.
+ */
 static int
-ensure_dir(const char *path, mode_t mode)
+ensure_dir(const char *path, mode_t mode, int keep)
 {
 	struct stat st;
+	int made = mkdir(path, mode) == 0;
 
-	if (mkdir(path, mode) == -1 && errno != EEXIST)
+	if (!made && errno != EEXIST)
 		return -1;
 	if (stat(path, &st) == -1)
 		return -1;
@@ -291,7 +321,8 @@ ensure_dir(const char *path, mode_t mode)
 		return -1;
 	}
 	/* mkdir's mode went through the umask; the spool must be 0700 */
-	if ((st.st_mode & 07777) != mode && chmod(path, mode) == -1)
+	if ((made || !keep) && (st.st_mode & 07777) != mode &&
+	    chmod(path, mode) == -1)
 		return -1;
 	return 0;
 }
@@ -305,14 +336,15 @@ ensure_home(const char *home)
 	return errno == EEXIST ? 0 : -1;
 }
 
-/* open_dir - an O_DIRECTORY fd for spool_path/sub, replacing *fd */
+/* open_dir - an O_DIRECTORY fd for spool_path/sub, replacing *fd (keep:
+ * see ensure_dir) */
 static int
-open_dir(const char *sub, int *fd)
+open_dir(const char *sub, int *fd, int keep)
 {
 	char *path = xasprintf("%s/%s", spool_path, sub);
 	int nfd;
 
-	if (ensure_dir(path, 0700) == -1) {
+	if (ensure_dir(path, 0700, keep) == -1) {
 		log_err("spool: %s: %s", path, strerror(errno));
 		free(path);
 		return -1;
@@ -330,23 +362,18 @@ open_dir(const char *sub, int *fd)
 	return 0;
 }
 
-/*
- * spool_init - create and open home/spool.  It may be called again (tests,
- * a new home) but never while commits are in flight.
- */
-int
-spool_init(const char *home)
+/* spool_open - make spool_path "home/spool" (absolute) and check it */
+static int
+spool_open(const char *home)
 {
 	char *path, *real;
 
-	/* the spool is the tern user's alone (tern serve sets this too) */
-	umask(077);
 	if (ensure_home(home) == -1) {
 		log_err("spool: %s: %s", home, strerror(errno));
 		return -1;
 	}
 	path = xasprintf("%s/spool", home);
-	if (ensure_dir(path, 0700) == -1) {
+	if (ensure_dir(path, 0700, 1) == -1) {
 		log_err("spool: %s: %s", path, strerror(errno));
 		free(path);
 		return -1;
@@ -360,16 +387,70 @@ spool_init(const char *home)
 	}
 	free(spool_path);
 	spool_path = real;
-	if (open_dir("incoming", &incoming_fd) == -1 ||
-	    open_dir("queue", &queue_fd) == -1 ||
-	    open_dir("quarantine", &quarantine_fd) == -1 ||
-	    open_dir("free", &free_fd) == -1)
+	return 0;
+}
+
+/*
+ * spool_init - create and open home/spool.  It may be called again (tests,
+ * a new home) but never while commits are in flight.
+ */
+int
+spool_init(const char *home)
+{
+	/* the spool is the tern user's alone (tern serve sets this too) */
+	umask(077);
+	file_mode = 0600;
+	commit_remote = 0;
+	if (spool_open(home) == -1 ||
+	    open_dir("incoming", &incoming_fd, 1) == -1 ||
+	    open_dir("queue", &queue_fd, 0) == -1 ||
+	    open_dir("quarantine", &quarantine_fd, 0) == -1 ||
+	    open_dir("free", &free_fd, 1) == -1)
 		return -1;
 	/* a new spool: its pool is listed and counted afresh */
 	pool.n = 0;
 	pool.empty_at = 0;
 	pool.counted = 0;
 	return 0;
+}
+
+/*
+ * spool_init_smtpd - the smtpd's view of the spool: incoming/ and free/
+ * only, which the master prepared (with shared, group-writable by the
+ * queue's group and setgid, so that files written here are the queue
+ * process's to read and move).  queue/ and quarantine/ are not opened:
+ * with a user of its own the smtpd cannot enter them, and its commits are
+ * done by the queue process on request (see "The commit" above).
+ */
+int
+spool_init_smtpd(const char *home, int shared)
+{
+	/* shared: files 0660, group (by the setgid directory) the queue's */
+	umask(shared ? 007 : 077);
+	file_mode = shared ? 0660 : 0600;
+	if (spool_open(home) == -1 ||
+	    open_dir("incoming", &incoming_fd, 1) == -1 ||
+	    open_dir("free", &free_fd, 1) == -1)
+		return -1;
+	if (queue_fd != -1)
+		close(queue_fd);
+	if (quarantine_fd != -1)
+		close(quarantine_fd);
+	queue_fd = quarantine_fd = -1;
+	commit_remote = 1;
+	free(commit_sock);
+	commit_sock = xasprintf("%s/" SPOOL_COMMIT_SOCK, home);
+	pool.n = 0;
+	pool.empty_at = 0;
+	return 0;
+}
+
+/* spool_set_pool_owner - the only owner of files kept in free/ */
+void
+spool_set_pool_owner(uid_t uid)
+{
+	pool_owner = uid;
+	pool_owner_set = 1;
 }
 
 /* spool_dir - "$home/spool" */
@@ -450,7 +531,7 @@ spool_free_ok(uint64_t reserve, uint64_t size)
 	uint64_t avail;
 
 	check_init();
-	if (fstatvfs(queue_fd, &sv) == -1) {
+	if (fstatvfs(incoming_fd, &sv) == -1) {
 		/* refusing (a 4xx) is safe: the client retries */
 		log_warn("spool: statvfs %s: %s", spool_path, strerror(errno));
 		return 0;
@@ -621,6 +702,16 @@ pool_put(const char *name, int empty)
 
 	if (!pool_has_room())
 		return -1;
+	/* an envelope the queue process rewrote is its own file: the smtpd
+	 * could not write it, so it is not kept (content files are always
+	 * the smtpd's) */
+	if (!empty && pool_owner_set) {
+		struct stat st;
+
+		if (fstatat(queue_fd, name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+		    st.st_uid != pool_owner)
+			return -1;
+	}
 	snprintf(hidden, sizeof(hidden), ".%s", name);
 	if (renameat2(queue_fd, name, free_fd, empty ? hidden : name,
 	    RENAME_NOREPLACE) == -1) {
@@ -790,6 +881,33 @@ spool_tx_abort(struct spool_tx *tx)
 static void update_files(struct spool_tx *tx, int each_sync);
 
 /*
+ * adopt_check - a file the smtpd asks to commit must be a plain file of
+ * the smtpd's with no other name: a symbolic link would make the queue
+ * process deliver whatever file it points to, a second name (a hard link
+ * kept in incoming/ or free/) would let the smtpd reach the message after
+ * its commit, or the pool hand it out again.
+ */
+static void
+adopt_check(struct spool_tx *tx, const char *ext)
+{
+	char name[SPOOL_NAME_MAX];
+	struct stat st;
+
+	if (tx->err != 0)
+		return;
+	file_name(name, tx->id, ext);
+	if (fstatat(incoming_fd, name, &st, AT_SYMLINK_NOFOLLOW) == -1) {
+		tx_fail(tx, "find the incoming files");
+		return;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_nlink != 1 ||
+	    (pool_owner_set && st.st_uid != pool_owner)) {
+		errno = EPERM;
+		tx_fail(tx, "check the incoming files");
+	}
+}
+
+/*
  * commit_files - write the envelope beside the content; with each_sync
  * both are fsync'd here, else the caller syncs the whole batch at once
  */
@@ -803,6 +921,11 @@ commit_files(struct spool_tx *tx, int each_sync)
 		return;
 	if (tx->update) {
 		update_files(tx, each_sync);
+		return;
+	}
+	if (tx->adopt) {
+		adopt_check(tx, ".msg");
+		adopt_check(tx, ".env");
 		return;
 	}
 	if (tx->pooled && pool_fit(tx->fd, tx->size) == -1) {
@@ -896,16 +1019,43 @@ batch_syncfs(struct spool_tx *batch)
 		}
 }
 
-/* commit_rename - move incoming/ID.ext to queue/ID.ext */
+/* rename_noreplace - rename that fails with EEXIST rather than replace;
+ * link and unlink where the filesystem has no RENAME_NOREPLACE */
+static int
+rename_noreplace(int from, const char *name, int to)
+{
+	int saved;
+
+	if (renameat2(from, name, to, name, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	if (linkat(from, name, to, name, 0) == -1)
+		return -1;
+	if (unlinkat(from, name, 0) == -1) {
+		saved = errno;
+		unlinkat(to, name, 0);
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}
+
+/* commit_rename - move incoming/ID.ext to queue/ID.ext.  A commit the
+ * smtpd asked for never replaces a queued file: its ids are its own
+ * choice, and a queued message is no longer its to change. */
 static void
 commit_rename(struct spool_tx *tx, const char *ext, int *done)
 {
 	char name[SPOOL_NAME_MAX];
+	int rc;
 
 	if (tx->err != 0)
 		return;
 	file_name(name, tx->id, ext);
-	if (renameat(incoming_fd, name, queue_fd, name) == -1) {
+	rc = tx->adopt ? rename_noreplace(incoming_fd, name, queue_fd) :
+	    renameat(incoming_fd, name, queue_fd, name);
+	if (rc == -1) {
 		tx_fail(tx, "rename into queue/");
 		return;
 	}
@@ -940,6 +1090,167 @@ commit_cleanup(struct spool_tx *tx)
 }
 
 /*
+ * The commit, in a smtpd with a user of its own.  The smtpd cannot enter
+ * queue/: once its commit worker has written and synced a batch's files in
+ * incoming/, it asks the queue process to move them into queue/ (one
+ * request on the commit socket, $home/state/commit.sock: "QID\n" lines),
+ * and waits, on the worker thread, for the answer ("QID ERRNO\n" lines in
+ * the same order, 0 for committed).  The queue process adopts them with
+ * its own commit worker (spool_adopt_async), grouped with its envelope
+ * updates under one fsync of queue/.  So the 250 still waits for content,
+ * envelope and queue/ on stable storage, and a batch costs the smtpd one
+ * round trip more than renaming itself.  A request whose answer does not
+ * come (the queue process restarting) fails its messages with 451: they
+ * may have been committed, and the client's retry is then a duplicate,
+ * never a loss.
+ */
+
+/* commit_connect - a connection to the queue process's commit socket */
+static int
+commit_connect(void)
+{
+	struct sockaddr_un sa;
+	int fd, saved;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if (strlen(commit_sock) >= sizeof(sa.sun_path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(sa.sun_path, commit_sock, strlen(commit_sock) + 1);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+/* commit_send - send one request, on a new connection if the queue
+ * process closed the old one (it never read the request then); 0 or an
+ * errno */
+static int
+commit_send(const char *req, size_t len)
+{
+	ssize_t n;
+	int tries, err = EPIPE;
+
+	for (tries = 0; tries < 2; tries++) {
+		if (commit_conn == -1 && (commit_conn = commit_connect()) == -1)
+			return errno;
+		n = send(commit_conn, req, len, MSG_NOSIGNAL);
+		if (n == (ssize_t)len)
+			return 0;
+		err = n == -1 ? errno : EMSGSIZE;
+		close(commit_conn);
+		commit_conn = -1;
+		if (err != EPIPE && err != ECONNRESET && err != ENOTCONN)
+			return err;
+	}
+	return err;
+}
+
+/* commit_receive - the answer to the request sent; 0 or an errno */
+static int
+commit_receive(char *rep, size_t cap, size_t *len)
+{
+	struct pollfd pfd = { .fd = commit_conn, .events = POLLIN };
+	ssize_t n;
+	int rc;
+
+	do
+		rc = poll(&pfd, 1, SPOOL_COMMIT_WAIT_MS);
+	while (rc == -1 && errno == EINTR);
+	if (rc == 0)
+		errno = ETIMEDOUT;
+	n = rc == 1 ? recv(commit_conn, rep, cap - 1, MSG_TRUNC) : -1;
+	if (n <= 0 || (size_t)n >= cap) {
+		int err = n == 0 ? ECONNRESET : n > 0 ? EPROTO : errno;
+
+		close(commit_conn);
+		commit_conn = -1;
+		return err;
+	}
+	rep[n] = '\0';
+	*len = (size_t)n;
+	return 0;
+}
+
+/* commit_answer - apply the answer lines in rep to the transactions of
+ * [first, end) that were asked for; a line that does not fit fails the
+ * rest */
+static void
+commit_answer(struct spool_tx *first, struct spool_tx *end, char *rep,
+    int err)
+{
+	struct spool_tx *tx;
+	char *line = rep, *nl, *stop;
+	long e;
+
+	for (tx = first; tx != end; tx = tx->next) {
+		if (tx->err != 0)
+			continue;
+		e = err;
+		if (err == 0) {
+			nl = strchr(line, '\n');
+			e = EPROTO;
+			if (nl != NULL && (size_t)(nl - line) > QID_LEN + 1 &&
+			    memcmp(line, tx->id, QID_LEN) == 0 &&
+			    line[QID_LEN] == ' ') {
+				errno = 0;
+				e = strtol(line + QID_LEN + 1, &stop, 10);
+				if (stop != nl || e < 0 || e > 4095)
+					e = EPROTO;
+			}
+			if (e == EPROTO)
+				err = EPROTO;
+			else
+				line = nl + 1;
+		}
+		if (e != 0) {
+			errno = (int)e;
+			tx_fail(tx, "commit by the queue process");
+		}
+	}
+}
+
+/* commit_ask - have the queue process commit the batch (the smtpd's
+ * commit worker), SPOOL_COMMIT_IDS ids to a request */
+static void
+commit_ask(struct spool_tx *batch)
+{
+	static char req[SPOOL_COMMIT_IDS * (QID_LEN + 1)];
+	static char rep[SPOOL_COMMIT_IDS * SPOOL_COMMIT_LINE];
+	struct spool_tx *tx = batch, *first;
+	size_t len, n, rlen;
+	int err;
+
+	while (tx != NULL) {
+		first = tx;
+		len = n = 0;
+		for (; tx != NULL && n < SPOOL_COMMIT_IDS; tx = tx->next) {
+			if (tx->err != 0)
+				continue;
+			memcpy(req + len, tx->id, QID_LEN);
+			req[len + QID_LEN] = '\n';
+			len += QID_LEN + 1;
+			n++;
+		}
+		if (n == 0)
+			continue;
+		err = commit_send(req, len);
+		if (err == 0)
+			err = commit_receive(rep, sizeof(rep), &rlen);
+		commit_answer(first, tx, rep, err);
+	}
+}
+
+/*
  * commit_batch - make a batch durable.  The content files are renamed
  * before any envelope so that a crash never leaves an envelope without
  * content in queue/ on a filesystem that keeps the order of directory
@@ -959,8 +1270,9 @@ commit_batch(struct spool_tx *batch)
 	int renamed = 0, sync_err = 0, each_sync;
 	size_t n = 0;
 
+	/* adoptions write nothing: the smtpd synced their files */
 	for (tx = batch; tx != NULL; tx = tx->next)
-		n++;
+		n += !tx->adopt;
 	/*
 	 * Group commit: a batch of SPOOL_SYNCFS_MIN or more is made durable
 	 * with one syncfs of the spool's filesystem instead of two fsyncs per
@@ -975,6 +1287,16 @@ commit_batch(struct spool_tx *batch)
 		commit_files(tx, each_sync);
 	if (!each_sync)
 		batch_syncfs(batch);
+	if (commit_remote) {
+		/* the smtpd: the queue process renames and syncs queue/ */
+		commit_ask(batch);
+		for (tx = batch; tx != NULL; tx = tx->next) {
+			tx->ok = tx->err == 0;
+			if (!tx->ok)
+				commit_cleanup(tx);
+		}
+		return;
+	}
 	for (tx = batch; tx != NULL; tx = tx->next)
 		if (!tx->update)
 			commit_rename(tx, ".msg", &tx->msg_queued);
@@ -1176,6 +1498,29 @@ spool_update_async(const struct envelope *env, spool_commit_cb cb,
 
 /* queue side */
 
+/*
+ * spool_adopt_async - (queue process) commit the message the smtpd wrote
+ * and synced in incoming/ as qid: checked, renamed into queue/ (never over
+ * a queued file), queue/ fsync'd with the rest of the worker's batch.
+ */
+void
+spool_adopt_async(const char *qid, spool_commit_cb cb, void *arg)
+{
+	struct spool_tx *tx;
+
+	if (commit_ev == NULL || queue_fd == -1)
+		panic("spool_adopt_async before spool_commit_start");
+	if (!spool_qid_valid(qid))
+		panic("spool_adopt_async: bad queue id");
+	tx = xcalloc(1, sizeof(*tx));
+	tx->fd = -1;
+	tx->adopt = 1;
+	memcpy(tx->id, qid, QID_SIZE);
+	tx->cb = cb;
+	tx->arg = arg;
+	commit_queue(tx);
+}
+
 /* recover_incoming - nothing in incoming/ was ever acknowledged */
 static void
 recover_incoming(void)
@@ -1259,6 +1604,16 @@ recover_pool(void)
 		return;
 	}
 	for (i = 0; i < np; i++) {
+		struct stat st;
+
+		/* a file the smtpd could not write (left by a run where the
+		 * smtpd shared the queue's user) leaves the pool */
+		if (pool_owner_set && (fstatat(free_fd, pooled[i].name, &st,
+		    AT_SYMLINK_NOFOLLOW) == -1 || !S_ISREG(st.st_mode) ||
+		    st.st_uid != pool_owner)) {
+			unlink_quiet(free_fd, pooled[i].name);
+			continue;
+		}
 		key.ino = pooled[i].ino;
 		if (bsearch(&key, queued, nq, sizeof(*queued),
 		    ent_ino_cmp) == NULL && (i == 0 ||

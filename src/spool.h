@@ -23,8 +23,13 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "envelope.h"
+
+/* the queue process's commit socket, under home (see spool.c, "The
+ * commit") */
+#define SPOOL_COMMIT_SOCK "state/commit.sock"
 
 /* files of finished messages kept in free/ for new ones, at most */
 #define SPOOL_POOL_MAX 4096
@@ -34,6 +39,16 @@ struct spool_tx;
 
 /* spool_init - create (if missing) and open the spool under home/spool */
 int spool_init(const char *home);
+/*
+ * spool_init_smtpd - the smtpd's spool: incoming/ and free/ only; its
+ * commits are asked of the queue process on SPOOL_COMMIT_SOCK.  shared:
+ * the smtpd has a user of its own, and its files are made group-readable
+ * and -writable (0660) for the queue's group.
+ */
+int spool_init_smtpd(const char *home, int shared);
+/* spool_set_pool_owner - (master, queue process) files in free/ must be
+ * this user's (the smtpd's, which reuses them); others are not kept */
+void spool_set_pool_owner(uid_t uid);
 /* spool_dir - "$home/spool" */
 const char *spool_dir(void);
 
@@ -111,6 +126,13 @@ int spool_update(const struct envelope *env);
  */
 void spool_update_async(const struct envelope *env, spool_commit_cb cb,
     void *arg);
+/*
+ * spool_adopt_async - (queue process) commit a message the smtpd wrote and
+ * synced in incoming/ under qid: both files checked (plain files with one
+ * name), renamed into queue/ without replacing anything, queue/ fsync'd;
+ * cb as for spool_tx_commit.  Grouped with updates in the commit worker.
+ */
+void spool_adopt_async(const char *qid, spool_commit_cb cb, void *arg);
 /* spool_remove - remove a finished message (envelope first; not synced:
  * a crash may bring it back for one more, idempotent, attempt) */
 int spool_remove(const char *qid);

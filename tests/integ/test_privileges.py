@@ -1,6 +1,8 @@
 """Privilege separation: started as root, tern keeps root only in the
-master; smtpd and queue run as the unprivileged user, who owns the spool
-and the mail.  Started as another user, tern stays that user."""
+master; the queue process runs as the unprivileged user, who owns the
+queue and the mail, and the smtpd as a user of its own, which can write
+new messages into spool/incoming/ but reach nothing committed or
+delivered.  Started as another user, tern stays that user."""
 
 import os
 import pwd
@@ -16,13 +18,47 @@ from tern_harness import (SENDER, TERN_BIN, all_pids, chown_tree, message,
 ROOT = os.geteuid() == 0
 
 
-def tern_user():
+def tern_user(name="tern"):
     if not ROOT:
         pytest.skip("needs root")
     try:
-        return pwd.getpwnam("tern")
+        return pwd.getpwnam(name)
     except KeyError:
-        pytest.skip("no user tern (sh scripts/ensure-user.sh creates it)")
+        pytest.skip(f"no user {name} (sh scripts/ensure-user.sh creates "
+                    "it)")
+
+
+# run with a process's credentials: try to open each path with a mode,
+# print one line per path, "ok" or the errno's name
+PROBE = r"""
+import errno, os, sys
+for arg in sys.argv[1:]:
+    how, path = arg.split(":", 1)
+    flags = {"r": os.O_RDONLY, "w": os.O_WRONLY, "x": os.O_RDONLY}[how]
+    try:
+        if how == "x":
+            os.listdir(path)
+        else:
+            os.close(os.open(path, flags | os.O_NOFOLLOW))
+        print("ok")
+    except OSError as e:
+        print(errno.errorcode.get(e.errno, str(e.errno)))
+"""
+
+
+def as_process(pid, *checks):
+    """Open each (mode, path) of checks -- mode "r", "w" or "x" (list a
+    directory) -- with the uids, gids and groups of process pid (setpriv);
+    the outcome of each: "ok" or an errno name."""
+    uids, gids, groups = ids(pid)
+    grp = ",".join(str(g) for g in groups) if groups else None
+    argv = ["setpriv", f"--reuid={uids[0]}", f"--regid={gids[0]}"]
+    argv += [f"--groups={grp}"] if grp else ["--clear-groups"]
+    argv += ["/usr/bin/python3", "-c", PROBE]
+    argv += [f"{mode}:{path}" for mode, path in checks]
+    out = subprocess.run(argv, capture_output=True, timeout=30, text=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
 
 
 def ids(pid):
@@ -38,53 +74,113 @@ def wait_children(tern):
                     else None, 5, what="the smtpd and queue children")
 
 
-def test_children_run_as_tern_and_the_master_as_root(tern_factory):
+def test_children_run_as_their_users_and_the_master_as_root(tern_factory):
     pw = tern_user()
+    spw = tern_user("tern-smtpd")
     tern = tern_factory(user="tern")
-    kids = wait_children(tern)
+    wait_children(tern)
     assert ids(tern.pid)[0] == [0, 0, 0, 0], "the master keeps root"
 
-    def dropped(pid):
+    def dropped(pid, who):
         uids, gids, groups = ids(pid)
-        return uids == [pw.pw_uid] * 4 and gids == [pw.pw_gid] * 4 and \
-            set(groups) <= {pw.pw_gid}
-    wait_for(lambda: all(dropped(pid) for pid in kids), 5,
-             what=lambda: "smtpd and queue to drop to tern (uids, gids, "
-             "groups): " + ", ".join(f"{pid}: {ids(pid)}" for pid in kids))
+        return uids == [who.pw_uid] * 4 and gids == [who.pw_gid] * 4 and \
+            set(groups) <= {who.pw_gid}
+    wait_for(lambda: tern.smtpd_process() and tern.queue_process(), 5,
+             what="the smtpd and queue processes")
+    wait_for(lambda: dropped(tern.queue_process(), pw) and
+             dropped(tern.smtpd_process(), spw), 5,
+             what=lambda: "queue to drop to tern, smtpd to tern-smtpd "
+             f"(uids, gids, groups): queue {ids(tern.queue_process())}, "
+             f"smtpd {ids(tern.smtpd_process())}")
 
 
 def test_spool_and_mail_belong_to_tern(tern_factory):
     pw = tern_user()
+    spw = tern_user("tern-smtpd")
     tern = tern_factory(user="tern")
     home = tern.home
     wait_children(tern)
-    held = tern.queue_process()
-    if held:
-        os.kill(held, signal.SIGSTOP)  # keep the message in the queue
+    held = deliverd_of(tern)
+    os.kill(held, signal.SIGSTOP)  # keep the message in the queue
     try:
         with tern.connect() as c:
             c.hello()
             qid = c.send_mail(SENDER, ["alice@test.example"], message())
             c.quit()
-        if held:
-            names = queue_files(home)
-            assert f"{qid}.env" in names and f"{qid}.msg" in names, names
-            for name in names:
-                st = (home / "spool" / "queue" / name).stat()
-                assert (st.st_uid, st.st_mode & 0o7777) == \
-                    (pw.pw_uid, 0o600), name
+        names = queue_files(home)
+        assert f"{qid}.env" in names and f"{qid}.msg" in names, names
+        for name in names:
+            # written by the smtpd, for the queue's group to read
+            st = (home / "spool" / "queue" / name).stat()
+            assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == \
+                (spw.pw_uid, pw.pw_gid, 0o660), name
     finally:
-        if held:
-            os.kill(held, signal.SIGCONT)
+        os.kill(held, signal.SIGCONT)
     [mail] = wait_for_mail(home, "alice")
     st = mail.path.stat()
     assert (st.st_uid, st.st_mode & 0o7777) == (pw.pw_uid, 0o600)
-    for d in ("spool", "spool/queue", "spool/incoming", "spool/free", "mail",
+    for d in ("spool", "spool/queue", "spool/quarantine", "state", "mail",
               "mail/alice/Maildir/new"):
         st = (home / d).stat()
         assert st.st_uid == pw.pw_uid, d
-    for d in ("spool", "spool/queue", "spool/incoming", "spool/free"):
+    for d in ("spool/queue", "spool/quarantine", "mail"):
         assert (home / d).stat().st_mode & 0o077 == 0, d
+    for d in ("spool", "state"):
+        assert (home / d).stat().st_mode & 0o7777 == 0o711, d
+    for d in ("spool/incoming", "spool/free"):
+        st = (home / d).stat()
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == \
+            (spw.pw_uid, pw.pw_gid, 0o2770), d
+
+
+def deliverd_of(tern):
+    """The delivery process, the queue process's child."""
+    queue = wait_for(tern.queue_process, 5, what="the queue process")
+    found = wait_for(lambda: [p for p in all_pids()
+                              if (proc_stat(p) or (None, None))[1] == queue],
+                     5, what="the delivery process")
+    return found[0]
+
+
+def test_smtpd_cannot_reach_committed_or_delivered_mail(tern_factory):
+    """From the smtpd's uid and groups: a committed envelope and content
+    cannot be opened for writing (nor read), queue/ and the Maildirs
+    cannot be listed, a delivered message cannot be read or written;
+    what it needs (incoming/, the commit socket) it can reach."""
+    tern_user()
+    tern_user("tern-smtpd")
+    tern = tern_factory(user="tern")
+    home = tern.home
+    wait_children(tern)
+    with tern.connect() as c:
+        c.hello()
+        c.send_mail(SENDER, ["alice@test.example"], message())
+        c.quit()
+    [mail] = wait_for_mail(home, "alice")
+    smtpd = wait_for(tern.smtpd_process, 5, what="the smtpd")
+    held = deliverd_of(tern)
+    os.kill(held, signal.SIGSTOP)
+    try:
+        with tern.connect() as c:
+            c.hello()
+            qid = c.send_mail(SENDER, ["alice@test.example"], message())
+            c.quit()
+        env = home / "spool" / "queue" / f"{qid}.env"
+        msg = home / "spool" / "queue" / f"{qid}.msg"
+        assert env.exists() and msg.exists()
+        got = as_process(smtpd, ("w", env), ("w", msg), ("r", env),
+                         ("x", home / "spool" / "queue"),
+                         ("x", home / "spool" / "quarantine"),
+                         ("r", mail.path), ("w", mail.path),
+                         ("x", home / "mail"),
+                         ("x", home / "spool" / "incoming"),
+                         ("w", home / "state" / "commit.sock"))
+    finally:
+        os.kill(held, signal.SIGCONT)
+    assert got[:8] == ["EACCES"] * 8, got
+    # incoming/ is its own; the socket is no file to open (ENXIO), but
+    # not refused for its permissions (EACCES)
+    assert got[8:] == ["ok", "ENXIO"], got
 
 
 def test_non_root_stays_itself(tern_factory):
@@ -136,3 +232,54 @@ def test_smtpd_and_queue_cannot_gain_privileges(tern_factory):
                 if (proc_stat(p) or (None, None))[1] == queue]
     assert deliverd, "the delivery process beside the queue process"
     assert proc_status(deliverd[0])["NoNewPrivs"] == "0"
+
+
+# speak to the commit socket: send each argument as one packet, print the
+# answer or "closed"
+COMMIT_PROBE = r"""
+import socket, sys
+for req in sys.argv[2:]:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.settimeout(20)
+    s.connect(sys.argv[1])
+    s.send(req.encode().decode("unicode_escape").encode("latin-1"))
+    try:
+        got = s.recv(65536)
+    except ConnectionResetError:
+        got = b""
+    print(repr(got.decode()) if got else "closed")
+    s.close()
+"""
+
+
+def test_commit_socket_refuses_strangers_and_bad_requests(tern_factory):
+    """Only the smtpd's user may ask for a commit; a malformed request
+    closes the connection, an id without files is answered with an
+    error, nothing is queued, and mail still flows."""
+    tern_user()
+    tern_user("tern-smtpd")
+    tern = tern_factory(user="tern")
+    wait_children(tern)
+    smtpd = wait_for(tern.smtpd_process, 5, what="the smtpd")
+    sock = str(tern.home / "state" / "commit.sock")
+    # root is not the smtpd: refused at accept
+    out = subprocess.run(["/usr/bin/python3", "-c", COMMIT_PROBE, sock,
+                          "00000000000000\\n"], capture_output=True,
+                         text=True, timeout=30)
+    assert out.stdout.split() == ["closed"], out
+    uids, gids, groups = ids(smtpd)
+    out = subprocess.run(
+        ["setpriv", f"--reuid={uids[0]}", f"--regid={gids[0]}",
+         f"--groups={','.join(map(str, groups))}", "/usr/bin/python3",
+         "-c", COMMIT_PROBE, sock, "not an id\\n", "../../etc/passwd\\n",
+         "00000000000000", "0000000000000X\\n" * 2000,
+         "00000000000000\\n"], capture_output=True, text=True, timeout=60)
+    assert out.stdout.splitlines() == ["closed"] * 4 + [
+        "'00000000000000 2\\n'"], out
+    assert queue_files(tern.home) == []
+    assert "refusing a connection from uid 0" in tern.log_text()
+    with tern.connect() as c:
+        c.hello()
+        c.send_mail(SENDER, ["alice@test.example"], message())
+        c.quit()
+    wait_for_mail(tern.home, "alice")

@@ -1138,6 +1138,73 @@ test_load_size_mismatch(void **state)
 	assert_int_equal(count("queue"), 0);
 }
 
+/* adopt - spool_adopt_async of qid, run to its end; 1 when committed */
+static int
+adopt(const char *qid)
+{
+	struct result r = { 0 };
+
+	spool_adopt_async(qid, on_commit, &r);
+	run_until(&r, 1);
+	assert_string_equal(r.qid, qid);
+	return r.ok;
+}
+
+/* the queue process commits what the smtpd wrote in incoming/, and
+ * refuses what a hostile smtpd could use to reach a queued message or a
+ * file of the queue's: a symbolic link, a file with a second name, the
+ * id of a message already queued */
+static void
+test_adopt(void **state)
+{
+	char qid[QID_SIZE], ids[1][QID_SIZE], kept[512];
+	const char *m, *e;
+
+	(void)state;
+	/* a plain message: moved into queue/ */
+	spool_qid_new(qid);
+	m = fname(qid, ".msg");
+	e = fname(qid, ".env");
+	put_file("incoming", m, "content");
+	put_file("incoming", e, "envelope");
+	assert_int_equal(adopt(qid), 1);
+	assert_true(exists("queue", m) && exists("queue", e));
+	assert_int_equal(count("incoming"), 0);
+
+	/* a symbolic link as the content: refused, removed */
+	spool_qid_new(qid);
+	m = fname(qid, ".msg");
+	e = fname(qid, ".env");
+	assert_int_equal(symlink("/etc/passwd", path_in("incoming", m)), 0);
+	put_file("incoming", e, "envelope");
+	assert_int_equal(adopt(qid), 0);
+	assert_false(exists("queue", m) || exists("queue", e));
+	assert_int_equal(count("incoming"), 0);
+
+	/* content with a second name in incoming/: refused */
+	spool_qid_new(qid);
+	m = fname(qid, ".msg");
+	e = fname(qid, ".env");
+	put_file("incoming", m, "content");
+	put_file("incoming", e, "envelope");
+	snprintf(kept, sizeof(kept), "%s", path_in("incoming", "kept"));
+	assert_int_equal(link(path_in("incoming", e), kept), 0);
+	assert_int_equal(adopt(qid), 0);
+	assert_false(exists("queue", m) || exists("queue", e));
+	assert_int_equal(unlink(kept), 0);
+
+	/* the id of a queued message: the queued files stay as they were */
+	commit_n(1, ids);
+	m = fname(ids[0], ".msg");
+	e = fname(ids[0], ".env");
+	put_file("incoming", m, "other content");
+	put_file("incoming", e, "other envelope");
+	assert_int_equal(adopt(ids[0]), 0);
+	check_content(ids[0], 10, 0);
+	assert_true(exists("queue", e));
+	assert_int_equal(count("incoming"), 0);
+}
+
 int
 main(void)
 {
@@ -1166,6 +1233,7 @@ main(void)
 		T(test_pool_is_bounded),
 		T(test_load_size_mismatch),
 		T(test_recover_pool_aliases),
+		T(test_adopt),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -1,0 +1,17 @@
+/*
+ * queue_commit.h - the queue process commits, on the smtpd's request, the
+ * messages the smtpd wrote in spool/incoming/ (see queue_commit.c).
+ */
+#ifndef TERN_QUEUE_COMMIT_H
+#define TERN_QUEUE_COMMIT_H
+
+#include <sys/types.h>
+
+struct event_base;
+
+/* queue_commit_start - serve commit requests on listen_fd (bound and
+ * listening, from the master) from processes of peer_uid */
+void queue_commit_start(struct event_base *base, int listen_fd,
+    uid_t peer_uid);
+
+#endif
