@@ -8,7 +8,8 @@
 #   make format     clang-format the sources
 
 CC      ?= cc
-PKGS    := libevent libevent_pthreads libevent_openssl openssl libunbound libcrypt
+PKGS    := libevent libevent_pthreads libevent_openssl openssl libunbound libcrypt \
+	libseccomp
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wvla

@@ -49,6 +49,7 @@
 #include "master.h"
 #include "mta.h"
 #include "queue_commit.h"
+#include "sandbox.h"
 #include "auth.h"
 #include "tls.h"
 #include "sched.h"
@@ -138,9 +139,13 @@ mkdir_owned(const struct master *m, const char *dir, mode_t mode)
 		if (tmp[i] != '/' && tmp[i] != '\0')
 			continue;
 		tmp[i] = '\0';
-		if (mkdir(tmp, i == len ? mode : 0755) == -1 &&
-		    errno != EEXIST)
+		if (mkdir(tmp, i == len ? mode : 0755) == 0) {
+			/* the exact mode, whatever the umask */
+			if (chmod(tmp, i == len ? mode : 0755) == -1)
+				fatal("chmod %s: %s", tmp, strerror(errno));
+		} else if (errno != EEXIST) {
 			fatal("mkdir %s: %s", tmp, strerror(errno));
+		}
 		tmp[i] = i == len ? '\0' : '/';
 	}
 	if (m->drop && chown(dir, m->uid, m->gid) == -1)
@@ -184,6 +189,15 @@ prepare_home(const struct master *m)
 		mkdir_owned(m, path, 0700);
 	}
 	if (m->drop) {
+		struct stat st;
+
+		/* the smtpd crosses home to reach spool/incoming/ */
+		if (stat(home, &st) == 0 && !(st.st_mode & S_IXOTH)) {
+			log_info("home %s: giving others the right to cross it "
+			    "(o+x), for the smtpd's user", home);
+			if (chmod(home, (st.st_mode & 07777) | S_IXOTH) == -1)
+				fatal("chmod %s: %s", home, strerror(errno));
+		}
 		set_owner(home, "spool", m->uid, m->gid, 0711);
 		set_owner(home, "state", m->uid, m->gid, 0711);
 		set_owner(home, "spool/incoming", m->suid, m->gid, 02770);
@@ -397,6 +411,10 @@ queue_main(const struct conf *c, int deliverd_sock, int commit_fd,
 	local_init(c, base, deliverd_sock);
 	sched_start(c, base);
 	queue_commit_start(base, commit_fd, smtpd_uid);
+	/* it reads certificate stores, routes and Maildirs wherever the
+	 * configuration says, but writes only under home, and executes
+	 * nothing (deliverd, forked before, does the deliveries) */
+	sandbox_child("queue", (const char *[]){ c->home }, 1, 1);
 	usr1 = evsignal_new(base, SIGUSR1, queue_drain_cb, NULL);
 	evsignal_add(usr1, NULL);
 	event_base_dispatch(base);

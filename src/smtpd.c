@@ -42,6 +42,7 @@
 #include "alias_table.h"
 #include "conf.h"
 #include "dns.h"
+#include "sandbox.h"
 #include "smtpd.h"
 #include "spool.h"
 #include "tls.h"
@@ -356,6 +357,25 @@ listen_all(const struct conf *c, const int *fds, size_t nfds)
 	}
 }
 
+/*
+ * sandbox_smtpd - from here on the smtpd can write only in spool/incoming/
+ * and spool/free/ and read only the system's trees (sandbox.c); it
+ * executes nothing.  Everything else it needs was read before: the
+ * configuration, certificates and users by the master, the aliases and
+ * resolver configuration above; a SIGHUP starts a new smtpd.
+ */
+static void
+sandbox_smtpd(const struct conf *c)
+{
+	char *incoming = xasprintf("%s/spool/incoming", c->home);
+	char *pool = xasprintf("%s/spool/free", c->home);
+	const char *write[] = { incoming, pool };
+
+	sandbox_child("smtpd", write, 2, 0);
+	free(incoming);
+	free(pool);
+}
+
 void
 smtpd_main(const struct conf *c, const int *fds, size_t nfds,
     const struct tls_material *tls, const struct auth_users *users,
@@ -391,6 +411,7 @@ smtpd_main(const struct conf *c, const int *fds, size_t nfds,
 	sigs[2] = evsignal_new(smtpd.base, SIGUSR1, drain_cb, NULL);
 	for (i = 0; i < 3; i++)
 		evsignal_add(sigs[i], NULL);
+	sandbox_smtpd(c);
 	log_info("ready: %zu listener(s), up to %u sessions%s%s", nfds,
 	    c->max_sessions, smtpd.env.tls ? ", TLS" : "",
 	    users ? ", AUTH" : "");

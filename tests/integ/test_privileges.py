@@ -283,3 +283,32 @@ def test_commit_socket_refuses_strangers_and_bad_requests(tern_factory):
         c.send_mail(SENDER, ["alice@test.example"], message())
         c.quit()
     wait_for_mail(tern.home, "alice")
+
+
+def test_smtpd_and_queue_run_under_the_syscall_filter(tern_factory):
+    """The smtpd and the queue process run with no_new_privs and a
+    seccomp filter (mode 2, on every thread: the spool's commit thread
+    too); the filters themselves (execve refused, files outside the
+    allowed trees refused) are shown by tests/unit/test_sandbox.c on the
+    same functions."""
+    tern = tern_factory()
+    wait_for(lambda: tern.smtpd_process() and tern.queue_process(), 5,
+             what="the smtpd and queue processes")
+    for name, pid in (("smtpd", tern.smtpd_process()),
+                      ("queue", tern.queue_process())):
+        wait_for(lambda: f"{name}: sandboxed" in tern.log_text(), 10,
+                 what=f"the {name} to say it is sandboxed")
+        tids = os.listdir(f"/proc/{pid}/task")
+        assert len(tids) >= 2, (name, tids)  # the commit thread
+        for tid in tids:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                st = dict(line.rstrip("\n").split(":\t", 1) for line in f
+                          if ":\t" in line)
+            assert st["NoNewPrivs"] == "1", (name, tid)
+            assert st["Seccomp"] == "2", (name, tid)
+    # and mail still flows through both
+    with tern.connect() as c:
+        c.hello()
+        c.send_mail(SENDER, ["alice@test.example"], message())
+        c.quit()
+    wait_for_mail(tern.home, "alice")
