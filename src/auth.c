@@ -68,7 +68,7 @@ struct auth_users *
 auth_users_load(const char *path, char *err, size_t errlen)
 {
 	struct auth_users *u;
-	char *line = NULL, *p;
+	char *line = NULL, *p, iobuf[BUFSIZ];
 	size_t cap = 0, lineno = 0;
 	ssize_t len;
 	FILE *fp;
@@ -79,6 +79,10 @@ auth_users_load(const char *path, char *err, size_t errlen)
 		    strerror(errno));
 		return NULL;
 	}
+	/* the hashes must not stay behind in freed memory (stdio's buffer,
+	 * getline's line): the master forks the smtpd, which must not hold
+	 * them (authd.c); both are cleansed below */
+	setvbuf(fp, iobuf, _IOFBF, sizeof(iobuf));
 	u = xcalloc(1, sizeof(*u));
 	while ((len = getline(&line, &cap, fp)) != -1) {
 		lineno++;
@@ -95,8 +99,11 @@ auth_users_load(const char *path, char *err, size_t errlen)
 			break;
 		}
 	}
+	if (line != NULL)
+		OPENSSL_cleanse(line, cap);
 	free(line);
 	fclose(fp);
+	OPENSSL_cleanse(iobuf, sizeof(iobuf));
 	return u;
 }
 
@@ -395,4 +402,28 @@ auth_limiter_fail(struct auth_limiter *l, const char *addr, int64_t now)
 	}
 	if (s->count < UINT32_MAX)
 		s->count++;
+}
+
+/* auth_request_parse - split a password check request (authd.c); -1
+ * when malformed */
+int
+auth_request_parse(const unsigned char *p, size_t len, uint32_t *id,
+    const char **user, const char **pass)
+{
+	const unsigned char *nul1, *nul2;
+
+	if (len < 4 + 2 || len > AUTH_REQ_MAX)
+		return -1;
+	memcpy(id, p, 4);
+	nul1 = memchr(p + 4, '\0', len - 4);
+	if (nul1 == NULL || nul1 == p + 4 ||
+	    (size_t)(nul1 - (p + 4)) > AUTH_NAME_MAX)
+		return -1;
+	nul2 = memchr(nul1 + 1, '\0', len - (size_t)(nul1 + 1 - p));
+	if (nul2 == NULL || nul2 != p + len - 1 ||
+	    (size_t)(nul2 - (nul1 + 1)) > AUTH_PASS_MAX)
+		return -1;
+	*user = (const char *)p + 4;
+	*pass = (const char *)nul1 + 1;
+	return 0;
 }

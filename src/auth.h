@@ -7,6 +7,7 @@
 #define TERN_AUTH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* longest user name and password we accept */
 #define AUTH_NAME_MAX 255
@@ -33,6 +34,14 @@ size_t auth_users_count(const struct auth_users *u);
  */
 int auth_check(const struct auth_users *u, const char *name,
     const char *password);
+
+/* a password check request to authd: a 4-byte id, user, NUL, password,
+ * NUL */
+#define AUTH_REQ_MAX (4 + AUTH_NAME_MAX + 1 + AUTH_PASS_MAX + 1)
+/* auth_request_parse - split a request packet into its id, user and
+ * password (pointers into p); -1 when malformed.  Pure. */
+int auth_request_parse(const unsigned char *p, size_t len, uint32_t *id,
+    const char **user, const char **pass);
 
 /* auth_hash - a new hash of password (yescrypt); -1 on failure */
 int auth_hash(const char *password, char *out, size_t outlen);

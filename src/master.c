@@ -51,6 +51,7 @@
 #include "queue_commit.h"
 #include "sandbox.h"
 #include "auth.h"
+#include "authd.h"
 #include "tls.h"
 #include "sched.h"
 #include "smtpd.h"
@@ -454,6 +455,46 @@ start_deliverd(const struct master *m)
 	return sv[0];
 }
 
+/*
+ * start_authd - (in the new smtpd, before it drops root) fork authd, which
+ * alone keeps the users' hashes and checks passwords for this smtpd
+ * (authd.c), as the queue's user; free the smtpd's copy.  Returns the
+ * smtpd's end of the socket between them, -1 without a users file.
+ */
+static int
+start_authd(struct master *m)
+{
+	pid_t smtpd = getpid(), pid;
+	int sv[2];
+	size_t i;
+
+	if (m->users == NULL)
+		return -1;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1)
+		fatal("socketpair: %s", strerror(errno));
+	pid = fork();
+	if (pid == -1)
+		fatal("fork: %s", strerror(errno));
+	if (pid == 0) {
+		close(sv[0]);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != smtpd)
+			_exit(1);
+		for (i = 0; i < m->conf->nlistens; i++)
+			if (m->fds[i] >= 0)
+				close(m->fds[i]);
+		tls_material_free(&m->tls);
+		drop_privileges(m, m->uid, m->gid);
+		log_set_name("authd");
+		sandbox_child("authd", NULL, 0, 0);
+		authd_main(m->users, sv[1]);
+	}
+	close(sv[1]);
+	auth_users_free(m->users);
+	m->users = NULL;
+	return sv[0];
+}
+
 static void
 start_child(struct master *m, enum child_kind k)
 {
@@ -461,6 +502,7 @@ start_child(struct master *m, enum child_kind k)
 	pid_t pid, parent = getpid();
 	sigset_t all;
 	size_t i;
+	int auth_fd;
 
 	pid = fork();
 	if (pid == -1) {
@@ -493,8 +535,9 @@ start_child(struct master *m, enum child_kind k)
 		    m->drop ? m->suid : getuid());
 	}
 	close(m->commit_fd);
+	auth_fd = start_authd(m);
 	drop_privileges(m, m->suid, m->sgid);
-	smtpd_main(m->conf, m->fds, m->conf->nlistens, &m->tls, m->users,
+	smtpd_main(m->conf, m->fds, m->conf->nlistens, &m->tls, auth_fd,
 	    m->drop);
 }
 

@@ -53,6 +53,7 @@
 
 #include "bounce.h"
 #include "auth.h"
+#include "authd.h"
 #include "conf.h"
 #include "dns.h"
 #include "envelope.h"
@@ -98,12 +99,13 @@ enum smtp_state {
 	SMTP_S_CHUNKING, /* between BDAT chunks */
 	SMTP_S_AUTH,     /* an AUTH exchange: reading a SASL response line */
 	SMTP_S_HOLD,     /* a reply held back (failed AUTH), input waits */
+	SMTP_S_CHECK,    /* waiting for authd's verdict on a password */
 	SMTP_S_COMMIT,   /* waiting for the spool to make the message durable */
 	SMTP_S_CLOSING   /* last reply sent; closing when it is written */
 };
 
 static const char *const state_names[] = { "GREET", "INIT", "HELO", "MAIL",
-	"RCPT", "DATA", "BDAT", "CHUNKING", "AUTH", "HOLD", "COMMIT",
+	"RCPT", "DATA", "BDAT", "CHUNKING", "AUTH", "HOLD", "CHECK", "COMMIT",
 	"CLOSING" };
 
 #define ST(x) (1u << (x))
@@ -161,7 +163,8 @@ struct smtp_session {
 	int esmtp;
 	int discarding; /* inside an over-long line, dropping it */
 	unsigned errors;
-	int dead;       /* client gone while a commit was pending */
+	int dead;       /* client gone while a commit or check was pending */
+	char *checking; /* the user name authd is checking (SMTP_S_CHECK) */
 	struct smtp_txn *txn;
 	/* the BDAT chunk being read */
 	uint64_t bdat_left;     /* its octets still to come */
@@ -499,7 +502,7 @@ cmd_helo(struct smtp_session *s, struct smtp_cmd *cmd, int esmtp)
 	if (s->env->tls != NULL && !s->tls)
 		reply(s, "250-STARTTLS");
 	/* AUTH only under TLS: passwords never cross the wire in clear */
-	if (s->tls && s->env->users != NULL)
+	if (s->tls && s->env->auth)
 		reply(s, "250-AUTH PLAIN LOGIN");
 	reply(s, "250 HELP");
 }
@@ -1518,21 +1521,34 @@ auth_end(struct smtp_session *s)
 		enter_state(s, SMTP_S_HELO);
 }
 
-/* auth_verdict - check the credentials the exchange gave */
+/* auth_checked - authd's verdict on the credentials of auth_verdict */
 static void
-auth_verdict(struct smtp_session *s)
+auth_checked(int ok, void *arg)
 {
+	struct smtp_session *s = arg;
 	const struct conf *c = s->conf;
-	char *user = util_sanitise_dup(s->sasl->user, AUTH_NAME_MAX);
+	char *user = s->checking;
 
-	if (auth_check(s->env->users, s->sasl->user, s->sasl->pass)) {
-		s->auth_user = user;
-		auth_end(s);
-		log_info("%s: authenticated as %s", s->addr, user);
-		reply(s, "235 2.7.0 Authentication successful");
+	s->checking = NULL;
+	if (s->dead) {
+		free(user);
+		session_free(s);
 		return;
 	}
-	auth_end(s);
+	enter_state(s, SMTP_S_HELO);
+	if (ok == 1) {
+		s->auth_user = user;
+		log_info("%s: authenticated as %s", s->addr, user);
+		reply(s, "235 2.7.0 Authentication successful");
+		session_input(s);
+		return;
+	}
+	if (ok == -1) {
+		free(user);
+		reply(s, "454 4.7.0 Temporary authentication failure");
+		session_input(s);
+		return;
+	}
 	s->auth_fails++;
 	auth_limiter_fail(s->env->limiter, s->addr, util_now_ms() / 1000);
 	log_warn("%s: authentication failed for user %s (%u in this "
@@ -1541,6 +1557,17 @@ auth_verdict(struct smtp_session *s)
 	hold_reply(s, (int64_t)s->auth_fails * SESSION_AUTH_DELAY_MS,
 	    "535 5.7.8 Authentication credentials invalid",
 	    s->auth_fails >= c->auth_failures);
+}
+
+/* auth_verdict - have authd check the credentials the exchange gave
+ * (crypt takes tens of ms: the loop goes on meanwhile) */
+static void
+auth_verdict(struct smtp_session *s)
+{
+	s->checking = util_sanitise_dup(s->sasl->user, AUTH_NAME_MAX);
+	authd_check(s->sasl->user, s->sasl->pass, auth_checked, s);
+	auth_end(s);
+	enter_state(s, SMTP_S_CHECK);
 }
 
 /* auth_step - act on what the SASL exchange says next */
@@ -1574,7 +1601,7 @@ cmd_auth(struct smtp_session *s, struct smtp_cmd *cmd)
 	const struct conf *c = s->conf;
 	const char *challenge = "";
 
-	if (s->env->users == NULL) {
+	if (!s->env->auth) {
 		reply(s, "502 5.5.1 AUTH not available");
 		return;
 	}
@@ -1851,6 +1878,7 @@ session_input(struct smtp_session *s)
 			close_after_reply(s);
 			return;
 		case SMTP_S_COMMIT:
+		case SMTP_S_CHECK:
 		case SMTP_S_HOLD:
 		case SMTP_S_CLOSING:
 			return;
@@ -1994,7 +2022,7 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if ((what & BEV_EVENT_ERROR) && s->tls && s->state != SMTP_S_COMMIT &&
-	    s->state != SMTP_S_CLOSING) {
+	    s->state != SMTP_S_CHECK && s->state != SMTP_S_CLOSING) {
 		unsigned long e = bufferevent_get_openssl_error(s->bev);
 		char buf[256];
 
@@ -2011,7 +2039,8 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT && s->state != SMTP_S_CLOSING &&
-	    s->state != SMTP_S_COMMIT && s->state != SMTP_S_HOLD) {
+	    s->state != SMTP_S_COMMIT && s->state != SMTP_S_CHECK &&
+	    s->state != SMTP_S_HOLD) {
 		if (flushed(s)) {
 			/* a TLS filter's write timeout runs while its writing
 			 * is enabled, also with nothing to write: not the
@@ -2032,12 +2061,12 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if ((what & BEV_EVENT_TIMEOUT) && (s->state == SMTP_S_COMMIT ||
-	    s->state == SMTP_S_HOLD)) {
+	    s->state == SMTP_S_CHECK || s->state == SMTP_S_HOLD)) {
 		bev_enable(s);
 		return;
 	}
-	if (s->state == SMTP_S_COMMIT) {
-		/* the commit callback still holds s: it frees it */
+	if (s->state == SMTP_S_COMMIT || s->state == SMTP_S_CHECK) {
+		/* the commit or authd callback still holds s: it frees it */
 		s->dead = 1;
 		bufferevent_disable(bev, EV_READ | EV_WRITE);
 		return;
@@ -2112,6 +2141,7 @@ session_free(struct smtp_session *s)
 		free(s->sasl);
 	}
 	free(s->auth_user);
+	free(s->checking);
 	bufferevent_free(s->bev);
 	free(s->helo);
 	free(s);

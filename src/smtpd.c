@@ -6,8 +6,9 @@
  * the spool's incoming/ (and takes files from free/): the commit of each
  * message into queue/ is done by the queue process on its request
  * (spool.c, "The commit"; queue_commit.c), which is also how the queue
- * process learns of it.  Certificates and the users file were read by the
- * master and arrive in memory.  On SIGUSR1 (the master's graceful handover
+ * process learns of it.  Certificates were read by the master and arrive
+ * in memory; passwords are checked by authd (authd.c), which alone holds
+ * the users' hashes.  On SIGUSR1 (the master's graceful handover
  * after SIGHUP) it closes its listeners and exits when its last session
  * ends, while a new smtpd already takes the new connections.
  *
@@ -39,6 +40,7 @@
 #include <event2/thread.h>
 
 #include "auth.h"
+#include "authd.h"
 #include "alias_table.h"
 #include "conf.h"
 #include "dns.h"
@@ -378,8 +380,7 @@ sandbox_smtpd(const struct conf *c)
 
 void
 smtpd_main(const struct conf *c, const int *fds, size_t nfds,
-    const struct tls_material *tls, const struct auth_users *users,
-    int shared)
+    const struct tls_material *tls, int auth_fd, int shared)
 {
 	struct event *sigs[3];
 	size_t i;
@@ -402,7 +403,9 @@ smtpd_main(const struct conf *c, const int *fds, size_t nfds,
 		log_warn("dns: cannot start the resolver; client names will "
 		    "be \"unknown\"");
 	smtpd.env.conf = c;
-	smtpd.env.users = users;
+	smtpd.env.auth = auth_fd != -1;
+	if (auth_fd != -1)
+		authd_client_start(smtpd.base, auth_fd);
 	smtpd.env.limiter = auth_limiter_new(SMTPD_LIMITER_SLOTS);
 	tls_setup(c, tls);
 	listen_all(c, fds, nfds);
@@ -414,7 +417,7 @@ smtpd_main(const struct conf *c, const int *fds, size_t nfds,
 	sandbox_smtpd(c);
 	log_info("ready: %zu listener(s), up to %u sessions%s%s", nfds,
 	    c->max_sessions, smtpd.env.tls ? ", TLS" : "",
-	    users ? ", AUTH" : "");
+	    auth_fd != -1 ? ", AUTH" : "");
 	event_base_dispatch(smtpd.base);
 	log_info("stopped with %u session(s) open", smtp_session_count());
 	exit(0);

@@ -30,21 +30,21 @@ struct auth_limiter;
 struct smtpd_env {
 	const struct conf *conf;
 	SSL_CTX *tls;                   /* NULL without certificates */
-	const struct auth_users *users; /* NULL without a users file */
+	int auth;                       /* AUTH offered: authd checks */
 	struct auth_limiter *limiter;   /* failed logins per client */
 };
 
 /*
  * smtpd_main - run the smtpd process: fds[i] listens for c->listens[i];
- * tls (certificates read by the master, may be empty) and users (NULL
- * without a users file) come from the master too; shared: it runs as a
+ * tls (certificates read by the master, may be empty) comes from the
+ * master too, auth_fd is the socket to authd (-1 without a users file),
+ * which checks passwords; shared: it runs as a
  * user of its own (spool_init_smtpd).  SIGTERM stops it at
  * once; SIGUSR1 makes it stop accepting and exit once its last session
  * has ended (a graceful handover to a new smtpd after SIGHUP).
  */
 _Noreturn void smtpd_main(const struct conf *c, const int *fds, size_t nfds,
-    const struct tls_material *tls, const struct auth_users *users,
-    int shared);
+    const struct tls_material *tls, int auth_fd, int shared);
 
 /* smtp_session_new - take over an accepted connection */
 void smtp_session_new(const struct smtpd_env *env, struct event_base *base,

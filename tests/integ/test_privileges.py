@@ -14,6 +14,12 @@ import pytest
 from tern_harness import (SENDER, TERN_BIN, all_pids, chown_tree, message,
                           proc_stat, proc_status, queue_files, wait_for,
                           wait_for_mail)
+import tls_fixtures
+from test_tls_auth import login, start_tern, tls_session
+from tls_fixtures import USERS
+
+# the fixture, for the tests here that ask for it
+tls_files = tls_fixtures.tls_files
 
 ROOT = os.geteuid() == 0
 
@@ -312,3 +318,57 @@ def test_smtpd_and_queue_run_under_the_syscall_filter(tern_factory):
         c.send_mail(SENDER, ["alice@test.example"], message())
         c.quit()
     wait_for_mail(tern.home, "alice")
+
+
+def memory_holds(pid, needles):
+    """The needles (bytes) found anywhere in the readable memory of
+    process pid (as root, through /proc/PID/mem)."""
+    found = set()
+    with open(f"/proc/{pid}/maps") as maps, \
+            open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        for line in maps:
+            parts = line.split()
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            if "r" not in parts[1] or (len(parts) > 5 and
+                                       parts[5] in ("[vvar]", "[vsyscall]")):
+                continue
+            try:
+                mem.seek(lo)
+                chunk = mem.read(hi - lo)
+            except (OSError, ValueError, OverflowError):
+                continue
+            found.update(n for n in needles if n in chunk)
+    return found
+
+
+def test_passwords_are_checked_outside_the_smtpd(tern_factory, tls_files,
+                                                 rundir):
+    """The users file is read by the master (here: root's alone, 0600)
+    and its hashes are held by authd, the smtpd's child running as the
+    queue's user: AUTH works, the smtpd's user cannot read the file, and
+    no hash is anywhere in the smtpd's memory (while authd's holds them,
+    which shows the search finds what is there)."""
+    pw = tern_user()
+    tern_user("tern-smtpd")
+    users = tls_files.users.read_text()
+    hashes = [line.split(":", 1)[1].encode() for line in users.splitlines()
+              if line and not line.startswith("#")]
+    assert hashes
+    secret = rundir / "users"
+    secret.write_text(users)
+    secret.chmod(0o600)
+    t = start_tern(tern_factory, tls_files, users=False,
+                   extra=[f"users {secret}"], user="tern")
+    wait_children(t)
+    name, password = next(iter(USERS.items()))
+    with tls_session(t.submission, tls_files) as c:
+        login(c, name, password)
+        c.cmd("QUIT")
+    smtpd = wait_for(t.smtpd_process, 5, what="the smtpd")
+    authd = [p for p in all_pids() if (proc_stat(p) or (None, None))[1]
+             == smtpd]
+    assert len(authd) == 1, "authd, the smtpd's child"
+    assert ids(authd[0])[0] == [pw.pw_uid] * 4
+    assert as_process(smtpd, ("r", secret)) == ["EACCES"]
+    assert memory_holds(smtpd, hashes) == set()
+    assert memory_holds(authd[0], hashes) == set(hashes)

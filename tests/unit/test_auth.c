@@ -191,6 +191,64 @@ test_limiter(void **state)
 	auth_limiter_free(l);
 }
 
+/* the requests authd reads: id, user, NUL, password, NUL, nothing else */
+static void
+test_request_parse(void **state)
+{
+	static const struct {
+		const char *what;
+		const char *bytes;
+		size_t len;
+		int ok;
+		const char *user, *pass;
+	} rows[] = {
+		{ "a request", "\1\0\0\0al\0pw\0", 10, 0, "al", "pw" },
+		{ "an empty password", "\1\0\0\0al\0\0", 8, 0, "al", "" },
+		{ "an empty user", "\1\0\0\0\0pw\0", 8, -1, NULL, NULL },
+		{ "no NUL after the password", "\1\0\0\0al\0pw", 9, -1, NULL,
+		    NULL },
+		{ "octets after the password", "\1\0\0\0al\0pw\0x", 11, -1,
+		    NULL, NULL },
+		{ "a third NUL", "\1\0\0\0al\0p\0\0", 10, -1, NULL, NULL },
+		{ "only an id", "\1\0\0\0", 4, -1, NULL, NULL },
+		{ "nothing", "", 0, -1, NULL, NULL },
+	};
+	unsigned char big[AUTH_REQ_MAX + 2];
+	const char *user, *pass;
+	uint32_t id;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		int rc = auth_request_parse((const unsigned char *)rows[i].bytes,
+		    rows[i].len, &id, &user, &pass);
+
+		if (rc != rows[i].ok)
+			fail_msg("%s: %d", rows[i].what, rc);
+		if (rc == 0) {
+			assert_int_equal(id, 1);
+			assert_string_equal(user, rows[i].user);
+			assert_string_equal(pass, rows[i].pass);
+		}
+	}
+	/* the longest user and password fit; one octet more does not */
+	memset(big, 'a', sizeof(big));
+	memset(big, 0, 4);
+	big[4 + AUTH_NAME_MAX] = '\0';
+	big[AUTH_REQ_MAX - 1] = '\0';
+	assert_int_equal(auth_request_parse(big, AUTH_REQ_MAX, &id, &user,
+	    &pass), 0);
+	big[AUTH_REQ_MAX - 1] = 'a';
+	big[AUTH_REQ_MAX] = '\0';
+	assert_int_equal(auth_request_parse(big, AUTH_REQ_MAX + 1, &id,
+	    &user, &pass), -1);
+	big[4 + AUTH_NAME_MAX] = 'a';
+	big[4 + AUTH_NAME_MAX + 1] = '\0';
+	big[AUTH_REQ_MAX - 1] = '\0';
+	assert_int_equal(auth_request_parse(big, AUTH_REQ_MAX, &id, &user,
+	    &pass), -1);
+}
+
 int
 main(void)
 {
@@ -200,6 +258,7 @@ main(void)
 		cmocka_unit_test(test_b64_round_trip),
 		cmocka_unit_test(test_sasl),
 		cmocka_unit_test(test_limiter),
+		cmocka_unit_test(test_request_parse),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
