@@ -104,6 +104,7 @@ auth_users_load(const char *path, char *err, size_t errlen)
 	free(line);
 	fclose(fp);
 	OPENSSL_cleanse(iobuf, sizeof(iobuf));
+	util_wipe_registers();
 	return u;
 }
 

@@ -52,6 +52,7 @@
 #include "sandbox.h"
 #include "auth.h"
 #include "authd.h"
+#include "ca.h"
 #include "tls.h"
 #include "sched.h"
 #include "smtpd.h"
@@ -402,6 +403,12 @@ queue_main(const struct conf *c, int deliverd_sock, int commit_fd,
 	if (spool_init(c->home) == -1)
 		fatal("cannot open the spool under %s: %s", c->home,
 		    strerror(errno));
+	/* it reads certificate stores, routes, aliases and Maildirs wherever
+	 * the configuration says, but writes only under home, and executes
+	 * nothing (deliverd, forked before, does the deliveries).  Before
+	 * any thread starts: Landlock binds only the calling thread and the
+	 * threads it starts afterwards. */
+	sandbox_child("queue", (const char *[]){ c->home }, 1, 1);
 	spool_commit_start(base);
 	if (dns_init(base, c->resolver) == -1)
 		log_warn("dns: cannot start the resolver; remote delivery "
@@ -412,10 +419,6 @@ queue_main(const struct conf *c, int deliverd_sock, int commit_fd,
 	local_init(c, base, deliverd_sock);
 	sched_start(c, base);
 	queue_commit_start(base, commit_fd, smtpd_uid);
-	/* it reads certificate stores, routes and Maildirs wherever the
-	 * configuration says, but writes only under home, and executes
-	 * nothing (deliverd, forked before, does the deliveries) */
-	sandbox_child("queue", (const char *[]){ c->home }, 1, 1);
 	usr1 = evsignal_new(base, SIGUSR1, queue_drain_cb, NULL);
 	evsignal_add(usr1, NULL);
 	event_base_dispatch(base);
@@ -485,6 +488,7 @@ start_authd(struct master *m)
 				close(m->fds[i]);
 		tls_material_free(&m->tls);
 		drop_privileges(m, m->uid, m->gid);
+		prctl(PR_SET_NAME, "tern-authd");
 		log_set_name("authd");
 		sandbox_child("authd", NULL, 0, 0);
 		authd_main(m->users, sv[1]);
@@ -495,6 +499,54 @@ start_authd(struct master *m)
 	return sv[0];
 }
 
+/*
+ * start_ca - (in the new smtpd, before it drops root, after start_authd)
+ * fork ca, which alone keeps the TLS private keys and signs for this
+ * smtpd (ca.c), as the queue's user; drop the smtpd's copy of the keys.
+ * Returns the smtpd's end of the socket between them, -1 without TLS.
+ */
+static int
+start_ca(struct master *m)
+{
+	pid_t smtpd = getpid(), pid;
+	int sv[2];
+	size_t i;
+
+	if (m->tls.npairs == 0)
+		return -1;
+	/* RSA key exchange (only in tls-ciphers compat) decrypts with the
+	 * key through an OpenSSL 3 parameter that a key with a method of
+	 * its own cannot take (ca.c): there the smtpd keeps its keys */
+	if (m->conf->tls_ciphers == TLS_CIPHERS_COMPAT) {
+		log_warn("tls-ciphers compat: the smtpd keeps the private keys "
+		    "(RSA key exchange needs them there); with the default "
+		    "(modern) they are kept by ca");
+		return -1;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1)
+		fatal("socketpair: %s", strerror(errno));
+	pid = fork();
+	if (pid == -1)
+		fatal("fork: %s", strerror(errno));
+	if (pid == 0) {
+		close(sv[0]);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != smtpd)
+			_exit(1);
+		for (i = 0; i < m->conf->nlistens; i++)
+			if (m->fds[i] >= 0)
+				close(m->fds[i]);
+		drop_privileges(m, m->uid, m->gid);
+		prctl(PR_SET_NAME, "tern-ca");
+		log_set_name("ca");
+		sandbox_child("ca", NULL, 0, 0);
+		ca_main(&m->tls, sv[1]);
+	}
+	close(sv[1]);
+	tls_material_drop_keys(&m->tls);
+	return sv[0];
+}
+
 static void
 start_child(struct master *m, enum child_kind k)
 {
@@ -502,7 +554,7 @@ start_child(struct master *m, enum child_kind k)
 	pid_t pid, parent = getpid();
 	sigset_t all;
 	size_t i;
-	int auth_fd;
+	int auth_fd, ca_fd;
 
 	pid = fork();
 	if (pid == -1) {
@@ -536,9 +588,10 @@ start_child(struct master *m, enum child_kind k)
 	}
 	close(m->commit_fd);
 	auth_fd = start_authd(m);
+	ca_fd = start_ca(m);
 	drop_privileges(m, m->suid, m->sgid);
 	smtpd_main(m->conf, m->fds, m->conf->nlistens, &m->tls, auth_fd,
-	    m->drop);
+	    ca_fd, m->drop);
 }
 
 /* child_exited - log the end of a child and plan its restart */

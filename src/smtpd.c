@@ -7,7 +7,8 @@
  * message into queue/ is done by the queue process on its request
  * (spool.c, "The commit"; queue_commit.c), which is also how the queue
  * process learns of it.  Certificates were read by the master and arrive
- * in memory; passwords are checked by authd (authd.c), which alone holds
+ * in memory without their keys: ca (ca.c) holds those and signs for the
+ * handshakes; passwords are checked by authd (authd.c), which alone holds
  * the users' hashes.  On SIGUSR1 (the master's graceful handover
  * after SIGHUP) it closes its listeners and exits when its last session
  * ends, while a new smtpd already takes the new connections.
@@ -41,6 +42,7 @@
 
 #include "auth.h"
 #include "authd.h"
+#include "ca.h"
 #include "alias_table.h"
 #include "conf.h"
 #include "dns.h"
@@ -363,8 +365,9 @@ listen_all(const struct conf *c, const int *fds, size_t nfds)
  * sandbox_smtpd - from here on the smtpd can write only in spool/incoming/
  * and spool/free/ and read only the system's trees (sandbox.c); it
  * executes nothing.  Everything else it needs was read before: the
- * configuration, certificates and users by the master, the aliases and
- * resolver configuration above; a SIGHUP starts a new smtpd.
+ * configuration, certificates and users by the master, the aliases
+ * above; the resolver's and OpenSSL's configuration are in /etc; a SIGHUP
+ * starts a new smtpd.
  */
 static void
 sandbox_smtpd(const struct conf *c)
@@ -380,7 +383,7 @@ sandbox_smtpd(const struct conf *c)
 
 void
 smtpd_main(const struct conf *c, const int *fds, size_t nfds,
-    const struct tls_material *tls, int auth_fd, int shared)
+    const struct tls_material *tls, int auth_fd, int ca_fd, int shared)
 {
 	struct event *sigs[3];
 	size_t i;
@@ -398,6 +401,9 @@ smtpd_main(const struct conf *c, const int *fds, size_t nfds,
 	if (spool_init_smtpd(c->home, shared) == -1)
 		fatal("cannot open the spool under %s: %s", c->home,
 		    strerror(errno));
+	/* before any thread starts: Landlock binds the calling thread and
+	 * those it starts afterwards only */
+	sandbox_smtpd(c);
 	spool_commit_start(smtpd.base);
 	if (dns_init(smtpd.base, c->resolver) == -1)
 		log_warn("dns: cannot start the resolver; client names will "
@@ -407,6 +413,8 @@ smtpd_main(const struct conf *c, const int *fds, size_t nfds,
 	if (auth_fd != -1)
 		authd_client_start(smtpd.base, auth_fd);
 	smtpd.env.limiter = auth_limiter_new(SMTPD_LIMITER_SLOTS);
+	if (ca_fd != -1)
+		ca_client_start(ca_fd);
 	tls_setup(c, tls);
 	listen_all(c, fds, nfds);
 	sigs[0] = evsignal_new(smtpd.base, SIGTERM, stop_cb, NULL);
@@ -414,7 +422,6 @@ smtpd_main(const struct conf *c, const int *fds, size_t nfds,
 	sigs[2] = evsignal_new(smtpd.base, SIGUSR1, drain_cb, NULL);
 	for (i = 0; i < 3; i++)
 		evsignal_add(sigs[i], NULL);
-	sandbox_smtpd(c);
 	log_info("ready: %zu listener(s), up to %u sessions%s%s", nfds,
 	    c->max_sessions, smtpd.env.tls ? ", TLS" : "",
 	    auth_fd != -1 ? ", AUTH" : "");

@@ -37,14 +37,15 @@ struct smtpd_env {
 /*
  * smtpd_main - run the smtpd process: fds[i] listens for c->listens[i];
  * tls (certificates read by the master, may be empty) comes from the
- * master too, auth_fd is the socket to authd (-1 without a users file),
+ * master too without the keys, ca_fd the socket to ca (ca.c), which
+ * signs with them, auth_fd the socket to authd (-1 without a users file),
  * which checks passwords; shared: it runs as a
  * user of its own (spool_init_smtpd).  SIGTERM stops it at
  * once; SIGUSR1 makes it stop accepting and exit once its last session
  * has ended (a graceful handover to a new smtpd after SIGHUP).
  */
 _Noreturn void smtpd_main(const struct conf *c, const int *fds, size_t nfds,
-    const struct tls_material *tls, int auth_fd, int shared);
+    const struct tls_material *tls, int auth_fd, int ca_fd, int shared);
 
 /* smtp_session_new - take over an accepted connection */
 void smtp_session_new(const struct smtpd_env *env, struct event_base *base,

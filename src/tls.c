@@ -19,11 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "ca.h"
 #include "tls.h"
 #include "util.h"
 
@@ -53,7 +55,8 @@ read_file(const char *path, char **out, size_t *len, char *err,
     size_t errlen)
 {
 	struct buf b;
-	char chunk[8192];
+	char chunk[8192], iobuf[BUFSIZ];
+	struct stat st;
 	size_t n;
 	FILE *fp = fopen(path, "re");
 
@@ -61,11 +64,21 @@ read_file(const char *path, char **out, size_t *len, char *err,
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
+	/* a key must not stay behind in freed memory that the smtpd
+	 * inherits (ca.c): stdio's buffer and ours are cleansed, and the
+	 * text read into one allocation, not copied as it grows */
+	setvbuf(fp, iobuf, _IOFBF, sizeof(iobuf));
 	buf_init(&b);
+	if (fstat(fileno(fp), &st) == 0 && st.st_size > 0 &&
+	    st.st_size <= TLS_PEM_MAX)
+		buf_reserve(&b, (size_t)st.st_size + 1);
 	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0 &&
 	    b.len <= TLS_PEM_MAX)
 		buf_append(&b, chunk, n);
 	fclose(fp);
+	OPENSSL_cleanse(chunk, sizeof(chunk));
+	OPENSSL_cleanse(iobuf, sizeof(iobuf));
+	util_wipe_registers();
 	if (b.len > TLS_PEM_MAX || b.len == 0) {
 		snprintf(err, errlen, "%s: %s", path,
 		    b.len ? "too large" : "empty");
@@ -102,6 +115,22 @@ tls_material_load(struct tls_material *m, const char *const *certs,
 	return 0;
 }
 
+/* tls_material_drop_keys - forget the keys (cleansed): ca holds them */
+void
+tls_material_drop_keys(struct tls_material *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->npairs; i++) {
+		if (m->pairs[i].key_pem != NULL)
+			OPENSSL_cleanse(m->pairs[i].key_pem,
+			    m->pairs[i].key_len);
+		free(m->pairs[i].key_pem);
+		m->pairs[i].key_pem = NULL;
+		m->pairs[i].key_len = 0;
+	}
+}
+
 void
 tls_material_free(struct tls_material *m)
 {
@@ -132,8 +161,8 @@ ssl_error(char *err, size_t errlen, const char *what, const char *path)
 
 /* pair_ctx - one context with this certificate chain and key */
 static SSL_CTX *
-pair_ctx(const struct tls_pair *p, enum tls_ciphers ciphers, X509 **leaf,
-    char *err, size_t errlen)
+pair_ctx(const struct tls_pair *p, size_t idx, enum tls_ciphers ciphers,
+    X509 **leaf, char *err, size_t errlen)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	BIO *bio = NULL;
@@ -171,8 +200,20 @@ pair_ctx(const struct tls_pair *p, enum tls_ciphers ciphers, X509 **leaf,
 	}
 	ERR_clear_error(); /* the end of the file */
 	BIO_free(bio);
-	bio = BIO_new_mem_buf(p->key_pem, (int)p->key_len);
-	key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+	bio = NULL;
+	if (p->key_pem == NULL) {
+		/* the key is ca's (tls_material_drop_keys): the public key
+		 * of the certificate, signing through ca */
+		key = ca_key(x, idx, err, errlen);
+		if (key == NULL) {
+			X509_free(x);
+			SSL_CTX_free(ctx);
+			return NULL;
+		}
+	} else {
+		bio = BIO_new_mem_buf(p->key_pem, (int)p->key_len);
+		key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+	}
 	if (key == NULL || SSL_CTX_use_PrivateKey(ctx, key) != 1 ||
 	    SSL_CTX_check_private_key(ctx) != 1)
 		goto fail;
@@ -254,8 +295,8 @@ tls_server_ctx(const struct tls_material *m, enum tls_ciphers ciphers,
 	t->ctx = xcalloc(m->npairs, sizeof(*t->ctx));
 	t->cert = xcalloc(m->npairs, sizeof(*t->cert));
 	for (i = 0; i < m->npairs; i++) {
-		t->ctx[i] = pair_ctx(&m->pairs[i], ciphers, &t->cert[i], err,
-		    errlen);
+		t->ctx[i] = pair_ctx(&m->pairs[i], i, ciphers, &t->cert[i],
+		    err, errlen);
 		if (t->ctx[i] == NULL) {
 			t->n = i;
 			if (i > 0)

@@ -35,6 +35,9 @@ int tls_material_load(struct tls_material *m, const char *const *certs,
     const char *const *keys, size_t n, char *err, size_t errlen);
 /* tls_material_free - release, cleansing the keys */
 void tls_material_free(struct tls_material *m);
+/* tls_material_drop_keys - forget the keys (cleansed); tls_server_ctx
+ * then signs through ca (ca.c) */
+void tls_material_drop_keys(struct tls_material *m);
 
 /*
  * tls_server_ctx - a server context: TLS 1.2 minimum, the TLS 1.2 ciphers

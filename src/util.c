@@ -541,3 +541,26 @@ panic(const char *fmt, ...)
 	va_end(ap);
 	abort();
 }
+
+/*
+ * util_wipe_registers - copy zeros through memcpy in the sizes it copies
+ * with vector registers (above some 2 KiB glibc's memcpy uses rep movsb,
+ * which touches none), so that the registers a copy of a secret left
+ * holding its last bytes hold zeros.  A forked child inherits the
+ * registers, and the kernel stores them on a thread's stack with its
+ * register state (a signal frame): the master found a key's last bytes
+ * that way in the smtpd's memory, long after the copy and its buffers
+ * were cleansed.  The call goes through a volatile pointer so the copy
+ * cannot be left out, as OPENSSL_cleanse does for memset.
+ */
+void
+util_wipe_registers(void)
+{
+	static void *(*volatile copy)(void *, const void *, size_t) = memcpy;
+	static const char zeros[1024];
+	static char sink[1024];
+	size_t n;
+
+	for (n = 1024; n >= 16; n /= 2)
+		copy(sink, zeros, n);
+}

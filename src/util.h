@@ -53,6 +53,9 @@ void buf_consume(struct buf *b, size_t n);
 size_t util_sanitise(char *dst, size_t maxlen, const char *src, size_t srclen);
 /* util_sanitise_dup - the same into a new string */
 char *util_sanitise_dup(const char *src, size_t maxlen);
+/* util_wipe_registers - overwrite the vector registers a copy of a
+ * secret left it in (see util.c) */
+void util_wipe_registers(void);
 
 /* util_has_8bit - 1 when an octet of p[0..len) is >= 0x80 */
 int util_has_8bit(const void *p, size_t len);

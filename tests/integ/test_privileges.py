@@ -7,11 +7,13 @@ delivered.  Started as another user, tern stays that user."""
 import os
 import pwd
 import signal
+import ssl
 import subprocess
 
 import pytest
 
-from tern_harness import (SENDER, TERN_BIN, all_pids, chown_tree, message,
+from tern_harness import (SENDER, TERN_BIN, SMTPClient, all_pids,
+                          chown_tree, message,
                           proc_stat, proc_status, queue_files, wait_for,
                           wait_for_mail)
 import tls_fixtures
@@ -248,10 +250,10 @@ for req in sys.argv[2:]:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     s.settimeout(20)
     s.connect(sys.argv[1])
-    s.send(req.encode().decode("unicode_escape").encode("latin-1"))
     try:
+        s.send(req.encode().decode("unicode_escape").encode("latin-1"))
         got = s.recv(65536)
-    except ConnectionResetError:
+    except (BrokenPipeError, ConnectionResetError):
         got = b""
     print(repr(got.decode()) if got else "closed")
     s.close()
@@ -341,6 +343,15 @@ def memory_holds(pid, needles):
     return found
 
 
+def comm(pid):
+    """The name of process pid (prctl PR_SET_NAME)."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
 def test_passwords_are_checked_outside_the_smtpd(tern_factory, tls_files,
                                                  rundir):
     """The users file is read by the master (here: root's alone, 0600)
@@ -367,8 +378,66 @@ def test_passwords_are_checked_outside_the_smtpd(tern_factory, tls_files,
     smtpd = wait_for(t.smtpd_process, 5, what="the smtpd")
     authd = [p for p in all_pids() if (proc_stat(p) or (None, None))[1]
              == smtpd]
+    authd = [p for p in authd if comm(p) == "tern-authd"]
     assert len(authd) == 1, "authd, the smtpd's child"
     assert ids(authd[0])[0] == [pw.pw_uid] * 4
     assert as_process(smtpd, ("r", secret)) == ["EACCES"]
     assert memory_holds(smtpd, hashes) == set()
     assert memory_holds(authd[0], hashes) == set(hashes)
+
+
+@pytest.mark.parametrize("kind", ["mail", "rsa"])
+def test_private_keys_are_kept_out_of_the_smtpd(tern_factory, tls_files,
+                                                rundir, kind):
+    """The TLS key (here root's alone, 0600) is read by the master and
+    held by ca, the smtpd's child running as the queue's user, which signs
+    for the handshakes (ECDSA and RSA, TLS 1.2 and 1.3): the smtpd's user
+    cannot read the file, no line of it is in the smtpd's memory (while
+    the master's holds it, which shows the search finds what is there),
+    and without ca a handshake fails while the smtpd goes on."""
+    pw = tern_user()
+    tern_user("tern-smtpd")
+    pair = getattr(tls_files, kind)
+    key = rundir / "key.pem"
+    key.write_text(pair.key.read_text())
+    key.chmod(0o600)
+    lines = [line.encode() for line in pair.key.read_text().splitlines()
+             if line and not line.startswith("-----")]
+    assert lines
+    t = start_tern(tern_factory, tls_files, pairs=[], users=False,
+                   extra=[pair.tls_line(key=key)], user="tern")
+    wait_children(t)
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        ctx = tls_files.client_context()
+        ctx.minimum_version = ctx.maximum_version = version
+        c = SMTPClient("127.0.0.1", t.submission)
+        c.hello()
+        c.cmd("STARTTLS").expect(220, "2.0.0")
+        c.wrap_tls(ctx, "mail.test.example")
+        assert c.sock.version() == {ssl.TLSVersion.TLSv1_2: "TLSv1.2",
+                                    ssl.TLSVersion.TLSv1_3: "TLSv1.3"}[
+                                        version]
+        c.cmd("EHLO client.example").expect(250)
+        c.cmd("QUIT")
+        c.close()
+    smtpd = wait_for(t.smtpd_process, 5, what="the smtpd")
+    ca = [p for p in all_pids() if (proc_stat(p) or (None, None))[1] ==
+          smtpd and comm(p) == "tern-ca"]
+    assert len(ca) == 1, "ca, the smtpd's child"
+    assert ids(ca[0])[0] == [pw.pw_uid] * 4
+    assert as_process(smtpd, ("r", key)) == ["EACCES"]
+    assert memory_holds(smtpd, lines) == set()
+    assert memory_holds(t.pid, lines) == set(lines)
+    # without ca no handshake completes; plaintext sessions go on
+    os.kill(ca[0], signal.SIGKILL)
+    c = SMTPClient("127.0.0.1", t.submission)
+    c.hello()
+    c.cmd("STARTTLS").expect(220, "2.0.0")
+    with pytest.raises((ssl.SSLError, OSError)):
+        c.wrap_tls(tls_files.client_context(), "mail.test.example")
+    c.close()
+    with t.connect() as c:
+        c.hello()
+        c.send_mail(SENDER, ["alice@test.example"], message())
+        c.quit()
+    assert t.smtpd_process() == smtpd
