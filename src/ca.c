@@ -203,24 +203,29 @@ gone:
 	return -1;
 }
 
+/* rsa_ask - an RSA private-key operation of rsa by ca */
 static int
-rsa_priv_enc(int flen, const unsigned char *from, unsigned char *to,
+rsa_ask(int op, int flen, const unsigned char *from, unsigned char *to,
     RSA *rsa, int padding)
 {
 	uintptr_t idx = (uintptr_t)RSA_get_ex_data(rsa, ca.ex_rsa);
 
-	return ca_ask((uint32_t)idx, CA_RSA_PRIV_ENC, padding, from,
-	    (size_t)flen, to, (size_t)RSA_size(rsa));
+	return ca_ask((uint32_t)idx, op, padding, from, (size_t)flen, to,
+	    (size_t)RSA_size(rsa));
+}
+
+static int
+rsa_priv_enc(int flen, const unsigned char *from, unsigned char *to,
+    RSA *rsa, int padding)
+{
+	return rsa_ask(CA_RSA_PRIV_ENC, flen, from, to, rsa, padding);
 }
 
 static int
 rsa_priv_dec(int flen, const unsigned char *from, unsigned char *to,
     RSA *rsa, int padding)
 {
-	uintptr_t idx = (uintptr_t)RSA_get_ex_data(rsa, ca.ex_rsa);
-
-	return ca_ask((uint32_t)idx, CA_RSA_PRIV_DEC, padding, from,
-	    (size_t)flen, to, (size_t)RSA_size(rsa));
+	return rsa_ask(CA_RSA_PRIV_DEC, flen, from, to, rsa, padding);
 }
 
 static int

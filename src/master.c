@@ -459,58 +459,79 @@ start_deliverd(const struct master *m)
 }
 
 /*
- * start_authd - (in the new smtpd, before it drops root) fork authd, which
- * alone keeps the users' hashes and checks passwords for this smtpd
- * (authd.c), as the queue's user; free the smtpd's copy.  Returns the
- * smtpd's end of the socket between them, -1 without a users file.
+ * start_helper - (in the new smtpd, before it drops root) fork a helper
+ * of the smtpd called name (ca, authd): its child, dying with it, running
+ * as the queue's user under the filters, without the listeners.  Returns
+ * 1 in the helper, 0 in
+ * the smtpd, with *fd its end of the socket between them.
  */
 static int
-start_authd(struct master *m)
+start_helper(struct master *m, const char *name, int *fd)
 {
 	pid_t smtpd = getpid(), pid;
+	char comm[16];
 	int sv[2];
 	size_t i;
 
-	if (m->users == NULL)
-		return -1;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1)
 		fatal("socketpair: %s", strerror(errno));
 	pid = fork();
 	if (pid == -1)
 		fatal("fork: %s", strerror(errno));
-	if (pid == 0) {
-		close(sv[0]);
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() != smtpd)
-			_exit(1);
-		for (i = 0; i < m->conf->nlistens; i++)
-			if (m->fds[i] >= 0)
-				close(m->fds[i]);
-		tls_material_free(&m->tls);
-		drop_privileges(m, m->uid, m->gid);
-		prctl(PR_SET_NAME, "tern-authd");
-		log_set_name("authd");
-		sandbox_child("authd", NULL, 0, 0);
-		authd_main(m->users, sv[1]);
+	if (pid > 0) {
+		close(sv[1]);
+		*fd = sv[0];
+		return 0;
 	}
-	close(sv[1]);
-	auth_users_free(m->users);
-	m->users = NULL;
-	return sv[0];
+	close(sv[0]);
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != smtpd)
+		_exit(1);
+	for (i = 0; i < m->conf->nlistens; i++)
+		if (m->fds[i] >= 0)
+			close(m->fds[i]);
+	drop_privileges(m, m->uid, m->gid);
+	/* "tern-ca", "tern-authd" in ps and /proc/PID/comm */
+	snprintf(comm, sizeof(comm), "tern-%s", name);
+	prctl(PR_SET_NAME, comm);
+	log_set_name(name);
+	sandbox_child(name, NULL, 0, 0);
+	*fd = sv[1];
+	return 1;
 }
 
 /*
- * start_ca - (in the new smtpd, before it drops root, after start_authd)
- * fork ca, which alone keeps the TLS private keys and signs for this
- * smtpd (ca.c), as the queue's user; drop the smtpd's copy of the keys.
- * Returns the smtpd's end of the socket between them, -1 without TLS.
+ * start_authd - (in the new smtpd) fork authd, which alone keeps the
+ * users' hashes and checks passwords for this smtpd (authd.c); free the
+ * smtpd's copy.  Returns the smtpd's end of the socket between them, -1
+ * without a users file.
  */
 static int
-start_ca(struct master *m)
+start_authd(struct master *m)
 {
-	pid_t smtpd = getpid(), pid;
-	int sv[2];
-	size_t i;
+	int fd;
+
+	if (m->users == NULL)
+		return -1;
+	if (start_helper(m, "authd", &fd)) {
+		tls_material_free(&m->tls);
+		authd_main(m->users, fd);
+	}
+	auth_users_free(m->users);
+	m->users = NULL;
+	return fd;
+}
+
+/*
+ * start_ca - (in the new smtpd, after start_authd) fork ca, which alone
+ * keeps the TLS private keys and signs for this smtpd (ca.c); drop the
+ * smtpd's copy of the keys.  Returns the smtpd's end of the socket
+ * between them, -1 without TLS (or with tls-ciphers compat).
+ */
+static int
+start_ca(struct master *m, int auth_fd)
+{
+	int fd;
 
 	if (m->tls.npairs == 0)
 		return -1;
@@ -523,28 +544,13 @@ start_ca(struct master *m)
 		    "(modern) they are kept by ca");
 		return -1;
 	}
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1)
-		fatal("socketpair: %s", strerror(errno));
-	pid = fork();
-	if (pid == -1)
-		fatal("fork: %s", strerror(errno));
-	if (pid == 0) {
-		close(sv[0]);
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() != smtpd)
-			_exit(1);
-		for (i = 0; i < m->conf->nlistens; i++)
-			if (m->fds[i] >= 0)
-				close(m->fds[i]);
-		drop_privileges(m, m->uid, m->gid);
-		prctl(PR_SET_NAME, "tern-ca");
-		log_set_name("ca");
-		sandbox_child("ca", NULL, 0, 0);
-		ca_main(&m->tls, sv[1]);
+	if (start_helper(m, "ca", &fd)) {
+		if (auth_fd != -1)
+			close(auth_fd); /* the smtpd's line to authd */
+		ca_main(&m->tls, fd);
 	}
-	close(sv[1]);
 	tls_material_drop_keys(&m->tls);
-	return sv[0];
+	return fd;
 }
 
 static void
@@ -588,7 +594,7 @@ start_child(struct master *m, enum child_kind k)
 	}
 	close(m->commit_fd);
 	auth_fd = start_authd(m);
-	ca_fd = start_ca(m);
+	ca_fd = start_ca(m, auth_fd);
 	drop_privileges(m, m->suid, m->sgid);
 	smtpd_main(m->conf, m->fds, m->conf->nlistens, &m->tls, auth_fd,
 	    ca_fd, m->drop);

@@ -26,14 +26,16 @@ def _have_user(name):
 
 @pytest.fixture(scope="session", autouse=True)
 def tern_binary():
-    """Every test needs the binary; as root, tern also needs its user."""
+    """Every test needs the binary; as root, tern also needs its users."""
     if not os.access(TERN_BIN, os.X_OK):
         pytest.exit(f"no tern binary at {TERN_BIN}: run `make all` "
                     "or set TERN_BIN", returncode=4)
-    if _is_root() and not _have_user("tern"):
-        pytest.exit("started as root, tern serve drops to the user 'tern', "
-                    "which does not exist: run `sh scripts/ensure-user.sh` "
-                    "(make test does)", returncode=4)
+    for user in ("tern", "tern-smtpd"):
+        if _is_root() and not _have_user(user):
+            pytest.exit(f"started as root, tern serve drops to the user "
+                        f"'{user}', which does not exist: run `sh "
+                        "scripts/ensure-user.sh` (make test does)",
+                        returncode=4)
     return TERN_BIN
 
 

@@ -257,3 +257,51 @@ def test_full_disk_at_end_of_message_is_452(tern_factory, rundir, send, fits):
             assert spool_files(home, "incoming") == []
         finally:
             tern.stop()
+
+
+def incoming(home):
+    return sorted(os.listdir(Path(home) / "spool" / "incoming"))
+
+
+def test_a_crash_while_the_queue_process_commits(tern_factory):
+    """The smtpd writes and syncs a message in incoming/, then waits for
+    the queue process to commit it (here stopped): no 250 is sent before,
+    and after kill -9 of everything the files in incoming/ -- complete,
+    never acknowledged -- are removed at start, nothing is queued or
+    delivered, and mail flows again."""
+    tern = tern_factory()
+    queue = wait_for(tern.queue_process, 5, what="the queue process")
+    os.kill(queue, signal.SIGSTOP)
+    killed = False
+    try:
+        c = tern.connect(timeout=3)
+        c.hello()
+        c.cmd(f"MAIL FROM:<{SENDER}>").expect(250)
+        c.cmd("RCPT TO:<alice@test.example>").expect(250)
+        c.cmd("DATA").expect(354)
+        c.send(message(subject="never acknowledged") + b".\r\n")
+        names = wait_for(lambda: (lambda n: n if len(n) == 2 else None)(
+            incoming(tern.home)), 10, what="content and envelope written "
+            "in incoming/")
+        assert {n.split(".")[1] for n in names} == {"msg", "env"}, names
+        with pytest.raises(AssertionError):
+            c.reply(timeout=2)  # no answer while the commit waits
+        assert queue_files(tern.home) == []
+        # kill -9 while it is still stopped: it never commits
+        tern.kill9()
+        killed = True
+    finally:
+        if not killed:
+            os.kill(queue, signal.SIGCONT)
+    c.close()
+    tern.start()
+    assert incoming(tern.home) == []
+    assert queue_files(tern.home) == []
+    assert "removed 2 unfinished file(s) from incoming/" in tern.log_text()
+    with tern.connect() as c2:
+        c2.hello()
+        c2.send_mail(SENDER, ["alice@test.example"],
+                     message(subject="after the crash"))
+        c2.quit()
+    [mail] = wait_for_mail(tern.home, "alice")
+    assert "after the crash" in mail.raw.decode()
