@@ -500,14 +500,9 @@ password(const struct send_opts *o, char *out, size_t outlen)
 	return rc;
 }
 
-/*
- * parse_server - "host:port", "[v6]:port", "host" (port 0: the
- * default); the host only of letters, digits, '.', '-', '_' (or an IPv6
- * address in brackets), so that it cannot change the URL it goes into;
- * -1 when malformed
- */
-static int
-parse_server(const char *s, char *host, size_t hostlen, int *port)
+/* send_parse_server - see send.h */
+int
+send_parse_server(const char *s, char *host, size_t hostlen, int *port)
 {
 	const char *end, *colon, *p;
 	size_t n;
@@ -602,7 +597,7 @@ submit(const struct send_opts *o, const struct send_msg *m)
 	int port, rc;
 	size_t i;
 
-	if (parse_server(o->server, host, sizeof(host), &port) == -1) {
+	if (send_parse_server(o->server, host, sizeof(host), &port) == -1) {
 		fprintf(stderr, "tern send: --server wants HOST:PORT or "
 		    "[IPv6]:PORT, not \"%s\"\n", o->server);
 		return EX_USAGE;
