@@ -445,11 +445,13 @@ read_secret(int fd, int tty, char *out, size_t outlen)
 	char c;
 
 	if (tty) {
-		(void)!write(fd, "Password: ", 10);
+		/* echo off before the prompt: what is typed after it is kept
+		 * (TCSAFLUSH drops only what came before) */
 		tcgetattr(fd, &old);
 		quiet = old;
 		quiet.c_lflag &= ~(tcflag_t)ECHO;
 		tcsetattr(fd, TCSAFLUSH, &quiet);
+		(void)!write(fd, "Password: ", 10);
 	}
 	while ((n = read(fd, &c, 1)) == 1 && c != '\n' && len < outlen)
 		out[len++] = c;

@@ -14,10 +14,14 @@ Each exit status is the sysexits.h one tern(8) documents.
 
 import email
 import email.policy
+import fcntl
 import gzip
 import os
 import re
+import select
 import subprocess
+import termios
+import time
 
 import pytest
 
@@ -168,6 +172,61 @@ def test_send_wrong_password(tern_factory, tls_files, rundir, attachments):
     run = tern_send(*submit_args(t, tls_files, good, attachments))
     assert run.returncode == 0, run.stderr.decode()
     check_message(wait_for_mail(t.home, "alice")[0])
+
+
+def test_send_asks_the_password_on_the_terminal(tern_factory, tls_files,
+                                                attachments):
+    """Without --password-file the password is read from /dev/tty, not
+    from standard input (the body), without echo."""
+    t = start_tern(tern_factory, tls_files)
+    args = submit_args(t, tls_files, "unused", attachments)
+    i = args.index("--password-file")
+    del args[i:i + 2]
+    master, slave = os.openpty()
+
+    def controlling_terminal():
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen([TERN_BIN, "send", *map(str, args)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=clean_env(),
+                            preexec_fn=controlling_terminal, pass_fds=(slave,))
+    os.close(slave)
+    try:
+        proc.stdin.write(BODY.encode())
+        proc.stdin.close()
+        seen = b""
+        deadline = time.monotonic() + 30
+        while b"Password: " not in seen:
+            assert time.monotonic() < deadline, f"no prompt: {seen!r}"
+            if select.select([master], [], [], 1)[0]:
+                seen += os.read(master, 1024)
+        os.write(master, PAULV[1].encode() + b"\n")
+        assert proc.wait(30) == 0, proc.stderr.read()
+        # what was typed was not echoed back
+        time.sleep(0.2)
+        if select.select([master], [], [], 0)[0]:
+            seen += os.read(master, 1024)
+        assert PAULV[1].encode() not in seen, seen
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    check_message(wait_for_mail(t.home, "alice")[0])
+
+
+def test_send_attachment_over_the_limit(rundir):
+    # 64 MiB is read at the most (SEND_INPUT_MAX): a sparse file one
+    # octet longer is refused before anything is composed
+    big = rundir / "big"
+    with open(big, "wb") as f:
+        f.truncate(64 * 1024 * 1024 + 1)
+    run = tern_send("-s", "x", "-a", big, "--print", TO)
+    assert run.returncode == EX_NOINPUT, run.stderr
+    assert b"larger than 64 MiB" in run.stderr
+    assert run.stdout == b""
 
 
 def test_send_refused_sender_is_permanent(tern_factory, tls_files,
