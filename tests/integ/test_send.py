@@ -298,6 +298,17 @@ def test_send_two_attachments_through_the_local_drop(tern_factory,
     check_message(mail)
 
 
+@pytest.mark.skipif(sendmail_verb_known(),
+                    reason="`tern sendmail` exists: the test above delivers "
+                    "through it")
+def test_send_without_server_runs_tern_sendmail(attachments):
+    # until the drop exists, tern send runs this binary again, whose
+    # verb dispatch refuses `sendmail -i ...` with its usage
+    run = tern_send("-s", "x", "--from", FROM, TO)
+    assert run.returncode == 2, run.stderr
+    assert b"usage: tern VERB" in run.stderr, run.stderr
+
+
 def test_send_print_is_the_message(attachments):
     # --print writes what would be sent: the same MIME, LF line ends
     binary, text = attachments
