@@ -8,7 +8,11 @@
 #   make format     clang-format the sources
 
 CC      ?= cc
-PKGS    := libevent libevent_pthreads libevent_openssl openssl libunbound libcrypt
+# libsystemd: sd_notify (Type=notify); gmime-3.0, libcurl, libmagic: only
+# `tern send` (MIME composition, submission, attachment types), never
+# called by the server processes
+PKGS    := libevent libevent_pthreads libevent_openssl openssl libunbound \
+	libcrypt libsystemd gmime-3.0 libcurl libmagic
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wvla
@@ -127,13 +131,40 @@ bench:
 format:
 	clang-format -i src/*.c src/*.h tests/unit/*.c fuzz/*.c
 
+# Installation: PREFIX (default /usr/local), DESTDIR for staging (a
+# package build).  The unit file names the installed binary, the
+# configuration and the spool; the tern user is made only when installing
+# for real (with DESTDIR set, the package's own scripts must create it: see
+# tern(8)).  $(SYSCONFDIR)/tern/tern.conf is installed from the example
+# only when missing, never replaced.
+PREFIX  ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR  ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+SPOOLDIR ?= /var/spool/tern
+
 install: all
-	@sh scripts/ensure-user.sh
-	install -d $(DESTDIR)/usr/local/sbin $(DESTDIR)/usr/local/share/man/man5 \
-		$(DESTDIR)/usr/local/share/man/man8
-	install -m 755 $(BUILD)/tern $(DESTDIR)/usr/local/sbin/tern
-	install -m 644 docs/tern.conf.5 $(DESTDIR)/usr/local/share/man/man5/
-	install -m 644 docs/tern.8 $(DESTDIR)/usr/local/share/man/man8/
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/tern
+	install -d -m 755 $(DESTDIR)$(SPOOLDIR)
+	install -m 755 $(BUILD)/tern $(DESTDIR)$(SBINDIR)/tern
+	install -m 644 docs/tern.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 644 docs/tern.8 $(DESTDIR)$(MANDIR)/man8/
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		-e 's|@SPOOLDIR@|$(SPOOLDIR)|g' systemd/tern.service.in \
+		>$(DESTDIR)$(UNITDIR)/tern.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/tern.service
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/tern/tern.conf ]; then \
+		echo "tern: keeping $(DESTDIR)$(SYSCONFDIR)/tern/tern.conf"; \
+	else \
+		sed 's|@SPOOLDIR@|$(SPOOLDIR)|g' systemd/tern.conf.example \
+			>$(DESTDIR)$(SYSCONFDIR)/tern/tern.conf; \
+		chmod 644 $(DESTDIR)$(SYSCONFDIR)/tern/tern.conf; \
+	fi
+	@if [ -z "$(DESTDIR)" ]; then sh scripts/ensure-user.sh; \
+	else echo "tern: staged in $(DESTDIR): create the tern user on the target (scripts/ensure-user.sh)"; fi
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -14,6 +14,12 @@
  * dies is restarted (after a pause if it keeps dying); the spool is the only
  * state they share, so a restart loses nothing.  Children die with the
  * master (PR_SET_PDEATHSIG).
+ *
+ * Under systemd (Type=notify) the master tells the service manager through
+ * sd_notify(3) when it is ready (sockets bound, children started), when a
+ * SIGHUP is being handled and when it stops; without $NOTIFY_SOCKET those
+ * calls do nothing.  Only the master speaks: the unit's NotifyAccess= is
+ * the default, main.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -35,6 +41,7 @@
 
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <systemd/sd-daemon.h>
 
 #include "alias_table.h"
 #include "conf.h"
@@ -477,6 +484,7 @@ stop(struct master *m, int sig)
 	int k;
 
 	log_info("signal %d: stopping", sig);
+	sd_notify(0, "STOPPING=1");
 	m->stopping = 1;
 	m->kill_at = util_mono_ms() + STOP_GRACE_MS;
 	size_t i;
@@ -560,7 +568,7 @@ listeners_same(const struct conf *a, const struct conf *b)
  * user), is refused with a log line and the running one stays.
  */
 static void
-reload(struct master *m)
+reload_conf(struct master *m)
 {
 	struct conf *nc = conf_load(m->conf->file);
 	struct tls_material tls;
@@ -615,6 +623,16 @@ reload(struct master *m)
 		q->handover = 1;
 		kill(q->pid, SIGUSR1);
 	}
+}
+
+/* reload - SIGHUP, said to the service manager: RELOADING=1 until the
+ * new configuration is running, or the old one kept */
+static void
+reload(struct master *m)
+{
+	sd_notify(0, "RELOADING=1");
+	reload_conf(m);
+	sd_notify(0, "READY=1");
 }
 
 /*
@@ -708,7 +726,7 @@ master_serve(struct conf *c)
 	m.fds = xcalloc(c->nlistens ? c->nlistens : 1, sizeof(int));
 	for (i = 0; i < c->nlistens; i++) {
 		m.fds[i] = bind_one(&c->listens[i]);
-		any |= m.fds[i] >= 0;
+		any += m.fds[i] >= 0;
 	}
 	if (!any)
 		fatal("no listening socket could be opened");
@@ -722,6 +740,10 @@ master_serve(struct conf *c)
 	signal(SIGPIPE, SIG_IGN);
 	for (k = 0; k < CHILD_COUNT; k++)
 		start_child(&m, (enum child_kind)k);
+	/* the sockets take connections from now on (the kernel queues them
+	 * until the smtpd accepts) */
+	sd_notifyf(0, "READY=1\nSTATUS=accepting mail on %d listening "
+	    "socket%s", any, any == 1 ? "" : "s");
 	supervise(&m, &set);
 	log_info("stopped");
 	for (i = 0; i < m.conf->nlistens; i++)

@@ -3,6 +3,7 @@
  *
  *   tern serve          run the mail server in the foreground
  *   tern check-config   check and print the effective configuration
+ *   tern send           compose a message with attachments and submit it
  *   tern passwd         print a password hash for the users file
  *   tern version        print the version
  *   tern help           print this summary
@@ -21,6 +22,7 @@
 #include "auth.h"
 #include "conf.h"
 #include "master.h"
+#include "send.h"
 #include "util.h"
 
 #define TERN_VERSION "0.1.0"
@@ -36,6 +38,10 @@ usage(FILE *fp)
 	    "defaults included\n"
 	    "  passwd         read a password (terminal or stdin), print its "
 	    "hash\n"
+	    "  send           compose a message (body on stdin, -a FILE "
+	    "attachments) and\n"
+	    "                 submit it: tern send -s SUBJECT [-a FILE]... "
+	    "TO...\n"
 	    "  version        print the version\n"
 	    "  help           print this summary\n"
 	    "\n"
@@ -120,6 +126,9 @@ main(int argc, char **argv)
 		return 2;
 	}
 	verb = argv[1];
+	/* send has options of its own */
+	if (strcmp(verb, "send") == 0)
+		return send_main(argc - 1, argv + 1);
 	optind = 2;
 	while ((ch = getopt(argc, argv, "c:")) != -1) {
 		switch (ch) {
