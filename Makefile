@@ -20,7 +20,7 @@ LIBS    := $(PKG_LIBS) -lpthread
 BUILD   ?= build
 PY      := /usr/bin/python3
 
-SRCS    := $(filter-out src/tern.c,$(wildcard src/*.c))
+SRCS    := $(filter-out src/tern.c src/tern_drop.c,$(wildcard src/*.c))
 OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
@@ -29,14 +29,15 @@ FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=build-fuzz/%)
 # sources fuzzers link: no libevent; pure but for auth.c (libcrypt, OpenSSL)
 PURE_SRCS := src/util.c src/smtp_parse.c src/smtp_data.c src/envelope.c \
 	src/bounce.c src/auth.c src/smtp_reply.c src/dns_rr.c \
-	src/mailbox.c src/deliver_proto.c src/deliver_pipe_argv.c src/aliases.c
+	src/mailbox.c src/deliver_proto.c src/deliver_pipe_argv.c src/aliases.c \
+	src/drop.c
 FUZZ_SECONDS ?= 300
 FUZZ_SHORT_SECONDS ?= 30
 
 .PHONY: all run test deps unit integ e2e asan-test fuzz fuzz-short format \
 	install clean check-tools bench
 
-all: $(BUILD)/tern
+all: $(BUILD)/tern $(BUILD)/tern-drop
 
 deps:
 	@sh scripts/deps.sh
@@ -51,6 +52,12 @@ $(BUILD)/libtern.a: $(OBJS)
 
 $(BUILD)/tern: src/tern.c $(BUILD)/libtern.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libtern.a $(LIBS)
+
+# the setgid drop program: its own few lines and no library (tern_drop.c)
+$(BUILD)/tern-drop: src/tern_drop.c src/drop.h src/util.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c17 -D_GNU_SOURCE $(WARN) $(HARDEN) $(CFLAGS) -iquote src \
+		-o $@ src/tern_drop.c
 
 $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libtern.a
 	@mkdir -p $(dir $@)

@@ -1029,6 +1029,12 @@ rescan_cb(evutil_socket_t fd, short what, void *arg)
 		    sched.nmsgs - before);
 }
 
+void
+sched_add(const char *qid)
+{
+	msg_load(qid, 0);
+}
+
 /* notices */
 
 /* notice_cb - read queue ids, one per line, from the notice socket */
