@@ -155,11 +155,16 @@ prepare_drop(const struct master *m)
 	gid_t gid = gr != NULL ? gr->gr_gid : m->drop ? m->gid : getegid();
 	char *spool = xasprintf("%s/spool", m->conf->home);
 	char *drop = xasprintf("%s/spool/drop", m->conf->home);
+	struct stat st;
 
 	if (geteuid() == 0 && gr == NULL)
 		log_warn("group %s does not exist: only root and %s can "
 		    "submit local mail (sendmail)", DROP_GROUP,
 		    m->conf->user);
+	/* the group must reach spool/drop through $home */
+	if (stat(m->conf->home, &st) == 0 && (st.st_mode & 0011) != 0011 &&
+	    chmod(m->conf->home, (st.st_mode & 07777) | 0011) == -1)
+		fatal("chmod %s: %s", m->conf->home, strerror(errno));
 	if (mkdir(drop, 0700) == -1 && errno != EEXIST)
 		fatal("mkdir %s: %s", drop, strerror(errno));
 	if (geteuid() == 0 && (chown(spool, uid, gid) == -1 ||
