@@ -456,7 +456,11 @@ alist_parse(struct alist *a, const char *v, size_t n, char *err,
 		}
 		i++;
 	}
-	a->angle = 0;
+	if (a->angle) {
+		a->angle = 0;
+		return err_set(err, errlen, "bad recipient address: an "
+		    "unclosed <");
+	}
 	return alist_end(a, err, errlen);
 }
 
