@@ -35,7 +35,7 @@ FUZZ_SECONDS ?= 300
 FUZZ_SHORT_SECONDS ?= 30
 
 .PHONY: all run test deps unit integ e2e asan-test fuzz fuzz-short format \
-	install clean check-tools bench
+	install install-sendmail clean check-tools bench
 
 all: $(BUILD)/tern $(BUILD)/tern-drop
 
@@ -133,13 +133,27 @@ bench:
 format:
 	clang-format -i src/*.c src/*.h tests/unit/*.c fuzz/*.c
 
+# tern-drop is setgid terndrop (tern(8), SENDMAIL: local submission);
+# without root (a DESTDIR build) the group is left to the packager
 install: all
 	@sh scripts/ensure-user.sh
 	install -d $(DESTDIR)/usr/local/sbin $(DESTDIR)/usr/local/share/man/man5 \
 		$(DESTDIR)/usr/local/share/man/man8
 	install -m 755 $(BUILD)/tern $(DESTDIR)/usr/local/sbin/tern
+	if [ "$$(id -u)" -eq 0 ]; then \
+		install -m 2755 -g terndrop $(BUILD)/tern-drop \
+			$(DESTDIR)/usr/local/sbin/tern-drop; \
+	else \
+		install -m 755 $(BUILD)/tern-drop $(DESTDIR)/usr/local/sbin/; \
+		echo "tern: tern-drop must be setgid terndrop (not root: left as is)"; \
+	fi
 	install -m 644 docs/tern.conf.5 $(DESTDIR)/usr/local/share/man/man5/
 	install -m 644 docs/tern.8 $(DESTDIR)/usr/local/share/man/man8/
+
+# /usr/sbin/sendmail, /usr/bin/mailq, /usr/bin/newaliases as links to
+# tern, only when asked; another MTA's are refused unless FORCE=1
+install-sendmail: install
+	@sh scripts/install-sendmail.sh "$(DESTDIR)" /usr/local/sbin "$(FORCE)"
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -266,3 +266,36 @@ def test_newaliases_checks_and_reloads(tern_factory, rundir):
         c.quit()
     [m] = wait_for_mail(tern.home, "bob")
     assert m.msg["Subject"] == "alias"
+
+
+def test_install_sendmail_never_replaces_another_mta(tmp_path):
+    """make install-sendmail (into a DESTDIR): links made where there is
+    nothing; with another MTA's sendmail there it refuses, says why and
+    changes nothing, unless FORCE=1, which keeps the old one."""
+    def install(destdir, *extra):
+        return subprocess.run(["make", "-s", "-C", str(REPO),
+                               "install-sendmail", f"DESTDIR={destdir}",
+                               *extra], capture_output=True, timeout=300)
+
+    fresh = tmp_path / "fresh"
+    r = install(fresh)
+    assert r.returncode == 0, r.stderr
+    for link in ("usr/sbin/sendmail", "usr/bin/mailq", "usr/bin/newaliases"):
+        assert os.readlink(fresh / link) == "/usr/local/sbin/tern"
+    helper = fresh / "usr/local/sbin/tern-drop"
+    assert helper.stat().st_mode & 0o2000
+    assert install(fresh).returncode == 0    # again: nothing to refuse
+
+    other = tmp_path / "other"
+    (other / "usr/sbin").mkdir(parents=True)
+    (other / "usr/sbin/sendmail").write_text("another MTA\n")
+    r = install(other)
+    assert r.returncode != 0
+    assert b"/usr/sbin/sendmail exists and is not tern" in r.stderr
+    assert (other / "usr/sbin/sendmail").read_text() == "another MTA\n"
+    assert not (other / "usr/bin/mailq").exists()
+    r = install(other, "FORCE=1")
+    assert r.returncode == 0, r.stderr
+    assert os.readlink(other / "usr/sbin/sendmail") == "/usr/local/sbin/tern"
+    assert (other / "usr/sbin/sendmail.pre-tern").read_text() == \
+        "another MTA\n"
