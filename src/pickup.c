@@ -58,6 +58,7 @@ static struct {
 	size_t nnames, next;
 	int busy;            /* a commit is in flight */
 	int again;           /* scan again when this one is done */
+	int draining;        /* handing over: take no more files */
 } pk = { .dfd = -1, .sock = -1 };
 
 struct pickup_job {
@@ -151,14 +152,6 @@ queue_drop(const char *name, const struct drop *d, long uid,
 	f.qid = spool_tx_id(tx);
 	buf_init(&content);
 	drop_compose(d, &f, &content);
-	if (content.len > c->message_size) {
-		spool_tx_abort(tx);
-		quarantine(name, uid, "message larger than limits "
-		    "message-size=");
-		buf_free(&content);
-		free(self);
-		return 1;
-	}
 	if (spool_tx_write(tx, content.data, content.len) == -1) {
 		log_err("drop %s: cannot write the queue file: %s; trying "
 		    "again later", name, strerror(spool_tx_error(tx)));
@@ -232,8 +225,14 @@ take(const char *name)
 		    "message-size= allows, or unreadable");
 		return 1;
 	}
-	if (drop_parse(&d, b.data, b.len, pk.conf->max_rcpts, err,
-	    sizeof(err)) == -1) {
+	rc = drop_parse(&d, b.data, b.len, pk.conf->max_rcpts, err,
+	    sizeof(err));
+	/* the message as sendmail checked it: what we add is not counted */
+	if (rc == 0 && d.content_len > pk.conf->message_size) {
+		snprintf(err, sizeof(err), "larger than limits message-size=");
+		rc = -1;
+	}
+	if (rc == -1) {
 		drop_free(&d);
 		buf_free(&b);
 		quarantine(name, (long)st.st_uid, err);
@@ -270,7 +269,7 @@ pickup_next(void)
 {
 	int rc;
 
-	while (!pk.busy && pk.next < pk.nnames) {
+	while (!pk.busy && !pk.draining && pk.next < pk.nnames) {
 		rc = take(pk.names[pk.next++]);
 		if (rc == 0)
 			pk.busy = 1;
@@ -280,7 +279,7 @@ pickup_next(void)
 	if (pk.busy)
 		return;
 	names_free();
-	if (pk.again) {
+	if (pk.again && !pk.draining) {
 		pk.again = 0;
 		event_active(pk.scan, 0, 0);
 	}
@@ -313,6 +312,8 @@ scan(void)
 	DIR *dir;
 	int fd;
 
+	if (pk.draining)
+		return;
 	if (pk.busy || pk.nnames > 0) {
 		pk.again = 1;
 		return;
@@ -421,4 +422,16 @@ pickup_start(const struct conf *c, struct event_base *base)
 	}
 	event_add(pk.timer, &tv);
 	scan();
+}
+
+void
+pickup_drain(void)
+{
+	pk.draining = 1;
+}
+
+int
+pickup_busy(void)
+{
+	return pk.busy;
 }

@@ -30,6 +30,7 @@
  * nothing is left, or rewrites the envelope durably (spool_update) and arms
  * the timer for the next due recipient.
  */
+#include "pickup.h"
 #include "sched.h"
 
 #include <errno.h>
@@ -1206,7 +1207,7 @@ drain_check_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	if (sched.busy == 0) {
+	if (sched.busy == 0 && !pickup_busy()) {
 		log_info("handover done: no delivery in flight");
 		event_base_loopexit(sched.base, NULL);
 		return;
@@ -1220,6 +1221,7 @@ sched_drain(void)
 	if (sched.draining)
 		return;
 	sched.draining = 1;
+	pickup_drain();
 	log_info("handing over: %u delivery job(s) finishing", sched.busy);
 	sched.drain_ev = evtimer_new(sched.base, drain_check_cb, NULL);
 	drain_check_cb(-1, 0, NULL);

@@ -105,6 +105,8 @@ main(int argc, char **argv)
 	int dfd, fd, rc;
 
 	signal(SIGPIPE, SIG_IGN);
+	/* a file-size limit fails the write (and the file is removed) */
+	signal(SIGXFSZ, SIG_IGN);
 	umask(077);
 	if (argc != 2 || argv[1][0] != '/')
 		return die(EX_USAGE, "usage: tern-drop /HOME/spool/drop", 0);
