@@ -90,7 +90,7 @@ ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 asan-test: deps
 	@sh scripts/ensure-user.sh
 	$(MAKE) BUILD=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" \
-		LDFLAGS="$(ASAN_FLAGS)" build-asan/tern unit-asan
+		LDFLAGS="$(ASAN_FLAGS)" build-asan/tern build-asan/tern-drop unit-asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	TERN_BIN=$(abspath build-asan/tern) TERN_ASAN=1 \

@@ -40,6 +40,22 @@
 
 #define PROG "tern-drop"
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TERN_DROP_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(TERN_DROP_ASAN)
+const char *__asan_default_options(void);
+/* the sanitizer build: LeakSanitizer cannot inspect a setgid process
+ * (it is not dumpable) and would fail every run; the rest stays on */
+const char *
+__asan_default_options(void)
+{
+	return "detect_leaks=0";
+}
+#endif
+
 static int
 die(int code, const char *what, int err)
 {
