@@ -25,7 +25,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -375,23 +374,17 @@ notice_cb(evutil_socket_t fd, short what, void *arg)
 static int
 notice_bind(void)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
+	char *path = xasprintf("%s/notice", pk.dir);
+	int fd = util_dgram_bind(path);
 
-	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notice",
-	    pk.dir) >= sizeof(sa.sun_path)) {
-		log_warn("%s/notice: path too long for a socket; local mail "
-		    "is picked up by the periodic scan", pk.dir);
-		return -1;
+	if (fd == -1 || chmod(path, 0666) == -1) {
+		log_warn("%s: %s; local mail is picked up by the periodic "
+		    "scan", path, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		fd = -1;
 	}
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1)
-		fatal("socket: %s", strerror(errno));
-	if (unlink(sa.sun_path) == -1 && errno != ENOENT)
-		fatal("cannot remove %s: %s", sa.sun_path, strerror(errno));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 ||
-	    chmod(sa.sun_path, 0666) == -1)
-		fatal("cannot bind %s: %s", sa.sun_path, strerror(errno));
+	free(path);
 	return fd;
 }
 

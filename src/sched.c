@@ -1085,13 +1085,8 @@ notice_bind(const char *home)
 	if (mkdir(state, 0700) == -1 && errno != EEXIST)
 		fatal("cannot create %s: %s", state, strerror(errno));
 	free(state);
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = util_dgram_bind(sa.sun_path);
 	if (fd == -1)
-		fatal("socket: %s", strerror(errno));
-	/* a socket left by an earlier run would make bind fail */
-	if (unlink(sa.sun_path) == -1 && errno != ENOENT)
-		fatal("cannot remove %s: %s", sa.sun_path, strerror(errno));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1)
 		fatal("cannot bind %s: %s", sa.sun_path, strerror(errno));
 	return fd;
 }
