@@ -141,9 +141,10 @@ mkdir_owned(const struct master *m, const char *dir, mode_t mode)
 }
 
 /*
- * prepare_drop - the local drop (sendmail, tern-drop): spool/ searchable by
- * the drop group (0710), spool/drop/ writable and searchable by it, not
- * listable, sticky (1730), as Postfix's maildrop/ is.  Without the group
+ * prepare_drop - the local drop (sendmail, tern-drop): $home and spool/
+ * crossable by anyone (0711: nothing in them can be listed), spool/drop/
+ * writable and searchable by the drop group only, not listable, sticky
+ * (1730), as Postfix's maildrop/ is.  Without the group
  * (scripts/ensure-user.sh creates it) only root and the tern user can
  * submit.
  */
@@ -161,16 +162,15 @@ prepare_drop(const struct master *m)
 		log_warn("group %s does not exist: only root and %s can "
 		    "submit local mail (sendmail)", DROP_GROUP,
 		    m->conf->user);
-	/* the group must reach spool/drop through $home */
+	/* tern-drop reaches spool/drop through $home and spool/ */
 	if (stat(m->conf->home, &st) == 0 && (st.st_mode & 0011) != 0011 &&
 	    chmod(m->conf->home, (st.st_mode & 07777) | 0011) == -1)
 		fatal("chmod %s: %s", m->conf->home, strerror(errno));
 	if (mkdir(drop, 0700) == -1 && errno != EEXIST)
 		fatal("mkdir %s: %s", drop, strerror(errno));
-	if (geteuid() == 0 && (chown(spool, uid, gid) == -1 ||
-	    chown(drop, uid, gid) == -1))
+	if (geteuid() == 0 && chown(drop, uid, gid) == -1)
 		fatal("chown %s: %s", drop, strerror(errno));
-	if (chmod(spool, 0710) == -1 || chmod(drop, 01730) == -1)
+	if (chmod(spool, 0711) == -1 || chmod(drop, 01730) == -1)
 		fatal("chmod %s: %s", drop, strerror(errno));
 	free(spool);
 	free(drop);

@@ -346,9 +346,9 @@ spool_init(const char *home)
 		return -1;
 	}
 	path = xasprintf("%s/spool", home);
-	/* 0710: its group (terndrop) may reach spool/drop, nothing else
-	 * (tern(8), SENDMAIL) */
-	if (ensure_dir(path, 0710) == -1) {
+	/* 0711: crossed, never listed, on the way to spool/drop (tern(8),
+	 * SENDMAIL); everything else in it is 0700 */
+	if (ensure_dir(path, 0711) == -1) {
 		log_err("spool: %s: %s", path, strerror(errno));
 		free(path);
 		return -1;
