@@ -488,7 +488,8 @@ run_self(const struct sm *s, const char *verb, const char *arg)
 	    strerror(errno));
 }
 
-/* master_pid - the running master of this home, or -1 (said why) */
+/* master_pid - the running master of this home; -1 when none runs, -2
+ * when we may not know (said why either way) */
 static pid_t
 master_pid(const struct conf *c)
 {
@@ -497,6 +498,12 @@ master_pid(const struct conf *c)
 	long pid = -1;
 	FILE *fp = fopen(path, "re");
 
+	if (fp == NULL && errno == EACCES) {
+		fprintf(stderr, "newaliases: %s: %s (run it as root to have "
+		    "tern re-read the file)\n", path, strerror(errno));
+		free(path);
+		return -2;
+	}
 	if (fp == NULL || fscanf(fp, "%ld", &pid) != 1 || pid <= 1)
 		fprintf(stderr, "newaliases: no running tern found (%s: %s)\n",
 		    path, fp == NULL ? strerror(errno) : "no pid");
@@ -553,6 +560,8 @@ newaliases(const struct conf *c)
 	buf_free(&text);
 	buf_free(&errs);
 	pid = master_pid(c);
+	if (pid == -2)
+		return EX_NOPERM;
 	if (pid == -1) {
 		printf("newaliases: tern reads the file when it starts\n");
 		return nerrs > 0 ? EX_DATAERR : 0;
