@@ -202,6 +202,13 @@ take(const char *name)
 	    O_CLOEXEC);
 	if (fd == -1 && errno == ENOENT)
 		return 1;
+	/* out of descriptors or memory: the file is fine, try later */
+	if (fd == -1 && (errno == EMFILE || errno == ENFILE ||
+	    errno == ENOMEM || errno == EINTR)) {
+		log_warn("drop %s: %s; trying again later", name,
+		    strerror(errno));
+		return -1;
+	}
 	if (fd == -1 || fstat(fd, &st) == -1) {
 		quarantine(name, -1, strerror(errno));
 		if (fd != -1)

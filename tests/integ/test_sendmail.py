@@ -237,7 +237,7 @@ def test_mailq_lists_a_held_message(users, user, tern_factory, drop_helper):
         assert qid.encode() in r.stdout
 
 
-def test_newaliases_checks_and_reloads(tern_factory, rundir):
+def test_newaliases_checks_and_reloads(users, tern_factory, rundir):
     """newaliases (run by that name) checks the aliases file, says how
     many entries and mistakes, and has the running tern re-read it: mail
     to an alias added afterwards reaches its target."""
@@ -266,6 +266,14 @@ def test_newaliases_checks_and_reloads(tern_factory, rundir):
         c.quit()
     [m] = wait_for_mail(tern.home, "bob")
     assert m.msg["Subject"] == "alias"
+    # a user may check the file, not signal tern: said so, exit 77
+    pw = users.add(user_name("n"))
+    r = subprocess.run([str(link)], capture_output=True, env=env,
+                       timeout=30, user=pw.pw_uid, group=pw.pw_gid,
+                       extra_groups=[])
+    assert r.returncode == EX_NOPERM, r.stderr
+    assert b"run it as root" in r.stderr
+    assert b"1 mistake" in r.stdout
 
 
 def test_install_sendmail_never_replaces_another_mta(tmp_path):
