@@ -307,3 +307,20 @@ def test_install_sendmail_never_replaces_another_mta(tmp_path):
     assert os.readlink(other / "usr/sbin/sendmail") == "/usr/local/sbin/tern"
     assert (other / "usr/sbin/sendmail.pre-tern").read_text() == \
         "another MTA\n"
+
+
+def test_a_failed_submission_bounces_to_the_user(users, user, tern_factory,
+                                                 drop_helper):
+    """Mail a user submitted that a remote server refuses comes back to
+    the user's own address (login@hostname, a local mailbox here) as a
+    delivery report naming the recipient."""
+    with SMTPPeer() as peer:
+        peer.rule("RCPT", "550 5.1.1 no such user")
+        tern = tern_factory(route=f"remote.test [127.0.0.1]:{peer.port}")
+        r = sendmail(tern, user, ["nobody@remote.test"],
+                     b"Subject: will bounce\n\nx\n", drop_helper)
+        assert r.returncode == 0, r.stderr
+        [m] = wait_for_mail(tern.home, user.pw_name)
+        assert m.msg["Return-Path"] == "<>"
+        assert b"nobody@remote.test" in m.raw
+        assert b"5.1.1" in m.raw
