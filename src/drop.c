@@ -26,6 +26,7 @@ err_set(char *err, size_t errlen, const char *why)
 	return -1;
 }
 
+/* drop_addr_ok - may addr be a drop file's sender or recipient */
 int
 drop_addr_ok(const char *addr)
 {
@@ -40,6 +41,7 @@ drop_addr_ok(const char *addr)
 	    !smtp_addr_relay_trick(&a);
 }
 
+/* drop_name_ok - may name be a -F full name */
 int
 drop_name_ok(const char *name)
 {
@@ -53,6 +55,7 @@ drop_name_ok(const char *name)
 	return util_utf8_valid((const unsigned char *)name, len);
 }
 
+/* drop_format - the file form of a submission, appended to out */
 void
 drop_format(struct buf *out, const char *sender, const char *name,
     char *const *rcpts, size_t nrcpts, const char *content, size_t len)
@@ -70,6 +73,7 @@ drop_format(struct buf *out, const char *sender, const char *name,
 	buf_append(out, content, len);
 }
 
+/* drop_free - release what drop_parse allocated */
 void
 drop_free(struct drop *d)
 {
@@ -145,6 +149,7 @@ head_line(struct drop *d, const char *line, size_t len, size_t max_rcpts,
 	return err_set(err, errlen, "an unknown key");
 }
 
+/* drop_parse - read a drop file strictly (see drop.h) */
 int
 drop_parse(struct drop *d, const char *data, size_t len, size_t max_rcpts,
     char *err, size_t errlen)
@@ -299,6 +304,7 @@ put_name(struct buf *out, const char *name)
 	buf_putc(out, '"');
 }
 
+/* drop_compose - the spool content of a parsed drop */
 void
 drop_compose(const struct drop *d, const struct drop_facts *f,
     struct buf *out)
@@ -464,6 +470,7 @@ alist_parse(struct alist *a, const char *v, size_t n, char *err,
 	return alist_end(a, err, errlen);
 }
 
+/* drop_header_rcpts - sendmail -t: To:, Cc:, Bcc: addresses */
 int
 drop_header_rcpts(const char *content, size_t len, char ***list, size_t *n,
     size_t max, char *err, size_t errlen)
@@ -492,6 +499,7 @@ drop_header_rcpts(const char *content, size_t len, char ***list, size_t *n,
 	return rc;
 }
 
+/* drop_addr_list - the addresses of one address list */
 int
 drop_addr_list(const char *v, size_t len, char ***list, size_t *n,
     size_t max, char *err, size_t errlen)

@@ -395,6 +395,7 @@ notice_bind(void)
 	return fd;
 }
 
+/* pickup_start - bind drop/notice, scan now and from time to time */
 void
 pickup_start(const struct conf *c, struct event_base *base)
 {
@@ -424,12 +425,14 @@ pickup_start(const struct conf *c, struct event_base *base)
 	scan();
 }
 
+/* pickup_drain - take no more drop files (handover) */
 void
 pickup_drain(void)
 {
 	pk.draining = 1;
 }
 
+/* pickup_busy - 1 while a drop's commit is in flight */
 int
 pickup_busy(void)
 {

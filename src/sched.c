@@ -1030,6 +1030,7 @@ rescan_cb(evutil_socket_t fd, short what, void *arg)
 		    sched.nmsgs - before);
 }
 
+/* sched_add - load a message this process committed */
 void
 sched_add(const char *qid)
 {

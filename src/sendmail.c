@@ -670,6 +670,7 @@ bad:
 	return -1;
 }
 
+/* sendmail_main - sendmail, mailq, newaliases: a sysexits code */
 int
 sendmail_main(int argc, char **argv, enum sendmail_mode mode)
 {

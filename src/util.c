@@ -544,6 +544,7 @@ panic(const char *fmt, ...)
 	abort();
 }
 
+/* util_dgram_bind - a bound AF_UNIX datagram socket */
 int
 util_dgram_bind(const char *path)
 {
