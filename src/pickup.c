@@ -60,8 +60,11 @@ static struct {
 	int draining;        /* handing over: take no more files */
 } pk = { .dfd = -1, .sock = -1 };
 
+/* a drop file's name, at most (tern-drop's are about 30 octets) */
+#define PICKUP_NAME_MAX 64
+
 struct pickup_job {
-	char name[64];
+	char name[PICKUP_NAME_MAX];
 	char qid[QID_SIZE];
 };
 
@@ -336,7 +339,7 @@ scan(void)
 		if (strncmp(de->d_name, "tmp.", 4) == 0)
 			stale(de->d_name);
 		if (strncmp(de->d_name, "d.", 2) != 0 ||
-		    strlen(de->d_name) >= sizeof(((struct pickup_job *)0)->name))
+		    strlen(de->d_name) >= PICKUP_NAME_MAX)
 			continue;
 		if (pk.nnames == PICKUP_BATCH) {
 			pk.again = 1;

@@ -88,8 +88,8 @@ copy_in(int fd)
 			if (w == -1 && errno == EINTR)
 				w = 0;
 			else if (w == -1)
-				return die(EX_CANTCREAT, "writing the drop file",
-				    errno);
+				return die(EX_CANTCREAT,
+				    "writing the drop file", errno);
 		}
 	}
 }

@@ -96,9 +96,11 @@ test_parse(void **state)
 		    "ERR a bad recipient address" },
 		{ "control in name", "tern-drop 1\nname a\tb\n"
 		    "to <a@b.example>\n\n", "ERR a bad full name" },
-		{ "bad sender", "tern-drop 1\nfrom <a b@c>\nto <a@b.example>\n\n",
+		{ "bad sender",
+		    "tern-drop 1\nfrom <a b@c>\nto <a@b.example>\n\n",
 		    "ERR a bad sender address" },
-		{ "too many", "tern-drop 1\nto <a@b.example>\nto <c@b.example>\n"
+		{ "too many",
+		    "tern-drop 1\nto <a@b.example>\nto <c@b.example>\n"
 		    "to <d@b.example>\n\n", "ERR too many recipients" },
 	};
 	size_t i;
@@ -158,7 +160,8 @@ test_compose(void **state)
 		{ "none added", NULL, "From: a@b\nDate: x\nMessage-ID: <m@x>\n"
 		    "\nb", RCVD "From: a@b\r\nDate: x\r\nMessage-ID: <m@x>\r\n"
 		    "\r\nb\r\n" },
-		{ "any case kept", NULL, "fRoM: a@b\ndate: x\nmessage-id: y\n\n",
+		{ "any case kept", NULL,
+		    "fRoM: a@b\ndate: x\nmessage-id: y\n\n",
 		    RCVD "fRoM: a@b\r\ndate: x\r\nmessage-id: y\r\n\r\n" },
 		{ "Bcc removed with its continuation", NULL,
 		    "To: a@b\nBcc: c@d,\n e@f\nbcc:\nSubject: s\n\nx\n",
@@ -170,7 +173,8 @@ test_compose(void **state)
 		    "\r\nnot a field\r\n" },
 		{ "leading continuation is body", NULL, " x: y\n",
 		    RCVD ADDED "\r\n x: y\r\n" },
-		{ "mbox From_ line dropped", NULL, "From s Mon\nSubject: s\n\nb\n",
+		{ "mbox From_ line dropped", NULL,
+		    "From s Mon\nSubject: s\n\nb\n",
 		    RCVD "Subject: s\r\n" ADDED "\r\nb\r\n" },
 		{ "CRLF kept, bare CR kept", NULL, "Subject: s\r\n\r\na\rb\r\n",
 		    RCVD "Subject: s\r\n" ADDED "\r\na\rb\r\n" },
