@@ -24,7 +24,7 @@ LIBS    := $(PKG_LIBS) -lpthread
 BUILD   ?= build
 PY      := /usr/bin/python3
 
-SRCS    := $(filter-out src/tern.c,$(wildcard src/*.c))
+SRCS    := $(filter-out src/tern.c src/tern_drop.c,$(wildcard src/*.c))
 OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
@@ -34,14 +34,14 @@ FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=build-fuzz/%)
 PURE_SRCS := src/util.c src/smtp_parse.c src/smtp_data.c src/envelope.c \
 	src/bounce.c src/auth.c src/smtp_reply.c src/dns_rr.c \
 	src/mailbox.c src/deliver_proto.c src/deliver_pipe_argv.c src/aliases.c \
-	src/conf.c src/route.c
+	src/conf.c src/route.c src/drop.c
 FUZZ_SECONDS ?= 300
 FUZZ_SHORT_SECONDS ?= 30
 
 .PHONY: all run test deps unit integ e2e asan-test fuzz fuzz-short format \
-	install clean check-tools bench
+	install install-sendmail clean check-tools bench
 
-all: $(BUILD)/tern
+all: $(BUILD)/tern $(BUILD)/tern-drop
 
 deps:
 	@sh scripts/deps.sh
@@ -56,6 +56,12 @@ $(BUILD)/libtern.a: $(OBJS)
 
 $(BUILD)/tern: src/tern.c $(BUILD)/libtern.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libtern.a $(LIBS)
+
+# the setgid drop program: its own few lines and no library (tern_drop.c)
+$(BUILD)/tern-drop: src/tern_drop.c src/drop.h src/util.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c17 -D_GNU_SOURCE $(WARN) $(HARDEN) $(CFLAGS) -iquote src \
+		-o $@ src/tern_drop.c
 
 $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libtern.a
 	@mkdir -p $(dir $@)
@@ -88,7 +94,7 @@ ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 asan-test: deps
 	@sh scripts/ensure-user.sh
 	$(MAKE) BUILD=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" \
-		LDFLAGS="$(ASAN_FLAGS)" build-asan/tern unit-asan
+		LDFLAGS="$(ASAN_FLAGS)" build-asan/tern build-asan/tern-drop unit-asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	TERN_BIN=$(abspath build-asan/tern) TERN_ASAN=1 \
@@ -145,11 +151,22 @@ SYSCONFDIR ?= /etc
 SPOOLDIR ?= /var/spool/tern
 
 install: all
+	@if [ -z "$(DESTDIR)" ]; then sh scripts/ensure-user.sh; \
+	else echo "tern: staged in $(DESTDIR): create the tern user on the target (scripts/ensure-user.sh)"; fi
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 \
 		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
 		$(DESTDIR)$(SYSCONFDIR)/tern
 	install -d -m 755 $(DESTDIR)$(SPOOLDIR)
 	install -m 755 $(BUILD)/tern $(DESTDIR)$(SBINDIR)/tern
+	@# tern-drop is setgid terndrop (tern(8), SENDMAIL: local submission);
+	@# where that group does not exist (a staging build) it is the package's
+	if [ "$$(id -u)" -eq 0 ] && getent group terndrop >/dev/null; then \
+		install -m 2755 -g terndrop $(BUILD)/tern-drop \
+			$(DESTDIR)$(SBINDIR)/tern-drop; \
+	else \
+		install -m 755 $(BUILD)/tern-drop $(DESTDIR)$(SBINDIR)/; \
+		echo "tern: $(SBINDIR)/tern-drop must be setgid terndrop (left as is)"; \
+	fi
 	install -m 644 docs/tern.conf.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 644 docs/tern.8 $(DESTDIR)$(MANDIR)/man8/
 	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
@@ -163,8 +180,11 @@ install: all
 			>$(DESTDIR)$(SYSCONFDIR)/tern/tern.conf; \
 		chmod 644 $(DESTDIR)$(SYSCONFDIR)/tern/tern.conf; \
 	fi
-	@if [ -z "$(DESTDIR)" ]; then sh scripts/ensure-user.sh; \
-	else echo "tern: staged in $(DESTDIR): create the tern user on the target (scripts/ensure-user.sh)"; fi
+
+# /usr/sbin/sendmail, /usr/bin/mailq, /usr/bin/newaliases as links to
+# tern, only when asked; another MTA's are refused unless FORCE=1
+install-sendmail: install
+	@sh scripts/install-sendmail.sh "$(DESTDIR)" $(SBINDIR) "$(FORCE)"
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -13,6 +13,8 @@
  *	client-name mail.example.org
  *	protocol ESMTPS
  *	auth-user alice			(only when authenticated)
+ *	uid 1000			(only for mail from the local drop:
+ *					 the submitter's real uid)
  *	envid QQ314159			(DSN ENVID= as received, xtext;
  *					 only when given)
  *	ret hdrs			(DSN RET=: full or hdrs; only when
@@ -74,6 +76,7 @@ enum env_key_id {
 	K_CLIENT_NAME,
 	K_PROTOCOL,
 	K_AUTH_USER,
+	K_UID,
 	K_ENVID,
 	K_RET,
 	K_BODY,
@@ -119,6 +122,7 @@ static const struct {
 	{ "client-name", K_CLIENT_NAME },
 	{ "protocol", K_PROTOCOL },
 	{ "auth-user", K_AUTH_USER },
+	{ "uid", K_UID },
 	{ "envid", K_ENVID },
 	{ "ret", K_RET },
 	{ "body", K_BODY },
@@ -170,6 +174,7 @@ envelope_init(struct envelope *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->version = ENVELOPE_VERSION;
+	e->uid = -1;
 }
 
 /* envelope_free - release everything the envelope owns; e is empty after */
@@ -423,6 +428,8 @@ envelope_format(const struct envelope *e, struct buf *out)
 	put_str(out, "protocol", e->protocol);
 	if (e->auth_user != NULL)
 		put_str(out, "auth-user", e->auth_user);
+	if (e->uid >= 0)
+		put_num(out, "uid", e->uid);
 	if (e->envid != NULL)
 		put_str(out, "envid", e->envid);
 	if (e->ret == DSN_RET_FULL || e->ret == DSN_RET_HDRS)
@@ -642,6 +649,11 @@ set_head(struct env_parser *p, enum env_key_id k, const char *v, size_t len)
 			e->body_8bit = 1;
 		else
 			return perr(p, "body must be 7bit or 8bitmime");
+		return 0;
+	case K_UID:
+		if (parse_u64(p, v, len, UINT32_MAX - 1, &n) == -1)
+			return -1;
+		e->uid = (int64_t)n;
 		return 0;
 	case K_SMTPUTF8:
 		if (parse_flag(p, v, len, "smtputf8") == -1)

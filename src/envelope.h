@@ -78,6 +78,8 @@ struct envelope {
 	char *client_name;    /* reverse DNS name or "unknown" */
 	char *protocol;       /* SMTP, ESMTP, ESMTPS, ESMTPA, ESMTPSA */
 	char *auth_user;      /* NULL when not authenticated */
+	int64_t uid;          /* local drop (sendmail): the submitter's real
+	                       * uid, from the drop file's owner; -1: none */
 	char *envid;          /* DSN ENVID= as received (xtext), or NULL */
 	enum dsn_ret ret;     /* DSN RET= */
 	unsigned body_8bit : 1; /* BODY=8BITMIME */

@@ -46,10 +46,12 @@
 #include "alias_table.h"
 #include "conf.h"
 #include "deliverd.h"
+#include "drop.h"
 #include "dns.h"
 #include "local.h"
 #include "master.h"
 #include "mta.h"
+#include "pickup.h"
 #include "auth.h"
 #include "tls.h"
 #include "sched.h"
@@ -145,6 +147,42 @@ mkdir_owned(const struct master *m, const char *dir, mode_t mode)
 		fatal("chown %s: %s", dir, strerror(errno));
 }
 
+/*
+ * prepare_drop - the local drop (sendmail, tern-drop): $home and spool/
+ * crossable by anyone (0711: nothing in them can be listed), spool/drop/
+ * writable and searchable by the drop group only, not listable, sticky
+ * (1730), as Postfix's maildrop/ is.  Without the group
+ * (scripts/ensure-user.sh creates it) only root and the tern user can
+ * submit.
+ */
+static void
+prepare_drop(const struct master *m)
+{
+	struct group *gr = geteuid() == 0 ? getgrnam(DROP_GROUP) : NULL;
+	uid_t uid = m->drop ? m->uid : geteuid();
+	gid_t gid = gr != NULL ? gr->gr_gid : m->drop ? m->gid : getegid();
+	char *spool = xasprintf("%s/spool", m->conf->home);
+	char *drop = xasprintf("%s/spool/drop", m->conf->home);
+	struct stat st;
+
+	if (geteuid() == 0 && gr == NULL)
+		log_warn("group %s does not exist: only root and %s can "
+		    "submit local mail (sendmail)", DROP_GROUP,
+		    m->conf->user);
+	/* tern-drop reaches spool/drop through $home and spool/ */
+	if (stat(m->conf->home, &st) == 0 && (st.st_mode & 0011) != 0011 &&
+	    chmod(m->conf->home, (st.st_mode & 07777) | 0011) == -1)
+		fatal("chmod %s: %s", m->conf->home, strerror(errno));
+	if (mkdir(drop, 0700) == -1 && errno != EEXIST)
+		fatal("mkdir %s: %s", drop, strerror(errno));
+	if (geteuid() == 0 && chown(drop, uid, gid) == -1)
+		fatal("chown %s: %s", drop, strerror(errno));
+	if (chmod(spool, 0711) == -1 || chmod(drop, 01730) == -1)
+		fatal("chmod %s: %s", drop, strerror(errno));
+	free(spool);
+	free(drop);
+}
+
 /* prepare_home - $home and what lives in it, owned by the tern user */
 static void
 prepare_home(const struct master *m)
@@ -161,9 +199,38 @@ prepare_home(const struct master *m)
 		snprintf(path, sizeof(path), "%s/%s", home, sub[i]);
 		mkdir_owned(m, path, 0700);
 	}
+	prepare_drop(m);
 	if (spool_init(home) == -1)
 		fatal("cannot open the spool under %s: %s", home,
 		    strerror(errno));
+}
+
+/* pid_file - $home/state/tern.pid, for newaliases (SIGHUP).  Written
+ * beside, then renamed: the directory belongs to the tern user, and a
+ * link it put there must not be followed by root. */
+static void
+pid_file(const struct master *m, int create)
+{
+	char *path = xasprintf("%s/state/tern.pid", m->conf->home);
+	char *tmp = xasprintf("%s.new", path);
+	char line[32];
+	int fd, n;
+
+	if (!create) {
+		unlink(path);
+		goto out;
+	}
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    0644);
+	n = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
+	if (fd == -1 || util_write_all(fd, line, (size_t)n) == -1 ||
+	    close(fd) == -1 || rename(tmp, path) == -1)
+		log_warn("%s: %s (newaliases cannot signal this tern)", path,
+		    strerror(errno));
+out:
+	free(path);
+	free(tmp);
 }
 
 /* rlim_text - a limit for a log line ("unlimited" for RLIM_INFINITY) */
@@ -331,6 +398,7 @@ queue_main(const struct conf *c, int deliverd_sock)
 	alias_table_load(c);
 	local_init(c, base, deliverd_sock);
 	sched_start(c, base);
+	pickup_start(c, base);
 	usr1 = evsignal_new(base, SIGUSR1, queue_drain_cb, NULL);
 	evsignal_add(usr1, NULL);
 	event_base_dispatch(base);
@@ -719,6 +787,7 @@ master_serve(struct conf *c)
 	umask(077);
 	prepare_home(&m);
 	spool_recover();
+	pid_file(&m, 1);
 	if (load_secrets(c, &m.tls, &m.users) == -1)
 		fatal("cannot start without the certificates and users named "
 		    "in the configuration");
@@ -745,6 +814,7 @@ master_serve(struct conf *c)
 	sd_notifyf(0, "READY=1\nSTATUS=accepting mail on %d listening "
 	    "socket%s", any, any == 1 ? "" : "s");
 	supervise(&m, &set);
+	pid_file(&m, 0);
 	log_info("stopped");
 	for (i = 0; i < m.conf->nlistens; i++)
 		if (m.fds[i] >= 0)

@@ -30,6 +30,7 @@
  * nothing is left, or rewrites the envelope durably (spool_update) and arms
  * the timer for the next due recipient.
  */
+#include "pickup.h"
 #include "sched.h"
 
 #include <errno.h>
@@ -1029,6 +1030,13 @@ rescan_cb(evutil_socket_t fd, short what, void *arg)
 		    sched.nmsgs - before);
 }
 
+/* sched_add - load a message this process committed */
+void
+sched_add(const char *qid)
+{
+	msg_load(qid, 0);
+}
+
 /* notices */
 
 /* notice_cb - read queue ids, one per line, from the notice socket */
@@ -1078,13 +1086,8 @@ notice_bind(const char *home)
 	if (mkdir(state, 0700) == -1 && errno != EEXIST)
 		fatal("cannot create %s: %s", state, strerror(errno));
 	free(state);
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = util_dgram_bind(sa.sun_path);
 	if (fd == -1)
-		fatal("socket: %s", strerror(errno));
-	/* a socket left by an earlier run would make bind fail */
-	if (unlink(sa.sun_path) == -1 && errno != ENOENT)
-		fatal("cannot remove %s: %s", sa.sun_path, strerror(errno));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1)
 		fatal("cannot bind %s: %s", sa.sun_path, strerror(errno));
 	return fd;
 }
@@ -1200,7 +1203,7 @@ drain_check_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	if (sched.busy == 0) {
+	if (sched.busy == 0 && !pickup_busy()) {
 		log_info("handover done: no delivery in flight");
 		event_base_loopexit(sched.base, NULL);
 		return;
@@ -1214,6 +1217,7 @@ sched_drain(void)
 	if (sched.draining)
 		return;
 	sched.draining = 1;
+	pickup_drain();
 	log_info("handing over: %u delivery job(s) finishing", sched.busy);
 	sched.drain_ev = evtimer_new(sched.base, drain_check_cb, NULL);
 	drain_check_cb(-1, 0, NULL);

@@ -21,6 +21,9 @@ void sched_start(const struct conf *c, struct event_base *base);
  * process: what was not finished is in the spool for it)
  */
 void sched_drain(void);
+/* sched_add - a message just committed by this process (a local drop):
+ * load and schedule it, as a notice would */
+void sched_add(const char *qid);
 
 /* sched_notify_open - (smtpd side) prepare to send notices; -1 on error */
 int sched_notify_open(const char *home, struct event_base *base);

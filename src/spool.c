@@ -290,7 +290,7 @@ ensure_dir(const char *path, mode_t mode)
 		errno = ENOTDIR;
 		return -1;
 	}
-	/* mkdir's mode went through the umask; the spool must be 0700 */
+	/* mkdir's mode went through the umask; the spool's modes are exact */
 	if ((st.st_mode & 07777) != mode && chmod(path, mode) == -1)
 		return -1;
 	return 0;
@@ -346,7 +346,9 @@ spool_init(const char *home)
 		return -1;
 	}
 	path = xasprintf("%s/spool", home);
-	if (ensure_dir(path, 0700) == -1) {
+	/* 0711: crossed, never listed, on the way to spool/drop (tern(8),
+	 * SENDMAIL); everything else in it is 0700 */
+	if (ensure_dir(path, 0711) == -1) {
 		log_err("spool: %s: %s", path, strerror(errno));
 		free(path);
 		return -1;

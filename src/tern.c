@@ -5,6 +5,8 @@
  *   tern check-config   check and print the effective configuration
  *   tern send           compose a message with attachments and submit it
  *   tern passwd         print a password hash for the users file
+ *   tern sendmail       sendmail(1) for local programs (also run as
+ *                       "sendmail"; "mailq" and "newaliases" likewise)
  *   tern version        print the version
  *   tern help           print this summary
  *
@@ -23,6 +25,7 @@
 #include "conf.h"
 #include "master.h"
 #include "send.h"
+#include "sendmail.h"
 #include "util.h"
 
 #define TERN_VERSION "0.1.0"
@@ -42,6 +45,9 @@ usage(FILE *fp)
 	    "attachments) and\n"
 	    "                 submit it: tern send -s SUBJECT [-a FILE]... "
 	    "TO...\n"
+	    "  sendmail       submit a message as sendmail(1) does (also "
+	    "mailq,\n"
+	    "                 newaliases); see tern(8), SENDMAIL\n"
 	    "  version        print the version\n"
 	    "  help           print this summary\n"
 	    "\n"
@@ -114,13 +120,36 @@ load(const char *explicit_path)
 	return c;
 }
 
+/* as_sendmail - the sendmail mode a name selects, or -1 */
+static int
+as_sendmail(const char *name)
+{
+	const char *base = strrchr(name, '/');
+
+	base = base != NULL ? base + 1 : name;
+	if (strcmp(base, "sendmail") == 0)
+		return SENDMAIL_SEND;
+	if (strcmp(base, "mailq") == 0)
+		return SENDMAIL_MAILQ;
+	if (strcmp(base, "newaliases") == 0)
+		return SENDMAIL_NEWALIASES;
+	return -1;
+}
+
 int
 main(int argc, char **argv)
 {
 	const char *verb, *cfile = NULL;
 	struct conf *c;
-	int ch;
+	int ch, mode;
 
+	/* run as sendmail, mailq, newaliases (links), or those verbs */
+	if ((mode = as_sendmail(argv[0])) != -1)
+		return sendmail_main(argc, argv, (enum sendmail_mode)mode);
+	if (argc >= 2 && strchr(argv[1], '/') == NULL &&
+	    (mode = as_sendmail(argv[1])) != -1)
+		return sendmail_main(argc - 1, argv + 1,
+		    (enum sendmail_mode)mode);
 	if (argc < 2) {
 		usage(stderr);
 		return 2;

@@ -2,6 +2,7 @@
 master; smtpd and queue run as the unprivileged user, who owns the spool
 and the mail.  Started as another user, tern stays that user."""
 
+import grp
 import os
 import pwd
 import signal
@@ -83,8 +84,14 @@ def test_spool_and_mail_belong_to_tern(tern_factory):
               "mail/alice/Maildir/new"):
         st = (home / d).stat()
         assert st.st_uid == pw.pw_uid, d
-    for d in ("spool", "spool/queue", "spool/incoming", "spool/free"):
+    for d in ("spool/queue", "spool/incoming", "spool/free"):
         assert (home / d).stat().st_mode & 0o077 == 0, d
+    # spool/ is only crossed, on the way to spool/drop, where the drop
+    # group (local submission) can neither list nor read
+    assert (home / "spool").stat().st_mode & 0o7777 == 0o711
+    st = (home / "spool" / "drop").stat()
+    assert (st.st_mode & 0o7777, st.st_gid) == \
+        (0o1730, grp.getgrnam("terndrop").gr_gid)
 
 
 def test_non_root_stays_itself(tern_factory):

@@ -27,6 +27,7 @@ import pytest
 
 from tern_harness import (TERN_BIN, clean_env, maildir_messages, queue_files,
                           run_tern, wait_for_mail)
+from test_sendmail import drop_helper  # noqa: F401 (a fixture)
 from test_tls_auth import PAULV, start_tern
 from tls_fixtures import tls_files
 
@@ -275,38 +276,21 @@ def test_send_no_server_is_a_temporary_failure(rundir, password_file):
     assert "try again" in run.stderr.decode()
 
 
-def sendmail_verb_known():
-    """True once `tern sendmail` exists (the local drop, issue 10 item 3)."""
-    try:
-        run = run_tern("sendmail", timeout=20)
-    except subprocess.TimeoutExpired:
-        return True  # it exists, and waited for something
-    return "unknown verb" not in run.stderr
-
-
-@pytest.mark.skipif(not sendmail_verb_known(),
-                    reason="`tern sendmail` (the local drop) is not a known "
-                    "verb of this build yet")
+@pytest.mark.skipif(os.geteuid() != 0,
+                    reason="the setgid tern-drop needs root to set up")
 def test_send_two_attachments_through_the_local_drop(tern_factory,
-                                                     attachments):
+                                                     attachments,
+                                                     drop_helper):
+    # the drop the way `make install` sets it up: tern-drop setgid
+    # terndrop (test_sendmail.drop_helper), named by TERN_DROP
     t = tern_factory()
     binary, text = attachments
     run = tern_send("-c", t.conf_path, "-s", SUBJECT, "-a", binary, "-a",
-                    text, "--from", FROM, TO)
+                    text, "--from", FROM, TO,
+                    env={"TERN_DROP": str(drop_helper)})
     assert run.returncode == 0, run.stderr.decode()
     mail, = wait_for_mail(t.home, "alice")
     check_message(mail)
-
-
-@pytest.mark.skipif(sendmail_verb_known(),
-                    reason="`tern sendmail` exists: the test above delivers "
-                    "through it")
-def test_send_without_server_runs_tern_sendmail(attachments):
-    # until the drop exists, tern send runs this binary again, whose
-    # verb dispatch refuses `sendmail -i ...` with its usage
-    run = tern_send("-s", "x", "--from", FROM, TO)
-    assert run.returncode == 2, run.stderr
-    assert b"usage: tern VERB" in run.stderr, run.stderr
 
 
 def test_send_print_is_the_message(attachments):
