@@ -8,7 +8,8 @@
 #   make format     clang-format the sources
 
 CC      ?= cc
-PKGS    := libevent libevent_pthreads libevent_openssl openssl libunbound libcrypt
+PKGS    := libevent libevent_pthreads libevent_openssl openssl libunbound libcrypt \
+	gmime-3.0
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wvla
@@ -29,7 +30,8 @@ FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=build-fuzz/%)
 # sources fuzzers link: no libevent; pure but for auth.c (libcrypt, OpenSSL)
 PURE_SRCS := src/util.c src/smtp_parse.c src/smtp_data.c src/envelope.c \
 	src/bounce.c src/auth.c src/smtp_reply.c src/dns_rr.c \
-	src/mailbox.c src/deliver_proto.c src/deliver_pipe_argv.c src/aliases.c
+	src/mailbox.c src/deliver_proto.c src/deliver_pipe_argv.c src/aliases.c \
+	src/received.c
 FUZZ_SECONDS ?= 300
 FUZZ_SHORT_SECONDS ?= 30
 
