@@ -4,6 +4,7 @@
  *   tern serve          run the mail server in the foreground
  *   tern check-config   check and print the effective configuration
  *   tern passwd         print a password hash for the users file
+ *   tern trace [FILE]   the path a delivered message took, hop by hop
  *   tern version        print the version
  *   tern help           print this summary
  *
@@ -21,6 +22,7 @@
 #include "auth.h"
 #include "conf.h"
 #include "master.h"
+#include "trace.h"
 #include "util.h"
 
 #define TERN_VERSION "0.1.0"
@@ -29,13 +31,16 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-	    "usage: tern VERB [-c FILE]\n"
+	    "usage: tern VERB [-c FILE] [ARGS]\n"
 	    "\n"
 	    "  serve          run the mail server in the foreground\n"
 	    "  check-config   check the configuration and print it, "
 	    "defaults included\n"
 	    "  passwd         read a password (terminal or stdin), print its "
 	    "hash\n"
+	    "  trace [--json] [--html FILE] [--color=auto|always|never] "
+	    "[--slow DURATION] [FILE|-]\n"
+	    "                 the path a delivered message took, hop by hop\n"
 	    "  version        print the version\n"
 	    "  help           print this summary\n"
 	    "\n"
@@ -120,6 +125,9 @@ main(int argc, char **argv)
 		return 2;
 	}
 	verb = argv[1];
+	/* trace takes options and a file of its own (trace.c) */
+	if (strcmp(verb, "trace") == 0)
+		return trace_main(argc - 1, argv + 1);
 	optind = 2;
 	while ((ch = getopt(argc, argv, "c:")) != -1) {
 		switch (ch) {
