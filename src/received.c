@@ -43,6 +43,13 @@ struct tok {
 
 enum clause { CL_NONE, CL_FROM, CL_BY, CL_VIA, CL_WITH, CL_ID, CL_FOR };
 
+/* struct rctx - what the parse has seen so far */
+struct rctx {
+	int helo_seen;    /* a comment named the HELO (Exim, qmail) */
+	int from_literal; /* the from word was an address literal */
+	int saw_from;
+};
+
 static const char *const clause_words[] = {
 	[CL_FROM] = "from", [CL_BY] = "by", [CL_VIA] = "via",
 	[CL_WITH] = "with", [CL_ID] = "id", [CL_FOR] = "for",
@@ -227,6 +234,9 @@ set_literal(char *dst, const char *p, size_t len)
 			len -= 5;
 		}
 	}
+	/* a zone index ("fe80::1%4", Exchange) is not part of the address */
+	if ((close = memchr(p, '%', len)) != NULL)
+		len = (size_t)(close - p);
 	if (!looks_ip(p, len))
 		return -1;
 	set(dst, p, len);
@@ -345,7 +355,7 @@ comment_tls(struct received *r, const char *s, size_t len)
 /* from_comment - "(rdns [ip])", "([ip] helo=x)", "(HELO x)", "(ip)",
  * "(user@ip)", "(may be forged)" after the from word */
 static void
-from_comment(struct received *r, const char *s, size_t len, int *helo_seen)
+from_comment(struct received *r, const char *s, size_t len, struct rctx *x)
 {
 	struct cwords w;
 	const char *v;
@@ -357,24 +367,27 @@ from_comment(struct received *r, const char *s, size_t len, int *helo_seen)
 		v = w.p[1];
 		vl = w.len[1];
 	}
-	if (v != NULL && !*helo_seen) {
+	if (v != NULL && !x->helo_seen) {
 		/* then the from word was the reverse name (Exim, qmail) */
-		if (r->rdns[0] == '\0')
+		if (r->rdns[0] == '\0' && !x->from_literal)
 			snprintf(r->rdns, sizeof(r->rdns), "%s", r->helo);
 		set_host(r->helo, v, vl);
-		*helo_seen = 1;
+		x->helo_seen = 1;
 	}
 	if (w.n == 2 && word_is(w.p[0], w.len[0], "HELO"))
 		return;
 	if (len >= 13 && memmem(s, len, "may be forged", 13))
 		r->forged = 1;
 	for (i = 0; i < w.n; i++) {
-		if (w.len[i] == 0 || r->ip[0] != '\0')
+		/* an address in the comment is the one the server saw; the
+		 * from word's literal was only what the client said */
+		if (w.len[i] == 0 || (r->ip[0] != '\0' && !x->from_literal))
 			continue;
 		if (w.p[i][0] == '[' || memchr(w.p[i], '@', w.len[i]) ||
 		    (w.n == 1 && looks_ip(w.p[i], w.len[i]))) {
 			if (set_literal(r->ip, w.p[i], w.len[i]) == -1)
 				continue;
+			x->from_literal = 0;
 			/* the name before the address is the reverse one */
 			if (i > 0 && r->rdns[0] == '\0' &&
 			    memchr(w.p[i - 1], '=', w.len[i - 1]) == NULL) {
@@ -505,15 +518,18 @@ clause_of(const struct tok *t)
 
 /* clause_value - the first word after a keyword */
 static int
-clause_value(struct received *r, enum clause cl, const struct tok *t)
+clause_value(struct received *r, enum clause cl, const struct tok *t,
+    struct rctx *x)
 {
 	const char *p = t->p;
 	size_t len = t->len;
 
 	switch (cl) {
 	case CL_FROM:
+		/* "from [ip]": the HELO argument (Gmail, Postfix) or, when
+		 * a comment names the HELO, the client's address (Exim) */
 		if (p[0] == '[' && set_literal(r->ip, p, len) == 0)
-			break;
+			x->from_literal = 1;
 		set_host(r->helo, p, len);
 		break;
 	case CL_BY:
@@ -540,8 +556,7 @@ clause_value(struct received *r, enum clause cl, const struct tok *t)
 
 /* clauses - sort the words and comments into clauses */
 static int
-clauses(struct received *r, const struct tok *t, size_t nt, int *helo_seen,
-    int *saw_from)
+clauses(struct received *r, const struct tok *t, size_t nt, struct rctx *x)
 {
 	enum clause cl = CL_NONE, next;
 	int have_value = 0, seen = 0;
@@ -551,7 +566,7 @@ clauses(struct received *r, const struct tok *t, size_t nt, int *helo_seen,
 		if (t[i].kind == TOK_COMMENT) {
 			comment_tls(r, t[i].p, t[i].len);
 			if (cl == CL_FROM)
-				from_comment(r, t[i].p, t[i].len, helo_seen);
+				from_comment(r, t[i].p, t[i].len, x);
 			else if (cl == CL_BY || (cl == CL_WITH && have_value))
 				by_comment(r, t[i].p, t[i].len);
 			continue;
@@ -567,15 +582,17 @@ clauses(struct received *r, const struct tok *t, size_t nt, int *helo_seen,
 		if (cl == CL_NONE)
 			return -1; /* words before any clause */
 		if (!have_value) {
-			clause_value(r, cl, &t[i]);
+			clause_value(r, cl, &t[i], x);
 			have_value = 1;
 		} else if (cl == CL_WITH) {
 			add_with_word(r, t, &i, nt);
 		}
 		/* other extra words (Gmail's ids, ident names) are kept out */
 	}
-	*saw_from = (seen & (1 << CL_FROM)) != 0;
-	if (!(seen & (1 << CL_BY)) && !*saw_from)
+	x->saw_from = (seen & (1 << CL_FROM)) != 0;
+	if (x->helo_seen && x->from_literal)
+		r->rdns[0] = '\0';
+	if (!(seen & (1 << CL_BY)) && !x->saw_from)
 		return -1;
 	if (cl != CL_NONE && !have_value)
 		return -1; /* a keyword with nothing after it */
@@ -588,9 +605,9 @@ clauses(struct received *r, const struct tok *t, size_t nt, int *helo_seen,
  * from_comment).  Exim leaves the HELO out when it is the verified name,
  * and qmail when it equals the reverse name. */
 static void
-fix_names(struct received *r, int helo_seen)
+fix_names(struct received *r, const struct rctx *x)
 {
-	if (helo_seen || r->rdns[0] != '\0')
+	if (x->helo_seen || x->from_literal || r->rdns[0] != '\0')
 		return;
 	if (strncasecmp(r->software, "Exim", 4) == 0)
 		snprintf(r->rdns, sizeof(r->rdns), "%s", r->helo);
@@ -621,7 +638,7 @@ received_parse(const char *value, size_t len, struct received *r)
 {
 	struct tok t[RCV_TOKENS_MAX];
 	size_t nt, semi;
-	int helo_seen = 0, saw_from = 0;
+	struct rctx x = { 0, 0, 0 };
 
 	memset(r, 0, sizeof(*r));
 	r->error = "not a Received: line";
@@ -644,10 +661,10 @@ received_parse(const char *value, size_t len, struct received *r)
 		r->error = NULL;
 		return 0;
 	}
-	if (clauses(r, t, nt, &helo_seen, &saw_from) == -1)
+	if (clauses(r, t, nt, &x) == -1)
 		goto fail;
-	fix_names(r, helo_seen);
-	proto_fix(r, saw_from);
+	fix_names(r, &x);
+	proto_fix(r, x.saw_from);
 	r->parsed = 1;
 	r->error = NULL;
 	return 0;
