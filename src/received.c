@@ -607,7 +607,8 @@ clauses(struct received *r, const struct tok *t, size_t nt, struct rctx *x)
 static void
 fix_names(struct received *r, const struct rctx *x)
 {
-	if (x->helo_seen || x->from_literal || r->rdns[0] != '\0')
+	if (x->helo_seen || x->from_literal || r->rdns[0] != '\0' ||
+	    r->proto == RECEIVED_PROTO_LOCAL) /* Exim's "from USER" */
 		return;
 	if (strncasecmp(r->software, "Exim", 4) == 0)
 		snprintf(r->rdns, sizeof(r->rdns), "%s", r->helo);
@@ -663,8 +664,8 @@ received_parse(const char *value, size_t len, struct received *r)
 	}
 	if (clauses(r, t, nt, &x) == -1)
 		goto fail;
-	fix_names(r, &x);
 	proto_fix(r, x.saw_from);
+	fix_names(r, &x);
 	r->parsed = 1;
 	r->error = NULL;
 	return 0;

@@ -121,15 +121,31 @@ is_loopback(const char *ip)
 	return strncmp(ip, "127.", 4) == 0 || strcmp(ip, "::1") == 0;
 }
 
-/* networked - a hop that crossed a network (a from clause, not local) */
+/* has_sender - the hop names who handed the message over */
+static int
+has_sender(const struct received *r)
+{
+	return r->proto != RECEIVED_PROTO_LOCAL && (r->helo[0] != '\0' ||
+	    r->rdns[0] != '\0' || r->ip[0] != '\0');
+}
+
+/* networked - a hop that crossed a network: from an address that is not
+ * loopback (a hop without one came over a local socket, or cannot say) */
 static int
 networked(const struct received *r)
 {
-	if (r->proto == RECEIVED_PROTO_LOCAL)
-		return 0;
-	if (r->helo[0] == '\0' && r->rdns[0] == '\0' && r->ip[0] == '\0')
-		return 0;
-	return !is_loopback(r->ip);
+	return has_sender(r) && r->ip[0] != '\0' && !is_loopback(r->ip);
+}
+
+/* dated_before - the newest hop before i that is read and dated: the
+ * delay is counted from it, over an unreadable hop */
+static const struct trace_hop *
+dated_before(const struct trace *t, size_t i)
+{
+	while (i-- > 0)
+		if (t->hops[i].r.parsed && t->hops[i].r.has_date)
+			return &t->hops[i];
+	return NULL;
 }
 
 /* owners - who added each field, and the hops oldest first */
@@ -179,6 +195,7 @@ static void
 hop_checks(struct trace *t, size_t i)
 {
 	struct trace_hop *h = &t->hops[i], *p = i > 0 ? &t->hops[i - 1] : NULL;
+	const struct trace_hop *dp = dated_before(t, i);
 	char d[64];
 
 	if (!h->r.parsed) {
@@ -190,27 +207,29 @@ hop_checks(struct trace *t, size_t i)
 	if (!h->r.has_date)
 		add_check(t, "no-date", TRACE_WARNING, i + 1,
 		    "hop %zu: no readable date", i + 1);
-	if (p != NULL && p->r.parsed && p->r.has_date && h->r.has_date) {
+	if (dp != NULL && h->r.has_date) {
 		h->has_delay = 1;
-		h->delay = h->r.time - p->r.time;
+		h->delay = h->r.time - dp->r.time;
 		trace_fmt_delay(h->delay, d, sizeof(d));
 		if (h->delay < 0)
 			add_check(t, "skew", TRACE_WARNING, i + 1,
 			    "hop %zu is stamped %s before hop %zu: the clocks "
-			    "of %s and %s disagree", i + 1, d + 1, i,
-			    p->r.by[0] ? p->r.by : "?",
+			    "of %s and %s disagree", i + 1, d + 1,
+			    (size_t)(dp - t->hops) + 1,
+			    dp->r.by[0] ? dp->r.by : "?",
 			    h->r.by[0] ? h->r.by : "?");
 		else if (h->delay >= t->slow)
 			add_check(t, "slow", TRACE_WARNING, i + 1,
 			    "hop %zu: %s held the mail for %s", i + 1,
-			    p->r.by[0] ? p->r.by : "the previous receiver", d);
+			    dp->r.by[0] ? dp->r.by : "the previous receiver",
+			    d);
 	}
 	if (networked(&h->r) && !h->r.tls)
 		add_check(t, "no-tls", TRACE_WARNING, i + 1,
 		    "hop %zu: %s to %s without TLS", i + 1,
 		    trace_hop_sender(h), h->r.by[0] ? h->r.by : "?");
 	if (p != NULL && p->r.parsed && p->r.by[0] != '\0' &&
-	    networked(&h->r) && !chained(&p->r, &h->r))
+	    has_sender(&h->r) && !chained(&p->r, &h->r))
 		add_check(t, "broken-chain", TRACE_WARNING, i + 1,
 		    "hop %zu comes from %s, but hop %zu was received by %s",
 		    i + 1, trace_hop_sender(h), i, p->r.by);

@@ -98,7 +98,7 @@ static const struct rcase rcases[] = {
 	    "from user by host.example.org with local (Exim 4.96) "
 	    "(envelope-from <user@example.org>) id 1kXyZa-0001Ab-Cd; "
 	    "Sat, 05 Dec 2026 10:00:00 +0000",
-	    0, "user", "user", "", "host.example.org", "local", "", "",
+	    0, "user", "", "", "host.example.org", "local", "", "",
 	    "1kXyZa-0001Ab-Cd", "", 0, T0 },
 	/* Sendmail: "from HELO ($_)", $_ "RDNS [IP]" or "ident@RDNS [IP]" */
 	{ "Sendmail ESMTPS",
