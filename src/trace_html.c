@@ -238,8 +238,13 @@ page_svg(FILE *fp, const struct trace_msg *m)
 		    box_ip(t, k), role);
 	}
 	if (delivered) {
-		svg_arrow(fp, t->nhops, DELIVERY_FILL, "delivery",
-		    t->return_path ? t->return_path : "", "");
+		char rp[20];
+
+		/* the arrow's label fits the gap: the address cut short */
+		util_sanitise(rp, sizeof(rp) - 1, t->return_path ?
+		    t->return_path : "", t->return_path ?
+		    strlen(t->return_path) : 0);
+		svg_arrow(fp, t->nhops, DELIVERY_FILL, "delivery", rp, "");
 		svg_box(fp, t->nhops + 1, DELIVERY_FILL, t->delivered_to ?
 		    t->delivered_to : "mailbox", "", "mailbox");
 	}
