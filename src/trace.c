@@ -420,51 +420,52 @@ json_opt(FILE *fp, const char *s)
 	json_str(fp, s != NULL && s[0] != '\0' ? s : NULL);
 }
 
+/* json_kv - PRE "KEY": value (null when absent or empty) */
+static void
+json_kv(FILE *fp, const char *pre, const char *key, const char *v)
+{
+	fprintf(fp, "%s\"%s\": ", pre, key);
+	json_opt(fp, v);
+}
+
+static const char *
+json_bool(int b)
+{
+	return b ? "true" : "false";
+}
+
 static void
 json_hop(FILE *fp, const struct trace_hop *h, size_t n)
 {
 	const struct received *r = &h->r;
 	char iso[64];
 
-	fprintf(fp, "    {\"hop\": %zu, \"parsed\": %s, \"error\": ", n,
-	    r->parsed ? "true" : "false");
-	json_str(fp, r->parsed ? NULL : r->error);
-	fputs(", \"raw\": ", fp);
-	json_str(fp, h->raw);
-	fputs(",\n     \"from\": {\"helo\": ", fp);
-	json_opt(fp, r->helo);
-	fputs(", \"rdns\": ", fp);
-	json_opt(fp, r->rdns);
-	fputs(", \"ip\": ", fp);
-	json_opt(fp, r->ip);
-	fprintf(fp, ", \"may_be_forged\": %s},\n     \"by\": {\"host\": ",
-	    r->forged ? "true" : "false");
-	json_opt(fp, r->by);
-	fputs(", \"ip\": ", fp);
-	json_opt(fp, r->by_ip);
-	fputs(", \"software\": ", fp);
-	json_opt(fp, r->software);
-	fputs("},\n     \"with\": ", fp);
-	json_opt(fp, r->with);
-	fputs(", \"protocol\": ", fp);
-	json_str(fp, r->parsed ? received_proto_name(r->proto) : NULL);
-	fprintf(fp, ", \"tls\": %s, \"tls_version\": ",
-	    r->tls ? "true" : "false");
-	json_opt(fp, r->tls_version);
-	fputs(", \"tls_cipher\": ", fp);
-	json_opt(fp, r->tls_cipher);
-	fputs(",\n     \"id\": ", fp);
-	json_opt(fp, r->id);
-	fputs(", \"for\": ", fp);
-	json_opt(fp, r->rcpt);
-	if (r->has_date) {
+	fprintf(fp, "    {\"hop\": %zu, \"parsed\": %s", n,
+	    json_bool(r->parsed));
+	json_kv(fp, ", ", "error", r->parsed ? NULL : r->error);
+	json_kv(fp, ", ", "raw", h->raw);
+	json_kv(fp, ",\n     \"from\": {", "helo", r->helo);
+	json_kv(fp, ", ", "rdns", r->rdns);
+	json_kv(fp, ", ", "ip", r->ip);
+	fprintf(fp, ", \"may_be_forged\": %s}", json_bool(r->forged));
+	json_kv(fp, ",\n     \"by\": {", "host", r->by);
+	json_kv(fp, ", ", "ip", r->by_ip);
+	json_kv(fp, ", ", "software", r->software);
+	json_kv(fp, "},\n     ", "with", r->with);
+	json_kv(fp, ", ", "protocol", r->parsed ?
+	    received_proto_name(r->proto) : NULL);
+	fprintf(fp, ", \"tls\": %s", json_bool(r->tls));
+	json_kv(fp, ", ", "tls_version", r->tls_version);
+	json_kv(fp, ", ", "tls_cipher", r->tls_cipher);
+	json_kv(fp, ",\n     ", "id", r->id);
+	json_kv(fp, ", ", "for", r->rcpt);
+	if (r->has_date)
 		trace_fmt_iso(r->time, r->zone, iso, sizeof(iso));
-		fputs(", \"time\": ", fp);
-		json_str(fp, iso);
+	json_kv(fp, ", ", "time", r->has_date ? iso : NULL);
+	if (r->has_date)
 		fprintf(fp, ", \"epoch\": %lld", (long long)r->time);
-	} else {
-		fputs(", \"time\": null, \"epoch\": null", fp);
-	}
+	else
+		fputs(", \"epoch\": null", fp);
 	if (h->has_delay)
 		fprintf(fp, ", \"delay\": %lld}", (long long)h->delay);
 	else
@@ -479,26 +480,20 @@ json_out(FILE *fp, const struct trace_msg *m)
 	char iso[64];
 	size_t i;
 
-	fputs("{\"schema\": \"tern-trace/1\",\n \"message\": {\"message_id\": ",
-	    fp);
-	json_str(fp, m->message_id);
-	fputs(", \"from\": ", fp);
-	json_str(fp, m->from);
-	fputs(", \"subject\": ", fp);
-	json_str(fp, m->subject);
-	fputs(", \"date\": ", fp);
+	fputs("{\"schema\": \"tern-trace/1\",", fp);
+	json_kv(fp, "\n \"message\": {", "message_id", m->message_id);
+	json_kv(fp, ", ", "from", m->from);
+	json_kv(fp, ", ", "subject", m->subject);
 	if (m->has_date)
 		trace_fmt_iso(m->date, m->date_zone, iso, sizeof(iso));
-	json_str(fp, m->has_date ? iso : NULL);
+	json_kv(fp, ", ", "date", m->has_date ? iso : NULL);
 	fputs("},\n \"hops\": [\n", fp);
 	for (i = 0; i < t->nhops; i++) {
 		json_hop(fp, &t->hops[i], i + 1);
 		fputs(i + 1 < t->nhops ? ",\n" : "\n", fp);
 	}
-	fputs(" ],\n \"delivery\": {\"return_path\": ", fp);
-	json_str(fp, t->return_path);
-	fputs(", \"delivered_to\": ", fp);
-	json_str(fp, t->delivered_to);
+	json_kv(fp, " ],\n \"delivery\": {", "return_path", t->return_path);
+	json_kv(fp, ", ", "delivered_to", t->delivered_to);
 	fputs("},\n \"headers\": [\n", fp);
 	for (i = 0; i < t->nfields; i++) {
 		const struct trace_field *f = &t->fields[i];

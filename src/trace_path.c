@@ -317,8 +317,10 @@ broken(int64_t t, int zone, struct tm *tm)
 	return gmtime_r(&s, tm) != NULL;
 }
 
-void
-trace_fmt_time(int64_t t, int zone, char *out, size_t outlen)
+/* fmt_zoned - the time in its zone, as fmt says (six fields, then the
+ * zone's sign, hours and minutes) */
+static void
+fmt_zoned(const char *fmt, int64_t t, int zone, char *out, size_t outlen)
 {
 	struct tm tm;
 	int a = zone < 0 ? -zone : zone;
@@ -327,24 +329,23 @@ trace_fmt_time(int64_t t, int zone, char *out, size_t outlen)
 		snprintf(out, outlen, "?");
 		return;
 	}
-	snprintf(out, outlen, "%04d-%02d-%02d %02d:%02d:%02d %c%02d%02d",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, zone < 0 ? '-' : '+', a / 60, a % 60);
+	snprintf(out, outlen, fmt, tm.tm_year + 1900, tm.tm_mon + 1,
+	    tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	    zone < 0 ? '-' : '+', a / 60, a % 60);
+}
+
+void
+trace_fmt_time(int64_t t, int zone, char *out, size_t outlen)
+{
+	fmt_zoned("%04d-%02d-%02d %02d:%02d:%02d %c%02d%02d", t, zone, out,
+	    outlen);
 }
 
 void
 trace_fmt_iso(int64_t t, int zone, char *out, size_t outlen)
 {
-	struct tm tm;
-	int a = zone < 0 ? -zone : zone;
-
-	if (!broken(t, zone, &tm)) {
-		snprintf(out, outlen, "?");
-		return;
-	}
-	snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d%c%02d:%02d",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, zone < 0 ? '-' : '+', a / 60, a % 60);
+	fmt_zoned("%04d-%02d-%02dT%02d:%02d:%02d%c%02d:%02d", t, zone, out,
+	    outlen);
 }
 
 void
