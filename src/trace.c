@@ -132,8 +132,11 @@ add_fields(struct trace *t, GMimeObject *obj, const struct buf *in,
 	gint64 off, next;
 	char *raw, *value;
 
-	if (n > TRACE_FIELDS_MAX)
+	if (n > TRACE_FIELDS_MAX) {
+		fprintf(stderr, "tern: %d header fields; only the first %d "
+		    "are traced\n", n, TRACE_FIELDS_MAX);
 		n = TRACE_FIELDS_MAX;
+	}
 	for (i = 0; i < n; i++) {
 		GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
 
