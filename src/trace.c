@@ -163,7 +163,7 @@ add_fields(struct trace *t, GMimeObject *obj, const struct buf *in,
 /* message_facts - Subject, From, Message-ID, Date and the body's start */
 static void
 message_facts(struct trace_msg *m, GMimeMessage *msg, const struct buf *in,
-    gint64 hend)
+    gint64 hend, int mbox)
 {
 	InternetAddressList *from = g_mime_message_get_from(msg);
 	GDateTime *date = g_mime_message_get_date(msg);
@@ -198,6 +198,15 @@ message_facts(struct trace_msg *m, GMimeMessage *msg, const struct buf *in,
 	if (start < in->len && in->data[start] == '\n')
 		start++;
 	m->body_len = in->len - start;
+	/* in an mbox the message ends where the next one's From_ line
+	 * starts (a body line "From " is quoted ">From ") */
+	if (mbox && start < in->len) {
+		const char *next = memmem(in->data + start, in->len - start,
+		    "\nFrom ", 6);
+
+		if (next != NULL)
+			m->body_len = (size_t)(next - (in->data + start)) + 1;
+	}
 	n = m->body_len < TRACE_BODY_PREVIEW ? m->body_len :
 	    TRACE_BODY_PREVIEW;
 	m->body = clean_text(in->data + start, n);
@@ -211,12 +220,12 @@ read_message(struct trace_msg *m, const struct buf *in, int64_t slow)
 	GMimeParser *p;
 	GMimeMessage *msg;
 	gint64 hend;
-	int rc = -1;
+	int rc = -1, mbox = in->len > 5 && memcmp(in->data, "From ", 5) == 0;
 
 	st = g_mime_stream_mem_new_with_buffer(in->data, in->len);
 	p = g_mime_parser_new_with_stream(st);
 	g_object_unref(st);
-	if (in->len > 5 && memcmp(in->data, "From ", 5) == 0)
+	if (mbox)
 		g_mime_parser_set_format(p, GMIME_FORMAT_MBOX);
 	msg = g_mime_parser_construct_message(p, NULL);
 	if (msg != NULL) {
@@ -224,7 +233,7 @@ read_message(struct trace_msg *m, const struct buf *in, int64_t slow)
 		trace_init(&m->t, slow);
 		add_fields(&m->t, GMIME_OBJECT(msg), in, hend);
 		if (m->t.nfields > 0) {
-			message_facts(m, msg, in, hend);
+			message_facts(m, msg, in, hend, mbox);
 			trace_analyse(&m->t, m->from_addr);
 			rc = 0;
 		}

@@ -100,7 +100,8 @@ page_head(FILE *fp, const struct trace_msg *m)
 	    ".cols>div{flex:1;min-width:0}\n"
 	    "table{border-collapse:collapse;font-size:13px}\n"
 	    "td,th{border:1px solid #ccc;padding:.2em .4em;text-align:left;"
-	    "vertical-align:top}\n"
+	    "vertical-align:top;overflow-wrap:anywhere}\n"
+	    "th{white-space:nowrap}\n"
 	    "pre.raw{font-size:12px;white-space:pre-wrap;word-break:break-all;"
 	    "border:1px solid #bbb;padding:.4em;margin:0}\n"
 	    "pre.raw span{display:block}\n"
@@ -151,7 +152,7 @@ svg_box(FILE *fp, size_t i, const char *fill, const char *name,
 /* svg_arrow - from box i to box i + 1, with up to three labels */
 static void
 svg_arrow(FILE *fp, size_t i, const char *fill, const char *l1,
-    const char *l2, const char *l3)
+    const char *l2, const char *l3, int alert)
 {
 	int x0 = 10 + (int)i * (BOX_W + GAP) + BOX_W, x1 = x0 + GAP - 4;
 	int y = TOP + BOX_H / 2, xm = x0 + GAP / 2;
@@ -167,8 +168,10 @@ svg_arrow(FILE *fp, size_t i, const char *fill, const char *l1,
 	fprintf(fp, "</text>\n<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">",
 	    xm, y - 6);
 	html_text(fp, l2);
-	fprintf(fp, "</text>\n<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">",
-	    xm, y + 20);
+	/* a delay that a check names (slow, skew) stands out */
+	fprintf(fp, "</text>\n<text x=\"%d\" y=\"%d\" text-anchor=\"middle\""
+	    "%s>", xm, y + 20, alert ? " fill=\"#b00\" font-weight=\"bold\"" :
+	    "");
 	html_text(fp, l3);
 	fputs("</text>\n", fp);
 }
@@ -218,7 +221,7 @@ page_svg(FILE *fp, const struct trace_msg *m)
 
 		snprintf(l1, sizeof(l1), "hop %zu", k);
 		if (!h->r.parsed) {
-			svg_arrow(fp, k - 1, fill, l1, "unparsed", "");
+			svg_arrow(fp, k - 1, fill, l1, "unparsed", "", 1);
 			svg_box(fp, k, fill, "?", "", "Received: unparsed");
 			continue;
 		}
@@ -230,7 +233,8 @@ page_svg(FILE *fp, const struct trace_msg *m)
 			trace_fmt_delay(h->delay, l3 + 1, sizeof(l3) - 1);
 			l3[0] = h->delay >= 0 ? '+' : ' ';
 		}
-		svg_arrow(fp, k - 1, fill, l1, l2, l3);
+		svg_arrow(fp, k - 1, fill, l1, l2, l3, h->has_delay &&
+		    (h->delay < 0 || h->delay >= t->slow));
 		snprintf(role, sizeof(role), "%s%s%s", h->r.software[0] ?
 		    h->r.software : "receiver", h->r.id[0] ? " id " : "",
 		    h->r.id);
@@ -244,7 +248,7 @@ page_svg(FILE *fp, const struct trace_msg *m)
 		util_sanitise(rp, sizeof(rp) - 1, t->return_path ?
 		    t->return_path : "", t->return_path ?
 		    strlen(t->return_path) : 0);
-		svg_arrow(fp, t->nhops, DELIVERY_FILL, "delivery", rp, "");
+		svg_arrow(fp, t->nhops, DELIVERY_FILL, "delivery", rp, "", 0);
 		svg_box(fp, t->nhops + 1, DELIVERY_FILL, t->delivered_to ?
 		    t->delivered_to : "mailbox", "", "mailbox");
 	}

@@ -305,6 +305,10 @@ def test_html_page_is_self_contained_and_escaped(tmp_path):
                  "client.example.com", "<script>alert(1)</script>"):
         assert name in text
     assert "&lt;script&gt;" in html and "<script>" not in html
+    # the raw message ends where the mbox's next message starts
+    assert "Hello list." in text and "second message" not in text
+    # the delays that checks name (slow, skew) stand out in the drawing
+    assert html.count('fill="#b00"') == 3  # +2h 30m, unparsed, -1m 00s
     for cls in ("hop1", "hop2", "hop4", "origin", "delivery"):
         assert f'class="{cls}"' in html
 
