@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <glib.h>
+
 #include "util.h"
 
 /* hop colours (pastel, so the text on them stays readable), then the
@@ -43,31 +45,17 @@ fill_of(enum trace_owner o, size_t hop)
 	return hop_fill[(hop - 1) % NFILL];
 }
 
-/* html_text - text with &, <, >, " and ' escaped */
+/* html_text - text with &, <, >, " and ' escaped (GLib's escaper) */
 static void
 html_text(FILE *fp, const char *s)
 {
-	for (; s != NULL && *s != '\0'; s++) {
-		switch (*s) {
-		case '&':
-			fputs("&amp;", fp);
-			break;
-		case '<':
-			fputs("&lt;", fp);
-			break;
-		case '>':
-			fputs("&gt;", fp);
-			break;
-		case '"':
-			fputs("&quot;", fp);
-			break;
-		case '\'':
-			fputs("&#39;", fp);
-			break;
-		default:
-			fputc(*s, fp);
-		}
-	}
+	char *e;
+
+	if (s == NULL)
+		return;
+	e = g_markup_escape_text(s, -1);
+	fputs(e, fp);
+	g_free(e);
 }
 
 /* html_short - at most BOX_CHARS bytes of s (whole UTF-8 sequences),

@@ -217,6 +217,11 @@ def test_other_mtas_forms(name):
     assert got == SAMPLE_HOPS[name]
     assert all(h["parsed"] for h in doc["hops"])
     assert checks(doc, "skew") == [] and checks(doc, "slow") == []
+    # the same message with CRLF line ends (an .eml), from stdin
+    crlf = (SAMPLES / name).read_text().replace("\n", "\r\n")
+    r = trace("--json", "-", stdin=crlf)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["hops"] == doc["hops"]
 
 
 def test_sample_details():
