@@ -42,7 +42,7 @@ static void
 trace_usage(FILE *fp)
 {
 	fprintf(fp, "usage: tern trace [--color=auto|always|never] [--json] "
-	    "[--html FILE] [--slow DURATION] [FILE|-]\n");
+	    "[--html PAGE]\n                  [--slow DURATION] [FILE|-]\n");
 }
 
 /* read_all - the whole input, at most TRACE_INPUT_MAX octets */
