@@ -8,9 +8,9 @@
 #   make format     clang-format the sources
 
 CC      ?= cc
-# libsystemd: sd_notify (Type=notify); gmime-3.0, libcurl, libmagic: only
-# `tern send` (MIME composition, submission, attachment types), never
-# called by the server processes
+# libsystemd: sd_notify (Type=notify); gmime-3.0: `tern send` and `tern
+# trace`; libcurl, libmagic: only `tern send` (submission, attachment
+# types); none of the last three is called by the server processes
 PKGS    := libevent libevent_pthreads libevent_openssl openssl libunbound \
 	libcrypt libsystemd gmime-3.0 libcurl libmagic
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -34,7 +34,7 @@ FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=build-fuzz/%)
 PURE_SRCS := src/util.c src/smtp_parse.c src/smtp_data.c src/envelope.c \
 	src/bounce.c src/auth.c src/smtp_reply.c src/dns_rr.c \
 	src/mailbox.c src/deliver_proto.c src/deliver_pipe_argv.c src/aliases.c \
-	src/conf.c src/route.c src/drop.c
+	src/conf.c src/route.c src/drop.c src/received.c src/trace_path.c
 FUZZ_SECONDS ?= 300
 FUZZ_SHORT_SECONDS ?= 30
 

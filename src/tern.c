@@ -7,6 +7,7 @@
  *   tern passwd         print a password hash for the users file
  *   tern sendmail       sendmail(1) for local programs (also run as
  *                       "sendmail"; "mailq" and "newaliases" likewise)
+ *   tern trace [FILE]   the path a delivered message took, hop by hop
  *   tern version        print the version
  *   tern help           print this summary
  *
@@ -26,6 +27,7 @@
 #include "master.h"
 #include "send.h"
 #include "sendmail.h"
+#include "trace.h"
 #include "util.h"
 
 #define TERN_VERSION "0.1.0"
@@ -34,7 +36,7 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-	    "usage: tern VERB [-c FILE]\n"
+	    "usage: tern VERB [-c FILE] [ARGS]\n"
 	    "\n"
 	    "  serve          run the mail server in the foreground\n"
 	    "  check-config   check the configuration and print it, "
@@ -48,6 +50,9 @@ usage(FILE *fp)
 	    "  sendmail       submit a message as sendmail(1) does (also "
 	    "mailq,\n"
 	    "                 newaliases); see tern(8), SENDMAIL\n"
+	    "  trace [FILE]   the path a delivered message took, hop by hop\n"
+	    "                 (--json, --html PAGE, --color=auto|always|never,"
+	    "\n                 --slow DURATION)\n"
 	    "  version        print the version\n"
 	    "  help           print this summary\n"
 	    "\n"
@@ -155,9 +160,11 @@ main(int argc, char **argv)
 		return 2;
 	}
 	verb = argv[1];
-	/* send has options of its own */
+	/* send and trace take options (and trace a file) of their own */
 	if (strcmp(verb, "send") == 0)
 		return send_main(argc - 1, argv + 1);
+	if (strcmp(verb, "trace") == 0)
+		return trace_main(argc - 1, argv + 1);
 	optind = 2;
 	while ((ch = getopt(argc, argv, "c:")) != -1) {
 		switch (ch) {
