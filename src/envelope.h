@@ -82,6 +82,8 @@ struct envelope {
 	enum dsn_ret ret;     /* DSN RET= */
 	unsigned body_8bit : 1; /* BODY=8BITMIME */
 	unsigned smtputf8 : 1;  /* SMTPUTF8 */
+	unsigned hold : 1;      /* held by the administrator (tern queue
+	                         * hold): never tried until released */
 	uint64_t size;        /* octets of the content file */
 	struct env_rcpt *rcpts;
 	size_t nrcpts;

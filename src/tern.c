@@ -3,6 +3,8 @@
  *
  *   tern serve          run the mail server in the foreground
  *   tern check-config   check and print the effective configuration
+ *   tern queue ...      list and control the queue (control_client.c)
+ *   tern status         uptime, sessions, queue sizes, counters
  *   tern passwd         print a password hash for the users file
  *   tern version        print the version
  *   tern help           print this summary
@@ -20,6 +22,7 @@
 
 #include "auth.h"
 #include "conf.h"
+#include "control_client.h"
 #include "master.h"
 #include "util.h"
 
@@ -34,6 +37,11 @@ usage(FILE *fp)
 	    "  serve          run the mail server in the foreground\n"
 	    "  check-config   check the configuration and print it, "
 	    "defaults included\n"
+	    "  queue          list the queue (--json); queue show|hold|release|"
+	    "delete|\n"
+	    "                 bounce ID; queue flush [ID|@domain]\n"
+	    "  status         uptime, sessions, queue sizes, counters "
+	    "(--json)\n"
 	    "  passwd         read a password (terminal or stdin), print its "
 	    "hash\n"
 	    "  version        print the version\n"
@@ -120,6 +128,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 	verb = argv[1];
+	if (strcmp(verb, "queue") == 0 || strcmp(verb, "status") == 0)
+		return control_client_main(argc - 1, argv + 1);
 	optind = 2;
 	while ((ch = getopt(argc, argv, "c:")) != -1) {
 		switch (ch) {
