@@ -77,22 +77,6 @@ control_msg_state_name(enum control_msg_state s)
 	return msg_state_names[s];
 }
 
-/* qid_ok - 14 characters of [0-9A-Z] (the spool's rule, spool_qid_valid,
- * which lives in a module with I/O) */
-static int
-qid_ok(const char *s, size_t len)
-{
-	size_t i;
-
-	if (len != QID_LEN)
-		return 0;
-	for (i = 0; i < len; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') ||
-		    (s[i] >= 'A' && s[i] <= 'Z')))
-			return 0;
-	return 1;
-}
-
 /* domain_ok - letters, digits, '-' and '.', not empty, no empty label,
  * at most CONTROL_DOMAIN_MAX: a name, never a pattern */
 static int
@@ -142,7 +126,7 @@ parse_arg(enum ctl_arg rule, const char *name, const char *a, size_t alen,
 		snprintf(err, errlen, "%s takes nothing or \"json\".", name);
 		return -1;
 	case ARG_QID:
-		if (has && qid_ok(a, alen)) {
+		if (has && envelope_qid_ok(a, alen)) {
 			memcpy(req->qid, a, alen);
 			req->qid[alen] = '\0';
 			return 0;
@@ -153,7 +137,7 @@ parse_arg(enum ctl_arg rule, const char *name, const char *a, size_t alen,
 	case ARG_FLUSH:
 		if (!has)
 			return 0;
-		if (qid_ok(a, alen)) {
+		if (envelope_qid_ok(a, alen)) {
 			memcpy(req->qid, a, alen);
 			req->qid[alen] = '\0';
 			return 0;

@@ -554,9 +554,8 @@ check_line(struct env_parser *p, const char *s, size_t len)
 	return 0;
 }
 
-/* qid_ok - 14 characters of [0-9A-Z] */
-static int
-qid_ok(const char *s, size_t len)
+int
+envelope_qid_ok(const char *s, size_t len)
 {
 	size_t i;
 
@@ -632,7 +631,7 @@ set_head(struct env_parser *p, enum env_key_id k, const char *v, size_t len)
 		e->version = ENVELOPE_VERSION;
 		return 0;
 	case K_ID:
-		if (!qid_ok(v, len))
+		if (!envelope_qid_ok(v, len))
 			return perr(p, "bad queue id");
 		memcpy(e->id, v, len);
 		e->id[len] = '\0';
