@@ -11,6 +11,7 @@ sentence and an exit status from sysexits.h, and the server goes on.
 import json
 import os
 import pwd
+import signal
 import socket
 import subprocess
 import time
@@ -452,3 +453,20 @@ def test_other_users_are_refused_and_control_group_lets_them_in(
     assert r.returncode == 0, r.stderr
     assert "control: uid %d: status" % pwd.getpwnam("nobody").pw_uid \
         in tern.log_text()
+    # the group taken away again: state/ is closed again
+    tern.stop()
+    tern.keys.pop("control-group")
+    tern.start()
+    assert (tern.home / "state").stat().st_mode & 0o777 == 0o700
+    assert ctl(tern, "status", user="nobody").returncode == EX_NOPERM
+
+
+def test_the_socket_is_served_across_a_reload(tern_factory, peer):
+    tern, [qid] = deferred_queue(tern_factory, peer)
+    old = tern.queue_process()
+    tern.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: tern.queue_process() not in (None, old), 20,
+             what="a new queue process after SIGHUP")
+    assert qid in listing(tern)
+    assert json.loads(ctl_ok(tern, "status", "--json"))["counters"][
+        "received"] == 1
