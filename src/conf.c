@@ -120,6 +120,7 @@ struct conf_key {
 	X("hostname", key_hostname, 0)                                    \
 	X("home", key_home, 0)                                            \
 	X("user", key_user, 0)                                            \
+	X("control-group", key_control_group, 0)                          \
 	X("listen", key_listen, 1)                                        \
 	X("local-domains", key_local_domains, 1)                          \
 	X("relay-domains", key_relay_domains, 1)                          \
@@ -539,6 +540,25 @@ key_user(struct parse *p, char **av, size_t ac)
 	}
 	p->c->user = xstrdup(av[0]);
 	p->c->user_set = 1;
+}
+
+/* control-group NAME|none: who besides root and the user may use the
+ * control socket (tern queue, tern status) */
+static void
+key_control_group(struct parse *p, char **av, size_t ac)
+{
+	if (one_value(p, "control-group", ac) == -1)
+		return;
+	free(p->c->control_group);
+	p->c->control_group = NULL;
+	if (strcmp(av[0], "none") == 0)
+		return;
+	if (!user_valid(av[0])) {
+		conf_error(p, "control-group: \"%s\" is not a valid group name",
+		    av[0]);
+		return;
+	}
+	p->c->control_group = xstrdup(av[0]);
 }
 
 /* listen_split - "1.2.3.4:25" or "[::1]:25" into host, family and port */
@@ -2378,6 +2398,7 @@ conf_free(struct conf *c)
 	free(c->mailbox_for);
 	free(c->aliases_file);
 	free(c->alias_user);
+	free(c->control_group);
 	free(c->forward);
 	free(c->trusted);
 	str_free(c->relay_domains, c->nrelay_domains);
@@ -2712,6 +2733,8 @@ conf_print(const struct conf *c, FILE *fp)
 	print_key(fp, "hostname", (const char *[]){ c->hostname, NULL });
 	print_key(fp, "home", (const char *[]){ c->home, NULL });
 	print_key(fp, "user", (const char *[]){ c->user, NULL });
+	print_key(fp, "control-group", (const char *[]){
+	    c->control_group ? c->control_group : "none", NULL });
 	for (i = 0; i < c->nlistens; i++)
 		print_listen(fp, &c->listens[i]);
 	print_list(fp, "local-domains", c->local_domains, c->nlocal_domains);

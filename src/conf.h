@@ -103,6 +103,8 @@ struct conf {
 	char *home;            /* after $TERN_HOME */
 	char *user;            /* unprivileged user after binding */
 	int user_set;          /* "user" given explicitly */
+	char *control_group;   /* control-group: may use the control
+	                        * socket besides root and user; NULL: none */
 
 	struct conf_listen *listens;
 	size_t nlistens;

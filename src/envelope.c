@@ -22,6 +22,9 @@
  *	body 7bit			(or 8bitmime)
  *	smtputf8 0
  *	size 1234
+ *	hold 1				(held by the administrator: no
+ *					 delivery until released; only when
+ *					 held)
  *	rcpt bob@example.net		(one block per recipient)
  *	state deferred			(pending, deferred, delivered, failed)
  *	next-try 1700000300
@@ -51,8 +54,8 @@
  * parser is strict - unknown or duplicate keys, missing keys, an unknown
  * version, numbers out of range, anything after "end" - because a file we do
  * not fully understand is quarantined, never half-used.  The final "end"
- * line makes a truncated file detectably corrupt.  The DSN keys (RFC 3461)
- * and the recipient's status, remote, warned and notified came later and
+ * line makes a truncated file detectably corrupt.  The DSN keys (RFC 3461),
+ * hold, and the recipient's status, remote, warned and notified came later and
  * are optional, written only when set, so files written before them are
  * still read as version 1.  Pure: no I/O.
  */
@@ -82,6 +85,7 @@ enum env_key_id {
 	K_BODY,
 	K_SMTPUTF8,
 	K_SIZE,
+	K_HOLD,
 	K_RCPT,
 	K_STATE,
 	K_NEXT_TRY,
@@ -128,6 +132,7 @@ static const struct {
 	{ "body", K_BODY },
 	{ "smtputf8", K_SMTPUTF8 },
 	{ "size", K_SIZE },
+	{ "hold", K_HOLD },
 	{ "rcpt", K_RCPT },
 	{ "state", K_STATE },
 	{ "next-try", K_NEXT_TRY },
@@ -438,6 +443,8 @@ envelope_format(const struct envelope *e, struct buf *out)
 	buf_printf(out, "body %s\n", e->body_8bit ? "8bitmime" : "7bit");
 	buf_printf(out, "smtputf8 %d\n", e->smtputf8 ? 1 : 0);
 	buf_printf(out, "size %" PRIu64 "\n", e->size);
+	if (e->hold)
+		buf_puts(out, "hold 1\n");
 	for (i = 0; i < e->nrcpts; i++)
 		format_rcpt(&e->rcpts[i], out);
 	buf_puts(out, "end\n");
@@ -554,9 +561,8 @@ check_line(struct env_parser *p, const char *s, size_t len)
 	return 0;
 }
 
-/* qid_ok - 14 characters of [0-9A-Z] */
-static int
-qid_ok(const char *s, size_t len)
+int
+envelope_qid_ok(const char *s, size_t len)
 {
 	size_t i;
 
@@ -632,7 +638,7 @@ set_head(struct env_parser *p, enum env_key_id k, const char *v, size_t len)
 		e->version = ENVELOPE_VERSION;
 		return 0;
 	case K_ID:
-		if (!qid_ok(v, len))
+		if (!envelope_qid_ok(v, len))
 			return perr(p, "bad queue id");
 		memcpy(e->id, v, len);
 		e->id[len] = '\0';
@@ -667,6 +673,11 @@ set_head(struct env_parser *p, enum env_key_id k, const char *v, size_t len)
 			e->ret = DSN_RET_HDRS;
 		else
 			return perr(p, "ret must be full or hdrs");
+		return 0;
+	case K_HOLD:
+		if (parse_flag(p, v, len, "hold") == -1)
+			return -1;
+		e->hold = v[0] == '1';
 		return 0;
 	default: /* K_SIZE: the only header key left */
 		return parse_u64(p, v, len, UINT64_MAX, &e->size);

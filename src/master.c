@@ -45,6 +45,7 @@
 
 #include "alias_table.h"
 #include "conf.h"
+#include "control.h"
 #include "deliverd.h"
 #include "drop.h"
 #include "dns.h"
@@ -57,6 +58,7 @@
 #include "sched.h"
 #include "smtpd.h"
 #include "spool.h"
+#include "stats.h"
 #include "util.h"
 
 /* a child that dies sooner than this after its start is "crashing" */
@@ -78,6 +80,8 @@ struct child {
 struct master {
 	struct conf *conf;
 	int *fds;
+	int ctl_fd;          /* the control socket (served by the queue) */
+	gid_t ctl_group;     /* control-group, or -1 */
 	int drop;            /* switch to the unprivileged user */
 	uid_t uid;
 	gid_t gid;
@@ -370,7 +374,8 @@ queue_drain_cb(evutil_socket_t sig, short what, void *arg)
 }
 
 static _Noreturn void
-queue_main(const struct conf *c, int deliverd_sock)
+queue_main(const struct conf *c, int deliverd_sock, int ctl_fd,
+    gid_t ctl_group)
 {
 	struct event_base *base;
 	struct event *usr1;
@@ -399,6 +404,7 @@ queue_main(const struct conf *c, int deliverd_sock)
 	local_init(c, base, deliverd_sock);
 	sched_start(c, base);
 	pickup_start(c, base);
+	control_start(c, base, ctl_fd, ctl_group);
 	usr1 = evsignal_new(base, SIGUSR1, queue_drain_cb, NULL);
 	evsignal_add(usr1, NULL);
 	event_base_dispatch(base);
@@ -425,6 +431,7 @@ start_deliverd(const struct master *m)
 		fatal("fork: %s", strerror(errno));
 	if (pid == 0) {
 		close(sv[0]);
+		close(m->ctl_fd);
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() != queue)
 			_exit(1);
@@ -473,8 +480,10 @@ start_child(struct master *m, enum child_kind k)
 		/* deliveries need no certificate nor password */
 		tls_material_free(&m->tls);
 		auth_users_free(m->users);
-		queue_main(m->conf, start_deliverd(m));
+		queue_main(m->conf, start_deliverd(m), m->ctl_fd,
+		    m->ctl_group);
 	}
+	close(m->ctl_fd);
 	drop_privileges(m);
 	smtpd_main(m->conf, m->fds, m->conf->nlistens, &m->tls, m->users);
 }
@@ -534,6 +543,7 @@ reap(struct master *m)
 	size_t i;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		stats_forget(pid);
 		for (k = 0; k < CHILD_COUNT; k++)
 			if (m->child[k].pid == pid)
 				child_exited(m, &m->child[k], status);
@@ -650,9 +660,11 @@ reload_conf(struct master *m)
 		return;
 	}
 	if (!listeners_same(m->conf, nc) || strcmp(m->conf->home, nc->home) ||
-	    (m->drop && strcmp(m->conf->user, nc->user))) {
-		log_err("SIGHUP: listeners, home or user changed: they need a "
-		    "restart; keeping the running configuration");
+	    (m->drop && strcmp(m->conf->user, nc->user)) ||
+	    control_group_gid(m->conf) != control_group_gid(nc)) {
+		log_err("SIGHUP: listeners, home, user or control-group "
+		    "changed: they need a restart; keeping the running "
+		    "configuration");
 		conf_free(nc);
 		return;
 	}
@@ -783,11 +795,14 @@ master_serve(struct conf *c)
 	log_info("tern starting: hostname %s, home %s%s", c->hostname, c->home,
 	    c->file ? "" : " (embedded defaults)");
 	who_runs(&m);
+	stats_init();
 	open_files(c);
 	umask(077);
 	prepare_home(&m);
 	spool_recover();
 	pid_file(&m, 1);
+	m.ctl_group = control_group_gid(c);
+	m.ctl_fd = control_bind(c->home, m.drop, m.uid, m.gid, m.ctl_group);
 	if (load_secrets(c, &m.tls, &m.users) == -1)
 		fatal("cannot start without the certificates and users named "
 		    "in the configuration");
@@ -820,6 +835,7 @@ master_serve(struct conf *c)
 		if (m.fds[i] >= 0)
 			close(m.fds[i]);
 	free(m.fds);
+	close(m.ctl_fd);
 	tls_material_free(&m.tls);
 	auth_users_free(m.users);
 	conf_free(m.conf);

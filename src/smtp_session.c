@@ -63,6 +63,7 @@
 #include "smtp_parse.h"
 #include "smtpd.h"
 #include "spool.h"
+#include "stats.h"
 #include "tls.h"
 #include "util.h"
 
@@ -1036,8 +1037,10 @@ commit_done(int ok, int err, const char *qid, void *arg)
 {
 	struct smtp_session *s = arg;
 
-	if (ok)
+	if (ok) {
 		sched_notify(qid);
+		stats_add(STATS_RECEIVED, 1);
+	}
 	if (s->dead) {
 		if (ok)
 			log_info("%s: queued, but the client left before the "
@@ -2097,6 +2100,7 @@ session_free(struct smtp_session *s)
 		log_debug("%s: disconnect in state %s", s->addr,
 		    state_names[s->state]);
 	log_info("disconnect from %s[%s]", s->name, s->addr);
+	stats_session_close();
 	flush_unlink(s);
 	txn_free(s);
 	dns_cancel(s->dns);
@@ -2195,6 +2199,7 @@ smtp_session_new(const struct smtpd_env *env, struct event_base *base,
 	if (s->deadline_ev == NULL)
 		fatal("evtimer_new failed");
 	nsessions++;
+	stats_session_open();
 	s->connected = util_mono_ms();
 	log_info("connect from %s", s->addr);
 	setup_bev(s);

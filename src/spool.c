@@ -1516,6 +1516,17 @@ fail:
 	return -1;
 }
 
+int
+spool_sync_queue(void)
+{
+	check_init();
+	if (fsync(queue_fd) == -1) {
+		log_err("spool: cannot sync queue/: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 /* quarantine_file - rename queue/ID.ext into quarantine/ */
 static void
 quarantine_file(const char *qid, const char *ext)

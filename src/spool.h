@@ -114,6 +114,9 @@ void spool_update_async(const struct envelope *env, spool_commit_cb cb,
 /* spool_remove - remove a finished message (envelope first; not synced:
  * a crash may bring it back for one more, idempotent, attempt) */
 int spool_remove(const char *qid);
+/* spool_sync_queue - make removals from queue/ durable (fsync of the
+ * directory) */
+int spool_sync_queue(void);
 /* spool_quarantine - move a message's files to quarantine/ */
 void spool_quarantine(const char *qid, const char *why);
 

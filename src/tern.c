@@ -4,6 +4,8 @@
  *   tern serve          run the mail server in the foreground
  *   tern check-config   check and print the effective configuration
  *   tern send           compose a message with attachments and submit it
+ *   tern queue ...      list and control the queue (control_client.c)
+ *   tern status         uptime, sessions, queue sizes, counters
  *   tern passwd         print a password hash for the users file
  *   tern sendmail       sendmail(1) for local programs (also run as
  *                       "sendmail"; "mailq" and "newaliases" likewise)
@@ -24,6 +26,7 @@
 
 #include "auth.h"
 #include "conf.h"
+#include "control_client.h"
 #include "master.h"
 #include "send.h"
 #include "sendmail.h"
@@ -41,6 +44,11 @@ usage(FILE *fp)
 	    "  serve          run the mail server in the foreground\n"
 	    "  check-config   check the configuration and print it, "
 	    "defaults included\n"
+	    "  queue          list the queue (--json); queue show|hold|release|"
+	    "delete|\n"
+	    "                 bounce ID; queue flush [ID|@domain]\n"
+	    "  status         uptime, sessions, queue sizes, counters "
+	    "(--json)\n"
 	    "  passwd         read a password (terminal or stdin), print its "
 	    "hash\n"
 	    "  send           compose a message (body on stdin, -a FILE "
@@ -160,11 +168,13 @@ main(int argc, char **argv)
 		return 2;
 	}
 	verb = argv[1];
-	/* send and trace take options (and trace a file) of their own */
+	/* send, trace, queue and status take options of their own */
 	if (strcmp(verb, "send") == 0)
 		return send_main(argc - 1, argv + 1);
 	if (strcmp(verb, "trace") == 0)
 		return trace_main(argc - 1, argv + 1);
+	if (strcmp(verb, "queue") == 0 || strcmp(verb, "status") == 0)
+		return control_client_main(argc - 1, argv + 1);
 	optind = 2;
 	while ((ch = getopt(argc, argv, "c:")) != -1) {
 		switch (ch) {
