@@ -1167,7 +1167,7 @@ static const struct invalid_case invalid_cases[] = {
 	{ "timeouts unknown", "timeouts idle=5m\n",
 	    "%F:1: timeouts: unknown option \"idle\" (known: command, "
 	    "data, message, connect, remote-command, remote-data, "
-	    "delivery)\n" },
+	    "delivery, proxy)\n" },
 	{ "timeouts message zero", "timeouts message=0\n",
 	    "%F:1: timeouts: message=0 is below the minimum 1s\n" },
 	{ "timeouts message above a day", "timeouts message=25h\n",
