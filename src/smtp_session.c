@@ -2150,7 +2150,10 @@ session_free(struct smtp_session *s)
 	if (s->state != SMTP_S_CLOSING || s->txn != NULL)
 		log_debug("%s: disconnect in state %s", s->addr,
 		    state_names[s->state]);
-	log_info("disconnect from %s[%s]", s->name, s->addr);
+	/* a connection refused before its PROXY header was read never
+	 * started a session: its refusal was logged */
+	if (s->state != SMTP_S_PROXY)
+		log_info("disconnect from %s[%s]", s->name, s->addr);
 	flush_unlink(s);
 	txn_free(s);
 	dns_cancel(s->dns);
@@ -2395,7 +2398,8 @@ proxy_cb(evutil_socket_t fd, short what, void *arg)
 
 	if ((what & EV_TIMEOUT) &&
 	    util_mono_ms() - s->connected >= s->conf->timeout_proxy_ms) {
-		proxy_refuse(s, "none within timeouts proxy=");
+		proxy_refuse(s, "none within timeouts proxy= of the "
+		    "connection");
 		return;
 	}
 	n = recv(fd, line_buf, PROXY_HEADER_MAX - have, MSG_PEEK);
