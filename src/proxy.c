@@ -39,8 +39,6 @@ static const unsigned char v2_sig[12] = { 0x0d, 0x0a, 0x0d, 0x0a, 0x00,
 #define V2_FAM_UNSPEC 0x00
 #define V2_FAM_TCP4 0x11
 #define V2_FAM_TCP6 0x21
-#define V2_ADDR4_LEN 12 /* two IPv4 addresses, two ports */
-#define V2_ADDR6_LEN 36 /* two IPv6 addresses, two ports */
 #define V2_TLV_HEAD 3   /* type, 16-bit length */
 
 static enum proxy_status
@@ -203,59 +201,56 @@ v2_tlvs(const unsigned char *p, size_t n)
 	return 0;
 }
 
+/* v2_addr - an address of family (4 or 16 octets at a) and its port
+ * (2 octets at port, network order on both sides) into ss */
 static void
-v2_addr4(const unsigned char *a, const unsigned char *port,
+v2_addr(int family, const unsigned char *a, const unsigned char *port,
     struct sockaddr_storage *ss, socklen_t *sslen)
 {
 	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	sin->sin_family = AF_INET;
-	memcpy(&sin->sin_addr, a, 4);
-	memcpy(&sin->sin_port, port, 2); /* network order on both sides */
-	*sslen = sizeof(*sin);
-}
-
-static void
-v2_addr6(const unsigned char *a, const unsigned char *port,
-    struct sockaddr_storage *ss, socklen_t *sslen)
-{
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
 
 	memset(ss, 0, sizeof(*ss));
-	sin6->sin6_family = AF_INET6;
+	ss->ss_family = (sa_family_t)family;
+	if (family == AF_INET) {
+		memcpy(&sin->sin_addr, a, 4);
+		memcpy(&sin->sin_port, port, 2);
+		*sslen = sizeof(*sin);
+		return;
+	}
 	memcpy(&sin6->sin6_addr, a, 16);
 	memcpy(&sin6->sin6_port, port, 2);
 	*sslen = sizeof(*sin6);
 }
 
-/* v2_body - the addresses and TLVs of a PROXY command */
+/* v2_body - the addresses and TLVs of a PROXY command: source address,
+ * destination address, source port, destination port, then TLVs */
 static enum proxy_status
 v2_body(int fam, const unsigned char *p, size_t n, struct proxy_header *h,
     const char **why)
 {
+	size_t alen, block;
+	int family;
+
 	if (fam == V2_FAM_UNSPEC) {
 		h->local = 1; /* the address block is to be ignored */
 		return PROXY_DONE;
 	}
 	if (fam == V2_FAM_TCP4) {
-		if (n < V2_ADDR4_LEN)
-			return bad(why, "v2: IPv4 addresses cut short");
-		v2_addr4(p, p + 8, &h->src, &h->srclen);
-		v2_addr4(p + 4, p + 10, &h->dst, &h->dstlen);
-		p += V2_ADDR4_LEN;
-		n -= V2_ADDR4_LEN;
+		family = AF_INET;
+		alen = 4;
 	} else if (fam == V2_FAM_TCP6) {
-		if (n < V2_ADDR6_LEN)
-			return bad(why, "v2: IPv6 addresses cut short");
-		v2_addr6(p, p + 32, &h->src, &h->srclen);
-		v2_addr6(p + 16, p + 34, &h->dst, &h->dstlen);
-		p += V2_ADDR6_LEN;
-		n -= V2_ADDR6_LEN;
+		family = AF_INET6;
+		alen = 16;
 	} else {
 		return bad(why, "v2: family is not TCP over IPv4 or IPv6");
 	}
-	if (v2_tlvs(p, n) == -1)
+	block = 2 * alen + 4; /* 12 for IPv4, 36 for IPv6 */
+	if (n < block)
+		return bad(why, "v2: addresses cut short");
+	v2_addr(family, p, p + 2 * alen, &h->src, &h->srclen);
+	v2_addr(family, p + alen, p + 2 * alen + 2, &h->dst, &h->dstlen);
+	if (v2_tlvs(p + block, n - block) == -1)
 		return bad(why, "v2: a TLV runs past the header");
 	return PROXY_DONE;
 }

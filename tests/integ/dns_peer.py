@@ -12,12 +12,11 @@ and never answers on (a DNS list that does not answer).
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 from pathlib import Path
 
-from tern_harness import free_port, wait_for
+from tern_harness import free_port, stop_process, wait_for
 
 DNSMASQ = shutil.which("dnsmasq", path="/usr/sbin:/usr/bin")
 
@@ -127,14 +126,7 @@ class DnsServer:
         return self
 
     def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 def dnsmasq_missing():

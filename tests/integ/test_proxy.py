@@ -11,7 +11,6 @@ refused: closed without a greeting, and logged; the server goes on.
 """
 
 import shutil
-import signal
 import smtplib
 import socket
 import subprocess
@@ -22,7 +21,8 @@ import pytest
 
 from dns_peer import DnsServer, dnsmasq_missing
 from tern_harness import (CLIENT, SENDER, SMTPClient, free_port, message,
-                          run_tern, wait_for, wait_for_mail)
+                          run_tern, stop_process, wait_for,
+                          wait_for_mail)
 import tls_fixtures
 
 # the session fixture of the TLS tests: certificates and a users file
@@ -82,14 +82,7 @@ class HAProxy:
         return self
 
     def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 @pytest.fixture
