@@ -10,6 +10,7 @@ malformed header, and a plain SMTP client on a PROXY listener are
 refused: closed without a greeting, and logged; the server goes on.
 """
 
+import base64
 import shutil
 import smtplib
 import socket
@@ -164,6 +165,38 @@ def test_submissions_tls_after_the_header(tern_factory, haproxy,
         s.sendall(b"QUIT\r\n")
         assert s.recv(100).startswith(b"221 ")
     assert f"connect from {CLIENT_B} (PROXY from 127.0.0.1)" in \
+        t.log_text()
+
+
+def test_per_client_auth_limit_sees_the_client(tern_factory, haproxy,
+                                                tls_files):
+    """limits auth-client-failures= counts per client address: behind
+    HAProxy the client's, so one client's failures do not lock out the
+    balancer's other clients."""
+    subs = free_port()
+    t = tern_factory(extra=[tls_files.mail.tls_line(),
+                            f"users {tls_files.users}",
+                            f"listen 127.0.0.1:{subs} role=submissions "
+                            f"proxy-from=127.0.0.1"],
+                     limits="auth-client-failures=1 auth-failures=3")
+    front = haproxy.route(subs, "send-proxy")
+    haproxy.start()
+    ctx = tls_files.client_context()
+
+    def auth(source, password):
+        plain = base64.b64encode(f"\0paulv\0{password}".encode()).decode()
+        with smtplib.SMTP_SSL("127.0.0.1", front, local_hostname=CLIENT,
+                              context=ctx, timeout=30,
+                              source_address=(source, 0)) as s:
+            s.ehlo()
+            return s.docmd("AUTH", f"PLAIN {plain}")[0]
+
+    assert auth(CLIENT_A, "wrong") == 535
+    # CLIENT_A has had its failure this hour; CLIENT_B, behind the same
+    # balancer, has not
+    assert auth(CLIENT_A, tls_fixtures.USERS["paulv"]) == 454
+    assert auth(CLIENT_B, tls_fixtures.USERS["paulv"]) == 235
+    assert f"{CLIENT_A}: authentication failed for user paulv" in \
         t.log_text()
 
 
