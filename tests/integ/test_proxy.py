@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from dns_peer import DnsServer, dnsmasq_missing
-from tern_harness import (CLIENT, SENDER, SMTPClient, free_port, message,
+from tern_harness import (CLIENT, SENDER, SMTPClient, free_port,
+                          ipv6_loopback_available, message,
                           run_tern, stop_process, wait_for,
                           wait_for_mail)
 import tls_fixtures
@@ -42,21 +43,22 @@ class HAProxy:
     def __init__(self, rundir):
         self.dir = Path(rundir) / "haproxy"
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.routes = []   # (front port, back port, server options)
+        self.routes = []   # (front host, port, back port, options)
         self.proc = None
 
-    def route(self, back_port, options):
-        """A frontend for tern's back_port; returns its port."""
-        front = free_port()
-        self.routes.append((front, back_port, options))
+    def route(self, back_port, options, host="127.0.0.1"):
+        """A frontend on host for tern's back_port; returns its port."""
+        front = free_port(host)
+        self.routes.append((host, front, back_port, options))
         return front
 
     def config(self):
         lines = ["global", "    maxconn 200", "defaults", "    mode tcp",
                  "    timeout connect 5s", "    timeout client 60s",
                  "    timeout server 60s"]
-        for i, (front, back, opts) in enumerate(self.routes):
-            lines += [f"listen route{i}", f"    bind 127.0.0.1:{front}",
+        for i, (host, front, back, opts) in enumerate(self.routes):
+            bind = f"[{host}]" if ":" in host else host
+            lines += [f"listen route{i}", f"    bind {bind}:{front}",
                       f"    server tern 127.0.0.1:{back} {opts}"]
         return "\n".join(lines) + "\n"
 
@@ -73,8 +75,8 @@ class HAProxy:
                 raise AssertionError(f"haproxy exited: "
                                      f"{(self.dir / 'out').read_text()}")
             try:
-                for front, _, _ in self.routes:
-                    socket.create_connection(("127.0.0.1", front),
+                for host, front, _, _ in self.routes:
+                    socket.create_connection((host, front),
                                              timeout=0.5).close()
             except OSError:
                 return False
@@ -122,6 +124,19 @@ def test_haproxy_passes_the_client_address(tern_factory, haproxy, option,
     log = t.log_text()
     assert f"connect from {CLIENT_A} (PROXY from 127.0.0.1)" in log
     assert f"client=unknown[{CLIENT_A}]" in log
+
+
+@pytest.mark.skipif(not ipv6_loopback_available(), reason="no ::1")
+def test_haproxy_passes_an_ipv6_client(tern_factory, haproxy):
+    t = proxy_tern(tern_factory)
+    front = haproxy.route(t.port, "send-proxy-v2", host="::1")
+    haproxy.start()
+    with smtplib.SMTP("::1", front, local_hostname=CLIENT, timeout=30) as s:
+        s.sendmail(SENDER, ["user@test.example"], message())
+    mail = wait_for_mail(t.home, "user")[0]
+    assert mail.received()[0]["ip"] in ("::1", "IPv6:::1"), \
+        mail.received()[0]
+    assert "connect from ::1 (PROXY from 127.0.0.1)" in t.log_text()
 
 
 def test_dns_lists_see_the_client_behind_haproxy(tern_factory, haproxy,
