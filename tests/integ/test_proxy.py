@@ -11,7 +11,9 @@ refused: closed without a greeting, and logged; the server goes on.
 """
 
 import base64
+import os
 import shutil
+import signal
 import smtplib
 import socket
 import subprocess
@@ -314,6 +316,29 @@ def test_header_from_an_unlisted_address_is_refused(tern_factory):
     c.quit()
     assert "connect from 198.51.100.7 (PROXY from 127.0.0.2)" in \
         t.log_text()
+
+
+def test_sighup_changes_the_balancers(tern_factory):
+    t = proxy_tern(tern_factory, balancers="127.0.0.2")
+    good = b"PROXY TCP4 198.51.100.7 127.0.0.1 1 25\r\n"
+    raw(t, good, source="127.0.0.3").assert_closed()
+    t.listen_opts = "greet-pause=0s proxy-from=127.0.0.3"
+    t.write_config()
+    os.kill(t.pid, signal.SIGHUP)
+    wait_for(lambda: "SIGHUP: configuration and certificates read again"
+             in t.log_text(), 10, what="the SIGHUP reload")
+    # the new smtpd takes the new balancer, and only it
+
+    def served():
+        c = raw(t, good, source="127.0.0.3")
+        try:
+            return c.reply(enhanced=False).code == 220
+        except AssertionError:
+            return False
+        finally:
+            c.close()
+    wait_for(served, 10, what="127.0.0.3 taken as a balancer")
+    raw(t, good, source="127.0.0.2").assert_closed()
 
 
 def test_ordinary_listener_takes_no_header(tern_factory):
