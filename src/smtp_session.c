@@ -30,6 +30,14 @@
  * chunk to its last) must arrive at limits data-rate= at least, measured
  * over timeouts data= (the pace of smtp_data.h), and be complete within
  * timeouts message=.  See deadline_arm.
+ *
+ * What needs the client's address is done in one place, session_start:
+ * at accept on an ordinary listener, and on a proxy-from= listener after
+ * the balancer's PROXY header (proxy.c; read here, before any bufferevent
+ * exists, see proxy_cb) has put the client's address in s->peer and
+ * s->addr.  The DNS lists (dnsbl.c) run during the greet pause; a listed
+ * client gets 554 5.7.1 instead of the greeting, an allowlisted one no
+ * pause.
  */
 #include <arpa/inet.h>
 #include <errno.h>
