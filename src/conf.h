@@ -30,12 +30,26 @@ struct conf_listen {
 	socklen_t sslen;
 	int optional;               /* skipped with a warning if it cannot
 	                             * bind (the default [::1] listener) */
+	struct conf_net *proxy_from; /* proxy-from=: a PROXY header is
+	                              * required, from these balancers only;
+	                              * NULL: none (an ordinary listener) */
+	size_t nproxy_from;
 };
 
 struct conf_net {
 	int family;            /* AF_INET or AF_INET6 */
 	unsigned char addr[16];
 	unsigned prefix;
+};
+
+/* dnsbl ZONE [weight=N] [match=IP,...] and dnswl ZONE [match=IP,...] */
+struct conf_dnsbl {
+	char *zone;              /* lower case, no final dot */
+	int allow;               /* a dnswl line: listed means allowed */
+	unsigned weight;         /* dnsbl weight= (1); 0 for a dnswl */
+	unsigned char (*match)[4]; /* match=: the answers that count; none:
+	                            * any in 127.0.0.0/8 but 127.255.255.0/24 */
+	size_t nmatch;
 };
 
 /* outbound TLS policy of a destination (tern.conf(5) "tls=") */
@@ -142,6 +156,12 @@ struct conf {
 	struct conf_net *trusted;
 	size_t ntrusted;
 
+	struct conf_dnsbl *dnsbls; /* dnsbl and dnswl lines, in order */
+	size_t ndnsbls;
+	unsigned dnsbl_threshold;  /* limits dnsbl-threshold=: the weight
+	                            * that refuses a client */
+	int64_t timeout_proxy_ms;  /* timeouts proxy=: the PROXY header */
+
 	uint64_t message_size; /* limits message-size= */
 	unsigned max_rcpts;    /* limits recipients= */
 	size_t line_length;    /* limits line-length=, text line with CRLF */
@@ -221,6 +241,10 @@ void conf_print(const struct conf *c, FILE *fp);
 int conf_is_local_domain(const struct conf *c, const char *domain);
 /* conf_is_trusted - 1 when the client address is in trusted-networks */
 int conf_is_trusted(const struct conf *c, const struct sockaddr *sa);
+/* conf_net_match - 1 when the address lies in one of the n networks (an
+ * IPv4-mapped IPv6 address counts as IPv4) */
+int conf_net_match(const struct conf_net *nets, size_t n,
+    const struct sockaddr *sa);
 /*
  * conf_recipient_known - 1 when the local part (already case-folded,
  * subaddress removed) of a local domain is accepted by "recipients".

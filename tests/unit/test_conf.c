@@ -319,57 +319,78 @@ static const struct valid_case valid_cases[] = {
 	    "trusted-networks 10.0.0.0/8\ntrusted-networks 0.0.0.0/0\n",
 	    "trusted-networks 10.0.0.0/8 0.0.0.0/0" },
 	{ "trusted none", "trusted-networks none\n", "trusted-networks none" },
+	{ "dnsbl with its defaults", "dnsbl zen.spamhaus.org\n",
+	    "dnsbl zen.spamhaus.org weight=1" },
+	{ "dnsbl zone folded, final dot dropped, weight and match",
+	    "dnsbl BL.Example. weight=3 match=127.0.0.2,127.0.0.4\n",
+	    "dnsbl bl.example weight=3 match=127.0.0.2,127.0.0.4" },
+	{ "dnswl with match", "dnswl list.dnswl.org match=127.0.2.3\n",
+	    "dnswl list.dnswl.org match=127.0.2.3" },
+	{ "dnsbl threshold", "limits dnsbl-threshold=5\n",
+	    "limits message-size=50M recipients=1000 line-length=1000 "
+	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
+	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "dnsbl-threshold=5" },
+	{ "listen behind balancers",
+	    "listen 0.0.0.0:25 proxy-from=198.51.100.10,2001:db8::/32\n",
+	    "listen 0.0.0.0:25 role=smtp "
+	    "proxy-from=198.51.100.10/32,2001:db8::/32" },
 	{ "limits subset keeps other defaults",
 	    "limits message-size=35M recipients=100\n",
 	    "limits message-size=35M recipients=100 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "dnsbl-threshold=1" },
 	{ "limits at their minimums",
 	    "limits message-size=1K recipients=1 line-length=80 sessions=1 "
 	    "spool-reserve=0\n",
 	    "limits message-size=1K recipients=1 line-length=80 sessions=1 "
 	    "spool-reserve=0 destination-concurrency=20 received-headers=100 "
 	    "auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "dnsbl-threshold=1" },
 	{ "limits at their maximums",
 	    "limits line-length=1048576 recipients=1000000 "
 	    "sessions=1000000\n",
 	    "limits message-size=50M recipients=1000000 line-length=1048576 "
 	    "sessions=1000000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "dnsbl-threshold=1" },
 	{ "limits sizes: bytes, lower-case unit, G",
 	    "limits message-size=1536 spool-reserve=2g\n",
 	    "limits message-size=1536 recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=2G destination-concurrency=20 "
 	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "dnsbl-threshold=1" },
 	{ "timeouts command only", "timeouts command=30s\n",
 	    "timeouts command=30s data=10m message=1h "
 	    "connect=30s remote-command=5m "
 	    "remote-data=10m "
-	    "delivery=10m" },
+	    "delivery=10m proxy=10s" },
 	{ "timeouts bare seconds", "timeouts data=3600\n",
 	    "timeouts command=5m data=1h message=1h "
 	    "connect=30s remote-command=5m "
 	    "remote-data=10m "
-	    "delivery=10m" },
+	    "delivery=10m proxy=10s" },
 	{ "timeouts at maximum", "timeouts command=1s data=1d\n",
 	    "timeouts command=1s data=1d message=1h "
 	    "connect=30s remote-command=5m "
 	    "remote-data=10m "
-	    "delivery=10m" },
+	    "delivery=10m proxy=10s" },
 	{ "timeouts outbound", "timeouts remote-data=3m connect=1m "
 	    "remote-command=2m\n",
 	    "timeouts command=5m data=10m message=1h "
 	    "connect=1m remote-command=2m "
-	    "remote-data=3m delivery=10m" },
+	    "remote-data=3m delivery=10m proxy=10s" },
 	{ "timeouts outbound at the bounds",
 	    "timeouts connect=1s remote-command=1d remote-data=1s\n",
 	    "timeouts command=5m data=10m message=1h "
 	    "connect=1s remote-command=1d "
-	    "remote-data=1s delivery=10m" },
+	    "remote-data=1s delivery=10m proxy=10s" },
 	{ "retry all three", "retry first=1m max=2h lifetime=3d\n",
 	    "retry first=1m max=2h lifetime=3d warn=4h" },
 	{ "retry first equal to default max", "retry first=1h\n",
@@ -387,13 +408,15 @@ static const struct valid_case valid_cases[] = {
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=1 "
 	    "received-headers=1 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "dnsbl-threshold=1" },
 	{ "limits outbound at their maximums",
 	    "limits received-headers=1000 destination-concurrency=1000\n",
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=1000 "
 	    "received-headers=1000 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "dnsbl-threshold=1" },
 	/* relay-domains, route, smarthost, resolver */
 	{ "relay-domains lower-cased, repeated, deduplicated",
 	    "relay-domains Dma.ORG lists.dma.org\n"
@@ -539,14 +562,16 @@ static const struct valid_case valid_cases[] = {
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=1 auth-client-failures=1 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "dnsbl-threshold=1" },
 	{ "limits auth at their maximums",
 	    "limits auth-client-failures=100000 auth-failures=100\n",
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=100 "
 	    "auth-client-failures=100000 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "dnsbl-threshold=1" },
 	{ "mailbox mbox", "mailbox mbox:/var/mail/%u\n",
 	    "mailbox mbox:/var/mail/%u" },
 	{ "mailbox mbox in the home", "mailbox mbox:~/mbox\n",
@@ -573,43 +598,43 @@ static const struct valid_case valid_cases[] = {
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=5 mailbox-concurrency=1 data-rate=500" },
+	    "local-concurrency=5 mailbox-concurrency=1 data-rate=500 dnsbl-threshold=1" },
 	{ "limits data-rate in K", "limits data-rate=1K\n",
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=1K" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=1K dnsbl-threshold=1" },
 	{ "limits data-rate at its minimum", "limits data-rate=1\n",
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=1" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=1 dnsbl-threshold=1" },
 	{ "limits data-rate at its maximum", "limits data-rate=1m\n",
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=1M" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=1M dnsbl-threshold=1" },
 	{ "limits data-rate in octets", "limits data-rate=1536\n",
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=1536" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=1536 dnsbl-threshold=1" },
 	{ "timeouts message", "timeouts message=2h\n",
 	    "timeouts command=5m data=10m message=2h "
 	    "connect=30s remote-command=5m "
-	    "remote-data=10m delivery=10m" },
+	    "remote-data=10m delivery=10m proxy=10s" },
 	{ "timeouts message at its minimum", "timeouts message=1s\n",
 	    "timeouts command=5m data=10m message=1s "
 	    "connect=30s remote-command=5m "
-	    "remote-data=10m delivery=10m" },
+	    "remote-data=10m delivery=10m proxy=10s" },
 	{ "timeouts message at its maximum", "timeouts message=86400\n",
 	    "timeouts command=5m data=10m message=1d "
 	    "connect=30s remote-command=5m "
-	    "remote-data=10m delivery=10m" },
+	    "remote-data=10m delivery=10m proxy=10s" },
 	{ "timeouts delivery", "timeouts delivery=1h\n",
 	    "timeouts command=5m data=10m message=1h "
 	    "connect=30s remote-command=5m "
-	    "remote-data=10m delivery=1h" },
+	    "remote-data=10m delivery=1h proxy=10s" },
 	{ "role=submission with a tls line after it",
 	    "listen 0.0.0.0:587 role=submission\n"
 	    "tls cert=%D/cert.pem key=%D/key.pem\n",
@@ -797,7 +822,35 @@ static const struct invalid_case invalid_cases[] = {
 	    "%F:1: listen: role=smtp given twice\n" },
 	{ "listen unknown option", "listen 0.0.0.0:25 tls=yes\n",
 	    "%F:1: listen: unknown option \"tls\" (known: role, "
-	    "greet-pause)\n" },
+	    "greet-pause, proxy-from)\n" },
+	{ "proxy-from not a network",
+	    "listen 0.0.0.0:25 proxy-from=10.0.0.1,balancer\n",
+	    "%F:1: listen: proxy-from: \"balancer\" is not an address or "
+	    "ADDR/PREFIX\n" },
+	{ "proxy-from empty", "listen 0.0.0.0:25 proxy-from=\n",
+	    "%F:1: listen: proxy-from needs NETWORK,...\n" },
+	{ "proxy-from with host bits", "listen 0.0.0.0:25 proxy-from=10.0.0.1/8\n",
+	    "%F:1: listen: proxy-from: \"10.0.0.1/8\" has bits set after "
+	    "the prefix\n" },
+	{ "dnsbl without a zone", "dnsbl\n", "%F:1: dnsbl needs a ZONE\n" },
+	{ "dnsbl zone not a name", "dnsbl bl..example\n",
+	    "%F:1: dnsbl: \"bl..example\" is not a DNS zone\n" },
+	{ "dnsbl weight 0", "dnsbl bl.example weight=0\n",
+	    "%F:1: dnsbl: weight=0 is below the minimum 1\n" },
+	{ "dnsbl weight over 100", "dnsbl bl.example weight=101\n",
+	    "%F:1: dnsbl: weight=101 is above the maximum 100\n" },
+	{ "dnsbl match IPv6", "dnsbl bl.example match=::1\n",
+	    "%F:1: dnsbl: match: \"::1\" is not an IPv4 address\n" },
+	{ "dnsbl match twice", "dnsbl bl.example match=127.0.0.2 match=127.0.0.3\n",
+	    "%F:1: dnsbl: match=127.0.0.3 given twice\n" },
+	{ "dnswl has no weight", "dnswl wl.example weight=2\n",
+	    "%F:1: dnswl: unknown option \"weight=2\" (known: match)\n" },
+	{ "the same zone twice", "dnsbl bl.example\ndnswl BL.example\n",
+	    "%F:2: dnswl: bl.example given twice\n" },
+	{ "dnsbl threshold 0", "limits dnsbl-threshold=0\n",
+	    "%F:1: limits: dnsbl-threshold=0 is below the minimum 1\n" },
+	{ "timeouts proxy over 5m", "timeouts proxy=6m\n",
+	    "%F:1: timeouts: proxy=6m is above the maximum 5m\n" },
 	{ "listen bare word", "listen 0.0.0.0:25 fast\n",
 	    "%F:1: listen: expected name=value, not \"fast\"\n" },
 	{ "listen address twice", "listen 127.0.0.1:25\nlisten 127.0.0.1:25\n",
@@ -1092,7 +1145,7 @@ static const struct invalid_case invalid_cases[] = {
 	    "recipients, line-length, sessions, spool-reserve, "
 	    "destination-concurrency, received-headers, auth-failures, "
 	    "auth-client-failures, local-concurrency, mailbox-concurrency, "
-	    "data-rate)\n" },
+	    "data-rate, dnsbl-threshold)\n" },
 	{ "data-rate 0", "limits data-rate=0\n",
 	    "%F:1: limits: data-rate=0 is below the minimum 1\n" },
 	{ "data-rate above 1M", "limits data-rate=1025K\n",
@@ -1167,7 +1220,7 @@ static const struct invalid_case invalid_cases[] = {
 	{ "timeouts unknown", "timeouts idle=5m\n",
 	    "%F:1: timeouts: unknown option \"idle\" (known: command, "
 	    "data, message, connect, remote-command, remote-data, "
-	    "delivery)\n" },
+	    "delivery, proxy)\n" },
 	{ "timeouts message zero", "timeouts message=0\n",
 	    "%F:1: timeouts: message=0 is below the minimum 1s\n" },
 	{ "timeouts message above a day", "timeouts message=25h\n",
@@ -1898,9 +1951,9 @@ test_print_source(void **state)
 	    "line-length=1000 sessions=10000 spool-reserve=100M "
 	    "destination-concurrency=20 received-headers=100 auth-failures=3 "
 	    "auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500"));
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 dnsbl-threshold=1"));
 	assert_true(has_line(out, "timeouts command=5m data=10m message=1h "
-	    "connect=30s remote-command=5m remote-data=10m delivery=10m"));
+	    "connect=30s remote-command=5m remote-data=10m delivery=10m proxy=10s"));
 	assert_true(has_line(out, "retry first=5m max=1h lifetime=5d "
 	    "warn=4h"));
 	assert_true(has_line(out, "# relay-domains: none"));
