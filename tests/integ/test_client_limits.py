@@ -4,11 +4,16 @@ addresses 127.0.0.2, 127.0.0.3 ... are distinct clients as far as tern
 can tell: one of them over its limit is refused while the others are
 served.  Timing is asserted as generous bounds only."""
 
+import os
+import resource
+import socket
 import time
 
-from tern_harness import (SENDER, ConnectionClosed, SMTPClient, mail_users,
-                          message, queue_id, wait_for, wait_for_mail,
-                          wait_queue_empty)
+import pytest
+
+from tern_harness import (ASAN, SENDER, ConnectionClosed, SMTPClient,
+                          mail_users, message, proc_status, queue_id,
+                          wait_for, wait_for_mail, wait_queue_empty)
 
 # the greet pause of these tests, and how soon a client with a pass (or a
 # trusted one) is greeted: at once, but the greeting may wait up to 3 s
@@ -397,3 +402,76 @@ def test_zero_switches_a_limit_off(tern_factory):
     finally:
         for c in held:
             c.close()
+
+
+# ---------------------------------------------------------------- a crowd
+
+CROWD = 1000 if ASAN else 5000
+CROWD_PAUSE = 20.0
+
+
+def rss_kib(pid):
+    """VmRSS of pid in KiB."""
+    return int(proc_status(pid)["VmRSS"].split()[0])
+
+
+@pytest.fixture
+def many_files():
+    """Room for the crowd's sockets in this process (as root the hard
+    limit may be raised too); the limit is put back afterwards."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = CROWD + 1024
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE,
+                           (max(soft, want), max(hard, want)))
+    except (ValueError, OSError):
+        pytest.skip(f"cannot raise the open-file limit to {want}")
+    yield
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_crowd_held_in_the_greet_pause(tern_factory, many_files):
+    """CROWD sessions held in the greet pause at once, 50 from each of
+    CROWD/50 addresses (the default client-sessions=): a patient client
+    is still served, and the smtpd's memory per held session is measured
+    (docs/SECURITY.md)."""
+    tern = tern_factory(listen_opts=f"greet-pause={CROWD_PAUSE:g}s",
+                        nofile=(4 * CROWD, 4 * CROWD))
+    smtpd = wait_for(tern.smtpd_process, 10, what="the smtpd process")
+    fds_before = len(os.listdir(f"/proc/{smtpd}/fd"))
+    rss_before = rss_kib(smtpd)
+    crowd = []
+    t0 = time.monotonic()
+    try:
+        for i in range(CROWD):
+            source = f"127.0.1.{1 + i // 50}"
+            crowd.append(socket.create_connection(
+                ("127.0.0.1", tern.port), timeout=10,
+                source_address=(source, 0)))
+            assert time.monotonic() - t0 < CROWD_PAUSE / 2, \
+                f"only {i} connections in {CROWD_PAUSE / 2:g}s"
+        wait_for(lambda: len(os.listdir(f"/proc/{smtpd}/fd")) >=
+                 fds_before + CROWD, CROWD_PAUSE / 2,
+                 what="the smtpd to accept the crowd")
+        rss = rss_kib(smtpd) - rss_before
+        held = time.monotonic() - t0
+        assert held < CROWD_PAUSE, "the crowd was greeted before it was held"
+        per = rss * 1024 / CROWD
+        print(f"\n{CROWD} sessions held in the greet pause: smtpd RSS "
+              f"+{rss} KiB, {per:.0f} octets per session")
+        assert per < 64 * 1024, f"{per:.0f} octets of memory per session"
+        assert "refused" not in tern.log_text()
+        # a patient client among them is served
+        with client(tern, "127.0.0.2", timeout=CROWD_PAUSE + 30) as c:
+            c.reply(timeout=CROWD_PAUSE + 30, enhanced=False).expect(220)
+            deliver_one(c)
+        # the crowd was held, not dropped: each has its greeting now
+        for s in crowd[::97]:
+            s.settimeout(10)
+            assert s.recv(64).startswith(b"220 "), "a held session dropped"
+    finally:
+        for s in crowd:
+            s.close()
+    wait_for_mail(tern.home, "alice")
+    (tern.dir / "crowd.txt").write_text(
+        f"{CROWD} sessions {rss} KiB {per:.0f} octets/session\n")
