@@ -359,8 +359,6 @@ entry_put(struct client_entry *e, int64_t now)
 
 /* ---- passes ----------------------------------------------------------- */
 
-static void pass_changed(void);
-
 static void
 pass_forget(struct pass_entry *p)
 {

@@ -41,6 +41,13 @@ def deliver_one(c, rcpt="alice@test.example"):
     return qid
 
 
+def served(tern, source):
+    """A whole session from source: greeting, one message, QUIT."""
+    with client(tern, source) as c:
+        c.greeting()
+        deliver_one(c)
+
+
 def paused(tern_factory, opts="", **kw):
     return tern_factory(listen_opts=f"greet-pause={PAUSE:g}s {opts}".strip(),
                         **kw)
@@ -124,9 +131,7 @@ def test_several_commands_before_the_ehlo_reply_are_dropped(tern_factory):
 
 def test_pipelining_after_helo_is_dropped_and_loses_the_pass(tern_factory):
     tern = paused(tern_factory)
-    with client(tern, "127.0.0.2") as c:
-        c.greeting()
-        deliver_one(c)
+    served(tern, "127.0.0.2")
     with client(tern, "127.0.0.2") as c:
         assert greeting_after(c) < AT_ONCE
         c.cmd("HELO client.example").expect(250)
@@ -189,16 +194,12 @@ def test_sessions_per_client(tern_factory):
         with client(tern, "127.0.0.2") as c:
             assert_refused_421(c, "a fourth session from 127.0.0.2")
         # the others are served meanwhile
-        with client(tern, "127.0.0.3") as c:
-            c.greeting()
-            deliver_one(c)
+        served(tern, "127.0.0.3")
         log = tern.log_text()
         assert "127.0.0.2: client-sessions=3 reached" in log, log[-2000:]
         # one session ends: room for the next
         held.pop().quit()
-        with client(tern, "127.0.0.2") as c:
-            c.greeting()
-            deliver_one(c)
+        served(tern, "127.0.0.2")
     finally:
         for c in held:
             c.close()
@@ -225,9 +226,7 @@ def test_connection_rate_per_client(tern_factory):
             c.quit()
     with client(tern, "127.0.0.2") as c:
         assert_refused_421(c, "a sixth connection within the minute")
-    with client(tern, "127.0.0.3") as c:
-        c.greeting()
-        deliver_one(c)
+    served(tern, "127.0.0.3")
     assert "127.0.0.2: client-connect-rate=5 exceeded" in tern.log_text()
     wait_for_mail(tern.home, "alice")
 
@@ -293,9 +292,7 @@ def test_errors_are_answered_ever_later_then_the_session_ends(tern_factory):
         (500, "5.5.2"), (421, "4.7.0")], replies
     assert "127.0.0.2: client-errors=4 reached" in tern.log_text()
     # the server is still fine
-    with client(tern, "127.0.0.2") as c:
-        c.greeting()
-        deliver_one(c)
+    served(tern, "127.0.0.2")
     wait_for_mail(tern.home, "alice")
 
 

@@ -20,24 +20,10 @@
 #include "client_limits.h"
 #include "conf.h"
 #include "util.h"
+#include "unit_addr.h"
 #include "unit_files.h"
 
 /* ---- keys ------------------------------------------------------------ */
-
-static void
-sa_of(const char *text, struct sockaddr_storage *ss)
-{
-	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	if (inet_pton(AF_INET, text, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		return;
-	}
-	assert_int_equal(inet_pton(AF_INET6, text, &sin6->sin6_addr), 1);
-	sin6->sin6_family = AF_INET6;
-}
 
 static const struct key_case {
 	const char *what, *addr;
@@ -66,7 +52,7 @@ test_keys(void **state)
 	for (i = 0; i < sizeof(key_cases) / sizeof(key_cases[0]); i++) {
 		const struct key_case *kc = &key_cases[i];
 
-		sa_of(kc->addr, &ss);
+		client_sa(kc->addr, &ss);
 		assert_int_equal(client_key_make((struct sockaddr *)&ss,
 		    kc->prefix, &k), 0);
 		client_key_format(&k, out, sizeof(out));
@@ -84,9 +70,9 @@ test_keys_same_prefix(void **state)
 	struct client_key ka, kb, kc;
 
 	(void)state;
-	sa_of("2001:db8:1:2::1", &a);
-	sa_of("2001:db8:1:2:ffff::9", &b);
-	sa_of("2001:db8:1:3::1", &c);
+	client_sa("2001:db8:1:2::1", &a);
+	client_sa("2001:db8:1:2:ffff::9", &b);
+	client_sa("2001:db8:1:3::1", &c);
 	client_key_make((struct sockaddr *)&a, 64, &ka);
 	client_key_make((struct sockaddr *)&b, 64, &kb);
 	client_key_make((struct sockaddr *)&c, 64, &kc);
@@ -188,7 +174,7 @@ admit(struct fixture *f, struct client_state *cs, const char *addr)
 {
 	struct sockaddr_storage ss;
 
-	sa_of(addr, &ss);
+	client_sa(addr, &ss);
 	return client_admit(cs, &f->c, &f->l, (struct sockaddr *)&ss, addr);
 }
 

@@ -28,6 +28,7 @@
 
 #include "conf.h"
 #include "util.h"
+#include "unit_addr.h"
 
 /* ---- helpers -------------------------------------------------------- */
 
@@ -2038,21 +2039,6 @@ static const struct trust_case trust_cases[] = {
 	    "192.0.2.77", 1 },
 	{ "none", "none", "127.0.0.1", 0 },
 };
-
-static void
-client_sa(const char *addr, struct sockaddr_storage *ss)
-{
-	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		return;
-	}
-	assert_int_equal(inet_pton(AF_INET6, addr, &sin6->sin6_addr), 1);
-	sin6->sin6_family = AF_INET6;
-}
 
 static void
 test_trusted(void **state)
