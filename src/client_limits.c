@@ -61,6 +61,18 @@
 
 /* the longest line of the pass file: "pass ADDR/128 TIME" */
 #define PASS_LINE_MAX 128
+/* refusals of one client by one limit are logged at most this often (a
+ * client hammering at a limit would write a line per attempt), the next
+ * line counting those left out */
+#define CLIENT_LOG_MS 10000
+
+/* the limits whose refusals are logged per client */
+enum refusal { REF_CONNECT, REF_SESSIONS, REF_MESSAGE, REF_RCPT, REF_N };
+
+struct refusal_log {
+	int64_t at;      /* last line (monotonic ms); 0: none yet */
+	unsigned since;  /* refusals not logged since */
+};
 
 /* one entry of a hash index */
 struct knode {
@@ -79,6 +91,7 @@ struct client_entry {
 	unsigned sessions;
 	int64_t used; /* last event (monotonic ms) */
 	struct client_rate connects, messages, rcpts;
+	struct refusal_log logged[REF_N];
 };
 
 struct pass_entry {
@@ -291,6 +304,24 @@ rate_over(struct client_rate *r, unsigned limit, int64_t now)
 }
 
 /* ---- the address table ---------------------------------------------- */
+
+/* refusal_log_due - may a refusal of e by limit which be logged now?
+ * *skipped is then how many were not, since the last line */
+static int
+refusal_log_due(struct client_entry *e, enum refusal which, int64_t now,
+    unsigned *skipped)
+{
+	struct refusal_log *r = &e->logged[which];
+
+	if (r->at != 0 && now - r->at < CLIENT_LOG_MS) {
+		r->since++;
+		return 0;
+	}
+	*skipped = r->since;
+	r->since = 0;
+	r->at = now;
+	return 1;
+}
 
 static void
 entry_forget(struct client_entry *e)
@@ -551,6 +582,14 @@ client_limits_save(void)
 	}
 }
 
+void
+client_limits_handover(void)
+{
+	client_limits_save();
+	free(cl.path);
+	cl.path = NULL; /* the new smtpd writes the file from now on */
+}
+
 static void
 save_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -640,6 +679,7 @@ client_admit(struct client_state *cs, const struct conf *c,
 	int64_t now = util_mono_ms();
 	char key[INET6_ADDRSTRLEN + 8];
 	uint32_t rate;
+	unsigned skipped;
 
 	memset(cs, 0, sizeof(*cs));
 	cs->conf = c;
@@ -655,17 +695,21 @@ client_admit(struct client_state *cs, const struct conf *c,
 	e->used = now;
 	if (rate_over(&e->connects, c->client_connect_rate, now)) {
 		rate = client_rate_count(&e->connects, now);
+		if (refusal_log_due(e, REF_CONNECT, now, &skipped))
+			log_warn("%s: client-connect-rate=%u exceeded (%u "
+			    "connections from %s in the last minute); refused "
+			    "(and %u more since the last line)", addr,
+			    c->client_connect_rate, rate, key, skipped);
 		entry_put(e, now);
-		log_warn("%s: client-connect-rate=%u exceeded (%u connections "
-		    "from %s in the last minute); refused", addr,
-		    c->client_connect_rate, rate, key);
 		return CLIENT_CONNECT_RATE;
 	}
 	if (c->client_sessions != 0 && e->sessions >= c->client_sessions) {
+		if (refusal_log_due(e, REF_SESSIONS, now, &skipped))
+			log_warn("%s: client-sessions=%u reached (%u sessions "
+			    "from %s); refused (and %u more since the last "
+			    "line)", addr, c->client_sessions, e->sessions, key,
+			    skipped);
 		entry_put(e, now);
-		log_warn("%s: client-sessions=%u reached (%u sessions from "
-		    "%s); refused", addr, c->client_sessions,
-		    c->client_sessions, key);
 		return CLIENT_SESSIONS;
 	}
 	e->sessions++;
@@ -687,18 +731,21 @@ client_leave(struct client_state *cs)
 /* counted_rate - count one event of a limited rate; -1 logged when over */
 static int
 counted_rate(struct client_state *cs, struct client_rate *r, unsigned limit,
-    const char *name, const char *what)
+    enum refusal which, const char *name, const char *what)
 {
 	int64_t now = util_mono_ms();
 	char key[INET6_ADDRSTRLEN + 8];
+	unsigned skipped;
 
 	cs->entry->used = now;
 	if (!rate_over(r, limit, now))
 		return 0;
+	if (!refusal_log_due(cs->entry, which, now, &skipped))
+		return -1;
 	client_key_format(&cs->key, key, sizeof(key));
 	log_warn("%s: %s=%u exceeded (%u %s from %s in the last minute); "
-	    "refused", cs->addr, name, limit, client_rate_count(r, now), what,
-	    key);
+	    "refused (and %u more since the last line)", cs->addr, name, limit,
+	    client_rate_count(r, now), what, key, skipped);
 	return -1;
 }
 
@@ -708,7 +755,8 @@ client_message(struct client_state *cs, int authenticated)
 	if (cs->entry == NULL || authenticated)
 		return 0;
 	return counted_rate(cs, &cs->entry->messages,
-	    cs->conf->client_message_rate, "client-message-rate", "messages");
+	    cs->conf->client_message_rate, REF_MESSAGE, "client-message-rate",
+	    "messages");
 }
 
 int
@@ -717,7 +765,7 @@ client_recipient(struct client_state *cs, int authenticated)
 	if (cs->entry == NULL || authenticated)
 		return 0;
 	return counted_rate(cs, &cs->entry->rcpts, cs->conf->client_rcpt_rate,
-	    "client-recipient-rate", "recipients");
+	    REF_RCPT, "client-recipient-rate", "recipients");
 }
 
 int

@@ -86,6 +86,9 @@ enum client_verdict {
 void client_limits_init(const struct conf *c, struct event_base *base);
 /* client_limits_save - write the pass file now if it changed (at exit) */
 void client_limits_save(void);
+/* client_limits_handover - a new smtpd takes over (SIGHUP): write the
+ * pass file now, and never again from this process */
+void client_limits_handover(void);
 /* client_limits_reset - forget everything (unit tests) */
 void client_limits_reset(void);
 

@@ -468,7 +468,9 @@ error_reply(struct smtp_session *s, const char *text)
 {
 	int64_t delay = client_error(&s->client);
 
-	if (delay > 0) {
+	/* not between BDAT chunks: leaving the transfer for HOLD would
+	 * start its deadlines anew */
+	if (delay > 0 && !(ST(s->state) & ST_TRANSFER)) {
 		hold_reply(s, delay, text, 0);
 		return;
 	}

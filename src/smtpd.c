@@ -290,6 +290,7 @@ drain_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	log_info("handing over to a new smtpd; %u session(s) finishing",
 	    smtp_session_count());
+	client_limits_handover();
 	for (i = 0; i < smtpd.nls; i++)
 		if (smtpd.ls[i].lev != NULL) {
 			evconnlistener_free(smtpd.ls[i].lev);

@@ -6,6 +6,7 @@ served.  Timing is asserted as generous bounds only."""
 
 import os
 import resource
+import signal
 import socket
 import time
 
@@ -85,6 +86,28 @@ def test_a_pass_lets_the_next_connection_in_at_once_and_survives_restart(
         assert greeting_after(c) < AT_ONCE
         c.quit()
     wait_for_mail(tern.home, "alice", 2)
+
+
+def test_passes_are_written_at_once_then_at_most_every_minute(
+        tern_factory):
+    tern = paused(tern_factory)
+    passes = tern.home / "state" / "greet-pass"
+    with client(tern, "127.0.0.2") as c:
+        c.greeting()
+        c.quit()
+    # the first pass is written at once
+    wait_for(lambda: passes.exists() and "127.0.0.2/32" in
+             passes.read_text(), 10, what="the first pass in the file")
+    with client(tern, "127.0.0.3") as c:
+        c.greeting()
+        c.quit()
+    time.sleep(1.0)
+    assert "127.0.0.3/32" not in passes.read_text(), "written at once"
+    # a configuration reload hands over to a new smtpd: the old one
+    # writes what it has
+    os.kill(tern.pid, signal.SIGHUP)
+    wait_for(lambda: "127.0.0.3/32" in passes.read_text(), 10,
+             what="the second pass written at the handover")
 
 
 def test_a_client_that_talks_first_earns_no_pass(tern_factory):
