@@ -1699,7 +1699,6 @@ handle_line(struct smtp_session *s, char *line, size_t len)
 {
 	const struct verb_row *row;
 	struct smtp_cmd cmd;
-
 	char text[128];
 
 	if (memchr(line, '\0', len) != NULL || memchr(line, '\r', len) ||
