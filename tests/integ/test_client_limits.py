@@ -12,9 +12,15 @@ import time
 
 import pytest
 
+import tls_fixtures
 from tern_harness import (ASAN, SENDER, ConnectionClosed, SMTPClient,
-                          mail_users, message, proc_status, queue_id,
-                          wait_for, wait_for_mail, wait_queue_empty)
+                          ipv6_loopback_available, mail_users, message,
+                          proc_status, queue_id, wait_for, wait_for_mail,
+                          wait_queue_empty)
+from test_tls_auth import login, start_tern, tls_session
+
+# the certificates and users of the TLS tests, a fixture
+tls_files = tls_fixtures.tls_files
 
 # the greet pause of these tests, and how soon a client with a pass (or a
 # trusted one) is greeted: at once, but the greeting may wait up to 3 s
@@ -227,6 +233,21 @@ def test_sessions_per_client(tern_factory):
         for c in held:
             c.close()
     wait_for_mail(tern.home, "alice", 2)
+
+
+def test_an_ipv6_client_is_its_prefix(tern_factory):
+    if not ipv6_loopback_available():
+        pytest.skip("no ::1 on this host")
+    tern = tern_factory(ipv6=True, limits="client-sessions=1")
+    with SMTPClient("::1", tern.port6) as first:
+        first.greeting()
+        with SMTPClient("::1", tern.port6) as c:
+            assert_refused_421(c, "a second session from ::1")
+        # IPv4 is another client
+        served(tern, "127.0.0.2")
+        first.quit()
+    assert "::1: client-sessions=1 reached (1 sessions from ::/64)" in \
+        tern.log_text()
 
 
 def test_trusted_clients_have_no_session_limit(tern_factory):
@@ -495,3 +516,28 @@ def test_a_crowd_held_in_the_greet_pause(tern_factory, many_files):
     wait_for_mail(tern.home, "alice")
     (tern.dir / "crowd.txt").write_text(
         f"{CROWD} sessions {rss} KiB {per:.0f} octets/session\n")
+
+
+# ---------------------------------------------------------------- exemptions
+
+def test_authenticated_users_are_exempt_from_the_rates(tern_factory,
+                                                      tls_files):
+    tern = start_tern(tern_factory, tls_files,
+                      limits="client-message-rate=1 client-recipient-rate=1")
+    with tls_session(tern.submission, tls_files, source="127.0.0.2") as c:
+        login(c, "paulv", "pw-paulv")
+        for i in range(3):
+            c.send_mail("paulv@test.example",
+                        [f"u{i}@test.example", f"v{i}@test.example"],
+                        message())
+        c.quit()
+    # the same address without AUTH is held to them (its first MAIL of
+    # the minute is the one it may send)
+    with client(tern, "127.0.0.2") as c:
+        c.hello()
+        c.cmd(f"MAIL FROM:<{SENDER}>").expect(250, "2.1.0")
+        c.cmd("RSET").expect(250, "2.0.0")
+        c.cmd(f"MAIL FROM:<{SENDER}>").expect(451, "4.7.1")
+        c.quit()
+    wait_queue_empty(tern.home)
+    assert len(mail_users(tern.home)) == 6
