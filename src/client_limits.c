@@ -22,11 +22,12 @@
  *   first.  The pass is not renewed by a connection that skipped the
  *   pause (as postscreen's greet TTL): after greet-pass= the client waits
  *   once more.  The table is written to $home/state/greet-pass (a
- *   temporary file renamed over it, so a reader sees the old or the new
- *   file, never half of one; the last line counts the entries, so a file
- *   cut short is recognised) at most every CLIENT_PASS_SAVE_MS and at
- *   exit, and read at start.  It is not fsync'd: after a power cut the
- *   passes of the last minute, or the file, may be gone, and those
+ *   temporary file, named with the pid, renamed over it, so a reader
+ *   sees the old or the new file, never half of one; the last line
+ *   counts the entries, so a file cut short is recognised) when it
+ *   changed, at most every CLIENT_PASS_SAVE_MS, at exit and at a SIGHUP
+ *   handover, and read at start.  It is not fsync'd: after a power cut
+ *   the passes of the last minute, or the file, may be gone, and those
  *   clients wait once more; that is all.
  *
  * The buckets are chosen by SipHash with a key drawn at start (OpenSSL's
@@ -42,6 +43,7 @@
 #include "client_limits.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -619,6 +621,25 @@ pass_changed(void)
 
 /* ---- the interface ---------------------------------------------------- */
 
+/* tmp_sweep - remove the temporary files a crash in the middle of a save
+ * left (a save in flight in the smtpd handing over to this one fails and
+ * says so: never a half file) */
+static void
+tmp_sweep(const char *home)
+{
+	char *dir = xasprintf("%s/state", home);
+	const char *prefix = CLIENT_PASS_FILE ".tmp.";
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	while (d != NULL && (de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, prefix, strlen(prefix)) == 0)
+			unlinkat(dirfd(d), de->d_name, 0);
+	if (d != NULL)
+		closedir(d);
+	free(dir);
+}
+
 void
 client_limits_reset(void)
 {
@@ -643,7 +664,10 @@ client_limits_init(const struct conf *c, struct event_base *base)
 	free(cl.path);
 	free(cl.tmp);
 	cl.path = xasprintf("%s/state/%s", c->home, CLIENT_PASS_FILE);
-	cl.tmp = xasprintf("%s.tmp", cl.path);
+	/* a name of its own: the smtpd it hands over to (SIGHUP) may write
+	 * at the same moment */
+	cl.tmp = xasprintf("%s.tmp.%ld", cl.path, (long)getpid());
+	tmp_sweep(c->home);
 	if (base != NULL && cl.save_ev == NULL) {
 		cl.save_ev = evtimer_new(base, save_cb, NULL);
 		if (cl.save_ev == NULL)
