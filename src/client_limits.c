@@ -441,7 +441,8 @@ pass_valid(const struct client_key *k, int64_t ttl_ms, int64_t now)
 static int
 pass_parse(const char *line, struct client_key *k, int64_t *earned)
 {
-	char addr[INET6_ADDRSTRLEN + 1], extra;
+	char addr[INET6_ADDRSTRLEN + 1], extra, canon[INET6_ADDRSTRLEN + 8];
+	char again[PASS_LINE_MAX + 1];
 	unsigned prefix;
 	long long t;
 	struct sockaddr_storage ss;
@@ -460,6 +461,12 @@ pass_parse(const char *line, struct client_key *k, int64_t *earned)
 		return -1;
 	if (client_key_make((struct sockaddr *)&ss, prefix, k) == -1 ||
 	    k->prefix != prefix)
+		return -1;
+	/* strict: only the form pass_write writes (no sign, no spaces, no
+	 * address with bits past its prefix) */
+	client_key_format(k, canon, sizeof(canon));
+	snprintf(again, sizeof(again), "pass %s %lld", canon, t);
+	if (strcmp(again, line) != 0)
 		return -1;
 	*earned = t;
 	return 0;

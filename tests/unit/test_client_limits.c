@@ -327,6 +327,11 @@ static const struct bad_file {
 	{ "after the end", "version 1\npass 192.0.2.8/32 %lld\nend 1\nx\n" },
 	{ "no address", "version 1\npass /32 %lld\nend 1\n" },
 	{ "NUL inside", "version 1\npass 192.0.2.8\0/32 %lld\nend 1\n" },
+	{ "a sign", "version 1\npass 192.0.2.8/+32 %lld\nend 1\n" },
+	{ "two spaces", "version 1\npass 192.0.2.8/32  %lld\nend 1\n" },
+	{ "not canonical", "version 1\npass 192.0.2.008/32 %lld\nend 1\n" },
+	{ "bits past the prefix", "version 1\npass 192.0.2.8/32 %lld\n"
+	    "pass 2001:db8::1/64 %lld\nend 2\n" },
 };
 
 static void
@@ -340,7 +345,9 @@ test_broken_pass_files(void **state)
 
 	snprintf(path, sizeof(path), "%s/state/%s", f->dir, CLIENT_PASS_FILE);
 	for (i = 0; i < sizeof(bad_files) / sizeof(bad_files[0]); i++) {
+		/* the time twice: for the rows with two passes */
 		n = snprintf(text, sizeof(text), bad_files[i].text,
+		    (long long)(util_now_ms() / 1000),
 		    (long long)(util_now_ms() / 1000));
 		if (strcmp(bad_files[i].what, "NUL inside") == 0)
 			n = (int)(strlen(text) + 1 + strlen(text +
