@@ -29,7 +29,8 @@ FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=build-fuzz/%)
 # sources fuzzers link: no libevent; pure but for auth.c (libcrypt, OpenSSL)
 PURE_SRCS := src/util.c src/smtp_parse.c src/smtp_data.c src/envelope.c \
 	src/bounce.c src/auth.c src/smtp_reply.c src/dns_rr.c \
-	src/mailbox.c src/deliver_proto.c src/deliver_pipe_argv.c src/aliases.c
+	src/mailbox.c src/deliver_proto.c src/deliver_pipe_argv.c src/aliases.c \
+	src/client_key.c
 FUZZ_SECONDS ?= 300
 FUZZ_SHORT_SECONDS ?= 30
 

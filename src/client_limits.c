@@ -39,6 +39,8 @@
  * Rates are kept as a sliding window in two counters (struct
  * client_rate): the events of this minute plus those of the minute
  * before, weighted by how much of it still lies within the last 60 s.
+ * Those, the keys and the lines of the pass file are pure, in
+ * client_key.c (unit tests, fuzz/fuzz_client_pass.c).
  */
 #include "client_limits.h"
 
@@ -61,8 +63,6 @@
 #include "conf.h"
 #include "util.h"
 
-/* the longest line of the pass file: "pass ADDR/128 TIME" */
-#define PASS_LINE_MAX 128
 /* refusals of one client by one limit are logged at most this often (a
  * client hammering at a limit would write a line per attempt), the next
  * line counting those left out */
@@ -165,45 +165,6 @@ mac_init(void)
 		fatal("cannot set up SipHash");
 }
 
-int
-client_key_make(const struct sockaddr *sa, unsigned v6prefix,
-    struct client_key *k)
-{
-	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-	unsigned i;
-
-	memset(k, 0, sizeof(*k));
-	if (sa->sa_family == AF_INET) {
-		k->family = AF_INET;
-		k->prefix = 32;
-		memcpy(k->addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-	} else if (sa->sa_family == AF_INET6 &&
-	    IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-		k->family = AF_INET;
-		k->prefix = 32;
-		memcpy(k->addr, &s6->sin6_addr.s6_addr[12], 4);
-	} else if (sa->sa_family == AF_INET6) {
-		k->family = AF_INET6;
-		k->prefix = (uint8_t)(v6prefix > 128 ? 128 : v6prefix);
-		memcpy(k->addr, &s6->sin6_addr, 16);
-		for (i = k->prefix; i < 128; i++)
-			k->addr[i / 8] &= (uint8_t)~(0x80u >> (i % 8));
-	} else {
-		return -1;
-	}
-	k->hash = key_hash(k);
-	return 0;
-}
-
-void
-client_key_format(const struct client_key *k, char *out, size_t len)
-{
-	char a[INET6_ADDRSTRLEN];
-
-	inet_ntop(k->family, k->addr, a, sizeof(a));
-	snprintf(out, len, "%s/%u", a, k->prefix);
-}
-
 static int
 key_same(const struct client_key *a, const struct client_key *b)
 {
@@ -256,43 +217,6 @@ kmap_del(struct kmap *m, struct knode *n)
 
 	if (*pp == n)
 		*pp = n->next;
-}
-
-/* ---- rates ------------------------------------------------------------ */
-
-/* rate_roll - move the windows on to the one that holds now */
-static void
-rate_roll(struct client_rate *r, int64_t now)
-{
-	if (now - r->start >= 2 * CLIENT_RATE_MS) {
-		r->prev = r->cur = 0;
-		r->start = now;
-	} else if (now - r->start >= CLIENT_RATE_MS) {
-		r->prev = r->cur;
-		r->cur = 0;
-		r->start += CLIENT_RATE_MS;
-	}
-}
-
-uint32_t
-client_rate_count(struct client_rate *r, int64_t now)
-{
-	int64_t into;
-
-	rate_roll(r, now);
-	into = now - r->start;
-	if (into < 0)
-		into = 0;
-	return r->cur + (uint32_t)((int64_t)r->prev *
-	    (CLIENT_RATE_MS - into) / CLIENT_RATE_MS);
-}
-
-void
-client_rate_add(struct client_rate *r, int64_t now)
-{
-	rate_roll(r, now);
-	if (r->cur < UINT32_MAX)
-		r->cur++;
 }
 
 /* rate_over - count one event; 1 when that makes more than limit in the
@@ -436,48 +360,12 @@ pass_valid(const struct client_key *k, int64_t ttl_ms, int64_t now)
 	    now - p->earned * 1000 < ttl_ms;
 }
 
-/* pass_parse - one "pass ADDR/PREFIX TIME" line into k and *earned; -1
- * when it is not one */
-static int
-pass_parse(const char *line, struct client_key *k, int64_t *earned)
-{
-	char addr[INET6_ADDRSTRLEN + 1], extra, canon[INET6_ADDRSTRLEN + 8];
-	char again[PASS_LINE_MAX + 1];
-	unsigned prefix;
-	long long t;
-	struct sockaddr_storage ss;
-	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-
-	if (sscanf(line, "pass %46[0-9a-fA-F:.]/%u %lld%c", addr, &prefix, &t,
-	    &extra) != 3 || t < 0 || prefix > 128)
-		return -1;
-	memset(&ss, 0, sizeof(ss));
-	if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1 && prefix == 32)
-		sin->sin_family = AF_INET;
-	else if (inet_pton(AF_INET6, addr, &sin6->sin6_addr) == 1)
-		sin6->sin6_family = AF_INET6;
-	else
-		return -1;
-	if (client_key_make((struct sockaddr *)&ss, prefix, k) == -1 ||
-	    k->prefix != prefix)
-		return -1;
-	/* strict: only the form pass_write writes (no sign, no spaces, no
-	 * address with bits past its prefix) */
-	client_key_format(k, canon, sizeof(canon));
-	snprintf(again, sizeof(again), "pass %s %lld", canon, t);
-	if (strcmp(again, line) != 0)
-		return -1;
-	*earned = t;
-	return 0;
-}
-
 /* pass_load_fp - read the pass file; -1 with what is wrong in why (the
  * passes read so far are kept: every one of them is a well-formed line) */
 static int
 pass_load_fp(FILE *fp, const char **why)
 {
-	char line[PASS_LINE_MAX + 2];
+	char line[CLIENT_PASS_LINE_MAX + 2];
 	struct client_key k;
 	int64_t earned, last = 0, now = util_now_ms();
 	unsigned long long n = 0, end;
@@ -499,9 +387,10 @@ pass_load_fp(FILE *fp, const char **why)
 			return end == n && fgetc(fp) == EOF ? 0 : -1;
 		}
 		*why = "a line that is no pass, or passes out of order";
-		if (pass_parse(line, &k, &earned) == -1 || earned < last ||
-		    ++n > CLIENT_PASS_MAX)
+		if (client_pass_parse(line, &k, &earned) == -1 ||
+		    earned < last || ++n > CLIENT_PASS_MAX)
 			return -1;
+		k.hash = key_hash(&k);
 		last = earned;
 		/* another client-ipv6-prefix= since: not the same clients */
 		if (k.family == AF_INET6 &&
@@ -544,7 +433,7 @@ pass_write(int fd)
 {
 	struct pass_entry *p;
 	struct buf b;
-	char k[INET6_ADDRSTRLEN + 8];
+	char line[CLIENT_PASS_LINE_MAX + 1];
 	int64_t now = util_now_ms();
 	size_t n = 0;
 	int r;
@@ -554,8 +443,9 @@ pass_write(int fd)
 	TAILQ_FOREACH(p, &cl.order, order) {
 		if (now - p->earned * 1000 >= cl.pass_ttl_ms)
 			continue;
-		client_key_format(&p->node.key, k, sizeof(k));
-		buf_printf(&b, "pass %s %lld\n", k, (long long)p->earned);
+		client_pass_format(&p->node.key, p->earned, line,
+		    sizeof(line));
+		buf_printf(&b, "%s\n", line);
 		n++;
 	}
 	buf_printf(&b, "end %zu\n", n);
@@ -721,6 +611,7 @@ client_admit(struct client_state *cs, const struct conf *c,
 		cs->trusted = 1; /* never paused, never counted */
 		return CLIENT_OK;
 	}
+	cs->key.hash = key_hash(&cs->key);
 	client_key_format(&cs->key, key, sizeof(key));
 	e = entry_get(&cs->key, now);
 	e->used = now;

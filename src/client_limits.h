@@ -135,14 +135,26 @@ void client_talked_first(struct client_state *cs);
  * QUIT without improper pipelining: remember its pass */
 void client_behaved(struct client_state *cs);
 
-/* pure helpers, for the unit tests */
+/* pure helpers (client_key.c) */
+
+/* the longest line of the pass file: "pass ADDR/128 TIME" */
+#define CLIENT_PASS_LINE_MAX 128
 
 /* client_key_make - the key of sa: IPv4 (also IPv4-mapped IPv6) /32,
- * IPv6 cut to v6prefix; -1 for another family */
+ * IPv6 cut to v6prefix; -1 for another family.  Its hash is left 0: the
+ * tables set it */
 int client_key_make(const struct sockaddr *sa, unsigned v6prefix,
     struct client_key *k);
 /* client_key_format - "192.0.2.1/32", "2001:db8::/64" */
 void client_key_format(const struct client_key *k, char *out, size_t len);
+/* client_pass_format - the line (without LF) of the pass file for k,
+ * passed at earned (unix seconds): "pass 192.0.2.1/32 1764950000" */
+void client_pass_format(const struct client_key *k, int64_t earned,
+    char *out, size_t len);
+/* client_pass_parse - one line of the pass file (without LF) into k and
+ * *earned; -1 unless it is exactly what client_pass_format writes */
+int client_pass_parse(const char *line, struct client_key *k,
+    int64_t *earned);
 /* client_rate_count - events of r within the window before now, the
  * window before it weighted by how much of it still lies in that span
  * (a sliding window in two counters) */
