@@ -35,7 +35,7 @@ PURE_SRCS := src/util.c src/smtp_parse.c src/smtp_data.c src/envelope.c \
 	src/bounce.c src/auth.c src/smtp_reply.c src/dns_rr.c \
 	src/mailbox.c src/deliver_proto.c src/deliver_pipe_argv.c src/aliases.c \
 	src/conf.c src/route.c src/drop.c src/received.c src/trace_path.c \
-	src/control_proto.c src/proxy.c
+	src/control_proto.c src/proxy.c src/client_key.c
 FUZZ_SECONDS ?= 300
 FUZZ_SHORT_SECONDS ?= 30
 

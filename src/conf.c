@@ -90,12 +90,28 @@
 #define DNSBL_WEIGHT_MAX 100
 #define DNSBL_MATCH_MAX 32  /* addresses in one match= */
 #define PROXY_FROM_MAX 64   /* networks in one proxy-from= */
+/* per-client limits: Postfix's anvil defaults where it has them
+ * (smtpd_client_connection_count_limit 50, smtpd_hard_error_limit 20,
+ * rates off: they must not regulate legitimate mail); the connection
+ * rate catches only flagrant abuse, 10 a second from one address */
+#define DEF_CLIENT_SESSIONS 50
+#define DEF_CLIENT_CONNECT_RATE 600
+#define DEF_CLIENT_MESSAGE_RATE 0
+#define DEF_CLIENT_RCPT_RATE 0
+#define DEF_CLIENT_ERRORS 20
+#define DEF_CLIENT_INVALID_RCPTS 20
+#define DEF_CLIENT_IPV6_PREFIX 64
+#define DEF_GREET_PASS (1 * MS_D) /* postscreen_greet_ttl */
 
 /* bounds of the checked values (documented in tern.conf(5)) */
 #define LINE_LENGTH_MIN 80
 #define LINE_LENGTH_MAX MIB
 #define COUNT_MAX 1000000
 #define GREET_PAUSE_MAX (10 * MS_M)
+#define GREET_PASS_MAX (365 * MS_D)
+#define CLIENT_ERRORS_MAX 1000
+#define IPV6_PREFIX_MIN 16
+#define IPV6_PREFIX_MAX 128
 #define TIMEOUT_MAX MS_D
 #define RETRY_MAX_DURATION (365 * MS_D)
 #define USER_NAME_MAX 32
@@ -449,7 +465,7 @@ opt_find(struct parse *p, const char *key, const struct opt *opts,
     size_t n, const char *word)
 {
 	const char *eq = strchr(word, '=');
-	char known[256];
+	char known[512];
 	size_t i;
 
 	if (eq == NULL) {
@@ -652,13 +668,16 @@ listen_addr(struct parse *p, const char *s, struct conf_listen *l)
 	return 0;
 }
 
-static const struct opt listen_opts[] = {
+enum { LST_ROLE, LST_PAUSE, LST_PASS, LST_PIPELINING, LST_PROXY, LST_N };
+
+static const struct opt listen_opts[LST_N] = {
 	{ "role", OPT_COUNT, 0, 0 }, /* only the name: listen_role checks */
 	{ "greet-pause", OPT_DURATION, 0, GREET_PAUSE_MAX },
-	{ "proxy-from", OPT_COUNT, 0, 0 }, /* only the name: listen_proxy */
+	{ "greet-pass", OPT_DURATION, 0, GREET_PASS_MAX },
+	/* only the names: listen_pipelining and listen_proxy check */
+	{ "improper-pipelining", OPT_COUNT, 0, 0 },
+	{ "proxy-from", OPT_COUNT, 0, 0 },
 };
-
-#define LISTEN_NOPTS (sizeof(listen_opts) / sizeof(listen_opts[0]))
 
 static const char *const role_names[] = {
 	[ROLE_SMTP] = "smtp", [ROLE_SUBMISSION] = "submission",
@@ -721,12 +740,50 @@ listen_proxy(struct parse *p, const char *value, struct conf_listen *l)
 	return bad ? -1 : 0;
 }
 
+/* listen_pipelining - improper-pipelining=drop|allow into l; -1
+ * reported */
+static int
+listen_pipelining(struct parse *p, const char *value, struct conf_listen *l)
+{
+	if (strcmp(value, "drop") == 0 || strcmp(value, "allow") == 0) {
+		l->pipelining_drop = value[0] == 'd';
+		return 0;
+	}
+	conf_error(p, "listen: improper-pipelining=%s is not drop or allow",
+	    value);
+	return -1;
+}
+
+/* listen_option - one name=value word of a listen line; -1 reported */
+static int
+listen_option(struct parse *p, int k, const char *value,
+    struct conf_listen *l)
+{
+	uint64_t v;
+
+	switch (k) {
+	case LST_ROLE:
+		return listen_role(p, value, l);
+	case LST_PIPELINING:
+		return listen_pipelining(p, value, l);
+	case LST_PROXY:
+		return listen_proxy(p, value, l);
+	default:
+		if (opt_value(p, "listen", &listen_opts[k], value, &v) == -1)
+			return -1;
+		if (k == LST_PAUSE)
+			l->greet_pause_ms = (int64_t)v;
+		else
+			l->greet_pass_ms = (int64_t)v;
+		return 0;
+	}
+}
+
 /* listen_options - the words after ADDR:PORT; -1 when any was wrong */
 static int
 listen_options(struct parse *p, char **av, size_t ac, struct conf_listen *l)
 {
-	int given[LISTEN_NOPTS] = { 0 }, k, bad = 0;
-	uint64_t v;
+	int given[LST_N] = { 0 }, k, bad = 0;
 	size_t i;
 
 	for (i = 0; i < ac; i++) {
@@ -734,23 +791,24 @@ listen_options(struct parse *p, char **av, size_t ac, struct conf_listen *l)
 			l->optional = 1;
 			continue;
 		}
-		k = opt_find(p, "listen", listen_opts, LISTEN_NOPTS, av[i]);
+		k = opt_find(p, "listen", listen_opts, LST_N, av[i]);
 		if (k != -1 && given[k]++) {
 			conf_error(p, "listen: %s given twice", av[i]);
 			k = -1;
 		}
-		if (k == 0 && listen_role(p, av[i] + 5, l) == 0)
-			continue;
-		if (k == 1 && opt_value(p, "listen", &listen_opts[1],
-		    av[i] + 12, &v) == 0) {
-			l->greet_pause_ms = (int64_t)v;
-			continue;
-		}
-		if (k == 2 && listen_proxy(p, av[i] + 11, l) == 0)
-			continue;
-		bad = 1;
+		if (k == -1 || listen_option(p, k, strchr(av[i], '=') + 1,
+		    l) == -1)
+			bad = 1;
 	}
 	return bad ? -1 : 0;
+}
+
+/* listen_defaults - what a listen line leaves out */
+static void
+listen_defaults(struct conf_listen *l)
+{
+	l->greet_pass_ms = DEF_GREET_PASS;
+	l->pipelining_drop = 1;
 }
 
 /* listen_same - 1 when a and b are the same address and port */
@@ -769,6 +827,7 @@ key_listen(struct parse *p, char **av, size_t ac)
 	size_t i;
 
 	memset(&l, 0, sizeof(l));
+	listen_defaults(&l);
 	if (ac == 0) {
 		conf_error(p, "listen needs ADDR:PORT");
 		return;
@@ -2009,7 +2068,8 @@ key_resolver(struct parse *p, char **av, size_t ac)
 enum {
 	LIM_SIZE, LIM_RCPTS, LIM_LINE, LIM_SESSIONS, LIM_RESERVE, LIM_DEST,
 	LIM_RECEIVED, LIM_AUTH, LIM_AUTH_CLIENT, LIM_LOCAL, LIM_MAILBOX,
-	LIM_RATE, LIM_DNSBL, LIM_N
+	LIM_RATE, LIM_CSESSIONS, LIM_CCONNECT, LIM_CMESSAGE, LIM_CRCPT,
+	LIM_CERRORS, LIM_CINVALID, LIM_CPREFIX, LIM_DNSBL, LIM_N
 };
 
 static const struct opt limit_opts[LIM_N] = {
@@ -2025,8 +2085,35 @@ static const struct opt limit_opts[LIM_N] = {
 	{ "local-concurrency", OPT_COUNT, 1, LOCAL_CONCURRENCY_MAX },
 	{ "mailbox-concurrency", OPT_COUNT, 1, LOCAL_CONCURRENCY_MAX },
 	{ "data-rate", OPT_SIZE, 1, DATA_RATE_MAX },
+	{ "client-sessions", OPT_COUNT, 0, COUNT_MAX },
+	{ "client-connect-rate", OPT_COUNT, 0, COUNT_MAX },
+	{ "client-message-rate", OPT_COUNT, 0, COUNT_MAX },
+	{ "client-recipient-rate", OPT_COUNT, 0, COUNT_MAX },
+	{ "client-errors", OPT_COUNT, 1, CLIENT_ERRORS_MAX },
+	{ "client-invalid-recipients", OPT_COUNT, 1, COUNT_MAX },
+	{ "client-ipv6-prefix", OPT_COUNT, IPV6_PREFIX_MIN, IPV6_PREFIX_MAX },
 	{ "dnsbl-threshold", OPT_COUNT, 1, DNSBL_WEIGHT_MAX * DNSBL_ZONES_MAX },
 };
+
+/* key_client_limits - the per-client options of a limits line */
+static void
+key_client_limits(struct conf *c, const uint64_t *v, const int *given)
+{
+	unsigned *const to[LIM_N] = {
+		[LIM_CSESSIONS] = &c->client_sessions,
+		[LIM_CCONNECT] = &c->client_connect_rate,
+		[LIM_CMESSAGE] = &c->client_message_rate,
+		[LIM_CRCPT] = &c->client_rcpt_rate,
+		[LIM_CERRORS] = &c->client_errors,
+		[LIM_CINVALID] = &c->client_invalid_rcpts,
+		[LIM_CPREFIX] = &c->client_ipv6_prefix,
+	};
+	int i;
+
+	for (i = LIM_CSESSIONS; i <= LIM_CPREFIX; i++)
+		if (given[i])
+			*to[i] = (unsigned)v[i];
+}
 
 static void
 key_limits(struct parse *p, char **av, size_t ac)
@@ -2063,6 +2150,7 @@ key_limits(struct parse *p, char **av, size_t ac)
 		c->data_rate = v[LIM_RATE];
 	if (given[LIM_DNSBL])
 		c->dnsbl_threshold = (unsigned)v[LIM_DNSBL];
+	key_client_limits(c, v, given);
 }
 
 enum { TMO_COMMAND, TMO_DATA, TMO_MESSAGE, TMO_CONNECT, TMO_REMOTE,
@@ -2341,6 +2429,7 @@ default_listen(struct conf *c, int family, const char *addr, int optional)
 	    sizeof(*c->listens));
 	l = &c->listens[c->nlistens++];
 	memset(l, 0, sizeof(*l));
+	listen_defaults(l);
 	listen_fill(l, family, bin, DEF_PORT);
 	l->optional = optional;
 }
@@ -2500,6 +2589,13 @@ conf_new(void)
 	c->max_received = DEF_MAX_RECEIVED;
 	c->auth_failures = DEF_AUTH_FAILURES;
 	c->auth_client_failures = DEF_AUTH_CLIENT_FAILURES;
+	c->client_sessions = DEF_CLIENT_SESSIONS;
+	c->client_connect_rate = DEF_CLIENT_CONNECT_RATE;
+	c->client_message_rate = DEF_CLIENT_MESSAGE_RATE;
+	c->client_rcpt_rate = DEF_CLIENT_RCPT_RATE;
+	c->client_errors = DEF_CLIENT_ERRORS;
+	c->client_invalid_rcpts = DEF_CLIENT_INVALID_RCPTS;
+	c->client_ipv6_prefix = DEF_CLIENT_IPV6_PREFIX;
 	c->forward = xstrdup(DEF_FORWARD);
 	c->subaddress = DEF_SUBADDRESS;
 	c->min_uid = DEF_MIN_UID;
@@ -2659,8 +2755,9 @@ net_text(struct buf *b, const struct conf_net *n, int first)
 static void
 print_listen(FILE *fp, const struct conf_listen *l)
 {
-	char addr[INET6_ADDRSTRLEN + 16], pause[48], dur[32];
-	const char *words[6] = { addr, "role=smtp", NULL, NULL, NULL, NULL };
+	char addr[INET6_ADDRSTRLEN + 16], pause[48], pass[48], dur[32];
+	const char *words[8] = { addr, "role=smtp", NULL, NULL, NULL, NULL,
+		NULL, NULL };
 	struct buf proxy;
 	size_t n = 2, i;
 
@@ -2677,6 +2774,12 @@ print_listen(FILE *fp, const struct conf_listen *l)
 		conf_format_duration(l->greet_pause_ms, dur, sizeof(dur));
 		snprintf(pause, sizeof(pause), "greet-pause=%s", dur);
 		words[n++] = pause;
+		/* these two only act with a greet pause */
+		conf_format_duration(l->greet_pass_ms, dur, sizeof(dur));
+		snprintf(pass, sizeof(pass), "greet-pass=%s", dur);
+		words[n++] = pass;
+		words[n++] = l->pipelining_drop ? "improper-pipelining=drop" :
+		    "improper-pipelining=allow";
 	}
 	if (l->nproxy_from > 0) {
 		buf_puts(&proxy, "proxy-from=");
@@ -2790,12 +2893,18 @@ print_limits(FILE *fp, const struct conf *c)
 	fprintf(fp, "limits message-size=%s recipients=%u line-length=%zu "
 	    "sessions=%u spool-reserve=%s destination-concurrency=%u "
 	    "received-headers=%u auth-failures=%u auth-client-failures=%u "
-	    "local-concurrency=%u mailbox-concurrency=%u data-rate=%s "
-	    "dnsbl-threshold=%u\n",
+	    "local-concurrency=%u mailbox-concurrency=%u data-rate=%s",
 	    size, c->max_rcpts, c->line_length, c->max_sessions, reserve,
 	    c->dest_concurrency, c->max_received, c->auth_failures,
 	    c->auth_client_failures, c->local_concurrency,
-	    c->mailbox_concurrency, rate, c->dnsbl_threshold);
+	    c->mailbox_concurrency, rate);
+	fprintf(fp, " client-sessions=%u client-connect-rate=%u "
+	    "client-message-rate=%u client-recipient-rate=%u "
+	    "client-errors=%u client-invalid-recipients=%u "
+	    "client-ipv6-prefix=%u dnsbl-threshold=%u\n", c->client_sessions,
+	    c->client_connect_rate, c->client_message_rate,
+	    c->client_rcpt_rate, c->client_errors, c->client_invalid_rcpts,
+	    c->client_ipv6_prefix, c->dnsbl_threshold);
 }
 
 static void

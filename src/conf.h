@@ -26,6 +26,12 @@ struct conf_listen {
 	int port;
 	enum listen_role role;
 	int64_t greet_pause_ms;     /* 0: none */
+	int64_t greet_pass_ms;      /* greet-pass=: a client that sat through
+	                             * the pause is spared it this long;
+	                             * 0: never */
+	int pipelining_drop;        /* improper-pipelining=drop: pipelining
+	                             * before EHLO or without PIPELINING
+	                             * counts as talking first */
 	struct sockaddr_storage ss; /* resolved addr:port */
 	socklen_t sslen;
 	int optional;               /* skipped with a warning if it cannot
@@ -216,6 +222,16 @@ struct conf {
 	                              * then the session ends */
 	unsigned auth_client_failures; /* limits auth-client-failures=:
 	                                * per client address and hour */
+	/* per client address (IPv6: per client-ipv6-prefix), see
+	 * client_limits.h; 0 switches a count or rate off */
+	unsigned client_sessions;      /* limits client-sessions= */
+	unsigned client_connect_rate;  /* limits client-connect-rate=, a
+	                                * minute */
+	unsigned client_message_rate;  /* limits client-message-rate= */
+	unsigned client_rcpt_rate;     /* limits client-recipient-rate= */
+	unsigned client_errors;        /* limits client-errors=: per session */
+	unsigned client_invalid_rcpts; /* limits client-invalid-recipients= */
+	unsigned client_ipv6_prefix;   /* limits client-ipv6-prefix= */
 
 	int log_syslog;        /* log syslog|stderr */
 	int verbose;           /* log ... verbose */

@@ -62,6 +62,7 @@
 
 #include "bounce.h"
 #include "auth.h"
+#include "client_limits.h"
 #include "conf.h"
 #include "dns.h"
 #include "dnsbl.h"
@@ -84,8 +85,6 @@
 #define SESSION_FLUSH_AT (64 * 1024)
 /* a HELO/EHLO name is cut to this length in headers and logs */
 #define SESSION_HELO_MAX 128
-/* bad commands tolerated before the session is ended (RFC 5321 7.8) */
-#define SESSION_MAX_ERRORS 20
 /* the greeting waits at most this long for the client's name */
 #define SESSION_DNS_WAIT_MS 3000
 /* header fields are held this long to add Message-ID:/Date: at the end
@@ -184,7 +183,8 @@ struct smtp_session {
 	char *helo;
 	int esmtp;
 	int discarding; /* inside an over-long line, dropping it */
-	unsigned errors;
+	struct client_state client; /* its address's limits, its greet
+	                             * pause, its errors (client_limits.h) */
 	int dead;       /* client gone while a commit was pending */
 	struct smtp_txn *txn;
 	/* the BDAT chunk being read */
@@ -202,6 +202,7 @@ struct smtp_session {
 	struct event *hold_ev;  /* sends held_reply */
 	char *held_reply;
 	int hold_close;         /* close after the held reply */
+	enum smtp_state hold_return; /* the state after it */
 	/* a plain connection writes its replies itself (reply_flush) */
 	int direct;
 	int flush_queued;       /* on the flush list */
@@ -477,16 +478,30 @@ txn_reset(struct smtp_session *s)
 		enter_state(s, SMTP_S_HELO);
 }
 
-/* count_error - a bad command; too many end the session (RFC 5321 7.8) */
-static int
-count_error(struct smtp_session *s)
+static void hold_reply(struct smtp_session *s, int64_t ms, const char *text,
+    int close);
+
+/*
+ * error_reply - the reply to a bad command: held back longer for each
+ * error of the session, and the session ended after limits client-errors=
+ * (RFC 5321 7.8), so that a client cannot retry errors as fast as it likes
+ */
+static void
+error_reply(struct smtp_session *s, const char *text)
 {
-	if (++s->errors < SESSION_MAX_ERRORS)
-		return 0;
+	int64_t delay = client_error(&s->client);
+
+	/* not between BDAT chunks: leaving the transfer for HOLD would
+	 * start its deadlines anew */
+	if (delay > 0 && !(ST(s->state) & ST_TRANSFER)) {
+		hold_reply(s, delay, text, 0);
+		return;
+	}
+	reply(s, "%s", text);
+	if (delay == 0)
+		return;
 	reply(s, "421 4.7.0 %s Error: too many errors", s->conf->hostname);
-	log_info("%s: too many errors, disconnecting", s->addr);
 	close_after_reply(s);
-	return 1;
 }
 
 /* verbs */
@@ -761,6 +776,12 @@ cmd_mail(struct smtp_session *s, struct smtp_cmd *cmd)
 		reply(s, "530 5.7.0 Authentication required");
 		return;
 	}
+	client_behaved(&s->client);
+	if (client_message(&s->client, s->auth_user != NULL) == -1) {
+		reply(s, "451 4.7.1 Error: too much mail from %s; try again "
+		    "later", s->addr);
+		return;
+	}
 	err = smtp_parse_mail(cmd->arg, &pc);
 	if (err != SMTP_P_OK) {
 		path_error(s, err, "MAIL");
@@ -880,6 +901,11 @@ cmd_rcpt(struct smtp_session *s, struct smtp_cmd *cmd)
 		reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
 		return;
 	}
+	if (client_recipient(&s->client, s->auth_user != NULL) == -1) {
+		reply(s, "452 4.7.1 Error: too many recipients from %s; try "
+		    "again later", s->addr);
+		return;
+	}
 	err = smtp_parse_rcpt(cmd->arg, &pc);
 	if (err != SMTP_P_OK) {
 		path_error(s, err, "RCPT");
@@ -896,8 +922,16 @@ cmd_rcpt(struct smtp_session *s, struct smtp_cmd *cmd)
 		reply(s, "452 4.5.3 Too many recipients");
 		return;
 	}
-	if (rcpt_policy(s, &pc.addr, user, sizeof(user)) == -1)
+	if (rcpt_policy(s, &pc.addr, user, sizeof(user)) == -1) {
+		/* dictionary attacks: 550, and past the bound 421 */
+		if (client_invalid_recipient(&s->client,
+		    s->auth_user != NULL)) {
+			reply(s, "421 4.7.0 %s Error: too many invalid "
+			    "recipients", s->conf->hostname);
+			close_after_reply(s);
+		}
 		return;
+	}
 	if (pc.addr.domain[0] == '\0')
 		snprintf(addr, sizeof(addr), "postmaster");
 	else if (smtp_addr_format(&pc.addr, addr, sizeof(addr)) == -1) {
@@ -1259,6 +1293,7 @@ static void
 cmd_quit(struct smtp_session *s, struct smtp_cmd *cmd)
 {
 	(void)cmd;
+	client_behaved(&s->client);
 	reply(s, "221 2.0.0 Bye");
 	close_after_reply(s);
 }
@@ -1512,12 +1547,13 @@ hold_cb(evutil_socket_t fd, short what, void *arg)
 		close_after_reply(s);
 		return;
 	}
-	enter_state(s, SMTP_S_HELO);
+	enter_state(s, s->hold_return);
 	session_input(s);
 }
 
 /* hold_reply - answer after ms, reading nothing meanwhile (slows down
- * password guessing: each failure of a session waits longer) */
+ * password guessing and bad commands: each failure of a session waits
+ * longer), then go on in the state of now */
 static void
 hold_reply(struct smtp_session *s, int64_t ms, const char *text, int close)
 {
@@ -1529,6 +1565,7 @@ hold_reply(struct smtp_session *s, int64_t ms, const char *text, int close)
 	free(s->held_reply);
 	s->held_reply = xstrdup(text);
 	s->hold_close = close;
+	s->hold_return = s->state;
 	enter_state(s, SMTP_S_HOLD);
 	evtimer_add(s->hold_ev, &tv);
 }
@@ -1687,32 +1724,36 @@ handle_line(struct smtp_session *s, char *line, size_t len)
 {
 	const struct verb_row *row;
 	struct smtp_cmd cmd;
+	char text[128];
 
 	if (memchr(line, '\0', len) != NULL || memchr(line, '\r', len) ||
 	    memchr(line, '\n', len) != NULL) {
-		reply(s, "500 5.5.2 Error: bare <CR>, <LF> or NUL in command");
-		count_error(s);
+		error_reply(s, "500 5.5.2 Error: bare <CR>, <LF> or NUL in "
+		    "command");
 		return;
 	}
 	smtp_cmd_split(line, &cmd);
 	row = verb_lookup(cmd.verb);
 	if (row == NULL) {
-		reply(s, "500 5.5.2 Error: command not recognized");
-		count_error(s);
+		error_reply(s, "500 5.5.2 Error: command not recognized");
 		return;
 	}
 	if (len + 2 > row->maxline) {
-		reply(s, "500 5.5.2 Error: line too long");
-		count_error(s);
+		error_reply(s, "500 5.5.2 Error: line too long");
 		return;
 	}
 	if (!(row->states & ST(s->state))) {
-		if (s->state == SMTP_S_INIT)
-			reply(s, "503 5.5.1 Error: send HELO/EHLO first");
-		else
-			reply(s, "503 5.5.1 Error: %s",
-			    row->need ? row->need : "bad sequence");
-		count_error(s);
+		snprintf(text, sizeof(text), "503 5.5.1 Error: %s",
+		    s->state == SMTP_S_INIT ? "send HELO/EHLO first" :
+		    row->need ? row->need : "bad sequence");
+		error_reply(s, text);
+		return;
+	}
+	if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0 &&
+	    client_pipelining_bad(&s->client, s->esmtp, cmd.name)) {
+		reply(s, "554 5.5.1 %s Error: improper use of SMTP command "
+		    "pipelining", s->conf->hostname);
+		close_after_reply(s);
 		return;
 	}
 	row->fn(s, &cmd);
@@ -1759,8 +1800,7 @@ command_input(struct smtp_session *s, struct evbuffer *in)
 		return; /* a partial line: the deadline stays */
 	command_ready(s); /* for the next one, after this one's reply */
 	if (n == SIZE_MAX) {
-		reply(s, "500 5.5.2 Error: line too long");
-		count_error(s);
+		error_reply(s, "500 5.5.2 Error: line too long");
 		return;
 	}
 	line_buf[n - 2] = '\0';
@@ -1868,13 +1908,15 @@ session_input(struct smtp_session *s)
 			return;
 		switch (st) {
 		case SMTP_S_GREET:
-			/* without a greet pause, early input just waits */
-			if (before == 0 || s->listen->greet_pause_ms <= 0)
+			/* without a greet pause (none on the listener, a
+			 * trusted client, a pass), early input just waits */
+			if (before == 0 || s->client.pause_ms <= 0)
 				return;
 			reply(s, "554 5.5.1 %s Error: talked before the "
 			    "greeting", s->conf->hostname);
 			log_info("%s: talked before the greeting, dropped",
 			    s->addr);
+			client_talked_first(&s->client);
 			close_after_reply(s);
 			return;
 		case SMTP_S_COMMIT:
@@ -2168,6 +2210,7 @@ session_free(struct smtp_session *s)
 	stats_session_close();
 	flush_unlink(s);
 	txn_free(s);
+	client_leave(&s->client);
 	dns_cancel(s->dns);
 	dnsbl_free(s->dnsbl);
 	if (s->greet_ev != NULL)
@@ -2230,6 +2273,7 @@ dnsbl_done(enum dnsbl_verdict v, void *arg)
 	}
 	if (v == DNSBL_ALLOWED) {
 		s->allowlisted = 1;
+		s->client.pause_ms = 0; /* what it sends now is not early */
 		log_info("%s: allowed by %s: no greet pause", s->addr,
 		    dnsbl_names(s->dnsbl));
 		greet_ready(s);
@@ -2312,6 +2356,13 @@ session_start(struct smtp_session *s)
 		close_after_reply(s);
 		return;
 	}
+	if (client_admit(&s->client, c, s->listen,
+	    (const struct sockaddr *)&s->peer, s->addr) != CLIENT_OK) {
+		reply(s, "421 4.7.0 %s Error: too many connections from %s",
+		    c->hostname, s->addr);
+		close_after_reply(s);
+		return;
+	}
 	s->greet_ev = evtimer_new(s->base, greet_cb, s);
 	if (s->greet_ev == NULL)
 		fatal("evtimer_new failed");
@@ -2320,7 +2371,7 @@ session_start(struct smtp_session *s)
 	if (s->state == SMTP_S_GREET)
 		dnsbl_begin(s);
 	if (s->state == SMTP_S_GREET && !s->pause_done)
-		arm_greet_timer(s, s->listen->greet_pause_ms);
+		arm_greet_timer(s, s->client.pause_ms);
 }
 
 /* session_open - the connection gets its bufferevent (TLS first on a

@@ -38,6 +38,7 @@
 
 #include "auth.h"
 #include "alias_table.h"
+#include "client_limits.h"
 #include "conf.h"
 #include "dns.h"
 #include "sched.h"
@@ -289,6 +290,7 @@ drain_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	log_info("handing over to a new smtpd; %u session(s) finishing",
 	    smtp_session_count());
+	client_limits_handover();
 	for (i = 0; i < smtpd.nls; i++)
 		if (smtpd.ls[i].lev != NULL) {
 			evconnlistener_free(smtpd.ls[i].lev);
@@ -384,6 +386,7 @@ smtpd_main(const struct conf *c, const int *fds, size_t nfds,
 	smtpd.env.conf = c;
 	smtpd.env.users = users;
 	smtpd.env.limiter = auth_limiter_new(SMTPD_LIMITER_SLOTS);
+	client_limits_init(c, smtpd.base);
 	tls_setup(c, tls);
 	listen_all(c, fds, nfds);
 	sigs[0] = evsignal_new(smtpd.base, SIGTERM, stop_cb, NULL);
@@ -395,6 +398,7 @@ smtpd_main(const struct conf *c, const int *fds, size_t nfds,
 	    c->max_sessions, smtpd.env.tls ? ", TLS" : "",
 	    users ? ", AUTH" : "");
 	event_base_dispatch(smtpd.base);
+	client_limits_save();
 	log_info("stopped with %u session(s) open", smtp_session_count());
 	exit(0);
 }

@@ -1262,8 +1262,10 @@ recover_pool(void)
 	}
 	for (i = 0; i < np; i++) {
 		key.ino = pooled[i].ino;
-		if (bsearch(&key, queued, nq, sizeof(*queued),
-		    ent_ino_cmp) == NULL && (i == 0 ||
+		/* an empty queue/ lists as NULL, which bsearch may not
+		 * be given even with no elements */
+		if ((nq == 0 || bsearch(&key, queued, nq, sizeof(*queued),
+		    ent_ino_cmp) == NULL) && (i == 0 ||
 		    pooled[i - 1].ino != pooled[i].ino)) {
 			if (pooled[i].name[0] == '.')
 				unlink_quiet(free_fd, pooled[i].name);

@@ -28,6 +28,7 @@
 
 #include "conf.h"
 #include "util.h"
+#include "unit_addr.h"
 
 /* ---- helpers -------------------------------------------------------- */
 
@@ -265,7 +266,29 @@ static const struct valid_case valid_cases[] = {
 	    "listen 0.0.0.0:25 role=smtp" },
 	{ "listen IPv6 with greet pause",
 	    "listen [::]:25 role=smtp greet-pause=5s\n",
-	    "listen [::]:25 role=smtp greet-pause=5s" },
+	    "listen [::]:25 role=smtp greet-pause=5s greet-pass=1d "
+	    "improper-pipelining=drop" },
+	{ "greet-pass and improper-pipelining",
+	    "listen 127.0.0.1:25 greet-pass=0 greet-pause=3s "
+	    "improper-pipelining=allow\n",
+	    "listen 127.0.0.1:25 role=smtp greet-pause=3s greet-pass=0s "
+	    "improper-pipelining=allow" },
+	{ "greet-pass in days", "listen 127.0.0.1:25 greet-pause=3s "
+	    "greet-pass=30d\n",
+	    "listen 127.0.0.1:25 role=smtp greet-pause=3s greet-pass=30d "
+	    "improper-pipelining=drop" },
+	{ "per-client limits",
+	    "limits client-sessions=5 client-connect-rate=0 "
+	    "client-message-rate=30 client-recipient-rate=100 "
+	    "client-errors=3 client-invalid-recipients=7 "
+	    "client-ipv6-prefix=48\n",
+	    "limits message-size=50M recipients=1000 line-length=1000 "
+	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
+	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "client-sessions=5 client-connect-rate=0 client-message-rate=30 "
+	    "client-recipient-rate=100 client-errors=3 "
+	    "client-invalid-recipients=7 client-ipv6-prefix=48" },
 	{ "listen IPv6 canonical form", "listen [0:0:0:0:0:0:0:1]:2525\n",
 	    "listen [::1]:2525 role=smtp" },
 	{ "listen optional", "listen [::1]:2526 optional\n",
@@ -273,9 +296,11 @@ static const struct valid_case valid_cases[] = {
 	{ "greet-pause 0 is none", "listen 127.0.0.1:25 greet-pause=0\n",
 	    "listen 127.0.0.1:25 role=smtp" },
 	{ "greet-pause bare seconds", "listen 127.0.0.1:25 greet-pause=120\n",
-	    "listen 127.0.0.1:25 role=smtp greet-pause=2m" },
+	    "listen 127.0.0.1:25 role=smtp greet-pause=2m greet-pass=1d "
+	    "improper-pipelining=drop" },
 	{ "greet-pause at maximum", "listen 127.0.0.1:25 greet-pause=10m\n",
-	    "listen 127.0.0.1:25 role=smtp greet-pause=10m" },
+	    "listen 127.0.0.1:25 role=smtp greet-pause=10m greet-pass=1d "
+	    "improper-pipelining=drop" },
 	{ "listen port 65535", "listen 127.0.0.1:65535\n",
 	    "listen 127.0.0.1:65535 role=smtp" },
 	{ "local-domains lower-cased, repeated, deduplicated",
@@ -342,6 +367,9 @@ static const struct valid_case valid_cases[] = {
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
 	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "client-sessions=50 client-connect-rate=600 client-message-rate=0 "
+	    "client-recipient-rate=0 client-errors=20 "
+	    "client-invalid-recipients=20 client-ipv6-prefix=64 "
 	    "dnsbl-threshold=1" },
 	{ "limits at their minimums",
 	    "limits message-size=1K recipients=1 line-length=80 sessions=1 "
@@ -350,6 +378,9 @@ static const struct valid_case valid_cases[] = {
 	    "spool-reserve=0 destination-concurrency=20 received-headers=100 "
 	    "auth-failures=3 auth-client-failures=10 "
 	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "client-sessions=50 client-connect-rate=600 client-message-rate=0 "
+	    "client-recipient-rate=0 client-errors=20 "
+	    "client-invalid-recipients=20 client-ipv6-prefix=64 "
 	    "dnsbl-threshold=1" },
 	{ "limits at their maximums",
 	    "limits line-length=1048576 recipients=1000000 "
@@ -358,6 +389,9 @@ static const struct valid_case valid_cases[] = {
 	    "sessions=1000000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
 	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "client-sessions=50 client-connect-rate=600 client-message-rate=0 "
+	    "client-recipient-rate=0 client-errors=20 "
+	    "client-invalid-recipients=20 client-ipv6-prefix=64 "
 	    "dnsbl-threshold=1" },
 	{ "limits sizes: bytes, lower-case unit, G",
 	    "limits message-size=1536 spool-reserve=2g\n",
@@ -365,6 +399,9 @@ static const struct valid_case valid_cases[] = {
 	    "sessions=10000 spool-reserve=2G destination-concurrency=20 "
 	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
 	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "client-sessions=50 client-connect-rate=600 client-message-rate=0 "
+	    "client-recipient-rate=0 client-errors=20 "
+	    "client-invalid-recipients=20 client-ipv6-prefix=64 "
 	    "dnsbl-threshold=1" },
 	{ "timeouts command only", "timeouts command=30s\n",
 	    "timeouts command=30s data=10m message=1h "
@@ -409,6 +446,9 @@ static const struct valid_case valid_cases[] = {
 	    "sessions=10000 spool-reserve=100M destination-concurrency=1 "
 	    "received-headers=1 auth-failures=3 auth-client-failures=10 "
 	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "client-sessions=50 client-connect-rate=600 client-message-rate=0 "
+	    "client-recipient-rate=0 client-errors=20 "
+	    "client-invalid-recipients=20 client-ipv6-prefix=64 "
 	    "dnsbl-threshold=1" },
 	{ "limits outbound at their maximums",
 	    "limits received-headers=1000 destination-concurrency=1000\n",
@@ -416,6 +456,9 @@ static const struct valid_case valid_cases[] = {
 	    "sessions=10000 spool-reserve=100M destination-concurrency=1000 "
 	    "received-headers=1000 auth-failures=3 auth-client-failures=10 "
 	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "client-sessions=50 client-connect-rate=600 client-message-rate=0 "
+	    "client-recipient-rate=0 client-errors=20 "
+	    "client-invalid-recipients=20 client-ipv6-prefix=64 "
 	    "dnsbl-threshold=1" },
 	/* relay-domains, route, smarthost, resolver */
 	{ "relay-domains lower-cased, repeated, deduplicated",
@@ -563,6 +606,9 @@ static const struct valid_case valid_cases[] = {
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=1 auth-client-failures=1 "
 	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "client-sessions=50 client-connect-rate=600 client-message-rate=0 "
+	    "client-recipient-rate=0 client-errors=20 "
+	    "client-invalid-recipients=20 client-ipv6-prefix=64 "
 	    "dnsbl-threshold=1" },
 	{ "limits auth at their maximums",
 	    "limits auth-client-failures=100000 auth-failures=100\n",
@@ -571,6 +617,9 @@ static const struct valid_case valid_cases[] = {
 	    "received-headers=100 auth-failures=100 "
 	    "auth-client-failures=100000 "
 	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "client-sessions=50 client-connect-rate=600 client-message-rate=0 "
+	    "client-recipient-rate=0 client-errors=20 "
+	    "client-invalid-recipients=20 client-ipv6-prefix=64 "
 	    "dnsbl-threshold=1" },
 	{ "mailbox mbox", "mailbox mbox:/var/mail/%u\n",
 	    "mailbox mbox:/var/mail/%u" },
@@ -598,27 +647,47 @@ static const struct valid_case valid_cases[] = {
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=5 mailbox-concurrency=1 data-rate=500 dnsbl-threshold=1" },
+	    "local-concurrency=5 mailbox-concurrency=1 data-rate=500 "
+	    "client-sessions=50 client-connect-rate=600 client-message-rate=0 "
+	    "client-recipient-rate=0 client-errors=20 "
+	    "client-invalid-recipients=20 client-ipv6-prefix=64 "
+	    "dnsbl-threshold=1" },
 	{ "limits data-rate in K", "limits data-rate=1K\n",
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=1K dnsbl-threshold=1" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=1K "
+	    "client-sessions=50 client-connect-rate=600 client-message-rate=0 "
+	    "client-recipient-rate=0 client-errors=20 "
+	    "client-invalid-recipients=20 client-ipv6-prefix=64 "
+	    "dnsbl-threshold=1" },
 	{ "limits data-rate at its minimum", "limits data-rate=1\n",
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=1 dnsbl-threshold=1" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=1 "
+	    "client-sessions=50 client-connect-rate=600 client-message-rate=0 "
+	    "client-recipient-rate=0 client-errors=20 "
+	    "client-invalid-recipients=20 client-ipv6-prefix=64 "
+	    "dnsbl-threshold=1" },
 	{ "limits data-rate at its maximum", "limits data-rate=1m\n",
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=1M dnsbl-threshold=1" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=1M "
+	    "client-sessions=50 client-connect-rate=600 client-message-rate=0 "
+	    "client-recipient-rate=0 client-errors=20 "
+	    "client-invalid-recipients=20 client-ipv6-prefix=64 "
+	    "dnsbl-threshold=1" },
 	{ "limits data-rate in octets", "limits data-rate=1536\n",
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=1536 dnsbl-threshold=1" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=1536 "
+	    "client-sessions=50 client-connect-rate=600 client-message-rate=0 "
+	    "client-recipient-rate=0 client-errors=20 "
+	    "client-invalid-recipients=20 client-ipv6-prefix=64 "
+	    "dnsbl-threshold=1" },
 	{ "timeouts message", "timeouts message=2h\n",
 	    "timeouts command=5m data=10m message=2h "
 	    "connect=30s remote-command=5m "
@@ -818,11 +887,24 @@ static const struct invalid_case invalid_cases[] = {
 	    "5d)\n" },
 	{ "greet-pause above maximum", "listen 0.0.0.0:25 greet-pause=11m\n",
 	    "%F:1: listen: greet-pause=11m is above the maximum 10m\n" },
+	{ "greet-pass above maximum", "listen 0.0.0.0:25 greet-pass=366d\n",
+	    "%F:1: listen: greet-pass=366d is above the maximum 365d\n" },
+	{ "improper-pipelining unknown",
+	    "listen 0.0.0.0:25 improper-pipelining=yes\n",
+	    "%F:1: listen: improper-pipelining=yes is not drop or allow\n" },
+	{ "client-ipv6-prefix too short", "limits client-ipv6-prefix=8\n",
+	    "%F:1: limits: client-ipv6-prefix=8 is below the minimum 16\n" },
+	{ "client-ipv6-prefix too long", "limits client-ipv6-prefix=129\n",
+	    "%F:1: limits: client-ipv6-prefix=129 is above the maximum 128\n" },
+	{ "client-errors 0", "limits client-errors=0\n",
+	    "%F:1: limits: client-errors=0 is below the minimum 1\n" },
+	{ "client-sessions not a number", "limits client-sessions=many\n",
+	    "%F:1: limits: client-sessions=many is not a number\n" },
 	{ "listen option twice", "listen 0.0.0.0:25 role=smtp role=smtp\n",
 	    "%F:1: listen: role=smtp given twice\n" },
 	{ "listen unknown option", "listen 0.0.0.0:25 tls=yes\n",
 	    "%F:1: listen: unknown option \"tls\" (known: role, "
-	    "greet-pause, proxy-from)\n" },
+	    "greet-pause, greet-pass, improper-pipelining, proxy-from)\n" },
 	{ "proxy-from not a network",
 	    "listen 0.0.0.0:25 proxy-from=10.0.0.1,balancer\n",
 	    "%F:1: listen: proxy-from: \"balancer\" is not an address or "
@@ -1145,7 +1227,9 @@ static const struct invalid_case invalid_cases[] = {
 	    "recipients, line-length, sessions, spool-reserve, "
 	    "destination-concurrency, received-headers, auth-failures, "
 	    "auth-client-failures, local-concurrency, mailbox-concurrency, "
-	    "data-rate, dnsbl-threshold)\n" },
+	    "data-rate, client-sessions, client-connect-rate, "
+	    "client-message-rate, client-recipient-rate, client-errors, "
+	    "client-invalid-recipients, client-ipv6-prefix, dnsbl-threshold)\n" },
 	{ "data-rate 0", "limits data-rate=0\n",
 	    "%F:1: limits: data-rate=0 is below the minimum 1\n" },
 	{ "data-rate above 1M", "limits data-rate=1025K\n",
@@ -1819,13 +1903,15 @@ static const struct trip_case trip_cases[] = {
 	{ "every key set",
 	    "hostname mx.example.org\nhome /srv/tern\nuser mailer\n"
 	    "listen 0.0.0.0:25 greet-pause=5s\nlisten [::]:25\n"
-	    "listen [::1]:2526 optional greet-pause=90\n"
+	    "listen [::1]:2526 optional greet-pause=90 greet-pass=2h "
+	    "improper-pipelining=allow\n"
 	    "local-domains example.org Example.NET\nrecipients file:%R\n"
 	    "mailbox \"maildir:/var/mail box/%u/Maildir\"\n"
 	    "trusted-networks 127.0.0.0/8 ::1 192.0.2.0/24 2001:db8::/32\n"
 	    "limits message-size=1536 recipients=7 line-length=80 sessions=3 "
 	    "spool-reserve=0 auth-failures=5 auth-client-failures=20 "
-	    "data-rate=1K\n"
+	    "data-rate=1K client-sessions=0 client-ipv6-prefix=56 "
+	    "client-errors=1000\n"
 	    "timeouts command=90s data=1d message=2h connect=2m "
 	    "remote-command=1h "
 	    "remote-data=1s\n"
@@ -1951,7 +2037,11 @@ test_print_source(void **state)
 	    "line-length=1000 sessions=10000 spool-reserve=100M "
 	    "destination-concurrency=20 received-headers=100 auth-failures=3 "
 	    "auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 dnsbl-threshold=1"));
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "client-sessions=50 client-connect-rate=600 "
+	    "client-message-rate=0 client-recipient-rate=0 client-errors=20 "
+	    "client-invalid-recipients=20 client-ipv6-prefix=64 "
+	    "dnsbl-threshold=1"));
 	assert_true(has_line(out, "timeouts command=5m data=10m message=1h "
 	    "connect=30s remote-command=5m remote-data=10m delivery=10m proxy=10s"));
 	assert_true(has_line(out, "retry first=5m max=1h lifetime=5d "
@@ -2008,21 +2098,6 @@ static const struct trust_case trust_cases[] = {
 	    "192.0.2.77", 1 },
 	{ "none", "none", "127.0.0.1", 0 },
 };
-
-static void
-client_sa(const char *addr, struct sockaddr_storage *ss)
-{
-	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		return;
-	}
-	assert_int_equal(inet_pton(AF_INET6, addr, &sin6->sin6_addr), 1);
-	sin6->sin6_family = AF_INET6;
-}
 
 static void
 test_trusted(void **state)
