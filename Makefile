@@ -8,8 +8,12 @@
 #   make format     clang-format the sources
 
 CC      ?= cc
-PKGS    := libevent libevent_pthreads libevent_openssl openssl libunbound libcrypt \
-	libseccomp
+# libsystemd: sd_notify (Type=notify); gmime-3.0: `tern send` and `tern
+# trace`; libcurl, libmagic: only `tern send` (submission, attachment
+# types); none of the last three is called by the server processes;
+# libseccomp: the syscall filter of the children (src/sandbox.c)
+PKGS    := libevent libevent_pthreads libevent_openssl openssl libunbound \
+	libcrypt libsystemd gmime-3.0 libcurl libmagic libseccomp
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wvla
@@ -21,7 +25,7 @@ LIBS    := $(PKG_LIBS) -lpthread
 BUILD   ?= build
 PY      := /usr/bin/python3
 
-SRCS    := $(filter-out src/tern.c,$(wildcard src/*.c))
+SRCS    := $(filter-out src/tern.c src/tern_drop.c,$(wildcard src/*.c))
 OBJS    := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
@@ -30,14 +34,16 @@ FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=build-fuzz/%)
 # sources fuzzers link: no libevent; pure but for auth.c (libcrypt, OpenSSL)
 PURE_SRCS := src/util.c src/smtp_parse.c src/smtp_data.c src/envelope.c \
 	src/bounce.c src/auth.c src/smtp_reply.c src/dns_rr.c \
-	src/mailbox.c src/deliver_proto.c src/deliver_pipe_argv.c src/aliases.c
+	src/mailbox.c src/deliver_proto.c src/deliver_pipe_argv.c src/aliases.c \
+	src/conf.c src/route.c src/drop.c src/received.c src/trace_path.c \
+	src/control_proto.c src/proxy.c src/client_key.c
 FUZZ_SECONDS ?= 300
 FUZZ_SHORT_SECONDS ?= 30
 
 .PHONY: all run test deps unit integ e2e asan-test fuzz fuzz-short format \
-	install clean check-tools bench
+	install install-sendmail clean check-tools bench
 
-all: $(BUILD)/tern
+all: $(BUILD)/tern $(BUILD)/tern-drop
 
 deps:
 	@sh scripts/deps.sh
@@ -52,6 +58,12 @@ $(BUILD)/libtern.a: $(OBJS)
 
 $(BUILD)/tern: src/tern.c $(BUILD)/libtern.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libtern.a $(LIBS)
+
+# the setgid drop program: its own few lines and no library (tern_drop.c)
+$(BUILD)/tern-drop: src/tern_drop.c src/drop.h src/util.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c17 -D_GNU_SOURCE $(WARN) $(HARDEN) $(CFLAGS) -iquote src \
+		-o $@ src/tern_drop.c
 
 $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libtern.a
 	@mkdir -p $(dir $@)
@@ -84,7 +96,7 @@ ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 asan-test: deps
 	@sh scripts/ensure-user.sh
 	$(MAKE) BUILD=build-asan CC=clang CFLAGS="$(ASAN_FLAGS)" \
-		LDFLAGS="$(ASAN_FLAGS)" build-asan/tern unit-asan
+		LDFLAGS="$(ASAN_FLAGS)" build-asan/tern build-asan/tern-drop unit-asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	TERN_BIN=$(abspath build-asan/tern) TERN_ASAN=1 \
@@ -127,13 +139,54 @@ bench:
 format:
 	clang-format -i src/*.c src/*.h tests/unit/*.c fuzz/*.c
 
+# Installation: PREFIX (default /usr/local), DESTDIR for staging (a
+# package build).  The unit file names the installed binary, the
+# configuration and the spool; the tern user is made only when installing
+# for real (with DESTDIR set, the package's own scripts must create it: see
+# tern(8)).  $(SYSCONFDIR)/tern/tern.conf is installed from the example
+# only when missing, never replaced.
+PREFIX  ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR  ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+SPOOLDIR ?= /var/spool/tern
+
 install: all
-	@sh scripts/ensure-user.sh
-	install -d $(DESTDIR)/usr/local/sbin $(DESTDIR)/usr/local/share/man/man5 \
-		$(DESTDIR)/usr/local/share/man/man8
-	install -m 755 $(BUILD)/tern $(DESTDIR)/usr/local/sbin/tern
-	install -m 644 docs/tern.conf.5 $(DESTDIR)/usr/local/share/man/man5/
-	install -m 644 docs/tern.8 $(DESTDIR)/usr/local/share/man/man8/
+	@if [ -z "$(DESTDIR)" ]; then sh scripts/ensure-user.sh; \
+	else echo "tern: staged in $(DESTDIR): create the tern user on the target (scripts/ensure-user.sh)"; fi
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/tern
+	install -d -m 755 $(DESTDIR)$(SPOOLDIR)
+	install -m 755 $(BUILD)/tern $(DESTDIR)$(SBINDIR)/tern
+	@# tern-drop is setgid terndrop (tern(8), SENDMAIL: local submission);
+	@# where that group does not exist (a staging build) it is the package's
+	if [ "$$(id -u)" -eq 0 ] && getent group terndrop >/dev/null; then \
+		install -m 2755 -g terndrop $(BUILD)/tern-drop \
+			$(DESTDIR)$(SBINDIR)/tern-drop; \
+	else \
+		install -m 755 $(BUILD)/tern-drop $(DESTDIR)$(SBINDIR)/; \
+		echo "tern: $(SBINDIR)/tern-drop must be setgid terndrop (left as is)"; \
+	fi
+	install -m 644 docs/tern.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 644 docs/tern.8 $(DESTDIR)$(MANDIR)/man8/
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		-e 's|@SPOOLDIR@|$(SPOOLDIR)|g' systemd/tern.service.in \
+		>$(DESTDIR)$(UNITDIR)/tern.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/tern.service
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/tern/tern.conf ]; then \
+		echo "tern: keeping $(DESTDIR)$(SYSCONFDIR)/tern/tern.conf"; \
+	else \
+		sed 's|@SPOOLDIR@|$(SPOOLDIR)|g' systemd/tern.conf.example \
+			>$(DESTDIR)$(SYSCONFDIR)/tern/tern.conf; \
+		chmod 644 $(DESTDIR)$(SYSCONFDIR)/tern/tern.conf; \
+	fi
+
+# /usr/sbin/sendmail, /usr/bin/mailq, /usr/bin/newaliases as links to
+# tern, only when asked; another MTA's are refused unless FORCE=1
+install-sendmail: install
+	@sh scripts/install-sendmail.sh "$(DESTDIR)" $(SBINDIR) "$(FORCE)"
 
 clean:
 	rm -rf build build-asan build-fuzz

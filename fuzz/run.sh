@@ -2,7 +2,8 @@
 # run.sh SECONDS BIN... - run each libFuzzer target for SECONDS.
 # Every target first replays fuzz/regressions/NAME/ (inputs that once
 # crashed it; kept forever) and its seed corpus fuzz/corpus/NAME/; new
-# findings land in fuzz/artifacts/NAME/ and fail the run.
+# findings land in fuzz/artifacts/NAME/ and fail the run.  fuzz/NAME.flags,
+# when present, holds libFuzzer flags of that target alone.
 set -eu
 secs=$1
 shift
@@ -13,6 +14,10 @@ for bin in "$@"; do
 	regress=fuzz/regressions/$name
 	work=build-fuzz/corpus-$name
 	art=fuzz/artifacts/$name
+	flags=
+	if [ -f "fuzz/$name.flags" ]; then
+		flags=$(cat "fuzz/$name.flags")
+	fi
 	mkdir -p "$seeds" "$regress" "$work" "$art"
 	if [ -n "$(ls -A "$regress")" ]; then
 		echo "== $name: replaying regressions"
@@ -20,7 +25,7 @@ for bin in "$@"; do
 	fi
 	echo "== $name: fuzzing for ${secs}s"
 	if ! "$bin" -max_total_time="$secs" -max_len=4096 -timeout=10 \
-		-rss_limit_mb=2048 -print_final_stats=0 \
+		-rss_limit_mb=2048 -print_final_stats=0 $flags \
 		-artifact_prefix="$art/" "$work" "$seeds" >"build-fuzz/$name.log" 2>&1; then
 		tail -n 40 "build-fuzz/$name.log"
 		echo "== $name: FAILED; the input is in $art/ (add it to $regress/)"

@@ -89,6 +89,14 @@ auth_users_load(const char *path, char *err, size_t errlen)
 		while (len > 0 && (line[len - 1] == '\n' ||
 		    line[len - 1] == '\r' || line[len - 1] == ' '))
 			line[--len] = '\0';
+		if (strlen(line) != (size_t)len) {
+			/* the rest of the line would be ignored unseen */
+			snprintf(err, errlen, "%s:%zu: NUL byte in line", path,
+			    lineno);
+			auth_users_free(u);
+			u = NULL;
+			break;
+		}
 		for (p = line; *p == ' ' || *p == '\t'; p++)
 			;
 		if (*p == '\0' || *p == '#')

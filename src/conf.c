@@ -85,12 +85,34 @@
 #define DEF_RELAY_PORT 25
 #define DEF_AUTH_FAILURES 3         /* per session, then 421 */
 #define DEF_AUTH_CLIENT_FAILURES 10 /* per client address and hour */
+#define DEF_DNSBL_THRESHOLD 1
+#define DEF_TIMEOUT_PROXY (10 * MS_S) /* a balancer sends it at once */
+#define DNSBL_ZONES_MAX 32  /* dnsbl and dnswl lines: queries per client */
+#define DNSBL_WEIGHT_MAX 100
+#define DNSBL_MATCH_MAX 32  /* addresses in one match= */
+#define PROXY_FROM_MAX 64   /* networks in one proxy-from= */
+/* per-client limits: Postfix's anvil defaults where it has them
+ * (smtpd_client_connection_count_limit 50, smtpd_hard_error_limit 20,
+ * rates off: they must not regulate legitimate mail); the connection
+ * rate catches only flagrant abuse, 10 a second from one address */
+#define DEF_CLIENT_SESSIONS 50
+#define DEF_CLIENT_CONNECT_RATE 600
+#define DEF_CLIENT_MESSAGE_RATE 0
+#define DEF_CLIENT_RCPT_RATE 0
+#define DEF_CLIENT_ERRORS 20
+#define DEF_CLIENT_INVALID_RCPTS 20
+#define DEF_CLIENT_IPV6_PREFIX 64
+#define DEF_GREET_PASS (1 * MS_D) /* postscreen_greet_ttl */
 
 /* bounds of the checked values (documented in tern.conf(5)) */
 #define LINE_LENGTH_MIN 80
 #define LINE_LENGTH_MAX MIB
 #define COUNT_MAX 1000000
 #define GREET_PAUSE_MAX (10 * MS_M)
+#define GREET_PASS_MAX (365 * MS_D)
+#define CLIENT_ERRORS_MAX 1000
+#define IPV6_PREFIX_MIN 16
+#define IPV6_PREFIX_MAX 128
 #define TIMEOUT_MAX MS_D
 #define RETRY_MAX_DURATION (365 * MS_D)
 #define USER_NAME_MAX 32
@@ -122,6 +144,7 @@ struct conf_key {
 	X("home", key_home, 0)                                            \
 	X("user", key_user, 0)                                            \
 	X("smtpd-user", key_smtpd_user, 0)                                \
+	X("control-group", key_control_group, 0)                          \
 	X("listen", key_listen, 1)                                        \
 	X("local-domains", key_local_domains, 1)                          \
 	X("relay-domains", key_relay_domains, 1)                          \
@@ -134,6 +157,8 @@ struct conf_key {
 	X("forward", key_forward, 0)                                      \
 	X("subaddress", key_subaddress, 0)                                \
 	X("trusted-networks", key_trusted, 1)                             \
+	X("dnsbl", key_dnsbl, 1)                                          \
+	X("dnswl", key_dnswl, 1)                                          \
 	X("tls", key_tls, 1)                                              \
 	X("tls-ciphers", key_tls_ciphers, 0)                              \
 	X("users", key_users, 0)                                          \
@@ -442,7 +467,7 @@ opt_find(struct parse *p, const char *key, const struct opt *opts,
     size_t n, const char *word)
 {
 	const char *eq = strchr(word, '=');
-	char known[256];
+	char known[512];
 	size_t i;
 
 	if (eq == NULL) {
@@ -557,6 +582,25 @@ key_smtpd_user(struct parse *p, char **av, size_t ac)
 	p->c->smtpd_user = xstrdup(av[0]);
 }
 
+/* control-group NAME|none: who besides root and the user may use the
+ * control socket (tern queue, tern status) */
+static void
+key_control_group(struct parse *p, char **av, size_t ac)
+{
+	if (one_value(p, "control-group", ac) == -1)
+		return;
+	free(p->c->control_group);
+	p->c->control_group = NULL;
+	if (strcmp(av[0], "none") == 0)
+		return;
+	if (!user_valid(av[0])) {
+		conf_error(p, "control-group: \"%s\" is not a valid group name",
+		    av[0]);
+		return;
+	}
+	p->c->control_group = xstrdup(av[0]);
+}
+
 /* listen_split - "1.2.3.4:25" or "[::1]:25" into host, family and port */
 static int
 listen_split(const char *s, char *host, size_t hostlen, int *family,
@@ -640,9 +684,15 @@ listen_addr(struct parse *p, const char *s, struct conf_listen *l)
 	return 0;
 }
 
-static const struct opt listen_opts[] = {
+enum { LST_ROLE, LST_PAUSE, LST_PASS, LST_PIPELINING, LST_PROXY, LST_N };
+
+static const struct opt listen_opts[LST_N] = {
 	{ "role", OPT_COUNT, 0, 0 }, /* only the name: listen_role checks */
 	{ "greet-pause", OPT_DURATION, 0, GREET_PAUSE_MAX },
+	{ "greet-pass", OPT_DURATION, 0, GREET_PASS_MAX },
+	/* only the names: listen_pipelining and listen_proxy check */
+	{ "improper-pipelining", OPT_COUNT, 0, 0 },
+	{ "proxy-from", OPT_COUNT, 0, 0 },
 };
 
 static const char *const role_names[] = {
@@ -670,12 +720,86 @@ listen_role(struct parse *p, const char *value, struct conf_listen *l)
 	return -1;
 }
 
+static const char *net_parse(const char *s, struct conf_net *n);
+
+/* listen_proxy - proxy-from=NETWORK,... into l; -1 reported */
+static int
+listen_proxy(struct parse *p, const char *value, struct conf_listen *l)
+{
+	char *list = xstrdup(value), *save = NULL, *w;
+	struct conf_net n;
+	const char *why;
+	int bad = 0;
+
+	for (w = strtok_r(list, ",", &save); w != NULL;
+	    w = strtok_r(NULL, ",", &save)) {
+		if ((why = net_parse(w, &n)) != NULL) {
+			conf_error(p, "listen: proxy-from: \"%s\" %s", w, why);
+			bad = 1;
+			continue;
+		}
+		if (l->nproxy_from == PROXY_FROM_MAX) {
+			conf_error(p, "listen: proxy-from: more than %d "
+			    "networks", PROXY_FROM_MAX);
+			bad = 1;
+			break;
+		}
+		l->proxy_from = xreallocarray(l->proxy_from,
+		    l->nproxy_from + 1, sizeof(*l->proxy_from));
+		l->proxy_from[l->nproxy_from++] = n;
+	}
+	free(list);
+	if (l->nproxy_from == 0 && !bad) {
+		conf_error(p, "listen: proxy-from needs NETWORK,...");
+		bad = 1;
+	}
+	return bad ? -1 : 0;
+}
+
+/* listen_pipelining - improper-pipelining=drop|allow into l; -1
+ * reported */
+static int
+listen_pipelining(struct parse *p, const char *value, struct conf_listen *l)
+{
+	if (strcmp(value, "drop") == 0 || strcmp(value, "allow") == 0) {
+		l->pipelining_drop = value[0] == 'd';
+		return 0;
+	}
+	conf_error(p, "listen: improper-pipelining=%s is not drop or allow",
+	    value);
+	return -1;
+}
+
+/* listen_option - one name=value word of a listen line; -1 reported */
+static int
+listen_option(struct parse *p, int k, const char *value,
+    struct conf_listen *l)
+{
+	uint64_t v;
+
+	switch (k) {
+	case LST_ROLE:
+		return listen_role(p, value, l);
+	case LST_PIPELINING:
+		return listen_pipelining(p, value, l);
+	case LST_PROXY:
+		return listen_proxy(p, value, l);
+	default:
+		if (opt_value(p, "listen", &listen_opts[k], value, &v) == -1)
+			return -1;
+		if (k == LST_PAUSE)
+			l->greet_pause_ms = (int64_t)v;
+		else
+			l->greet_pass_ms = (int64_t)v;
+		return 0;
+	}
+}
+
 /* listen_options - the words after ADDR:PORT; -1 when any was wrong */
 static int
 listen_options(struct parse *p, char **av, size_t ac, struct conf_listen *l)
 {
-	int given[2] = { 0, 0 }, k, bad = 0;
-	uint64_t v;
+	int given[LST_N] = { 0 }, k, bad = 0;
 	size_t i;
 
 	for (i = 0; i < ac; i++) {
@@ -683,21 +807,24 @@ listen_options(struct parse *p, char **av, size_t ac, struct conf_listen *l)
 			l->optional = 1;
 			continue;
 		}
-		k = opt_find(p, "listen", listen_opts, 2, av[i]);
+		k = opt_find(p, "listen", listen_opts, LST_N, av[i]);
 		if (k != -1 && given[k]++) {
 			conf_error(p, "listen: %s given twice", av[i]);
 			k = -1;
 		}
-		if (k == 0 && listen_role(p, av[i] + 5, l) == 0)
-			continue;
-		if (k == 1 && opt_value(p, "listen", &listen_opts[1],
-		    av[i] + 12, &v) == 0) {
-			l->greet_pause_ms = (int64_t)v;
-			continue;
-		}
-		bad = 1;
+		if (k == -1 || listen_option(p, k, strchr(av[i], '=') + 1,
+		    l) == -1)
+			bad = 1;
 	}
 	return bad ? -1 : 0;
+}
+
+/* listen_defaults - what a listen line leaves out */
+static void
+listen_defaults(struct conf_listen *l)
+{
+	l->greet_pass_ms = DEF_GREET_PASS;
+	l->pipelining_drop = 1;
 }
 
 /* listen_same - 1 when a and b are the same address and port */
@@ -716,6 +843,7 @@ key_listen(struct parse *p, char **av, size_t ac)
 	size_t i;
 
 	memset(&l, 0, sizeof(l));
+	listen_defaults(&l);
 	if (ac == 0) {
 		conf_error(p, "listen needs ADDR:PORT");
 		return;
@@ -724,12 +852,14 @@ key_listen(struct parse *p, char **av, size_t ac)
 		return;
 	if (listen_options(p, av + 1, ac - 1, &l) == -1) {
 		free(l.addr);
+		free(l.proxy_from);
 		return;
 	}
 	for (i = 0; i < c->nlistens; i++) {
 		if (listen_same(&c->listens[i], &l)) {
 			conf_error(p, "listen: %s given twice", av[0]);
 			free(l.addr);
+			free(l.proxy_from);
 			return;
 		}
 	}
@@ -1208,6 +1338,135 @@ key_trusted(struct parse *p, char **av, size_t ac)
 		    sizeof(*c->trusted));
 		c->trusted[c->ntrusted++] = n;
 	}
+}
+
+/* ---- dnsbl, dnswl: DNS blocklists and allowlists (RFC 5782) --------- */
+
+/* dnsbl_match - match=IP,... (IPv4: what a list answers) into b */
+static int
+dnsbl_match(struct parse *p, const char *key, const char *value,
+    struct conf_dnsbl *b)
+{
+	char *list = xstrdup(value), *save = NULL, *w;
+	unsigned char a[4];
+	int bad = 0;
+
+	for (w = strtok_r(list, ",", &save); w != NULL;
+	    w = strtok_r(NULL, ",", &save)) {
+		if (inet_pton(AF_INET, w, a) != 1) {
+			conf_error(p, "%s: match: \"%s\" is not an IPv4 "
+			    "address", key, w);
+			bad = 1;
+			continue;
+		}
+		if (b->nmatch == DNSBL_MATCH_MAX) {
+			conf_error(p, "%s: match: more than %d addresses", key,
+			    DNSBL_MATCH_MAX);
+			bad = 1;
+			break;
+		}
+		b->match = xreallocarray(b->match, b->nmatch + 1,
+		    sizeof(*b->match));
+		memcpy(b->match[b->nmatch++], a, 4);
+	}
+	free(list);
+	if (b->nmatch == 0 && !bad) {
+		conf_error(p, "%s: match needs IP,...", key);
+		bad = 1;
+	}
+	return bad ? -1 : 0;
+}
+
+/* dnsbl_option - weight=N (dnsbl only) or match=IP,...; -1 reported */
+static int
+dnsbl_option(struct parse *p, const char *key, const char *w,
+    struct conf_dnsbl *b, int *given)
+{
+	static const struct opt weight = { "weight", OPT_COUNT, 1,
+		DNSBL_WEIGHT_MAX };
+	uint64_t v;
+
+	if (strncmp(w, "match=", 6) == 0 && !given[1]++)
+		return dnsbl_match(p, key, w + 6, b);
+	if (!b->allow && strncmp(w, "weight=", 7) == 0 && !given[0]++) {
+		if (opt_value(p, key, &weight, w + 7, &v) == -1)
+			return -1;
+		b->weight = (unsigned)v;
+		return 0;
+	}
+	if (given[0] > 1 || given[1] > 1)
+		conf_error(p, "%s: %s given twice", key, w);
+	else
+		conf_error(p, "%s: unknown option \"%s\" (known: %s)", key, w,
+		    b->allow ? "match" : "weight, match");
+	return -1;
+}
+
+static void
+dnsbl_free(struct conf_dnsbl *b)
+{
+	free(b->zone);
+	free(b->match);
+}
+
+/* dnsbl_line - "ZONE [weight=N] [match=IP,...]" of dnsbl or dnswl */
+static void
+dnsbl_line(struct parse *p, const char *key, int allow, char **av,
+    size_t ac)
+{
+	struct conf *c = p->c;
+	struct conf_dnsbl b;
+	int given[2] = { 0, 0 }, bad = 0;
+	size_t i, zl;
+
+	if (ac == 0) {
+		conf_error(p, "%s needs a ZONE", key);
+		return;
+	}
+	memset(&b, 0, sizeof(b));
+	b.allow = allow;
+	b.weight = allow ? 0 : 1;
+	zl = strlen(av[0]);
+	b.zone = xstrndup(av[0], zl > 0 && av[0][zl - 1] == '.' ? zl - 1 : zl);
+	util_lower(b.zone);
+	/* room for a reversed IPv6 address (64 octets) before the zone */
+	if (!domain_valid(b.zone) || strlen(b.zone) > 180) {
+		conf_error(p, "%s: \"%s\" is not a DNS zone", key, av[0]);
+		bad = 1;
+	}
+	for (i = 1; i < ac; i++)
+		if (dnsbl_option(p, key, av[i], &b, given) == -1)
+			bad = 1;
+	for (i = 0; !bad && i < c->ndnsbls; i++) {
+		if (strcmp(c->dnsbls[i].zone, b.zone) == 0) {
+			conf_error(p, "%s: %s given twice", key, b.zone);
+			bad = 1;
+		}
+	}
+	if (!bad && c->ndnsbls == DNSBL_ZONES_MAX) {
+		conf_error(p, "%s: more than %d dnsbl and dnswl zones", key,
+		    DNSBL_ZONES_MAX);
+		bad = 1;
+	}
+	if (bad) {
+		dnsbl_free(&b);
+		return;
+	}
+	c->dnsbls = xreallocarray(c->dnsbls, c->ndnsbls + 1,
+	    sizeof(*c->dnsbls));
+	c->dnsbls[c->ndnsbls++] = b;
+}
+
+static void
+key_dnsbl(struct parse *p, char **av, size_t ac)
+{
+	dnsbl_line(p, "dnsbl", 0, av, ac);
+}
+
+static void
+key_dnswl(struct parse *p, char **av, size_t ac)
+{
+	dnsbl_line(p, "dnswl", 1, av, ac);
 }
 
 /* ---- tls, users, senders: inbound TLS and authentication ------------- */
@@ -1825,7 +2084,8 @@ key_resolver(struct parse *p, char **av, size_t ac)
 enum {
 	LIM_SIZE, LIM_RCPTS, LIM_LINE, LIM_SESSIONS, LIM_RESERVE, LIM_DEST,
 	LIM_RECEIVED, LIM_AUTH, LIM_AUTH_CLIENT, LIM_LOCAL, LIM_MAILBOX,
-	LIM_RATE, LIM_N
+	LIM_RATE, LIM_CSESSIONS, LIM_CCONNECT, LIM_CMESSAGE, LIM_CRCPT,
+	LIM_CERRORS, LIM_CINVALID, LIM_CPREFIX, LIM_DNSBL, LIM_N
 };
 
 static const struct opt limit_opts[LIM_N] = {
@@ -1841,7 +2101,35 @@ static const struct opt limit_opts[LIM_N] = {
 	{ "local-concurrency", OPT_COUNT, 1, LOCAL_CONCURRENCY_MAX },
 	{ "mailbox-concurrency", OPT_COUNT, 1, LOCAL_CONCURRENCY_MAX },
 	{ "data-rate", OPT_SIZE, 1, DATA_RATE_MAX },
+	{ "client-sessions", OPT_COUNT, 0, COUNT_MAX },
+	{ "client-connect-rate", OPT_COUNT, 0, COUNT_MAX },
+	{ "client-message-rate", OPT_COUNT, 0, COUNT_MAX },
+	{ "client-recipient-rate", OPT_COUNT, 0, COUNT_MAX },
+	{ "client-errors", OPT_COUNT, 1, CLIENT_ERRORS_MAX },
+	{ "client-invalid-recipients", OPT_COUNT, 1, COUNT_MAX },
+	{ "client-ipv6-prefix", OPT_COUNT, IPV6_PREFIX_MIN, IPV6_PREFIX_MAX },
+	{ "dnsbl-threshold", OPT_COUNT, 1, DNSBL_WEIGHT_MAX * DNSBL_ZONES_MAX },
 };
+
+/* key_client_limits - the per-client options of a limits line */
+static void
+key_client_limits(struct conf *c, const uint64_t *v, const int *given)
+{
+	unsigned *const to[LIM_N] = {
+		[LIM_CSESSIONS] = &c->client_sessions,
+		[LIM_CCONNECT] = &c->client_connect_rate,
+		[LIM_CMESSAGE] = &c->client_message_rate,
+		[LIM_CRCPT] = &c->client_rcpt_rate,
+		[LIM_CERRORS] = &c->client_errors,
+		[LIM_CINVALID] = &c->client_invalid_rcpts,
+		[LIM_CPREFIX] = &c->client_ipv6_prefix,
+	};
+	int i;
+
+	for (i = LIM_CSESSIONS; i <= LIM_CPREFIX; i++)
+		if (given[i])
+			*to[i] = (unsigned)v[i];
+}
 
 static void
 key_limits(struct parse *p, char **av, size_t ac)
@@ -1876,10 +2164,13 @@ key_limits(struct parse *p, char **av, size_t ac)
 		c->mailbox_concurrency = (unsigned)v[LIM_MAILBOX];
 	if (given[LIM_RATE])
 		c->data_rate = v[LIM_RATE];
+	if (given[LIM_DNSBL])
+		c->dnsbl_threshold = (unsigned)v[LIM_DNSBL];
+	key_client_limits(c, v, given);
 }
 
 enum { TMO_COMMAND, TMO_DATA, TMO_MESSAGE, TMO_CONNECT, TMO_REMOTE,
-	TMO_REMOTE_DATA, TMO_DELIVERY, TMO_N };
+	TMO_REMOTE_DATA, TMO_DELIVERY, TMO_PROXY, TMO_N };
 
 static const struct opt timeout_opts[TMO_N] = {
 	{ "command", OPT_DURATION, MS_S, TIMEOUT_MAX },
@@ -1889,6 +2180,7 @@ static const struct opt timeout_opts[TMO_N] = {
 	{ "remote-command", OPT_DURATION, MS_S, TIMEOUT_MAX },
 	{ "remote-data", OPT_DURATION, MS_S, TIMEOUT_MAX },
 	{ "delivery", OPT_DURATION, MS_S, TIMEOUT_MAX },
+	{ "proxy", OPT_DURATION, MS_S, 5 * MS_M },
 };
 
 static void
@@ -1898,7 +2190,7 @@ key_timeouts(struct parse *p, char **av, size_t ac)
 		&p->c->timeout_command_ms, &p->c->timeout_data_ms,
 		&p->c->timeout_message_ms, &p->c->timeout_connect_ms,
 		&p->c->timeout_remote_ms, &p->c->timeout_remote_data_ms,
-		&p->c->timeout_delivery_ms,
+		&p->c->timeout_delivery_ms, &p->c->timeout_proxy_ms,
 	};
 	uint64_t v[TMO_N];
 	int given[TMO_N] = { 0 };
@@ -2153,6 +2445,7 @@ default_listen(struct conf *c, int family, const char *addr, int optional)
 	    sizeof(*c->listens));
 	l = &c->listens[c->nlistens++];
 	memset(l, 0, sizeof(*l));
+	listen_defaults(l);
 	listen_fill(l, family, bin, DEF_PORT);
 	l->optional = optional;
 }
@@ -2314,12 +2607,21 @@ conf_new(void)
 	c->max_received = DEF_MAX_RECEIVED;
 	c->auth_failures = DEF_AUTH_FAILURES;
 	c->auth_client_failures = DEF_AUTH_CLIENT_FAILURES;
+	c->client_sessions = DEF_CLIENT_SESSIONS;
+	c->client_connect_rate = DEF_CLIENT_CONNECT_RATE;
+	c->client_message_rate = DEF_CLIENT_MESSAGE_RATE;
+	c->client_rcpt_rate = DEF_CLIENT_RCPT_RATE;
+	c->client_errors = DEF_CLIENT_ERRORS;
+	c->client_invalid_rcpts = DEF_CLIENT_INVALID_RCPTS;
+	c->client_ipv6_prefix = DEF_CLIENT_IPV6_PREFIX;
 	c->forward = xstrdup(DEF_FORWARD);
 	c->subaddress = DEF_SUBADDRESS;
 	c->min_uid = DEF_MIN_UID;
 	c->local_concurrency = DEF_LOCAL_CONCURRENCY;
 	c->mailbox_concurrency = DEF_MAILBOX_CONCURRENCY;
 	c->timeout_delivery_ms = DEF_TIMEOUT_DELIVERY;
+	c->timeout_proxy_ms = DEF_TIMEOUT_PROXY;
+	c->dnsbl_threshold = DEF_DNSBL_THRESHOLD;
 	return c;
 }
 
@@ -2383,9 +2685,14 @@ conf_free(struct conf *c)
 	free(c->home);
 	free(c->user);
 	free(c->smtpd_user);
-	for (i = 0; i < c->nlistens; i++)
+	for (i = 0; i < c->nlistens; i++) {
 		free(c->listens[i].addr);
+		free(c->listens[i].proxy_from);
+	}
 	free(c->listens);
+	for (i = 0; i < c->ndnsbls; i++)
+		dnsbl_free(&c->dnsbls[i]);
+	free(c->dnsbls);
 	str_free(c->local_domains, c->nlocal_domains);
 	free(c->recipients_file);
 	str_free(c->recipient_list, c->nrecipient_list);
@@ -2397,6 +2704,7 @@ conf_free(struct conf *c)
 	free(c->mailbox_for);
 	free(c->aliases_file);
 	free(c->alias_user);
+	free(c->control_group);
 	free(c->forward);
 	free(c->trusted);
 	str_free(c->relay_domains, c->nrelay_domains);
@@ -2453,13 +2761,26 @@ print_key(FILE *fp, const char *key, const char *const *words)
 	fputc('\n', fp);
 }
 
+/* net_text - ",ADDR/PREFIX" of n (the comma only after the first) */
+static void
+net_text(struct buf *b, const struct conf_net *n, int first)
+{
+	char addr[INET6_ADDRSTRLEN];
+
+	inet_ntop(n->family, n->addr, addr, sizeof(addr));
+	buf_printf(b, "%s%s/%u", first ? "" : ",", addr, n->prefix);
+}
+
 static void
 print_listen(FILE *fp, const struct conf_listen *l)
 {
-	char addr[INET6_ADDRSTRLEN + 16], pause[48], dur[32];
-	const char *words[5] = { addr, "role=smtp", NULL, NULL, NULL };
-	size_t n = 2;
+	char addr[INET6_ADDRSTRLEN + 16], pause[48], pass[48], dur[32];
+	const char *words[8] = { addr, "role=smtp", NULL, NULL, NULL, NULL,
+		NULL, NULL };
+	struct buf proxy;
+	size_t n = 2, i;
 
+	buf_init(&proxy);
 	if (strchr(l->addr, ':'))
 		snprintf(addr, sizeof(addr), "[%s]:%d", l->addr, l->port);
 	else
@@ -2472,10 +2793,46 @@ print_listen(FILE *fp, const struct conf_listen *l)
 		conf_format_duration(l->greet_pause_ms, dur, sizeof(dur));
 		snprintf(pause, sizeof(pause), "greet-pause=%s", dur);
 		words[n++] = pause;
+		/* these two only act with a greet pause */
+		conf_format_duration(l->greet_pass_ms, dur, sizeof(dur));
+		snprintf(pass, sizeof(pass), "greet-pass=%s", dur);
+		words[n++] = pass;
+		words[n++] = l->pipelining_drop ? "improper-pipelining=drop" :
+		    "improper-pipelining=allow";
+	}
+	if (l->nproxy_from > 0) {
+		buf_puts(&proxy, "proxy-from=");
+		for (i = 0; i < l->nproxy_from; i++)
+			net_text(&proxy, &l->proxy_from[i], i == 0);
+		words[n++] = proxy.data;
 	}
 	if (l->optional)
 		words[n++] = "optional";
 	print_key(fp, "listen", words);
+	buf_free(&proxy);
+}
+
+/* print_dnsbls - the dnsbl and dnswl lines */
+static void
+print_dnsbls(FILE *fp, const struct conf *c)
+{
+	const struct conf_dnsbl *b;
+	char ip[INET_ADDRSTRLEN];
+	size_t i, k;
+
+	if (c->ndnsbls == 0)
+		fputs("# dnsbl, dnswl: none\n", fp);
+	for (i = 0; i < c->ndnsbls; i++) {
+		b = &c->dnsbls[i];
+		fprintf(fp, "%s %s", b->allow ? "dnswl" : "dnsbl", b->zone);
+		if (!b->allow)
+			fprintf(fp, " weight=%u", b->weight);
+		for (k = 0; k < b->nmatch; k++) {
+			inet_ntop(AF_INET, b->match[k], ip, sizeof(ip));
+			fprintf(fp, "%s%s", k ? "," : " match=", ip);
+		}
+		fputc('\n', fp);
+	}
 }
 
 static void
@@ -2555,11 +2912,18 @@ print_limits(FILE *fp, const struct conf *c)
 	fprintf(fp, "limits message-size=%s recipients=%u line-length=%zu "
 	    "sessions=%u spool-reserve=%s destination-concurrency=%u "
 	    "received-headers=%u auth-failures=%u auth-client-failures=%u "
-	    "local-concurrency=%u mailbox-concurrency=%u data-rate=%s\n",
+	    "local-concurrency=%u mailbox-concurrency=%u data-rate=%s",
 	    size, c->max_rcpts, c->line_length, c->max_sessions, reserve,
 	    c->dest_concurrency, c->max_received, c->auth_failures,
 	    c->auth_client_failures, c->local_concurrency,
 	    c->mailbox_concurrency, rate);
+	fprintf(fp, " client-sessions=%u client-connect-rate=%u "
+	    "client-message-rate=%u client-recipient-rate=%u "
+	    "client-errors=%u client-invalid-recipients=%u "
+	    "client-ipv6-prefix=%u dnsbl-threshold=%u\n", c->client_sessions,
+	    c->client_connect_rate, c->client_message_rate,
+	    c->client_rcpt_rate, c->client_errors, c->client_invalid_rcpts,
+	    c->client_ipv6_prefix, c->dnsbl_threshold);
 }
 
 static void
@@ -2569,7 +2933,7 @@ print_timeouts(FILE *fp, const struct conf *c)
 		c->timeout_command_ms, c->timeout_data_ms,
 		c->timeout_message_ms, c->timeout_connect_ms,
 		c->timeout_remote_ms, c->timeout_remote_data_ms,
-		c->timeout_delivery_ms,
+		c->timeout_delivery_ms, c->timeout_proxy_ms,
 	};
 	char dur[32];
 	size_t i;
@@ -2732,6 +3096,8 @@ conf_print(const struct conf *c, FILE *fp)
 	print_key(fp, "home", (const char *[]){ c->home, NULL });
 	print_key(fp, "user", (const char *[]){ c->user, NULL });
 	print_key(fp, "smtpd-user", (const char *[]){ c->smtpd_user, NULL });
+	print_key(fp, "control-group", (const char *[]){
+	    c->control_group ? c->control_group : "none", NULL });
 	for (i = 0; i < c->nlistens; i++)
 		print_listen(fp, &c->listens[i]);
 	print_list(fp, "local-domains", c->local_domains, c->nlocal_domains);
@@ -2739,6 +3105,7 @@ conf_print(const struct conf *c, FILE *fp)
 	print_recipients(fp, c);
 	print_local(fp, c);
 	print_trusted(fp, c);
+	print_dnsbls(fp, c);
 	print_auth(fp, c);
 	print_onward(fp, c);
 	print_limits(fp, c);
@@ -2781,6 +3148,14 @@ net_match(const struct conf_net *n, int family, const unsigned char *addr)
 int
 conf_is_trusted(const struct conf *c, const struct sockaddr *sa)
 {
+	return conf_net_match(c->trusted, c->ntrusted, sa);
+}
+
+/* conf_net_match - 1 when the address lies in one of the networks */
+int
+conf_net_match(const struct conf_net *nets, size_t n,
+    const struct sockaddr *sa)
+{
 	const unsigned char *v6 = NULL, *v4 = NULL;
 	size_t i;
 
@@ -2793,10 +3168,10 @@ conf_is_trusted(const struct conf *c, const struct sockaddr *sa)
 	/* ::ffff:a.b.c.d is an IPv4 client on a dual-stack socket */
 	if (v6 && IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)v6))
 		v4 = v6 + 12;
-	for (i = 0; i < c->ntrusted; i++) {
-		if (v4 && net_match(&c->trusted[i], AF_INET, v4))
+	for (i = 0; i < n; i++) {
+		if (v4 && net_match(&nets[i], AF_INET, v4))
 			return 1;
-		if (v6 && net_match(&c->trusted[i], AF_INET6, v6))
+		if (v6 && net_match(&nets[i], AF_INET6, v6))
 			return 1;
 	}
 	return 0;

@@ -26,16 +26,36 @@ struct conf_listen {
 	int port;
 	enum listen_role role;
 	int64_t greet_pause_ms;     /* 0: none */
+	int64_t greet_pass_ms;      /* greet-pass=: a client that sat through
+	                             * the pause is spared it this long;
+	                             * 0: never */
+	int pipelining_drop;        /* improper-pipelining=drop: pipelining
+	                             * before EHLO or without PIPELINING
+	                             * counts as talking first */
 	struct sockaddr_storage ss; /* resolved addr:port */
 	socklen_t sslen;
 	int optional;               /* skipped with a warning if it cannot
 	                             * bind (the default [::1] listener) */
+	struct conf_net *proxy_from; /* proxy-from=: a PROXY header is
+	                              * required, from these balancers only;
+	                              * NULL: none (an ordinary listener) */
+	size_t nproxy_from;
 };
 
 struct conf_net {
 	int family;            /* AF_INET or AF_INET6 */
 	unsigned char addr[16];
 	unsigned prefix;
+};
+
+/* dnsbl ZONE [weight=N] [match=IP,...] and dnswl ZONE [match=IP,...] */
+struct conf_dnsbl {
+	char *zone;              /* lower case, no final dot */
+	int allow;               /* a dnswl line: listed means allowed */
+	unsigned weight;         /* dnsbl weight= (1); 0 for a dnswl */
+	unsigned char (*match)[4]; /* match=: the answers that count; none:
+	                            * any in 127.0.0.0/8 but 127.255.255.0/24 */
+	size_t nmatch;
 };
 
 /* outbound TLS policy of a destination (tern.conf(5) "tls=") */
@@ -104,6 +124,8 @@ struct conf {
 	char *user;            /* unprivileged user after binding */
 	int user_set;          /* "user" given explicitly */
 	char *smtpd_user;      /* the smtpd's own unprivileged user */
+	char *control_group;   /* control-group: may use the control
+	                        * socket besides root and user; NULL: none */
 
 	struct conf_listen *listens;
 	size_t nlistens;
@@ -140,6 +162,12 @@ struct conf {
 
 	struct conf_net *trusted;
 	size_t ntrusted;
+
+	struct conf_dnsbl *dnsbls; /* dnsbl and dnswl lines, in order */
+	size_t ndnsbls;
+	unsigned dnsbl_threshold;  /* limits dnsbl-threshold=: the weight
+	                            * that refuses a client */
+	int64_t timeout_proxy_ms;  /* timeouts proxy=: the PROXY header */
 
 	uint64_t message_size; /* limits message-size= */
 	unsigned max_rcpts;    /* limits recipients= */
@@ -195,6 +223,16 @@ struct conf {
 	                              * then the session ends */
 	unsigned auth_client_failures; /* limits auth-client-failures=:
 	                                * per client address and hour */
+	/* per client address (IPv6: per client-ipv6-prefix), see
+	 * client_limits.h; 0 switches a count or rate off */
+	unsigned client_sessions;      /* limits client-sessions= */
+	unsigned client_connect_rate;  /* limits client-connect-rate=, a
+	                                * minute */
+	unsigned client_message_rate;  /* limits client-message-rate= */
+	unsigned client_rcpt_rate;     /* limits client-recipient-rate= */
+	unsigned client_errors;        /* limits client-errors=: per session */
+	unsigned client_invalid_rcpts; /* limits client-invalid-recipients= */
+	unsigned client_ipv6_prefix;   /* limits client-ipv6-prefix= */
 
 	int log_syslog;        /* log syslog|stderr */
 	int verbose;           /* log ... verbose */
@@ -220,6 +258,10 @@ void conf_print(const struct conf *c, FILE *fp);
 int conf_is_local_domain(const struct conf *c, const char *domain);
 /* conf_is_trusted - 1 when the client address is in trusted-networks */
 int conf_is_trusted(const struct conf *c, const struct sockaddr *sa);
+/* conf_net_match - 1 when the address lies in one of the n networks (an
+ * IPv4-mapped IPv6 address counts as IPv4) */
+int conf_net_match(const struct conf_net *nets, size_t n,
+    const struct sockaddr *sa);
 /*
  * conf_recipient_known - 1 when the local part (already case-folded,
  * subaddress removed) of a local domain is accepted by "recipients".

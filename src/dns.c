@@ -54,7 +54,7 @@
 #define DNS_ADDR_MAX 8         /* addresses kept per host and family */
 #define DNS_SMTP_PORT 25
 
-enum dns_kind { DNS_Q_NAME, DNS_Q_TARGETS };
+enum dns_kind { DNS_Q_NAME, DNS_Q_TARGETS, DNS_Q_A };
 
 /* one libunbound lookup of a query */
 struct dns_sub {
@@ -92,6 +92,8 @@ struct dns_query {
 	int implicit;          /* no MX records: the name itself */
 	int timed_out;
 	dns_targets_cb tcb;
+	/* A records */
+	dns_a_cb acb;
 	struct dns_mx *mxs;    /* the hosts, in the order to try */
 	struct dns_addrs *addrs; /* parallel to mxs */
 	size_t nhosts;
@@ -424,28 +426,6 @@ ptr_done(void *arg, int err, struct ub_result *res)
 		name_finish(q, NULL);
 }
 
-/* ptr_name - "4.3.2.1.in-addr.arpa" or the ip6.arpa nibble form */
-static void
-ptr_name(const struct dns_query *q, char *out, size_t outlen)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
-	int i;
-
-	if (q->family == AF_INET) {
-		snprintf(out, outlen, "%u.%u.%u.%u.in-addr.arpa", q->addr[3],
-		    q->addr[2], q->addr[1], q->addr[0]);
-		return;
-	}
-	for (i = 15; i >= 0 && o + 4 < outlen; i--) {
-		out[o++] = hex[q->addr[i] & 0xf];
-		out[o++] = '.';
-		out[o++] = hex[q->addr[i] >> 4];
-		out[o++] = '.';
-	}
-	snprintf(out + o, outlen - o, "ip6.arpa");
-}
-
 /* dns_client_name - the forward-confirmed name of a client address */
 struct dns_query *
 dns_client_name(const struct sockaddr *sa, dns_name_cb cb, void *arg)
@@ -476,7 +456,9 @@ dns_client_name(const struct sockaddr *sa, dns_name_cb cb, void *arg)
 		cb(known, arg);
 		return NULL;
 	}
-	ptr_name(q, name, sizeof(name));
+	if (dns_reverse_name(q->family, q->addr, q->family == AF_INET ?
+	    "in-addr.arpa" : "ip6.arpa", name, sizeof(name)) == -1)
+		panic("dns: PTR name does not fit");
 	if (sub_start(&q->first, name, RR_PTR, ptr_done, q) == -1) {
 		query_free(q);
 		cb(NULL, arg);
@@ -830,6 +812,64 @@ mx_done(void *arg, int err, struct ub_result *res)
 	addrs_start(q);
 }
 
+/* ---- A records (DNS lists) -------------------------------------------- */
+
+static void
+a_finish(struct dns_query *q, enum dns_status st,
+    const unsigned char (*addrs)[4], size_t n)
+{
+	q->reporting = 1;
+	query_stop(q);
+	q->acb(st, addrs, n, q->arg);
+	query_free(q);
+}
+
+static void
+a_done(void *arg, int err, struct ub_result *res)
+{
+	struct dns_query *q = arg;
+	const char *why;
+	enum dns_answer kind = answer_kind(err, res, &why);
+	unsigned char addrs[DNS_ADDR_MAX][4];
+	size_t n = 0;
+	int i;
+
+	q->first.pending = 0;
+	for (i = 0; kind == ANS_DATA && res->data[i] != NULL &&
+	    n < DNS_ADDR_MAX; i++)
+		if (res->len[i] == 4)
+			memcpy(addrs[n++], res->data[i], 4);
+	if (res != NULL)
+		ub_resolve_free(res);
+	if (kind == ANS_TEMP) {
+		log_debug("dns: %s A: %s", q->name, why);
+		a_finish(q, DNS_TEMP, NULL, 0);
+		return;
+	}
+	a_finish(q, n > 0 ? DNS_OK : DNS_PERM, addrs, n);
+}
+
+/* dns_lookup_a - the A records of name */
+struct dns_query *
+dns_lookup_a(const char *name, dns_a_cb cb, void *arg)
+{
+	struct dns_query *q;
+
+	if (ctx == NULL || strlen(name) > SMTP_DOMAIN_MAX) {
+		cb(DNS_TEMP, NULL, 0, arg);
+		return NULL;
+	}
+	q = query_new(DNS_Q_A, arg);
+	q->acb = cb;
+	snprintf(q->name, sizeof(q->name), "%s", name);
+	if (sub_start(&q->first, q->name, RR_A, a_done, q) == -1) {
+		query_free(q);
+		cb(DNS_TEMP, NULL, 0, arg);
+		return NULL;
+	}
+	return q;
+}
+
 static void
 query_timeout(evutil_socket_t fd, short what, void *arg)
 {
@@ -842,6 +882,10 @@ query_timeout(evutil_socket_t fd, short what, void *arg)
 	q->timer = NULL;
 	if (q->kind == DNS_Q_NAME) {
 		name_finish(q, NULL);
+		return;
+	}
+	if (q->kind == DNS_Q_A) {
+		a_finish(q, DNS_TEMP, NULL, 0);
 		return;
 	}
 	if (q->first.pending) {

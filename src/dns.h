@@ -96,6 +96,21 @@ void dns_set_self(const char *hostname);
 struct dns_query *dns_resolve_targets(const char *name, int port, int mx,
     dns_targets_cb cb, void *arg);
 
+/*
+ * dns_a_cb - the A records of a name: DNS_OK with n (1 to 8) addresses
+ * of 4 octets, valid during the call only; DNS_PERM when the name does
+ * not exist or has no A record; DNS_TEMP on a failure or a timeout
+ */
+typedef void (*dns_a_cb)(enum dns_status st, const unsigned char (*addrs)[4],
+    size_t n, void *arg);
+
+/*
+ * dns_lookup_a - the A records of name (a DNS list query, RFC 5782 2.1).
+ * The callback may run before this returns (no resolver); the handle is
+ * NULL then.
+ */
+struct dns_query *dns_lookup_a(const char *name, dns_a_cb cb, void *arg);
+
 /* dns_set_timeout_ms - the overall limit of one query (default 30 s) */
 void dns_set_timeout_ms(int64_t ms);
 

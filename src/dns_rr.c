@@ -1,7 +1,8 @@
 /*
  * dns_rr.c - the DNS data tern decodes itself: names in wire form (PTR and
  * MX rdata, RFC 1035 3.1, 3.3.9, 3.3.12) and MX lists made ready for
- * delivery (RFC 5321 5.1, RFC 7505).
+ * delivery (RFC 5321 5.1, RFC 7505); and the reversed names addresses are
+ * asked under (PTR, RFC 1035 3.5, RFC 3596 2.5; DNS lists, RFC 5782 2).
  *
  * The one idea: libunbound hands over each record's rdata as raw octets;
  * A and AAAA rdata are only length-checked and copied (dns.c), but a name
@@ -13,7 +14,9 @@
  */
 #include "dns_rr.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <strings.h>
 
 #include "smtp_parse.h"
@@ -155,4 +158,30 @@ dns_mx_order(struct dns_mx *mx, size_t *n, const char *self, size_t max,
 	if (*n > max)
 		*n = max;
 	return DNS_MX_OK;
+}
+
+/* dns_reverse_name - addr reversed under zone (PTR names, DNS lists) */
+int
+dns_reverse_name(int family, const unsigned char *addr, const char *zone,
+    char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+	int i, n;
+
+	if (family == AF_INET) {
+		n = snprintf(out, outlen, "%u.%u.%u.%u.%s", addr[3], addr[2],
+		    addr[1], addr[0], zone);
+		return n < 0 || (size_t)n >= outlen ? -1 : 0;
+	}
+	if (outlen < 64 + 1)
+		return -1;
+	for (i = 15; i >= 0; i--) {
+		out[o++] = hex[addr[i] & 0xf];
+		out[o++] = '.';
+		out[o++] = hex[addr[i] >> 4];
+		out[o++] = '.';
+	}
+	n = snprintf(out + o, outlen - o, "%s", zone);
+	return n < 0 || (size_t)n >= outlen - o ? -1 : 0;
 }

@@ -18,6 +18,16 @@
 int dns_dname_to_str(const unsigned char *d, size_t len, char *out,
     size_t outlen);
 
+/*
+ * dns_reverse_name - an address as a name under zone, octets reversed
+ * (IPv4: "4.3.2.1.ZONE") or nibbles reversed (IPv6: 32 hex digits),
+ * as PTR names (zone "in-addr.arpa", "ip6.arpa") and DNS lists (RFC 5782
+ * 2.1, 2.4) are asked.  family AF_INET takes 4 octets of addr,
+ * AF_INET6 16.  -1 when out (outlen with the NUL) is too small.
+ */
+int dns_reverse_name(int family, const unsigned char *addr, const char *zone,
+    char *out, size_t outlen);
+
 struct dns_mx {
 	char host[256];   /* lower case; "" for the null MX "." */
 	int pref;

@@ -13,6 +13,8 @@
  *	client-name mail.example.org
  *	protocol ESMTPS
  *	auth-user alice			(only when authenticated)
+ *	uid 1000			(only for mail from the local drop:
+ *					 the submitter's real uid)
  *	envid QQ314159			(DSN ENVID= as received, xtext;
  *					 only when given)
  *	ret hdrs			(DSN RET=: full or hdrs; only when
@@ -20,6 +22,9 @@
  *	body 7bit			(or 8bitmime)
  *	smtputf8 0
  *	size 1234
+ *	hold 1				(held by the administrator: no
+ *					 delivery until released; only when
+ *					 held)
  *	rcpt bob@example.net		(one block per recipient)
  *	state deferred			(pending, deferred, delivered, failed)
  *	next-try 1700000300
@@ -49,8 +54,8 @@
  * parser is strict - unknown or duplicate keys, missing keys, an unknown
  * version, numbers out of range, anything after "end" - because a file we do
  * not fully understand is quarantined, never half-used.  The final "end"
- * line makes a truncated file detectably corrupt.  The DSN keys (RFC 3461)
- * and the recipient's status, remote, warned and notified came later and
+ * line makes a truncated file detectably corrupt.  The DSN keys (RFC 3461),
+ * hold, and the recipient's status, remote, warned and notified came later and
  * are optional, written only when set, so files written before them are
  * still read as version 1.  Pure: no I/O.
  */
@@ -74,11 +79,13 @@ enum env_key_id {
 	K_CLIENT_NAME,
 	K_PROTOCOL,
 	K_AUTH_USER,
+	K_UID,
 	K_ENVID,
 	K_RET,
 	K_BODY,
 	K_SMTPUTF8,
 	K_SIZE,
+	K_HOLD,
 	K_RCPT,
 	K_STATE,
 	K_NEXT_TRY,
@@ -119,11 +126,13 @@ static const struct {
 	{ "client-name", K_CLIENT_NAME },
 	{ "protocol", K_PROTOCOL },
 	{ "auth-user", K_AUTH_USER },
+	{ "uid", K_UID },
 	{ "envid", K_ENVID },
 	{ "ret", K_RET },
 	{ "body", K_BODY },
 	{ "smtputf8", K_SMTPUTF8 },
 	{ "size", K_SIZE },
+	{ "hold", K_HOLD },
 	{ "rcpt", K_RCPT },
 	{ "state", K_STATE },
 	{ "next-try", K_NEXT_TRY },
@@ -170,6 +179,7 @@ envelope_init(struct envelope *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->version = ENVELOPE_VERSION;
+	e->uid = -1;
 }
 
 /* envelope_free - release everything the envelope owns; e is empty after */
@@ -423,6 +433,8 @@ envelope_format(const struct envelope *e, struct buf *out)
 	put_str(out, "protocol", e->protocol);
 	if (e->auth_user != NULL)
 		put_str(out, "auth-user", e->auth_user);
+	if (e->uid >= 0)
+		put_num(out, "uid", e->uid);
 	if (e->envid != NULL)
 		put_str(out, "envid", e->envid);
 	if (e->ret == DSN_RET_FULL || e->ret == DSN_RET_HDRS)
@@ -431,6 +443,8 @@ envelope_format(const struct envelope *e, struct buf *out)
 	buf_printf(out, "body %s\n", e->body_8bit ? "8bitmime" : "7bit");
 	buf_printf(out, "smtputf8 %d\n", e->smtputf8 ? 1 : 0);
 	buf_printf(out, "size %" PRIu64 "\n", e->size);
+	if (e->hold)
+		buf_puts(out, "hold 1\n");
 	for (i = 0; i < e->nrcpts; i++)
 		format_rcpt(&e->rcpts[i], out);
 	buf_puts(out, "end\n");
@@ -547,9 +561,8 @@ check_line(struct env_parser *p, const char *s, size_t len)
 	return 0;
 }
 
-/* qid_ok - 14 characters of [0-9A-Z] */
-static int
-qid_ok(const char *s, size_t len)
+int
+envelope_qid_ok(const char *s, size_t len)
 {
 	size_t i;
 
@@ -625,7 +638,7 @@ set_head(struct env_parser *p, enum env_key_id k, const char *v, size_t len)
 		e->version = ENVELOPE_VERSION;
 		return 0;
 	case K_ID:
-		if (!qid_ok(v, len))
+		if (!envelope_qid_ok(v, len))
 			return perr(p, "bad queue id");
 		memcpy(e->id, v, len);
 		e->id[len] = '\0';
@@ -643,6 +656,11 @@ set_head(struct env_parser *p, enum env_key_id k, const char *v, size_t len)
 		else
 			return perr(p, "body must be 7bit or 8bitmime");
 		return 0;
+	case K_UID:
+		if (parse_u64(p, v, len, UINT32_MAX - 1, &n) == -1)
+			return -1;
+		e->uid = (int64_t)n;
+		return 0;
 	case K_SMTPUTF8:
 		if (parse_flag(p, v, len, "smtputf8") == -1)
 			return -1;
@@ -655,6 +673,11 @@ set_head(struct env_parser *p, enum env_key_id k, const char *v, size_t len)
 			e->ret = DSN_RET_HDRS;
 		else
 			return perr(p, "ret must be full or hdrs");
+		return 0;
+	case K_HOLD:
+		if (parse_flag(p, v, len, "hold") == -1)
+			return -1;
+		e->hold = v[0] == '1';
 		return 0;
 	default: /* K_SIZE: the only header key left */
 		return parse_u64(p, v, len, UINT64_MAX, &e->size);

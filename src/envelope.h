@@ -78,10 +78,14 @@ struct envelope {
 	char *client_name;    /* reverse DNS name or "unknown" */
 	char *protocol;       /* SMTP, ESMTP, ESMTPS, ESMTPA, ESMTPSA */
 	char *auth_user;      /* NULL when not authenticated */
+	int64_t uid;          /* local drop (sendmail): the submitter's real
+	                       * uid, from the drop file's owner; -1: none */
 	char *envid;          /* DSN ENVID= as received (xtext), or NULL */
 	enum dsn_ret ret;     /* DSN RET= */
 	unsigned body_8bit : 1; /* BODY=8BITMIME */
 	unsigned smtputf8 : 1;  /* SMTPUTF8 */
+	unsigned hold : 1;      /* held by the administrator (tern queue
+	                         * hold): never tried until released */
 	uint64_t size;        /* octets of the content file */
 	struct env_rcpt *rcpts;
 	size_t nrcpts;
@@ -122,6 +126,10 @@ void envelope_format(const struct envelope *e, struct buf *out);
  */
 int envelope_parse(struct envelope *e, const char *data, size_t len,
     char *err, size_t errlen);
+
+/* envelope_qid_ok - 1 when s[0..len) is a queue id: QID_LEN characters
+ * of [0-9A-Z] */
+int envelope_qid_ok(const char *s, size_t len);
 
 /* envelope_state_name - "pending", "deferred", "delivered", "failed" */
 const char *envelope_state_name(enum rcpt_state s);

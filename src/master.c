@@ -18,6 +18,12 @@
  * dies is restarted (after a pause if it keeps dying); the spool is the only
  * state they share, so a restart loses nothing.  Children die with the
  * master (PR_SET_PDEATHSIG).
+ *
+ * Under systemd (Type=notify) the master tells the service manager through
+ * sd_notify(3) when it is ready (sockets bound, children started), when a
+ * SIGHUP is being handled and when it stops; without $NOTIFY_SOCKET those
+ * calls do nothing.  Only the master speaks: the unit's NotifyAccess= is
+ * the default, main.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,16 +46,20 @@
 
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <systemd/sd-daemon.h>
 
 #include "alias_table.h"
 #include "conf.h"
+#include "control.h"
 #include "deliverd.h"
+#include "drop.h"
 #include "dns.h"
 #include "local.h"
 #include "master.h"
 #include "mta.h"
 #include "queue_commit.h"
 #include "sandbox.h"
+#include "pickup.h"
 #include "auth.h"
 #include "authd.h"
 #include "ca.h"
@@ -57,6 +67,7 @@
 #include "sched.h"
 #include "smtpd.h"
 #include "spool.h"
+#include "stats.h"
 #include "util.h"
 
 /* a child that dies sooner than this after its start is "crashing" */
@@ -78,6 +89,8 @@ struct child {
 struct master {
 	struct conf *conf;
 	int *fds;
+	int ctl_fd;          /* the control socket (served by the queue) */
+	gid_t ctl_group;     /* control-group, or -1 */
 	int drop;            /* switch to the unprivileged users */
 	uid_t uid;           /* the queue process's ("user") */
 	gid_t gid;
@@ -154,6 +167,42 @@ mkdir_owned(const struct master *m, const char *dir, mode_t mode)
 		fatal("chown %s: %s", dir, strerror(errno));
 }
 
+/*
+ * prepare_drop - the local drop (sendmail, tern-drop): $home and spool/
+ * crossable by anyone (0711: nothing in them can be listed), spool/drop/
+ * writable and searchable by the drop group only, not listable, sticky
+ * (1730), as Postfix's maildrop/ is.  Without the group
+ * (scripts/ensure-user.sh creates it) only root and the tern user can
+ * submit.
+ */
+static void
+prepare_drop(const struct master *m)
+{
+	struct group *gr = geteuid() == 0 ? getgrnam(DROP_GROUP) : NULL;
+	uid_t uid = m->drop ? m->uid : geteuid();
+	gid_t gid = gr != NULL ? gr->gr_gid : m->drop ? m->gid : getegid();
+	char *spool = xasprintf("%s/spool", m->conf->home);
+	char *drop = xasprintf("%s/spool/drop", m->conf->home);
+	struct stat st;
+
+	if (geteuid() == 0 && gr == NULL)
+		log_warn("group %s does not exist: only root and %s can "
+		    "submit local mail (sendmail)", DROP_GROUP,
+		    m->conf->user);
+	/* tern-drop reaches spool/drop through $home and spool/ */
+	if (stat(m->conf->home, &st) == 0 && (st.st_mode & 0011) != 0011 &&
+	    chmod(m->conf->home, (st.st_mode & 07777) | 0011) == -1)
+		fatal("chmod %s: %s", m->conf->home, strerror(errno));
+	if (mkdir(drop, 0700) == -1 && errno != EEXIST)
+		fatal("mkdir %s: %s", drop, strerror(errno));
+	if (geteuid() == 0 && chown(drop, uid, gid) == -1)
+		fatal("chown %s: %s", drop, strerror(errno));
+	if (chmod(spool, 0711) == -1 || chmod(drop, 01730) == -1)
+		fatal("chmod %s: %s", drop, strerror(errno));
+	free(spool);
+	free(drop);
+}
+
 /* set_owner - (root) path owned by uid:gid with exactly mode */
 static void
 set_owner(const char *home, const char *sub, uid_t uid, gid_t gid,
@@ -169,11 +218,11 @@ set_owner(const char *home, const char *sub, uid_t uid, gid_t gid,
 /*
  * prepare_home - $home and what lives in it, owned by the tern user.  When
  * the smtpd has a user of its own (always as root with a configuration),
- * it reaches only what it needs: spool/ and state/ it may only cross
- * (0711), incoming/ and free/ are its own, shared with the queue's group
- * (2770: the setgid bit gives its files that group, so the queue process
- * can read, move and empty them), and the commit socket in state/ is open
- * to its group.  queue/, quarantine/ and mail/ stay the queue user's, 0700.
+ * it reaches only what it needs: spool/ it may only cross (0711),
+ * incoming/ and free/ are its own, shared with the queue's group (2770:
+ * the setgid bit gives its files that group, so the queue process can
+ * read, move and empty them), and the commit socket in spool/ is open to
+ * its group.  queue/, quarantine/ and mail/ stay the queue user's, 0700.
  */
 static void
 prepare_home(const struct master *m)
@@ -201,19 +250,19 @@ prepare_home(const struct master *m)
 				fatal("chmod %s: %s", home, strerror(errno));
 		}
 		set_owner(home, "spool", m->uid, m->gid, 0711);
-		set_owner(home, "state", m->uid, m->gid, 0711);
 		set_owner(home, "spool/incoming", m->suid, m->gid, 02770);
 		set_owner(home, "spool/free", m->suid, m->gid, 02770);
 		/* the pool's files must be the smtpd's to reuse */
 		spool_set_pool_owner(m->suid);
 	}
+	prepare_drop(m);
 	if (spool_init(home) == -1)
 		fatal("cannot open the spool under %s: %s", home,
 		    strerror(errno));
 }
 
 /*
- * commit_listen - bind $home/state/commit.sock, where the smtpd asks the
+ * commit_listen - bind $home/spool/commit.sock, where the smtpd asks the
  * queue process to commit its messages.  The master keeps it, so a
  * request made while the queue process restarts waits in the backlog.
  */
@@ -244,6 +293,34 @@ commit_listen(const struct master *m)
 		fatal("cannot listen on %s: %s", path, strerror(errno));
 	free(path);
 	return fd;
+}
+
+/* pid_file - $home/state/tern.pid, for newaliases (SIGHUP).  Written
+ * beside, then renamed: the directory belongs to the tern user, and a
+ * link it put there must not be followed by root. */
+static void
+pid_file(const struct master *m, int create)
+{
+	char *path = xasprintf("%s/state/tern.pid", m->conf->home);
+	char *tmp = xasprintf("%s.new", path);
+	char line[32];
+	int fd, n;
+
+	if (!create) {
+		unlink(path);
+		goto out;
+	}
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    0644);
+	n = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
+	if (fd == -1 || util_write_all(fd, line, (size_t)n) == -1 ||
+	    close(fd) == -1 || rename(tmp, path) == -1)
+		log_warn("%s: %s (newaliases cannot signal this tern)", path,
+		    strerror(errno));
+out:
+	free(path);
+	free(tmp);
 }
 
 /* rlim_text - a limit for a log line ("unlimited" for RLIM_INFINITY) */
@@ -383,8 +460,8 @@ queue_drain_cb(evutil_socket_t sig, short what, void *arg)
 }
 
 static _Noreturn void
-queue_main(const struct conf *c, int deliverd_sock, int commit_fd,
-    uid_t smtpd_uid)
+queue_main(const struct conf *c, int deliverd_sock, int ctl_fd,
+    gid_t ctl_group, int commit_fd, uid_t smtpd_uid)
 {
 	struct event_base *base;
 	struct event *usr1;
@@ -419,6 +496,8 @@ queue_main(const struct conf *c, int deliverd_sock, int commit_fd,
 	local_init(c, base, deliverd_sock);
 	sched_start(c, base);
 	queue_commit_start(base, commit_fd, smtpd_uid);
+	pickup_start(c, base);
+	control_start(c, base, ctl_fd, ctl_group);
 	usr1 = evsignal_new(base, SIGUSR1, queue_drain_cb, NULL);
 	evsignal_add(usr1, NULL);
 	event_base_dispatch(base);
@@ -445,6 +524,7 @@ start_deliverd(const struct master *m)
 		fatal("fork: %s", strerror(errno));
 	if (pid == 0) {
 		close(sv[0]);
+		close(m->ctl_fd);
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() != queue)
 			_exit(1);
@@ -589,9 +669,10 @@ start_child(struct master *m, enum child_kind k)
 		/* deliveries need no certificate nor password */
 		tls_material_free(&m->tls);
 		auth_users_free(m->users);
-		queue_main(m->conf, start_deliverd(m), m->commit_fd,
-		    m->drop ? m->suid : getuid());
+		queue_main(m->conf, start_deliverd(m), m->ctl_fd,
+		    m->ctl_group, m->commit_fd, m->drop ? m->suid : getuid());
 	}
+	close(m->ctl_fd);
 	close(m->commit_fd);
 	auth_fd = start_authd(m);
 	ca_fd = start_ca(m, auth_fd);
@@ -655,6 +736,7 @@ reap(struct master *m)
 	size_t i;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		stats_forget(pid);
 		for (k = 0; k < CHILD_COUNT; k++)
 			if (m->child[k].pid == pid)
 				child_exited(m, &m->child[k], status);
@@ -673,6 +755,7 @@ stop(struct master *m, int sig)
 	int k;
 
 	log_info("signal %d: stopping", sig);
+	sd_notify(0, "STOPPING=1");
 	m->stopping = 1;
 	m->kill_at = util_mono_ms() + STOP_GRACE_MS;
 	size_t i;
@@ -756,7 +839,7 @@ listeners_same(const struct conf *a, const struct conf *b)
  * user), is refused with a log line and the running one stays.
  */
 static void
-reload(struct master *m)
+reload_conf(struct master *m)
 {
 	struct conf *nc = conf_load(m->conf->file);
 	struct tls_material tls;
@@ -771,9 +854,11 @@ reload(struct master *m)
 	}
 	if (!listeners_same(m->conf, nc) || strcmp(m->conf->home, nc->home) ||
 	    (m->drop && (strcmp(m->conf->user, nc->user) ||
-	    strcmp(m->conf->smtpd_user, nc->smtpd_user)))) {
-		log_err("SIGHUP: listeners, home or users changed: they need a "
-		    "restart; keeping the running configuration");
+	    strcmp(m->conf->smtpd_user, nc->smtpd_user))) ||
+	    control_group_gid(m->conf) != control_group_gid(nc)) {
+		log_err("SIGHUP: listeners, home, users or control-group "
+		    "changed: they need a restart; keeping the running "
+		    "configuration");
 		conf_free(nc);
 		return;
 	}
@@ -812,6 +897,16 @@ reload(struct master *m)
 		q->handover = 1;
 		kill(q->pid, SIGUSR1);
 	}
+}
+
+/* reload - SIGHUP, said to the service manager: RELOADING=1 until the
+ * new configuration is running, or the old one kept */
+static void
+reload(struct master *m)
+{
+	sd_notify(0, "RELOADING=1");
+	reload_conf(m);
+	sd_notify(0, "READY=1");
 }
 
 /*
@@ -914,11 +1009,15 @@ master_serve(struct conf *c)
 	log_info("tern starting: hostname %s, home %s%s", c->hostname, c->home,
 	    c->file ? "" : " (embedded defaults)");
 	who_runs(&m);
+	stats_init();
 	open_files(c);
 	umask(077);
 	prepare_home(&m);
 	spool_recover();
 	m.commit_fd = commit_listen(&m);
+	pid_file(&m, 1);
+	m.ctl_group = control_group_gid(c);
+	m.ctl_fd = control_bind(c->home, m.drop, m.uid, m.gid, m.ctl_group);
 	if (load_secrets(c, &m.tls, &m.users) == -1)
 		fatal("cannot start without the certificates and users named "
 		    "in the configuration");
@@ -926,7 +1025,7 @@ master_serve(struct conf *c)
 	m.fds = xcalloc(c->nlistens ? c->nlistens : 1, sizeof(int));
 	for (i = 0; i < c->nlistens; i++) {
 		m.fds[i] = bind_one(&c->listens[i]);
-		any |= m.fds[i] >= 0;
+		any += m.fds[i] >= 0;
 	}
 	if (!any)
 		fatal("no listening socket could be opened");
@@ -940,13 +1039,19 @@ master_serve(struct conf *c)
 	signal(SIGPIPE, SIG_IGN);
 	for (k = 0; k < CHILD_COUNT; k++)
 		start_child(&m, (enum child_kind)k);
+	/* the sockets take connections from now on (the kernel queues them
+	 * until the smtpd accepts) */
+	sd_notifyf(0, "READY=1\nSTATUS=accepting mail on %d listening "
+	    "socket%s", any, any == 1 ? "" : "s");
 	supervise(&m, &set);
+	pid_file(&m, 0);
 	log_info("stopped");
 	for (i = 0; i < m.conf->nlistens; i++)
 		if (m.fds[i] >= 0)
 			close(m.fds[i]);
 	free(m.fds);
 	close(m.commit_fd);
+	close(m.ctl_fd);
 	tls_material_free(&m.tls);
 	auth_users_free(m.users);
 	conf_free(m.conf);

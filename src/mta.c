@@ -812,3 +812,14 @@ mta_shutdown(void)
 	ca_free_all();
 	mta.base = NULL;
 }
+
+void
+mta_flush(void)
+{
+	struct mta_dest *d;
+
+	TAILQ_FOREACH(d, &mta.dests, entry) {
+		d->dead_until = 0;
+		d->dead_ms = 0;
+	}
+}

@@ -76,5 +76,8 @@ void mta_submit(struct mta_job *job);
 
 /* mta_shutdown - close idle connections (QUIT) before the process ends */
 void mta_shutdown(void);
+/* mta_flush - forget every destination's back-off: the next job for it
+ * connects at once (tern queue flush) */
+void mta_flush(void);
 
 #endif

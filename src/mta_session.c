@@ -435,11 +435,57 @@ addr_ok(const char *a)
 
 /* ---- the connection ---------------------------------------------------- */
 
+/*
+ * tls_goodbye - the close_notify alert (RFC 8446 6.1, RFC 5246 7.2.1)
+ * before the connection is freed, so that the server can tell our close
+ * from a cut one.  The TLS filter puts the alert in the socket's output
+ * buffer, which freeing would drop: it is sent at once.  Best effort:
+ * what is still unsent there, or a socket that does not take it now,
+ * closes without it;
+ * the server's own close_notify is not awaited, as the RFCs allow.
+ */
+static void
+tls_goodbye(struct mta_session *s)
+{
+	struct evbuffer_iovec v[4];
+	struct iovec iov[4];
+	struct bufferevent *under;
+	struct msghdr msg;
+	SSL *ssl;
+	int fd, i, nv;
+
+	if (!s->tls_active)
+		return;
+	ssl = bufferevent_openssl_get_ssl(s->bev);
+	under = bufferevent_get_underlying(s->bev);
+	if (ssl == NULL || under == NULL || !SSL_is_init_finished(ssl))
+		return;
+	ERR_clear_error();
+	(void)SSL_shutdown(ssl); /* nothing after a fatal alert */
+	ERR_clear_error();
+	fd = bufferevent_getfd(under);
+	/* the output's start is frozen for the socket bufferevent's own
+	 * writes (evbuffer_write and _copyout refuse it): peeked and sent */
+	nv = evbuffer_peek(bufferevent_get_output(under), -1, NULL, v, 4);
+	if (fd == -1 || nv <= 0 || nv > 4)
+		return;
+	for (i = 0; i < nv; i++) {
+		iov[i].iov_base = v[i].iov_base;
+		iov[i].iov_len = v[i].iov_len;
+	}
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = iov;
+	msg.msg_iovlen = (size_t)nv;
+	(void)sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 static void
 drop_connection(struct mta_session *s)
 {
-	if (s->bev != NULL)
+	if (s->bev != NULL) {
+		tls_goodbye(s);
 		bufferevent_free(s->bev);
+	}
 	s->bev = NULL;
 	s->tls_active = 0;
 	s->tls_desc[0] = '\0';

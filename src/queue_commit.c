@@ -11,7 +11,7 @@
  * "QID ERRNO\n" lines in the same order.  A committed message is loaded by
  * the scheduler at once: the request is also the notice.
  *
- * The listening socket ($home/state/commit.sock) is bound by the master,
+ * The listening socket ($home/spool/commit.sock) is bound by the master,
  * which keeps it across restarts of this process, so a request made while
  * it restarts waits in the backlog.  Only the smtpd's user (or, when it
  * shares this process's user, that one) may connect: the peer's
@@ -125,7 +125,7 @@ adopted(int ok, int err, const char *qid, void *arg)
 
 	it->err = ok ? 0 : err ? err : EIO;
 	if (ok)
-		sched_new_message(qid);
+		sched_add(qid);
 	if (--r->left == 0)
 		req_answer(r);
 }

@@ -30,6 +30,7 @@
  * nothing is left, or rewrites the envelope durably (spool_update) and arms
  * the timer for the next due recipient.
  */
+#include "pickup.h"
 #include "sched.h"
 
 #include <errno.h>
@@ -49,6 +50,7 @@
 #include <event2/event.h>
 
 #include "conf.h"
+#include "control_proto.h"
 #include "alias_table.h"
 #include "deliver.h"
 #include "local.h"
@@ -58,6 +60,7 @@
 #include "report.h"
 #include "route.h"
 #include "spool.h"
+#include "stats.h"
 #include "util.h"
 
 /* messages delivered per event-loop turn before notices are read again */
@@ -255,6 +258,8 @@ msg_next_due_ms(const struct sched_msg *m)
 	int64_t due = INT64_MAX, t;
 	size_t i;
 
+	if (m->env.hold)
+		return INT64_MAX; /* held: nothing is due until released */
 	for (i = 0; i < m->env.nrcpts; i++) {
 		if (!rcpt_active(&m->env.rcpts[i]))
 			continue;
@@ -318,6 +323,9 @@ rcpt_log(const struct sched_msg *m, size_t idx, const char *relay,
 		delay = 0;
 	if (strcmp(status, "bounced") == 0)
 		lvl = LOG_LVL_WARN;
+	stats_add(strcmp(status, "sent") == 0 ? STATS_DELIVERED :
+	    strcmp(status, "deferred") == 0 ? STATS_DEFERRED : STATS_BOUNCED,
+	    1);
 	log_msg(lvl, "%s: to=<%s>, relay=%s%s%s, delay=%lld.%llds, dsn=%s, "
 	    "status=%s (%s)", m->id, to, relay, tls ? ", tls=" : "",
 	    tls ? tls : "", (long long)(delay / 1000),
@@ -783,7 +791,10 @@ msg_finish(struct sched_msg *m)
 			msg_update(m);
 		return;
 	}
-	owed = report_due(sched.conf, &m->env, now / 1000, &r);
+	/* a held message owes nothing yet: no delay warning while the
+	 * administrator holds it */
+	owed = !m->env.hold && report_due(sched.conf, &m->env, now / 1000,
+	    &r);
 	if (owed && now >= m->report_hold) {
 		if (msg_report(m, &r) == 0)
 			return;
@@ -928,6 +939,8 @@ msg_attempt(struct sched_msg *m)
 
 	if (m->inflight > 0 || sched.draining)
 		return; /* its jobs' completion reschedules it */
+	if (m->env.hold)
+		return; /* held while it waited on the run queue */
 	for (i = 0; i < m->env.nrcpts; i++) {
 		const struct env_rcpt *rc = &m->env.rcpts[i];
 		struct mta_rcpt *mr;
@@ -1029,10 +1042,9 @@ rescan_cb(evutil_socket_t fd, short what, void *arg)
 		    sched.nmsgs - before);
 }
 
-/* sched_new_message - a message the queue process committed for the
- * smtpd (queue_commit.c): load it now, no notice needed */
+/* sched_add - load a message this process committed */
 void
-sched_new_message(const char *qid)
+sched_add(const char *qid)
 {
 	msg_load(qid, 0);
 }
@@ -1086,13 +1098,8 @@ notice_bind(const char *home)
 	if (mkdir(state, 0700) == -1 && errno != EEXIST)
 		fatal("cannot create %s: %s", state, strerror(errno));
 	free(state);
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = util_dgram_bind(sa.sun_path);
 	if (fd == -1)
-		fatal("socket: %s", strerror(errno));
-	/* a socket left by an earlier run would make bind fail */
-	if (unlink(sa.sun_path) == -1 && errno != ENOENT)
-		fatal("cannot remove %s: %s", sa.sun_path, strerror(errno));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1)
 		fatal("cannot bind %s: %s", sa.sun_path, strerror(errno));
 	return fd;
 }
@@ -1208,7 +1215,7 @@ drain_check_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	if (sched.busy == 0) {
+	if (sched.busy == 0 && !pickup_busy()) {
 		log_info("handover done: no delivery in flight");
 		event_base_loopexit(sched.base, NULL);
 		return;
@@ -1222,7 +1229,284 @@ sched_drain(void)
 	if (sched.draining)
 		return;
 	sched.draining = 1;
+	pickup_drain();
 	log_info("handing over: %u delivery job(s) finishing", sched.busy);
 	sched.drain_ev = evtimer_new(sched.base, drain_check_cb, NULL);
 	drain_check_cb(-1, 0, NULL);
+}
+
+/* control: what tern queue and tern status ask of the scheduler */
+
+/* ctl_msg - the message with this id, loaded from the spool when it is
+ * there but not in memory yet (its notice not read yet); NULL: none */
+static struct sched_msg *
+ctl_msg(const char *qid)
+{
+	struct sched_msg *m = msg_find(qid);
+
+	if (m == NULL && spool_qid_valid(qid)) {
+		msg_load(qid, 0);
+		m = msg_find(qid);
+	}
+	return m;
+}
+
+/* ctl_usable - CTL_OK when m can be changed now, else why not */
+static enum control_err
+ctl_usable(const char *qid, struct sched_msg *m, char *err, size_t errlen)
+{
+	if (m == NULL) {
+		snprintf(err, errlen, "There is no message %s in the queue.",
+		    qid);
+		return CTL_E_NOTFOUND;
+	}
+	if (m->inflight > 0 || sched.draining) {
+		snprintf(err, errlen, "Message %s is being delivered or "
+		    "updated right now; try again in a moment.", qid);
+		return CTL_E_BUSY;
+	}
+	return CTL_OK;
+}
+
+const struct envelope *
+sched_env(const char *qid, int *active)
+{
+	struct sched_msg *m = msg_find(qid);
+
+	if (m == NULL)
+		return NULL;
+	*active = m->inflight > 0;
+	return &m->env;
+}
+
+/* flush_msg - make m's waiting recipients (of domain, when not NULL) due
+ * now; 1 when any was */
+static int
+flush_msg(struct sched_msg *m, const char *domain)
+{
+	struct env_rcpt *r;
+	const char *at;
+	size_t i;
+	int any = 0;
+
+	if (m->env.hold || m->inflight > 0)
+		return 0;
+	for (i = 0; i < m->env.nrcpts; i++) {
+		r = &m->env.rcpts[i];
+		at = strrchr(r->addr, '@');
+		if (!rcpt_active(r) || (domain != NULL &&
+		    (at == NULL || strcasecmp(at + 1, domain) != 0)))
+			continue;
+		r->next_try = 0;
+		any = 1;
+	}
+	if (any) {
+		m->report_hold = 0;
+		msg_schedule(m);
+	}
+	return any;
+}
+
+/* flush_walk - twalk(3) has no argument: the domain of the flush in
+ * progress and its count */
+static const char *flush_domain;
+static size_t flush_count;
+
+static void
+flush_walk(const void *node, VISIT v, int depth)
+{
+	(void)depth;
+	if (v == postorder || v == leaf)
+		flush_count += (size_t)flush_msg(*(struct sched_msg *const *)
+		    node, flush_domain);
+}
+
+enum control_err
+sched_flush(const char *qid, const char *domain, size_t *n, char *err,
+    size_t errlen)
+{
+	struct sched_msg *m;
+
+	*n = 0;
+	/* a destination backing off after failures is tried again too,
+	 * as postqueue -f does */
+	mta_flush();
+	if (qid == NULL) {
+		flush_domain = domain;
+		flush_count = 0;
+		twalk(sched.msgs, flush_walk);
+		*n = flush_count;
+		log_info("flush%s%s: %zu message(s) due now",
+		    domain ? " @" : "", domain ? domain : "", *n);
+		return CTL_OK;
+	}
+	m = ctl_msg(qid);
+	if (m == NULL)
+		return ctl_usable(qid, m, err, errlen);
+	if (m->env.hold) {
+		snprintf(err, errlen, "Message %s is held; release it first.",
+		    qid);
+		return CTL_E_STATE;
+	}
+	*n = (size_t)flush_msg(m, NULL);
+	log_info("%s: flush: due now", qid);
+	return CTL_OK;
+}
+
+/* a hold or release waiting for its envelope update */
+struct sched_hold {
+	struct sched_msg *msg;
+	int hold;
+	sched_ctl_cb cb;
+	void *arg;
+};
+
+/* hold_done - the envelope with the new hold is durable (or not: then
+ * memory goes back to what the disk says) */
+static void
+hold_done(int ok, int err, const char *qid, void *arg)
+{
+	struct sched_hold *h = arg;
+	struct sched_msg *m = h->msg;
+
+	(void)err; /* the spool logged it */
+	m->inflight--;
+	sched.busy--;
+	if (ok)
+		log_info("%s: %s by the administrator", qid,
+		    h->hold ? "held" : "released");
+	else
+		m->env.hold = !h->hold;
+	h->cb(ok, h->arg);
+	free(h);
+	msg_finish(m);
+}
+
+enum control_err
+sched_hold(const char *qid, int hold, sched_ctl_cb cb, void *arg, char *err,
+    size_t errlen)
+{
+	struct sched_msg *m = ctl_msg(qid);
+	struct sched_hold *h;
+	enum control_err e = ctl_usable(qid, m, err, errlen);
+
+	if (e != CTL_OK)
+		return e;
+	m->env.hold = hold ? 1 : 0;
+	evtimer_del(m->timer);
+	if (m->queued) {
+		TAILQ_REMOVE(&sched.runq, m, entry);
+		m->queued = 0;
+	}
+	h = xcalloc(1, sizeof(*h));
+	h->msg = m;
+	h->hold = hold;
+	h->cb = cb;
+	h->arg = arg;
+	/* the message waits for its update like after an attempt: nothing
+	 * else is tried for it meanwhile */
+	m->changed = 0;
+	m->inflight++;
+	sched.busy++;
+	spool_update_async(&m->env, hold_done, h);
+	return CTL_OK;
+}
+
+enum control_err
+sched_delete(const char *qid, char *err, size_t errlen)
+{
+	struct sched_msg *m = ctl_msg(qid);
+	enum control_err e = ctl_usable(qid, m, err, errlen);
+
+	if (e != CTL_OK)
+		return e;
+	/* synced, unlike the removal of a delivered message: what the
+	 * administrator deleted must not come back after a crash */
+	if (spool_remove(qid) == -1 || spool_sync_queue() == -1) {
+		snprintf(err, errlen, "Message %s could not be removed: %s.",
+		    qid, strerror(errno));
+		return CTL_E_FAILED;
+	}
+	log_info("%s: deleted by the administrator", qid);
+	msg_forget(m);
+	return CTL_OK;
+}
+
+enum control_err
+sched_bounce(const char *qid, size_t *n, char *err, size_t errlen)
+{
+	struct sched_msg *m = ctl_msg(qid);
+	enum control_err e = ctl_usable(qid, m, err, errlen);
+	int64_t now_ms = util_now_ms();
+	char why[SCHED_ERR_MAX + 64];
+	struct env_rcpt *r;
+	size_t i;
+
+	*n = 0;
+	if (e != CTL_OK)
+		return e;
+	for (i = 0; i < m->env.nrcpts; i++) {
+		r = &m->env.rcpts[i];
+		if (!rcpt_active(r))
+			continue;
+		snprintf(why, sizeof(why), "delivery cancelled by the "
+		    "administrator%s%s", r->last_error ? "; last error: " : "",
+		    r->last_error ? r->last_error : "");
+		/* the status of this decision, not of the last attempt */
+		envelope_set(&r->status, "5.0.0");
+		rcpt_fail(m, i, "none", NULL, "5.0.0", why, now_ms);
+		(*n)++;
+	}
+	/* a held message is released into its end: the reports follow */
+	m->env.hold = 0;
+	m->changed = 1;
+	m->report_hold = 0;
+	evtimer_del(m->timer);
+	msg_finish(m); /* queues the failure report, then removes it */
+	return CTL_OK;
+}
+
+/* count_walk - twalk(3) has no argument: the counts being taken */
+static struct sched_counts *count_into;
+
+static void
+count_walk(const void *node, VISIT v, int depth)
+{
+	const struct sched_msg *m = *(struct sched_msg *const *)node;
+	struct sched_counts *c = count_into;
+	size_t i;
+
+	(void)depth;
+	if (v != postorder && v != leaf)
+		return;
+	c->messages++;
+	switch (control_msg_state_of(&m->env, m->inflight > 0,
+	    util_now_ms() / 1000)) {
+	case CTL_MSG_PENDING:
+		c->pending++;
+		break;
+	case CTL_MSG_ACTIVE:
+		c->active++;
+		break;
+	case CTL_MSG_DEFERRED:
+		c->deferred++;
+		break;
+	case CTL_MSG_HELD:
+		c->held++;
+		break;
+	case CTL_MSG_DONE:
+		c->done++;
+		break;
+	}
+	for (i = 0; i < m->env.nrcpts; i++)
+		c->recipients += rcpt_active(&m->env.rcpts[i]);
+}
+
+void
+sched_counts(struct sched_counts *c)
+{
+	memset(c, 0, sizeof(*c));
+	count_into = c;
+	twalk(sched.msgs, count_walk);
+	count_into = NULL;
 }

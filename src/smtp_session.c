@@ -30,6 +30,14 @@
  * chunk to its last) must arrive at limits data-rate= at least, measured
  * over timeouts data= (the pace of smtp_data.h), and be complete within
  * timeouts message=.  See deadline_arm.
+ *
+ * What needs the client's address is done in one place, session_start:
+ * at accept on an ordinary listener, and on a proxy-from= listener after
+ * the balancer's PROXY header (proxy.c; read here, before any bufferevent
+ * exists, see proxy_cb) has put the client's address in s->peer and
+ * s->addr.  The DNS lists (dnsbl.c) run during the greet pause; a listed
+ * client gets 554 5.7.1 instead of the greeting, an allowlisted one no
+ * pause.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -42,6 +50,7 @@
 #include <strings.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -54,15 +63,20 @@
 #include "bounce.h"
 #include "auth.h"
 #include "authd.h"
+#include "client_limits.h"
 #include "conf.h"
 #include "dns.h"
+#include "dnsbl.h"
 #include "envelope.h"
 #include "alias_table.h"
 #include "mailbox.h"
+#include "proxy.h"
+#include "sched.h"
 #include "smtp_data.h"
 #include "smtp_parse.h"
 #include "smtpd.h"
 #include "spool.h"
+#include "stats.h"
 #include "tls.h"
 #include "util.h"
 
@@ -72,8 +86,6 @@
 #define SESSION_FLUSH_AT (64 * 1024)
 /* a HELO/EHLO name is cut to this length in headers and logs */
 #define SESSION_HELO_MAX 128
-/* bad commands tolerated before the session is ended (RFC 5321 7.8) */
-#define SESSION_MAX_ERRORS 20
 /* the greeting waits at most this long for the client's name */
 #define SESSION_DNS_WAIT_MS 3000
 /* header fields are held this long to add Message-ID:/Date: at the end
@@ -101,12 +113,14 @@ enum smtp_state {
 	SMTP_S_HOLD,     /* a reply held back (failed AUTH), input waits */
 	SMTP_S_CHECK,    /* waiting for authd's verdict on a password */
 	SMTP_S_COMMIT,   /* waiting for the spool to make the message durable */
-	SMTP_S_CLOSING   /* last reply sent; closing when it is written */
+	SMTP_S_CLOSING,  /* last reply sent; closing when it is written */
+	SMTP_S_PROXY     /* a proxy-from= listener: reading the PROXY
+	                  * header, before anything else (no bufferevent) */
 };
 
 static const char *const state_names[] = { "GREET", "INIT", "HELO", "MAIL",
 	"RCPT", "DATA", "BDAT", "CHUNKING", "AUTH", "HOLD", "CHECK", "COMMIT",
-	"CLOSING" };
+	"CLOSING", "PROXY" };
 
 #define ST(x) (1u << (x))
 /* the states that read a command line: the command deadline runs */
@@ -159,10 +173,20 @@ struct smtp_session {
 	char name[SMTP_DOMAIN_MAX + 1]; /* verified reverse DNS name, or
 	                                 * "unknown" (until resolved) */
 	struct dns_query *dns;          /* that lookup, while it runs */
+	struct dnsbl_check *dnsbl;      /* DNS lists, until the greeting */
+	int allowlisted;                /* a dnswl lists the client */
+	/* the PROXY header (SMTP_S_PROXY) */
+	int fd;                         /* the connection, until the
+	                                 * bufferevent owns it */
+	struct event *proxy_ev;
+	struct buf proxy_in;            /* the header's octets so far */
+	char via[INET6_ADDRSTRLEN];     /* the balancer, for logs; "" when
+	                                 * the client connected directly */
 	char *helo;
 	int esmtp;
 	int discarding; /* inside an over-long line, dropping it */
-	unsigned errors;
+	struct client_state client; /* its address's limits, its greet
+	                             * pause, its errors (client_limits.h) */
 	int dead;       /* client gone while a commit or check was pending */
 	char *checking; /* the user name authd is checking (SMTP_S_CHECK) */
 	struct smtp_txn *txn;
@@ -181,6 +205,7 @@ struct smtp_session {
 	struct event *hold_ev;  /* sends held_reply */
 	char *held_reply;
 	int hold_close;         /* close after the held reply */
+	enum smtp_state hold_return; /* the state after it */
 	/* a plain connection writes its replies itself (reply_flush) */
 	int direct;
 	int flush_queued;       /* on the flush list */
@@ -456,16 +481,30 @@ txn_reset(struct smtp_session *s)
 		enter_state(s, SMTP_S_HELO);
 }
 
-/* count_error - a bad command; too many end the session (RFC 5321 7.8) */
-static int
-count_error(struct smtp_session *s)
+static void hold_reply(struct smtp_session *s, int64_t ms, const char *text,
+    int close);
+
+/*
+ * error_reply - the reply to a bad command: held back longer for each
+ * error of the session, and the session ended after limits client-errors=
+ * (RFC 5321 7.8), so that a client cannot retry errors as fast as it likes
+ */
+static void
+error_reply(struct smtp_session *s, const char *text)
 {
-	if (++s->errors < SESSION_MAX_ERRORS)
-		return 0;
+	int64_t delay = client_error(&s->client);
+
+	/* not between BDAT chunks: leaving the transfer for HOLD would
+	 * start its deadlines anew */
+	if (delay > 0 && !(ST(s->state) & ST_TRANSFER)) {
+		hold_reply(s, delay, text, 0);
+		return;
+	}
+	reply(s, "%s", text);
+	if (delay == 0)
+		return;
 	reply(s, "421 4.7.0 %s Error: too many errors", s->conf->hostname);
-	log_info("%s: too many errors, disconnecting", s->addr);
 	close_after_reply(s);
-	return 1;
 }
 
 /* verbs */
@@ -740,6 +779,12 @@ cmd_mail(struct smtp_session *s, struct smtp_cmd *cmd)
 		reply(s, "530 5.7.0 Authentication required");
 		return;
 	}
+	client_behaved(&s->client);
+	if (client_message(&s->client, s->auth_user != NULL) == -1) {
+		reply(s, "451 4.7.1 Error: too much mail from %s; try again "
+		    "later", s->addr);
+		return;
+	}
 	err = smtp_parse_mail(cmd->arg, &pc);
 	if (err != SMTP_P_OK) {
 		path_error(s, err, "MAIL");
@@ -859,6 +904,11 @@ cmd_rcpt(struct smtp_session *s, struct smtp_cmd *cmd)
 		reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
 		return;
 	}
+	if (client_recipient(&s->client, s->auth_user != NULL) == -1) {
+		reply(s, "452 4.7.1 Error: too many recipients from %s; try "
+		    "again later", s->addr);
+		return;
+	}
 	err = smtp_parse_rcpt(cmd->arg, &pc);
 	if (err != SMTP_P_OK) {
 		path_error(s, err, "RCPT");
@@ -875,8 +925,16 @@ cmd_rcpt(struct smtp_session *s, struct smtp_cmd *cmd)
 		reply(s, "452 4.5.3 Too many recipients");
 		return;
 	}
-	if (rcpt_policy(s, &pc.addr, user, sizeof(user)) == -1)
+	if (rcpt_policy(s, &pc.addr, user, sizeof(user)) == -1) {
+		/* dictionary attacks: 550, and past the bound 421 */
+		if (client_invalid_recipient(&s->client,
+		    s->auth_user != NULL)) {
+			reply(s, "421 4.7.0 %s Error: too many invalid "
+			    "recipients", s->conf->hostname);
+			close_after_reply(s);
+		}
 		return;
+	}
 	if (pc.addr.domain[0] == '\0')
 		snprintf(addr, sizeof(addr), "postmaster");
 	else if (smtp_addr_format(&pc.addr, addr, sizeof(addr)) == -1) {
@@ -1039,6 +1097,8 @@ commit_done(int ok, int err, const char *qid, void *arg)
 	struct smtp_session *s = arg;
 
 	/* the queue process committed it and knows it (queue_commit.c) */
+	if (ok)
+		stats_add(STATS_RECEIVED, 1);
 	if (s->dead) {
 		if (ok)
 			log_info("%s: queued, but the client left before the "
@@ -1235,6 +1295,7 @@ static void
 cmd_quit(struct smtp_session *s, struct smtp_cmd *cmd)
 {
 	(void)cmd;
+	client_behaved(&s->client);
 	reply(s, "221 2.0.0 Bye");
 	close_after_reply(s);
 }
@@ -1488,12 +1549,13 @@ hold_cb(evutil_socket_t fd, short what, void *arg)
 		close_after_reply(s);
 		return;
 	}
-	enter_state(s, SMTP_S_HELO);
+	enter_state(s, s->hold_return);
 	session_input(s);
 }
 
 /* hold_reply - answer after ms, reading nothing meanwhile (slows down
- * password guessing: each failure of a session waits longer) */
+ * password guessing and bad commands: each failure of a session waits
+ * longer), then go on in the state of now */
 static void
 hold_reply(struct smtp_session *s, int64_t ms, const char *text, int close)
 {
@@ -1505,6 +1567,7 @@ hold_reply(struct smtp_session *s, int64_t ms, const char *text, int close)
 	free(s->held_reply);
 	s->held_reply = xstrdup(text);
 	s->hold_close = close;
+	s->hold_return = s->state;
 	enter_state(s, SMTP_S_HOLD);
 	evtimer_add(s->hold_ev, &tv);
 }
@@ -1687,32 +1750,36 @@ handle_line(struct smtp_session *s, char *line, size_t len)
 {
 	const struct verb_row *row;
 	struct smtp_cmd cmd;
+	char text[128];
 
 	if (memchr(line, '\0', len) != NULL || memchr(line, '\r', len) ||
 	    memchr(line, '\n', len) != NULL) {
-		reply(s, "500 5.5.2 Error: bare <CR>, <LF> or NUL in command");
-		count_error(s);
+		error_reply(s, "500 5.5.2 Error: bare <CR>, <LF> or NUL in "
+		    "command");
 		return;
 	}
 	smtp_cmd_split(line, &cmd);
 	row = verb_lookup(cmd.verb);
 	if (row == NULL) {
-		reply(s, "500 5.5.2 Error: command not recognized");
-		count_error(s);
+		error_reply(s, "500 5.5.2 Error: command not recognized");
 		return;
 	}
 	if (len + 2 > row->maxline) {
-		reply(s, "500 5.5.2 Error: line too long");
-		count_error(s);
+		error_reply(s, "500 5.5.2 Error: line too long");
 		return;
 	}
 	if (!(row->states & ST(s->state))) {
-		if (s->state == SMTP_S_INIT)
-			reply(s, "503 5.5.1 Error: send HELO/EHLO first");
-		else
-			reply(s, "503 5.5.1 Error: %s",
-			    row->need ? row->need : "bad sequence");
-		count_error(s);
+		snprintf(text, sizeof(text), "503 5.5.1 Error: %s",
+		    s->state == SMTP_S_INIT ? "send HELO/EHLO first" :
+		    row->need ? row->need : "bad sequence");
+		error_reply(s, text);
+		return;
+	}
+	if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0 &&
+	    client_pipelining_bad(&s->client, s->esmtp, cmd.name)) {
+		reply(s, "554 5.5.1 %s Error: improper use of SMTP command "
+		    "pipelining", s->conf->hostname);
+		close_after_reply(s);
 		return;
 	}
 	row->fn(s, &cmd);
@@ -1759,8 +1826,7 @@ command_input(struct smtp_session *s, struct evbuffer *in)
 		return; /* a partial line: the deadline stays */
 	command_ready(s); /* for the next one, after this one's reply */
 	if (n == SIZE_MAX) {
-		reply(s, "500 5.5.2 Error: line too long");
-		count_error(s);
+		error_reply(s, "500 5.5.2 Error: line too long");
 		return;
 	}
 	line_buf[n - 2] = '\0';
@@ -1868,13 +1934,15 @@ session_input(struct smtp_session *s)
 			return;
 		switch (st) {
 		case SMTP_S_GREET:
-			/* without a greet pause, early input just waits */
-			if (before == 0 || s->listen->greet_pause_ms <= 0)
+			/* without a greet pause (none on the listener, a
+			 * trusted client, a pass), early input just waits */
+			if (before == 0 || s->client.pause_ms <= 0)
 				return;
 			reply(s, "554 5.5.1 %s Error: talked before the "
 			    "greeting", s->conf->hostname);
 			log_info("%s: talked before the greeting, dropped",
 			    s->addr);
+			client_talked_first(&s->client);
 			close_after_reply(s);
 			return;
 		case SMTP_S_COMMIT:
@@ -2077,9 +2145,38 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	session_free(s);
 }
 
+/*
+ * dnsbl_refuse - a client the blocklists list gets 554 instead of the
+ * greeting (RFC 5321 3.1 allows it), naming the lists, as Postfix's
+ * postscreen and reject_rbl_client name theirs
+ */
+static void
+dnsbl_refuse(struct smtp_session *s)
+{
+	const char *names = dnsbl_names(s->dnsbl);
+
+	reply(s, "554 5.7.1 %s Error: client [%s] blocked using %s",
+	    s->conf->hostname, s->addr, names);
+	log_info("%s: blocked using %s (weight %u, threshold %u)", s->addr,
+	    names, dnsbl_score(s->dnsbl), s->conf->dnsbl_threshold);
+	dnsbl_free(s->dnsbl);
+	s->dnsbl = NULL;
+	close_after_reply(s);
+}
+
+/*
+ * greet - the greeting is due: the DNS lists' verdict from what has
+ * answered (a list still silent lists nobody and is forgotten), then 220
+ */
 static void
 greet(struct smtp_session *s)
 {
+	if (dnsbl_verdict(s->dnsbl) == DNSBL_LISTED) {
+		dnsbl_refuse(s);
+		return;
+	}
+	dnsbl_free(s->dnsbl);
+	s->dnsbl = NULL;
 	enter_state(s, SMTP_S_INIT);
 	reply(s, "220 %s ESMTP tern", s->conf->hostname);
 	session_input(s); /* what a patient client already sent */
@@ -2094,27 +2191,38 @@ arm_greet_timer(struct smtp_session *s, int64_t ms)
 	evtimer_add(s->greet_ev, &tv);
 }
 
+/* greet_ready - the pause is over: greet, unless the client's name or a
+ * DNS list may still answer within SESSION_DNS_WAIT_MS of the connection
+ * (then greet_cb, name_cb or dnsbl_done greets) */
+static void
+greet_ready(struct smtp_session *s)
+{
+	int64_t waited = util_mono_ms() - s->connected;
+
+	s->pause_done = 1;
+	if ((s->dns != NULL || dnsbl_pending(s->dnsbl)) &&
+	    waited < SESSION_DNS_WAIT_MS) {
+		arm_greet_timer(s, SESSION_DNS_WAIT_MS - waited);
+		return;
+	}
+	greet(s);
+}
+
 /*
- * greet_cb - the greeting waits for the greet pause and for the client's
- * name (so that the Received: line names it), the latter at most
- * SESSION_DNS_WAIT_MS from the connection.
+ * greet_cb - the greeting waits for the greet pause, for the client's
+ * name (so that the Received: line names it) and for the DNS lists, the
+ * latter two at most SESSION_DNS_WAIT_MS from the connection.
  */
 static void
 greet_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct smtp_session *s = arg;
-	int64_t waited = util_mono_ms() - s->connected;
 
 	(void)fd;
 	(void)what;
 	if (s->state != SMTP_S_GREET)
 		return;
-	s->pause_done = 1;
-	if (s->dns != NULL && waited < SESSION_DNS_WAIT_MS) {
-		arm_greet_timer(s, SESSION_DNS_WAIT_MS - waited);
-		return;
-	}
-	greet(s);
+	greet_ready(s);
 }
 
 static void
@@ -2123,10 +2231,16 @@ session_free(struct smtp_session *s)
 	if (s->state != SMTP_S_CLOSING || s->txn != NULL)
 		log_debug("%s: disconnect in state %s", s->addr,
 		    state_names[s->state]);
-	log_info("disconnect from %s[%s]", s->name, s->addr);
+	/* a connection refused before its PROXY header was read never
+	 * started a session: its refusal was logged */
+	if (s->state != SMTP_S_PROXY)
+		log_info("disconnect from %s[%s]", s->name, s->addr);
+	stats_session_close();
 	flush_unlink(s);
 	txn_free(s);
+	client_leave(&s->client);
 	dns_cancel(s->dns);
+	dnsbl_free(s->dnsbl);
 	if (s->greet_ev != NULL)
 		event_free(s->greet_ev);
 	if (s->deadline_ev != NULL)
@@ -2135,6 +2249,9 @@ session_free(struct smtp_session *s)
 		event_free(s->hold_ev);
 	if (s->linger_ev != NULL)
 		event_free(s->linger_ev);
+	if (s->proxy_ev != NULL)
+		event_free(s->proxy_ev);
+	buf_free(&s->proxy_in);
 	free(s->held_reply);
 	if (s->sasl != NULL) {
 		auth_sasl_clear(s->sasl);
@@ -2142,7 +2259,10 @@ session_free(struct smtp_session *s)
 	}
 	free(s->auth_user);
 	free(s->checking);
-	bufferevent_free(s->bev);
+	if (s->bev != NULL)
+		bufferevent_free(s->bev);
+	else
+		close(s->fd);
 	free(s->helo);
 	free(s);
 	nsessions--;
@@ -2159,8 +2279,51 @@ name_cb(const char *name, void *arg)
 		    strlen(name));
 		log_debug("%s: client name %s", s->addr, s->name);
 	}
-	if (s->state == SMTP_S_GREET && s->pause_done)
+	if (s->state == SMTP_S_GREET && s->pause_done &&
+	    !dnsbl_pending(s->dnsbl))
 		greet(s);
+}
+
+/*
+ * dnsbl_done - the DNS lists have their verdict.  Allowed: no greet
+ * pause.  Listed: refused now, the pause would only cost us.  Passed:
+ * the greeting goes out as it would have.
+ */
+static void
+dnsbl_done(enum dnsbl_verdict v, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (s->state != SMTP_S_GREET)
+		return;
+	if (v == DNSBL_LISTED) {
+		dnsbl_refuse(s);
+		return;
+	}
+	if (v == DNSBL_ALLOWED) {
+		s->allowlisted = 1;
+		s->client.pause_ms = 0; /* what it sends now is not early */
+		log_info("%s: allowed by %s: no greet pause", s->addr,
+		    dnsbl_names(s->dnsbl));
+		greet_ready(s);
+		return;
+	}
+	if (s->pause_done && s->dns == NULL)
+		greet(s);
+}
+
+/* dnsbl_begin - ask the DNS lists about the client, unless it is in
+ * trusted-networks */
+static void
+dnsbl_begin(struct smtp_session *s)
+{
+	const struct sockaddr *sa = (const struct sockaddr *)&s->peer;
+
+	if (s->conf->ndnsbls == 0 || conf_is_trusted(s->conf, sa))
+		return;
+	s->dnsbl = dnsbl_start(s->conf, sa, dnsbl_done, s);
+	if (s->dnsbl != NULL && !dnsbl_pending(s->dnsbl))
+		dnsbl_done(dnsbl_verdict(s->dnsbl), s);
 }
 
 /* client_addr - printable address; IPv4-mapped IPv6 shown as IPv4 */
@@ -2198,34 +2361,22 @@ session_bev(struct smtp_session *s, int fd)
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 }
 
-void
-smtp_session_new(const struct smtpd_env *env, struct event_base *base,
-    int fd, const struct sockaddr *sa, socklen_t salen,
-    const struct conf_listen *l)
+/*
+ * session_start - what needs the client's address, once it is known: at
+ * accept on an ordinary listener, after a valid PROXY header on a
+ * proxy-from= one (s->peer and s->addr are then the client's).  Logs the
+ * connection, applies the session limit, starts the client-name lookup
+ * and the DNS lists, and arms the greet pause.
+ */
+static void
+session_start(struct smtp_session *s)
 {
-	const struct conf *c = env->conf;
-	struct smtp_session *s;
+	const struct conf *c = s->conf;
 
-	s = xcalloc(1, sizeof(*s));
-	memcpy(&s->peer, sa, salen < sizeof(s->peer) ? salen : sizeof(s->peer));
-	s->conf = c;
-	s->env = env;
-	s->listen = l;
-	s->base = base;
-	client_addr(sa, s->addr, sizeof(s->addr));
-	snprintf(s->name, sizeof(s->name), "unknown");
-	s->helo = xstrdup("unknown");
-	s->state = SMTP_S_GREET;
-	s->bev = session_bev(s, fd);
-	if (s->bev == NULL)
-		fatal("cannot create a bufferevent");
-	s->deadline_ev = evtimer_new(base, deadline_cb, s);
-	if (s->deadline_ev == NULL)
-		fatal("evtimer_new failed");
-	nsessions++;
-	s->connected = util_mono_ms();
-	log_info("connect from %s", s->addr);
-	setup_bev(s);
+	if (s->via[0] != '\0')
+		log_info("connect from %s (PROXY from %s)", s->addr, s->via);
+	else
+		log_info("connect from %s", s->addr);
 	if (nsessions > c->max_sessions) {
 		reply(s, "421 4.7.0 %s Error: too many sessions",
 		    c->hostname);
@@ -2234,8 +2385,192 @@ smtp_session_new(const struct smtpd_env *env, struct event_base *base,
 		close_after_reply(s);
 		return;
 	}
-	s->greet_ev = evtimer_new(base, greet_cb, s);
-	s->dns = dns_client_name(sa, name_cb, s);
+	if (client_admit(&s->client, c, s->listen,
+	    (const struct sockaddr *)&s->peer, s->addr) != CLIENT_OK) {
+		reply(s, "421 4.7.0 %s Error: too many connections from %s",
+		    c->hostname, s->addr);
+		close_after_reply(s);
+		return;
+	}
+	s->greet_ev = evtimer_new(s->base, greet_cb, s);
+	if (s->greet_ev == NULL)
+		fatal("evtimer_new failed");
+	s->dns = dns_client_name((const struct sockaddr *)&s->peer, name_cb,
+	    s);
 	if (s->state == SMTP_S_GREET)
-		arm_greet_timer(s, l->greet_pause_ms);
+		dnsbl_begin(s);
+	if (s->state == SMTP_S_GREET && !s->pause_done)
+		arm_greet_timer(s, s->client.pause_ms);
+}
+
+/* session_open - the connection gets its bufferevent (TLS first on a
+ * submissions listener) and the session starts */
+static void
+session_open(struct smtp_session *s)
+{
+	s->state = SMTP_S_GREET;
+	s->bev = session_bev(s, s->fd);
+	if (s->bev == NULL)
+		fatal("cannot create a bufferevent");
+	s->connected = util_mono_ms();
+	setup_bev(s);
+	session_start(s);
+}
+
+/* ---- the PROXY header ---------------------------------------------------- */
+
+static void proxy_cb(evutil_socket_t fd, short what, void *arg);
+
+/* proxy_wait - wait for more of the header, until timeouts proxy= from
+ * the connection (a deadline: a trickle of octets does not move it) */
+static void
+proxy_wait(struct smtp_session *s)
+{
+	int64_t left = s->connected + s->conf->timeout_proxy_ms -
+	    util_mono_ms();
+	struct timeval tv;
+
+	if (left < 1)
+		left = 1;
+	tv.tv_sec = left / 1000;
+	tv.tv_usec = (left % 1000) * 1000;
+	if (event_add(s->proxy_ev, &tv) == -1)
+		fatal("event_add failed");
+}
+
+/* proxy_refuse - no valid header: closed without a word (a balancer
+ * does not read SMTP, and on a submissions listener TLS would come
+ * first), and logged */
+static void
+proxy_refuse(struct smtp_session *s, const char *why)
+{
+	log_info("%s: PROXY header refused: %s", s->addr, why);
+	session_free(s);
+}
+
+/*
+ * proxy_apply - the header is read: the client's address replaces the
+ * balancer's (LOCAL and UNKNOWN keep the balancer's: its own health
+ * check), and the session starts as if the client had connected
+ */
+static void
+proxy_apply(struct smtp_session *s, const struct proxy_header *h)
+{
+	event_free(s->proxy_ev);
+	s->proxy_ev = NULL;
+	buf_free(&s->proxy_in);
+	snprintf(s->via, sizeof(s->via), "%s", s->addr);
+	if (!h->local) {
+		memset(&s->peer, 0, sizeof(s->peer));
+		memcpy(&s->peer, &h->src, h->srclen);
+		client_addr((const struct sockaddr *)&s->peer, s->addr,
+		    sizeof(s->addr));
+	}
+	log_debug("%s: PROXY v%d header from %s%s", s->addr, h->version,
+	    s->via, h->local ? " (LOCAL: the balancer itself)" : "");
+	session_open(s);
+}
+
+/*
+ * proxy_cb - read the header out of the socket and not an octet more:
+ * peek at what has come, and consume only what belongs to the header
+ * (proxy_parse promises that of everything short of a complete one), so
+ * the client's first octets - a TLS ClientHello on a submissions
+ * listener - stay in the socket for the session.
+ */
+static void
+proxy_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+	struct proxy_header h;
+	const char *why;
+	size_t have = s->proxy_in.len, used;
+	ssize_t n;
+	enum proxy_status st;
+
+	if ((what & EV_TIMEOUT) &&
+	    util_mono_ms() - s->connected >= s->conf->timeout_proxy_ms) {
+		proxy_refuse(s, "none within timeouts proxy= of the "
+		    "connection");
+		return;
+	}
+	n = recv(fd, line_buf, PROXY_HEADER_MAX - have, MSG_PEEK);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
+		proxy_wait(s);
+		return;
+	}
+	if (n <= 0) {
+		proxy_refuse(s, n == 0 ? "connection closed first" :
+		    strerror(errno));
+		return;
+	}
+	buf_append(&s->proxy_in, line_buf, (size_t)n);
+	st = proxy_parse((const unsigned char *)s->proxy_in.data,
+	    s->proxy_in.len, &h, &used, &why);
+	if (st == PROXY_BAD) {
+		proxy_refuse(s, why);
+		return;
+	}
+	/* consume the header's octets: all that came, or up to its end */
+	if (st == PROXY_DONE)
+		n = (ssize_t)(used - have);
+	if (recv(fd, line_buf, (size_t)n, 0) != n) {
+		proxy_refuse(s, "cannot read what was there");
+		return;
+	}
+	if (st == PROXY_NEED) {
+		proxy_wait(s);
+		return;
+	}
+	proxy_apply(s, &h);
+}
+
+/* proxy_begin - a proxy-from= listener: the balancer must be one of
+ * those listed, and its header comes before anything else */
+static void
+proxy_begin(struct smtp_session *s)
+{
+	const struct conf_listen *l = s->listen;
+
+	if (!conf_net_match(l->proxy_from, l->nproxy_from,
+	    (const struct sockaddr *)&s->peer)) {
+		proxy_refuse(s, "the connection is not from proxy-from=");
+		return;
+	}
+	s->proxy_ev = event_new(s->base, s->fd, EV_READ, proxy_cb, s);
+	if (s->proxy_ev == NULL)
+		fatal("event_new failed");
+	proxy_wait(s);
+}
+
+void
+smtp_session_new(const struct smtpd_env *env, struct event_base *base,
+    int fd, const struct sockaddr *sa, socklen_t salen,
+    const struct conf_listen *l)
+{
+	struct smtp_session *s;
+
+	s = xcalloc(1, sizeof(*s));
+	memcpy(&s->peer, sa, salen < sizeof(s->peer) ? salen : sizeof(s->peer));
+	s->conf = env->conf;
+	s->env = env;
+	s->listen = l;
+	s->base = base;
+	s->fd = fd;
+	buf_init(&s->proxy_in);
+	client_addr(sa, s->addr, sizeof(s->addr));
+	snprintf(s->name, sizeof(s->name), "unknown");
+	s->helo = xstrdup("unknown");
+	s->deadline_ev = evtimer_new(base, deadline_cb, s);
+	if (s->deadline_ev == NULL)
+		fatal("evtimer_new failed");
+	nsessions++;
+	stats_session_open();
+	s->connected = util_mono_ms();
+	if (l->nproxy_from > 0) {
+		s->state = SMTP_S_PROXY;
+		proxy_begin(s);
+		return;
+	}
+	session_open(s);
 }

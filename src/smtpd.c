@@ -44,6 +44,7 @@
 #include "authd.h"
 #include "ca.h"
 #include "alias_table.h"
+#include "client_limits.h"
 #include "conf.h"
 #include "dns.h"
 #include "sandbox.h"
@@ -295,6 +296,7 @@ drain_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	log_info("handing over to a new smtpd; %u session(s) finishing",
 	    smtp_session_count());
+	client_limits_handover();
 	for (i = 0; i < smtpd.nls; i++)
 		if (smtpd.ls[i].lev != NULL) {
 			evconnlistener_free(smtpd.ls[i].lev);
@@ -415,6 +417,7 @@ smtpd_main(const struct conf *c, const int *fds, size_t nfds,
 	smtpd.env.limiter = auth_limiter_new(SMTPD_LIMITER_SLOTS);
 	if (ca_fd != -1)
 		ca_client_start(ca_fd);
+	client_limits_init(c, smtpd.base);
 	tls_setup(c, tls);
 	listen_all(c, fds, nfds);
 	sigs[0] = evsignal_new(smtpd.base, SIGTERM, stop_cb, NULL);
@@ -426,6 +429,7 @@ smtpd_main(const struct conf *c, const int *fds, size_t nfds,
 	    c->max_sessions, smtpd.env.tls ? ", TLS" : "",
 	    auth_fd != -1 ? ", AUTH" : "");
 	event_base_dispatch(smtpd.base);
+	client_limits_save();
 	log_info("stopped with %u session(s) open", smtp_session_count());
 	exit(0);
 }

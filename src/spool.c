@@ -320,7 +320,7 @@ ensure_dir(const char *path, mode_t mode, int keep)
 		errno = ENOTDIR;
 		return -1;
 	}
-	/* mkdir's mode went through the umask; the spool must be 0700 */
+	/* mkdir's mode went through the umask; the spool's modes are exact */
 	if ((made || !keep) && (st.st_mode & 07777) != mode &&
 	    chmod(path, mode) == -1)
 		return -1;
@@ -373,7 +373,10 @@ spool_open(const char *home)
 		return -1;
 	}
 	path = xasprintf("%s/spool", home);
-	if (ensure_dir(path, 0700, 1) == -1) {
+	/* 0711: crossed, never listed, on the way to spool/drop (tern(8),
+	 * SENDMAIL) and, for the smtpd's user, to incoming/ and free/;
+	 * everything else in it is 0700 */
+	if (ensure_dir(path, 0711, 0) == -1) {
 		log_err("spool: %s: %s", path, strerror(errno));
 		free(path);
 		return -1;
@@ -1093,7 +1096,7 @@ commit_cleanup(struct spool_tx *tx)
  * The commit, in a smtpd with a user of its own.  The smtpd cannot enter
  * queue/: once its commit worker has written and synced a batch's files in
  * incoming/, it asks the queue process to move them into queue/ (one
- * request on the commit socket, $home/state/commit.sock: "QID\n" lines),
+ * request on the commit socket, $home/spool/commit.sock: "QID\n" lines),
  * and waits, on the worker thread, for the answer ("QID ERRNO\n" lines in
  * the same order, 0 for committed).  The queue process adopts them with
  * its own commit worker (spool_adopt_async), grouped with its envelope
@@ -1615,8 +1618,10 @@ recover_pool(void)
 			continue;
 		}
 		key.ino = pooled[i].ino;
-		if (bsearch(&key, queued, nq, sizeof(*queued),
-		    ent_ino_cmp) == NULL && (i == 0 ||
+		/* an empty queue/ lists as NULL, which bsearch may not
+		 * be given even with no elements */
+		if ((nq == 0 || bsearch(&key, queued, nq, sizeof(*queued),
+		    ent_ino_cmp) == NULL) && (i == 0 ||
 		    pooled[i - 1].ino != pooled[i].ino)) {
 			if (pooled[i].name[0] == '.')
 				unlink_quiet(free_fd, pooled[i].name);
@@ -1867,6 +1872,17 @@ spool_remove(const char *qid)
 fail:
 	log_warn("%s: cannot remove queue/%s: %s", qid, name, strerror(errno));
 	return -1;
+}
+
+int
+spool_sync_queue(void)
+{
+	check_init();
+	if (fsync(queue_fd) == -1) {
+		log_err("spool: cannot sync queue/: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 /* quarantine_file - rename queue/ID.ext into quarantine/ */

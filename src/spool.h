@@ -29,7 +29,7 @@
 
 /* the queue process's commit socket, under home (see spool.c, "The
  * commit") */
-#define SPOOL_COMMIT_SOCK "state/commit.sock"
+#define SPOOL_COMMIT_SOCK "spool/commit.sock"
 
 /* files of finished messages kept in free/ for new ones, at most */
 #define SPOOL_POOL_MAX 4096
@@ -136,6 +136,9 @@ void spool_adopt_async(const char *qid, spool_commit_cb cb, void *arg);
 /* spool_remove - remove a finished message (envelope first; not synced:
  * a crash may bring it back for one more, idempotent, attempt) */
 int spool_remove(const char *qid);
+/* spool_sync_queue - make removals from queue/ durable (fsync of the
+ * directory) */
+int spool_sync_queue(void);
 /* spool_quarantine - move a message's files to quarantine/ */
 void spool_quarantine(const char *qid, const char *why);
 

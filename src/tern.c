@@ -3,7 +3,13 @@
  *
  *   tern serve          run the mail server in the foreground
  *   tern check-config   check and print the effective configuration
+ *   tern send           compose a message with attachments and submit it
+ *   tern queue ...      list and control the queue (control_client.c)
+ *   tern status         uptime, sessions, queue sizes, counters
  *   tern passwd         print a password hash for the users file
+ *   tern sendmail       sendmail(1) for local programs (also run as
+ *                       "sendmail"; "mailq" and "newaliases" likewise)
+ *   tern trace [FILE]   the path a delivered message took, hop by hop
  *   tern version        print the version
  *   tern help           print this summary
  *
@@ -20,7 +26,11 @@
 
 #include "auth.h"
 #include "conf.h"
+#include "control_client.h"
 #include "master.h"
+#include "send.h"
+#include "sendmail.h"
+#include "trace.h"
 #include "util.h"
 
 #define TERN_VERSION "0.1.0"
@@ -29,13 +39,28 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-	    "usage: tern VERB [-c FILE]\n"
+	    "usage: tern VERB [-c FILE] [ARGS]\n"
 	    "\n"
 	    "  serve          run the mail server in the foreground\n"
 	    "  check-config   check the configuration and print it, "
 	    "defaults included\n"
+	    "  queue          list the queue (--json); queue show|hold|release|"
+	    "delete|\n"
+	    "                 bounce ID; queue flush [ID|@domain]\n"
+	    "  status         uptime, sessions, queue sizes, counters "
+	    "(--json)\n"
 	    "  passwd         read a password (terminal or stdin), print its "
 	    "hash\n"
+	    "  send           compose a message (body on stdin, -a FILE "
+	    "attachments) and\n"
+	    "                 submit it: tern send -s SUBJECT [-a FILE]... "
+	    "TO...\n"
+	    "  sendmail       submit a message as sendmail(1) does (also "
+	    "mailq,\n"
+	    "                 newaliases); see tern(8), SENDMAIL\n"
+	    "  trace [FILE]   the path a delivered message took, hop by hop\n"
+	    "                 (--json, --html PAGE, --color=auto|always|never,"
+	    "\n                 --slow DURATION)\n"
 	    "  version        print the version\n"
 	    "  help           print this summary\n"
 	    "\n"
@@ -108,18 +133,48 @@ load(const char *explicit_path)
 	return c;
 }
 
+/* as_sendmail - the sendmail mode a name selects, or -1 */
+static int
+as_sendmail(const char *name)
+{
+	const char *base = strrchr(name, '/');
+
+	base = base != NULL ? base + 1 : name;
+	if (strcmp(base, "sendmail") == 0)
+		return SENDMAIL_SEND;
+	if (strcmp(base, "mailq") == 0)
+		return SENDMAIL_MAILQ;
+	if (strcmp(base, "newaliases") == 0)
+		return SENDMAIL_NEWALIASES;
+	return -1;
+}
+
 int
 main(int argc, char **argv)
 {
 	const char *verb, *cfile = NULL;
 	struct conf *c;
-	int ch;
+	int ch, mode;
 
+	/* run as sendmail, mailq, newaliases (links), or those verbs */
+	if ((mode = as_sendmail(argv[0])) != -1)
+		return sendmail_main(argc, argv, (enum sendmail_mode)mode);
+	if (argc >= 2 && strchr(argv[1], '/') == NULL &&
+	    (mode = as_sendmail(argv[1])) != -1)
+		return sendmail_main(argc - 1, argv + 1,
+		    (enum sendmail_mode)mode);
 	if (argc < 2) {
 		usage(stderr);
 		return 2;
 	}
 	verb = argv[1];
+	/* send, trace, queue and status take options of their own */
+	if (strcmp(verb, "send") == 0)
+		return send_main(argc - 1, argv + 1);
+	if (strcmp(verb, "trace") == 0)
+		return trace_main(argc - 1, argv + 1);
+	if (strcmp(verb, "queue") == 0 || strcmp(verb, "status") == 0)
+		return control_client_main(argc - 1, argv + 1);
 	optind = 2;
 	while ((ch = getopt(argc, argv, "c:")) != -1) {
 		switch (ch) {

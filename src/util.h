@@ -62,6 +62,11 @@ int util_has_8bit(const void *p, size_t len);
 /* util_write_all - write everything, retrying short writes and EINTR;
  * -1 with errno on failure */
 int util_write_all(int fd, const void *p, size_t len);
+/*
+ * util_dgram_bind - a non-blocking AF_UNIX datagram socket bound at path
+ * (a socket left there by an earlier run replaced); -1 with errno
+ */
+int util_dgram_bind(const char *path);
 
 /* util_lower - ASCII case fold in place */
 void util_lower(char *s);

@@ -16,12 +16,15 @@ recipient) and a client host that speaks SMTP from 198.51.100.5.
 Every tern retries after 1 s, at most 2 s apart.
 """
 
+import json
+import shutil
+import subprocess
 from types import SimpleNamespace
 
 import pytest
 
 from e2e_harness import NsTern, delivery_status, log_lines, returned_headers
-from tern_harness import (queue_files, wait_for, wait_for_mail,
+from tern_harness import (TERN_BIN, queue_files, wait_for, wait_for_mail,
                           wait_queue_empty, maildir_messages)
 
 FAST_RETRY = "first=1s max=2s"
@@ -130,6 +133,66 @@ def test_message_crosses_three_hops(world):
     sent = log_lines(w.mx_t, "to=<pea@dma.org>", "relay=mailbox.dma.org[",
                      "status=sent")
     assert len(sent) == 1, log_lines(w.mx_t, "pea@dma.org")
+
+
+def chromium(*args, timeout=120):
+    """Headless Debian Chromium on a local page: no sandbox (as root it
+    has none), no GPU, a profile of its own, nothing fetched."""
+    return subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu",
+         "--no-first-run", "--disable-extensions",
+         "--disable-background-networking", "--window-size=1400,1000",
+         *args], capture_output=True, timeout=timeout,
+        stdin=subprocess.DEVNULL)
+
+
+def test_trace_of_three_hops(world, tmp_path):
+    """tern trace reads pea's message into three hops in order (relay,
+    MX, mailbox server), each from the host before it and chained, with
+    the relay's queue id, and draws the HTML page, which headless
+    Chromium renders into trace.png in the test's output; the page's text
+    (--dump-dom) names every host."""
+    w = world
+    qid, _ = send(w, ["pea@dma.org"], "traced path")
+    msgs = wait_for_mail(w.mailbox_t.home, "pea", timeout=TIMEOUT)
+    r = subprocess.run([TERN_BIN, "trace", "--json", str(msgs[0].path)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    hops = doc["hops"]
+    assert [h["by"]["host"] for h in hops] == [
+        "relay.canonical.org", "mx.dma.org", "mailbox.dma.org"], hops
+    for hop, prev in zip(hops, (w.client, w.relay, w.mx)):
+        assert hop["from"]["helo"] == prev.hostname
+        assert hop["from"]["rdns"] == prev.hostname
+        assert hop["from"]["ip"] in prev.addrs
+        assert hop["protocol"].startswith("ESMTP")
+        assert hop["for"] == "pea@dma.org"
+    assert hops[0]["id"] == qid
+    assert [c for c in doc["checks"] if c["check"] in
+            ("broken-chain", "skew", "unparsed", "no-date")] == []
+    assert all(0 <= h["delay"] < TIMEOUT for h in hops[1:])
+    assert doc["delivery"]["return_path"] == "<paulv@canonical.org>"
+
+    if shutil.which("chromium") is None:
+        pytest.skip("chromium is not installed (make deps)")
+    page, png = tmp_path / "trace.html", tmp_path / "trace.png"
+    r = subprocess.run([TERN_BIN, "trace", "--html", str(page),
+                        str(msgs[0].path)], capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    profile = tmp_path / "chromium-profile"
+    shot = chromium(f"--user-data-dir={profile}", f"--screenshot={png}",
+                    page.as_uri())
+    assert shot.returncode == 0, shot.stderr[-2000:]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size > 10000  # a drawing, not an empty page
+    dom = chromium(f"--user-data-dir={profile}", "--dump-dom",
+                   page.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    text = dom.stdout.decode()
+    for host in ("client.canonical.org", "relay.canonical.org",
+                 "mx.dma.org", "mailbox.dma.org", qid):
+        assert host in text, host
 
 
 def test_last_hop_through_procmail(world):

@@ -1,6 +1,7 @@
 """Fixtures of the tern integration suite: a run directory per test and a
 factory that starts `tern serve` processes in it (see tern_harness.py)."""
 
+import grp
 import os
 import pwd
 import tempfile
@@ -24,6 +25,14 @@ def _have_user(name):
     return True
 
 
+def _have_group(name):
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        return False
+    return True
+
+
 @pytest.fixture(scope="session", autouse=True)
 def tern_binary():
     """Every test needs the binary; as root, tern also needs its users."""
@@ -36,6 +45,11 @@ def tern_binary():
                         f"'{user}', which does not exist: run `sh "
                         "scripts/ensure-user.sh` (make test does)",
                         returncode=4)
+    if _is_root() and not _have_group("terndrop"):
+        pytest.exit("started as root, tern serve gives its drop directory "
+                    "to the group 'terndrop', which does not exist: run "
+                    "`sh scripts/ensure-user.sh` (make test does)",
+                    returncode=4)
     return TERN_BIN
 
 

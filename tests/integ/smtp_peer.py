@@ -145,6 +145,9 @@ class Connection:
         self.commands = []        # command lines as text
         self.quit = False
         self.closed = False
+        # under TLS, after QUIT: True when the client's close_notify came
+        # before its EOF, False when the stream just ended
+        self.close_notify = None
 
     def __repr__(self):
         return (f"<Connection {self.id} helo={self.helo!r} tls={self.tls} "
@@ -305,9 +308,11 @@ class _Handler(socketserver.BaseRequestHandler):
             self.conn.tls_failed = True
             raise _Closed()
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF  # see close_notify
         ctx.load_cert_chain(*(peer.tls_cert or self_signed_cert()))
         try:
-            self.sock = ctx.wrap_socket(self.sock, server_side=True)
+            self.sock = ctx.wrap_socket(self.sock, server_side=True,
+                                        suppress_ragged_eofs=False)
         except (ssl.SSLError, OSError):
             self.conn.tls_failed = True
             raise _Closed()
@@ -430,7 +435,24 @@ class _Handler(socketserver.BaseRequestHandler):
     def cmd_quit(self, arg):
         self.conn.quit = True
         self.reply("QUIT", arg, "221 2.0.0 bye")
+        if self.conn.tls is not None:
+            self.await_close_notify()
         return "quit"
+
+    def await_close_notify(self):
+        """After the 221 under TLS: the client's end of the stream, with
+        its close_notify (a clean end of the TLS stream) or without (an
+        SSLError "unexpected eof": the context does not ignore it, and the
+        socket is wrapped with suppress_ragged_eofs off)."""
+        self.sock.settimeout(5)
+        try:
+            while self.sock.recv(4096):
+                pass
+            self.conn.close_notify = True
+        except ssl.SSLError:
+            self.conn.close_notify = False
+        except OSError:
+            pass
 
 
 def parse_path(arg, prefix):

@@ -150,6 +150,19 @@ def pid_alive(pid):
     return st is not None and st[0] != "Z"
 
 
+def stop_process(proc, timeout=5.0):
+    """End a peer the test started (a subprocess.Popen) by its pid:
+    SIGTERM, then SIGKILL after timeout seconds; reaped either way."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 # ---------------------------------------------------------------- spool
 
 def spool_files(home, sub):

@@ -86,7 +86,8 @@ def test_100_recipients_in_one_message(tern):
 
 
 def test_many_clients_at_once(tern_factory):
-    tern = tern_factory(limits="sessions=1000")
+    # all from 127.0.0.1: one client as far as client-sessions= goes
+    tern = tern_factory(limits="sessions=1000 client-sessions=0")
     # everyone connects and says EHLO, then all send together
     barrier = threading.Barrier(CLIENTS, timeout=60)
     errors = []
@@ -304,7 +305,8 @@ def test_out_of_descriptors_refuses_without_spinning(tern_factory):
     smtpd must neither spin on its listener nor flood the log.  A client
     beyond the limit is answered 421 4.3.2 or waits; once sessions end a
     new client is served as usual."""
-    tern = tern_factory(nofile=(256, 256))
+    # every client is 127.0.0.1: no client-sessions= here
+    tern = tern_factory(nofile=(256, 256), limits="client-sessions=0")
     smtpd = wait_for(tern.smtpd_process, 10, what="the smtpd process")
     assert nofile_limits(smtpd) == (256, 256)
     flood = []

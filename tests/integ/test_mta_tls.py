@@ -16,6 +16,7 @@ RFC 5321 4.5.4.1 (a temporary failure stays queued and is retried).
 import os
 import re
 import signal
+import time
 
 import pytest
 
@@ -115,6 +116,23 @@ def test_may_delivers_encrypted_to_a_self_signed_peer(tern_factory):
         assert tls_of(line) == f"{version}/{cipher}", line
         assert TLS_VALUE_RE.match(tls_of(line))["verified"] is None
         wait_queue_empty(tern.home)
+
+
+def test_the_client_ends_its_tls_session_with_close_notify(tern_factory):
+    """After QUIT under STARTTLS, tern's close_notify alert comes before
+    the end of the stream (RFC 8446 6.1), so the server can tell an
+    orderly close from a cut connection."""
+    with SMTPPeer(tls=True) as peer:
+        tern = relay(tern_factory, peer.port)
+        submit(tern)
+        [txn] = peer.wait_delivered(1)
+        conn = txn.conn
+        deadline = time.monotonic() + 20  # the idle connection's QUIT
+        while not conn.closed and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert conn.quit and conn.closed, conn
+        assert conn.close_notify is True, \
+            "the TLS stream ended without close_notify"
 
 
 def test_none_never_uses_starttls_even_when_offered(tern_factory):

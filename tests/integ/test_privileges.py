@@ -4,6 +4,7 @@ queue and the mail, and the smtpd as a user of its own, which can write
 new messages into spool/incoming/ but reach nothing committed or
 delivered.  Started as another user, tern stays that user."""
 
+import grp
 import os
 import pwd
 import signal
@@ -133,12 +134,18 @@ def test_spool_and_mail_belong_to_tern(tern_factory):
         assert st.st_uid == pw.pw_uid, d
     for d in ("spool/queue", "spool/quarantine", "mail"):
         assert (home / d).stat().st_mode & 0o077 == 0, d
-    for d in ("spool", "state"):
-        assert (home / d).stat().st_mode & 0o7777 == 0o711, d
+    # spool/ is only crossed: on the way to incoming/, free/ and the
+    # commit socket for the smtpd, to spool/drop for local submission
+    assert (home / "spool").stat().st_mode & 0o7777 == 0o711
     for d in ("spool/incoming", "spool/free"):
         st = (home / d).stat()
         assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == \
             (spw.pw_uid, pw.pw_gid, 0o2770), d
+
+    # the drop group (local submission) can neither list nor read
+    st = (home / "spool" / "drop").stat()
+    assert (st.st_mode & 0o7777, st.st_gid) == \
+        (0o1730, grp.getgrnam("terndrop").gr_gid)
 
 
 def deliverd_of(tern):
@@ -182,7 +189,7 @@ def test_smtpd_cannot_reach_committed_or_delivered_mail(tern_factory):
                          ("r", mail.path), ("w", mail.path),
                          ("x", home / "mail"),
                          ("x", home / "spool" / "incoming"),
-                         ("w", home / "state" / "commit.sock"))
+                         ("w", home / "spool" / "commit.sock"))
     finally:
         os.kill(held, signal.SIGCONT)
     assert got[:8] == ["EACCES"] * 8, got
@@ -269,7 +276,7 @@ def test_commit_socket_refuses_strangers_and_bad_requests(tern_factory):
     tern = tern_factory(user="tern")
     wait_children(tern)
     smtpd = wait_for(tern.smtpd_process, 5, what="the smtpd")
-    sock = str(tern.home / "state" / "commit.sock")
+    sock = str(tern.home / "spool" / "commit.sock")
     # root is not the smtpd: refused at accept
     out = subprocess.run(["/usr/bin/python3", "-c", COMMIT_PROBE, sock,
                           "00000000000000\\n"], capture_output=True,

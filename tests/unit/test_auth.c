@@ -50,6 +50,17 @@ test_hash_and_check(void **state)
 	fclose(fp);
 	assert_null(auth_users_load(path, err, sizeof(err)));
 	assert_non_null(strstr(err, ":1: not a password hash"));
+
+	/* a NUL byte would hide the rest of its line */
+	fp = fopen(path, "w");
+	fprintf(fp, "# users\npea@dma.org:%s", "$6$saltsalt$lolqa0HQXaKtXjkz"
+	    "Rib6bGfoYReP7iqVKXUj3npP4vk5SgJbBuiuYvQaMFa.7aRPjxMu6kEUz5WPm"
+	    "D4Rqrep41");
+	fputc('\0', fp);
+	fprintf(fp, "junk\n");
+	fclose(fp);
+	assert_null(auth_users_load(path, err, sizeof(err)));
+	assert_non_null(strstr(err, ":2: NUL byte in line"));
 	unlink(path);
 	assert_null(auth_users_load(path, err, sizeof(err)));
 }

@@ -28,6 +28,7 @@
 
 #include "conf.h"
 #include "util.h"
+#include "unit_addr.h"
 
 /* ---- helpers -------------------------------------------------------- */
 
@@ -265,7 +266,29 @@ static const struct valid_case valid_cases[] = {
 	    "listen 0.0.0.0:25 role=smtp" },
 	{ "listen IPv6 with greet pause",
 	    "listen [::]:25 role=smtp greet-pause=5s\n",
-	    "listen [::]:25 role=smtp greet-pause=5s" },
+	    "listen [::]:25 role=smtp greet-pause=5s greet-pass=1d "
+	    "improper-pipelining=drop" },
+	{ "greet-pass and improper-pipelining",
+	    "listen 127.0.0.1:25 greet-pass=0 greet-pause=3s "
+	    "improper-pipelining=allow\n",
+	    "listen 127.0.0.1:25 role=smtp greet-pause=3s greet-pass=0s "
+	    "improper-pipelining=allow" },
+	{ "greet-pass in days", "listen 127.0.0.1:25 greet-pause=3s "
+	    "greet-pass=30d\n",
+	    "listen 127.0.0.1:25 role=smtp greet-pause=3s greet-pass=30d "
+	    "improper-pipelining=drop" },
+	{ "per-client limits",
+	    "limits client-sessions=5 client-connect-rate=0 "
+	    "client-message-rate=30 client-recipient-rate=100 "
+	    "client-errors=3 client-invalid-recipients=7 "
+	    "client-ipv6-prefix=48\n",
+	    "limits message-size=50M recipients=1000 line-length=1000 "
+	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
+	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "client-sessions=5 client-connect-rate=0 client-message-rate=30 "
+	    "client-recipient-rate=100 client-errors=3 "
+	    "client-invalid-recipients=7 client-ipv6-prefix=48" },
 	{ "listen IPv6 canonical form", "listen [0:0:0:0:0:0:0:1]:2525\n",
 	    "listen [::1]:2525 role=smtp" },
 	{ "listen optional", "listen [::1]:2526 optional\n",
@@ -273,9 +296,11 @@ static const struct valid_case valid_cases[] = {
 	{ "greet-pause 0 is none", "listen 127.0.0.1:25 greet-pause=0\n",
 	    "listen 127.0.0.1:25 role=smtp" },
 	{ "greet-pause bare seconds", "listen 127.0.0.1:25 greet-pause=120\n",
-	    "listen 127.0.0.1:25 role=smtp greet-pause=2m" },
+	    "listen 127.0.0.1:25 role=smtp greet-pause=2m greet-pass=1d "
+	    "improper-pipelining=drop" },
 	{ "greet-pause at maximum", "listen 127.0.0.1:25 greet-pause=10m\n",
-	    "listen 127.0.0.1:25 role=smtp greet-pause=10m" },
+	    "listen 127.0.0.1:25 role=smtp greet-pause=10m greet-pass=1d "
+	    "improper-pipelining=drop" },
 	{ "listen port 65535", "listen 127.0.0.1:65535\n",
 	    "listen 127.0.0.1:65535 role=smtp" },
 	{ "local-domains lower-cased, repeated, deduplicated",
@@ -319,57 +344,90 @@ static const struct valid_case valid_cases[] = {
 	    "trusted-networks 10.0.0.0/8\ntrusted-networks 0.0.0.0/0\n",
 	    "trusted-networks 10.0.0.0/8 0.0.0.0/0" },
 	{ "trusted none", "trusted-networks none\n", "trusted-networks none" },
+	{ "dnsbl with its defaults", "dnsbl zen.spamhaus.org\n",
+	    "dnsbl zen.spamhaus.org weight=1" },
+	{ "dnsbl zone folded, final dot dropped, weight and match",
+	    "dnsbl BL.Example. weight=3 match=127.0.0.2,127.0.0.4\n",
+	    "dnsbl bl.example weight=3 match=127.0.0.2,127.0.0.4" },
+	{ "dnswl with match", "dnswl list.dnswl.org match=127.0.2.3\n",
+	    "dnswl list.dnswl.org match=127.0.2.3" },
+	{ "dnsbl threshold", "limits dnsbl-threshold=5\n",
+	    "limits message-size=50M recipients=1000 line-length=1000 "
+	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
+	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "dnsbl-threshold=5" },
+	{ "listen behind balancers",
+	    "listen 0.0.0.0:25 proxy-from=198.51.100.10,2001:db8::/32\n",
+	    "listen 0.0.0.0:25 role=smtp "
+	    "proxy-from=198.51.100.10/32,2001:db8::/32" },
 	{ "limits subset keeps other defaults",
 	    "limits message-size=35M recipients=100\n",
 	    "limits message-size=35M recipients=100 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "client-sessions=50 client-connect-rate=600 client-message-rate=0 "
+	    "client-recipient-rate=0 client-errors=20 "
+	    "client-invalid-recipients=20 client-ipv6-prefix=64 "
+	    "dnsbl-threshold=1" },
 	{ "limits at their minimums",
 	    "limits message-size=1K recipients=1 line-length=80 sessions=1 "
 	    "spool-reserve=0\n",
 	    "limits message-size=1K recipients=1 line-length=80 sessions=1 "
 	    "spool-reserve=0 destination-concurrency=20 received-headers=100 "
 	    "auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "client-sessions=50 client-connect-rate=600 client-message-rate=0 "
+	    "client-recipient-rate=0 client-errors=20 "
+	    "client-invalid-recipients=20 client-ipv6-prefix=64 "
+	    "dnsbl-threshold=1" },
 	{ "limits at their maximums",
 	    "limits line-length=1048576 recipients=1000000 "
 	    "sessions=1000000\n",
 	    "limits message-size=50M recipients=1000000 line-length=1048576 "
 	    "sessions=1000000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "client-sessions=50 client-connect-rate=600 client-message-rate=0 "
+	    "client-recipient-rate=0 client-errors=20 "
+	    "client-invalid-recipients=20 client-ipv6-prefix=64 "
+	    "dnsbl-threshold=1" },
 	{ "limits sizes: bytes, lower-case unit, G",
 	    "limits message-size=1536 spool-reserve=2g\n",
 	    "limits message-size=1536 recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=2G destination-concurrency=20 "
 	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "client-sessions=50 client-connect-rate=600 client-message-rate=0 "
+	    "client-recipient-rate=0 client-errors=20 "
+	    "client-invalid-recipients=20 client-ipv6-prefix=64 "
+	    "dnsbl-threshold=1" },
 	{ "timeouts command only", "timeouts command=30s\n",
 	    "timeouts command=30s data=10m message=1h "
 	    "connect=30s remote-command=5m "
 	    "remote-data=10m "
-	    "delivery=10m" },
+	    "delivery=10m proxy=10s" },
 	{ "timeouts bare seconds", "timeouts data=3600\n",
 	    "timeouts command=5m data=1h message=1h "
 	    "connect=30s remote-command=5m "
 	    "remote-data=10m "
-	    "delivery=10m" },
+	    "delivery=10m proxy=10s" },
 	{ "timeouts at maximum", "timeouts command=1s data=1d\n",
 	    "timeouts command=1s data=1d message=1h "
 	    "connect=30s remote-command=5m "
 	    "remote-data=10m "
-	    "delivery=10m" },
+	    "delivery=10m proxy=10s" },
 	{ "timeouts outbound", "timeouts remote-data=3m connect=1m "
 	    "remote-command=2m\n",
 	    "timeouts command=5m data=10m message=1h "
 	    "connect=1m remote-command=2m "
-	    "remote-data=3m delivery=10m" },
+	    "remote-data=3m delivery=10m proxy=10s" },
 	{ "timeouts outbound at the bounds",
 	    "timeouts connect=1s remote-command=1d remote-data=1s\n",
 	    "timeouts command=5m data=10m message=1h "
 	    "connect=1s remote-command=1d "
-	    "remote-data=1s delivery=10m" },
+	    "remote-data=1s delivery=10m proxy=10s" },
 	{ "retry all three", "retry first=1m max=2h lifetime=3d\n",
 	    "retry first=1m max=2h lifetime=3d warn=4h" },
 	{ "retry first equal to default max", "retry first=1h\n",
@@ -387,13 +445,21 @@ static const struct valid_case valid_cases[] = {
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=1 "
 	    "received-headers=1 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "client-sessions=50 client-connect-rate=600 client-message-rate=0 "
+	    "client-recipient-rate=0 client-errors=20 "
+	    "client-invalid-recipients=20 client-ipv6-prefix=64 "
+	    "dnsbl-threshold=1" },
 	{ "limits outbound at their maximums",
 	    "limits received-headers=1000 destination-concurrency=1000\n",
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=1000 "
 	    "received-headers=1000 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "client-sessions=50 client-connect-rate=600 client-message-rate=0 "
+	    "client-recipient-rate=0 client-errors=20 "
+	    "client-invalid-recipients=20 client-ipv6-prefix=64 "
+	    "dnsbl-threshold=1" },
 	/* relay-domains, route, smarthost, resolver */
 	{ "relay-domains lower-cased, repeated, deduplicated",
 	    "relay-domains Dma.ORG lists.dma.org\n"
@@ -539,14 +605,22 @@ static const struct valid_case valid_cases[] = {
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=1 auth-client-failures=1 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "client-sessions=50 client-connect-rate=600 client-message-rate=0 "
+	    "client-recipient-rate=0 client-errors=20 "
+	    "client-invalid-recipients=20 client-ipv6-prefix=64 "
+	    "dnsbl-threshold=1" },
 	{ "limits auth at their maximums",
 	    "limits auth-client-failures=100000 auth-failures=100\n",
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=100 "
 	    "auth-client-failures=100000 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "client-sessions=50 client-connect-rate=600 client-message-rate=0 "
+	    "client-recipient-rate=0 client-errors=20 "
+	    "client-invalid-recipients=20 client-ipv6-prefix=64 "
+	    "dnsbl-threshold=1" },
 	{ "mailbox mbox", "mailbox mbox:/var/mail/%u\n",
 	    "mailbox mbox:/var/mail/%u" },
 	{ "mailbox mbox in the home", "mailbox mbox:~/mbox\n",
@@ -573,43 +647,63 @@ static const struct valid_case valid_cases[] = {
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=5 mailbox-concurrency=1 data-rate=500" },
+	    "local-concurrency=5 mailbox-concurrency=1 data-rate=500 "
+	    "client-sessions=50 client-connect-rate=600 client-message-rate=0 "
+	    "client-recipient-rate=0 client-errors=20 "
+	    "client-invalid-recipients=20 client-ipv6-prefix=64 "
+	    "dnsbl-threshold=1" },
 	{ "limits data-rate in K", "limits data-rate=1K\n",
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=1K" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=1K "
+	    "client-sessions=50 client-connect-rate=600 client-message-rate=0 "
+	    "client-recipient-rate=0 client-errors=20 "
+	    "client-invalid-recipients=20 client-ipv6-prefix=64 "
+	    "dnsbl-threshold=1" },
 	{ "limits data-rate at its minimum", "limits data-rate=1\n",
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=1" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=1 "
+	    "client-sessions=50 client-connect-rate=600 client-message-rate=0 "
+	    "client-recipient-rate=0 client-errors=20 "
+	    "client-invalid-recipients=20 client-ipv6-prefix=64 "
+	    "dnsbl-threshold=1" },
 	{ "limits data-rate at its maximum", "limits data-rate=1m\n",
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=1M" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=1M "
+	    "client-sessions=50 client-connect-rate=600 client-message-rate=0 "
+	    "client-recipient-rate=0 client-errors=20 "
+	    "client-invalid-recipients=20 client-ipv6-prefix=64 "
+	    "dnsbl-threshold=1" },
 	{ "limits data-rate in octets", "limits data-rate=1536\n",
 	    "limits message-size=50M recipients=1000 line-length=1000 "
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=1536" },
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=1536 "
+	    "client-sessions=50 client-connect-rate=600 client-message-rate=0 "
+	    "client-recipient-rate=0 client-errors=20 "
+	    "client-invalid-recipients=20 client-ipv6-prefix=64 "
+	    "dnsbl-threshold=1" },
 	{ "timeouts message", "timeouts message=2h\n",
 	    "timeouts command=5m data=10m message=2h "
 	    "connect=30s remote-command=5m "
-	    "remote-data=10m delivery=10m" },
+	    "remote-data=10m delivery=10m proxy=10s" },
 	{ "timeouts message at its minimum", "timeouts message=1s\n",
 	    "timeouts command=5m data=10m message=1s "
 	    "connect=30s remote-command=5m "
-	    "remote-data=10m delivery=10m" },
+	    "remote-data=10m delivery=10m proxy=10s" },
 	{ "timeouts message at its maximum", "timeouts message=86400\n",
 	    "timeouts command=5m data=10m message=1d "
 	    "connect=30s remote-command=5m "
-	    "remote-data=10m delivery=10m" },
+	    "remote-data=10m delivery=10m proxy=10s" },
 	{ "timeouts delivery", "timeouts delivery=1h\n",
 	    "timeouts command=5m data=10m message=1h "
 	    "connect=30s remote-command=5m "
-	    "remote-data=10m delivery=1h" },
+	    "remote-data=10m delivery=1h proxy=10s" },
 	{ "role=submission with a tls line after it",
 	    "listen 0.0.0.0:587 role=submission\n"
 	    "tls cert=%D/cert.pem key=%D/key.pem\n",
@@ -793,11 +887,52 @@ static const struct invalid_case invalid_cases[] = {
 	    "5d)\n" },
 	{ "greet-pause above maximum", "listen 0.0.0.0:25 greet-pause=11m\n",
 	    "%F:1: listen: greet-pause=11m is above the maximum 10m\n" },
+	{ "greet-pass above maximum", "listen 0.0.0.0:25 greet-pass=366d\n",
+	    "%F:1: listen: greet-pass=366d is above the maximum 365d\n" },
+	{ "improper-pipelining unknown",
+	    "listen 0.0.0.0:25 improper-pipelining=yes\n",
+	    "%F:1: listen: improper-pipelining=yes is not drop or allow\n" },
+	{ "client-ipv6-prefix too short", "limits client-ipv6-prefix=8\n",
+	    "%F:1: limits: client-ipv6-prefix=8 is below the minimum 16\n" },
+	{ "client-ipv6-prefix too long", "limits client-ipv6-prefix=129\n",
+	    "%F:1: limits: client-ipv6-prefix=129 is above the maximum 128\n" },
+	{ "client-errors 0", "limits client-errors=0\n",
+	    "%F:1: limits: client-errors=0 is below the minimum 1\n" },
+	{ "client-sessions not a number", "limits client-sessions=many\n",
+	    "%F:1: limits: client-sessions=many is not a number\n" },
 	{ "listen option twice", "listen 0.0.0.0:25 role=smtp role=smtp\n",
 	    "%F:1: listen: role=smtp given twice\n" },
 	{ "listen unknown option", "listen 0.0.0.0:25 tls=yes\n",
 	    "%F:1: listen: unknown option \"tls\" (known: role, "
-	    "greet-pause)\n" },
+	    "greet-pause, greet-pass, improper-pipelining, proxy-from)\n" },
+	{ "proxy-from not a network",
+	    "listen 0.0.0.0:25 proxy-from=10.0.0.1,balancer\n",
+	    "%F:1: listen: proxy-from: \"balancer\" is not an address or "
+	    "ADDR/PREFIX\n" },
+	{ "proxy-from empty", "listen 0.0.0.0:25 proxy-from=\n",
+	    "%F:1: listen: proxy-from needs NETWORK,...\n" },
+	{ "proxy-from with host bits", "listen 0.0.0.0:25 proxy-from=10.0.0.1/8\n",
+	    "%F:1: listen: proxy-from: \"10.0.0.1/8\" has bits set after "
+	    "the prefix\n" },
+	{ "dnsbl without a zone", "dnsbl\n", "%F:1: dnsbl needs a ZONE\n" },
+	{ "dnsbl zone not a name", "dnsbl bl..example\n",
+	    "%F:1: dnsbl: \"bl..example\" is not a DNS zone\n" },
+	{ "dnsbl weight 0", "dnsbl bl.example weight=0\n",
+	    "%F:1: dnsbl: weight=0 is below the minimum 1\n" },
+	{ "dnsbl weight over 100", "dnsbl bl.example weight=101\n",
+	    "%F:1: dnsbl: weight=101 is above the maximum 100\n" },
+	{ "dnsbl match IPv6", "dnsbl bl.example match=::1\n",
+	    "%F:1: dnsbl: match: \"::1\" is not an IPv4 address\n" },
+	{ "dnsbl match twice", "dnsbl bl.example match=127.0.0.2 match=127.0.0.3\n",
+	    "%F:1: dnsbl: match=127.0.0.3 given twice\n" },
+	{ "dnswl has no weight", "dnswl wl.example weight=2\n",
+	    "%F:1: dnswl: unknown option \"weight=2\" (known: match)\n" },
+	{ "the same zone twice", "dnsbl bl.example\ndnswl BL.example\n",
+	    "%F:2: dnswl: bl.example given twice\n" },
+	{ "dnsbl threshold 0", "limits dnsbl-threshold=0\n",
+	    "%F:1: limits: dnsbl-threshold=0 is below the minimum 1\n" },
+	{ "timeouts proxy over 5m", "timeouts proxy=6m\n",
+	    "%F:1: timeouts: proxy=6m is above the maximum 5m\n" },
 	{ "listen bare word", "listen 0.0.0.0:25 fast\n",
 	    "%F:1: listen: expected name=value, not \"fast\"\n" },
 	{ "listen address twice", "listen 127.0.0.1:25\nlisten 127.0.0.1:25\n",
@@ -1092,7 +1227,9 @@ static const struct invalid_case invalid_cases[] = {
 	    "recipients, line-length, sessions, spool-reserve, "
 	    "destination-concurrency, received-headers, auth-failures, "
 	    "auth-client-failures, local-concurrency, mailbox-concurrency, "
-	    "data-rate)\n" },
+	    "data-rate, client-sessions, client-connect-rate, "
+	    "client-message-rate, client-recipient-rate, client-errors, "
+	    "client-invalid-recipients, client-ipv6-prefix, dnsbl-threshold)\n" },
 	{ "data-rate 0", "limits data-rate=0\n",
 	    "%F:1: limits: data-rate=0 is below the minimum 1\n" },
 	{ "data-rate above 1M", "limits data-rate=1025K\n",
@@ -1167,7 +1304,7 @@ static const struct invalid_case invalid_cases[] = {
 	{ "timeouts unknown", "timeouts idle=5m\n",
 	    "%F:1: timeouts: unknown option \"idle\" (known: command, "
 	    "data, message, connect, remote-command, remote-data, "
-	    "delivery)\n" },
+	    "delivery, proxy)\n" },
 	{ "timeouts message zero", "timeouts message=0\n",
 	    "%F:1: timeouts: message=0 is below the minimum 1s\n" },
 	{ "timeouts message above a day", "timeouts message=25h\n",
@@ -1766,13 +1903,15 @@ static const struct trip_case trip_cases[] = {
 	{ "every key set",
 	    "hostname mx.example.org\nhome /srv/tern\nuser mailer\n"
 	    "listen 0.0.0.0:25 greet-pause=5s\nlisten [::]:25\n"
-	    "listen [::1]:2526 optional greet-pause=90\n"
+	    "listen [::1]:2526 optional greet-pause=90 greet-pass=2h "
+	    "improper-pipelining=allow\n"
 	    "local-domains example.org Example.NET\nrecipients file:%R\n"
 	    "mailbox \"maildir:/var/mail box/%u/Maildir\"\n"
 	    "trusted-networks 127.0.0.0/8 ::1 192.0.2.0/24 2001:db8::/32\n"
 	    "limits message-size=1536 recipients=7 line-length=80 sessions=3 "
 	    "spool-reserve=0 auth-failures=5 auth-client-failures=20 "
-	    "data-rate=1K\n"
+	    "data-rate=1K client-sessions=0 client-ipv6-prefix=56 "
+	    "client-errors=1000\n"
 	    "timeouts command=90s data=1d message=2h connect=2m "
 	    "remote-command=1h "
 	    "remote-data=1s\n"
@@ -1898,9 +2037,13 @@ test_print_source(void **state)
 	    "line-length=1000 sessions=10000 spool-reserve=100M "
 	    "destination-concurrency=20 received-headers=100 auth-failures=3 "
 	    "auth-client-failures=10 "
-	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500"));
+	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "client-sessions=50 client-connect-rate=600 "
+	    "client-message-rate=0 client-recipient-rate=0 client-errors=20 "
+	    "client-invalid-recipients=20 client-ipv6-prefix=64 "
+	    "dnsbl-threshold=1"));
 	assert_true(has_line(out, "timeouts command=5m data=10m message=1h "
-	    "connect=30s remote-command=5m remote-data=10m delivery=10m"));
+	    "connect=30s remote-command=5m remote-data=10m delivery=10m proxy=10s"));
 	assert_true(has_line(out, "retry first=5m max=1h lifetime=5d "
 	    "warn=4h"));
 	assert_true(has_line(out, "# relay-domains: none"));
@@ -1955,21 +2098,6 @@ static const struct trust_case trust_cases[] = {
 	    "192.0.2.77", 1 },
 	{ "none", "none", "127.0.0.1", 0 },
 };
-
-static void
-client_sa(const char *addr, struct sockaddr_storage *ss)
-{
-	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		return;
-	}
-	assert_int_equal(inet_pton(AF_INET6, addr, &sin6->sin6_addr), 1);
-	sin6->sin6_family = AF_INET6;
-}
 
 static void
 test_trusted(void **state)

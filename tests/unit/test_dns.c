@@ -32,7 +32,9 @@
 
 #include <event2/event.h>
 
+#include "conf.h"
 #include "dns.h"
+#include "dnsbl.h"
 #include "util.h"
 
 #define DNSMASQ "/usr/sbin/dnsmasq"
@@ -970,6 +972,170 @@ test_client_name(void **state)
 }
 
 /* a server that answers SERVFAIL: temporary */
+/* ---- A records and DNS lists (RFC 5782) ------------------------------- */
+
+struct reverse_case {
+	const char *what;
+	const char *addr;
+	const char *zone;
+	const char *name;
+};
+
+static const struct reverse_case reverse_cases[] = {
+	{ "IPv4 octets reversed", "192.0.2.99", "bl.example",
+	    "99.2.0.192.bl.example" },
+	{ "IPv4 PTR", "127.0.0.2", "in-addr.arpa", "2.0.0.127.in-addr.arpa" },
+	{ "IPv6 nibbles reversed (RFC 5782 2.4)", "2001:db8:1:2:3:4:567:89ab",
+	    "bl.example",
+	    "b.a.9.8.7.6.5.0.4.0.0.0.3.0.0.0.2.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2."
+	    "bl.example" },
+	{ "IPv6 PTR of ::1", "::1", "ip6.arpa",
+	    "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0."
+	    "ip6.arpa" },
+};
+
+static void
+test_reverse_name(void **state)
+{
+	unsigned char addr[16];
+	char out[256];
+	size_t i;
+	int family;
+
+	(void)state;
+	for (i = 0; i < sizeof(reverse_cases) / sizeof(reverse_cases[0]);
+	    i++) {
+		const struct reverse_case *c = &reverse_cases[i];
+
+		family = strchr(c->addr, ':') ? AF_INET6 : AF_INET;
+		assert_int_equal(inet_pton(family, c->addr, addr), 1);
+		assert_int_equal(dns_reverse_name(family, addr, c->zone, out,
+		    sizeof(out)), 0);
+		if (strcmp(out, c->name) != 0)
+			fail_msg("%s: %s", c->what, out);
+	}
+	/* too small for the name: refused, never cut */
+	assert_int_equal(dns_reverse_name(AF_INET, addr, "bl.example", out,
+	    10), -1);
+	assert_int_equal(dns_reverse_name(AF_INET6, addr, "bl.example", out,
+	    70), -1);
+}
+
+struct answer_case {
+	const char *what;
+	const char *match; /* comma-separated, or "" */
+	const char *answers;
+	int lists;
+};
+
+static const struct answer_case answer_cases[] = {
+	{ "no match=: 127.0.0.2 lists", "", "127.0.0.2", 1 },
+	{ "no match=: anything in 127/8", "", "127.1.2.3", 1 },
+	{ "no match=: an error code lists nobody", "", "127.255.255.254", 0 },
+	{ "no match=: outside 127/8 lists nobody", "", "10.0.0.2", 0 },
+	{ "no match=: one good answer of several", "", "127.255.255.252,"
+	    "127.0.0.4", 1 },
+	{ "match=: the address named", "127.0.0.2,127.0.0.4", "127.0.0.4", 1 },
+	{ "match=: another lists nobody", "127.0.0.2", "127.0.0.3", 0 },
+	{ "match=: may name an error code", "127.255.255.254",
+	    "127.255.255.254", 1 },
+};
+
+/* parse_addrs - comma-separated IPv4 addresses into a; their count */
+static size_t
+parse_addrs(const char *text, unsigned char (*a)[4], size_t max)
+{
+	char *copy = xstrdup(text), *tok, *save = NULL;
+	size_t n = 0;
+
+	for (tok = strtok_r(copy, ",", &save); tok != NULL && n < max;
+	    tok = strtok_r(NULL, ",", &save))
+		assert_int_equal(inet_pton(AF_INET, tok, a[n++]), 1);
+	free(copy);
+	return n;
+}
+
+static void
+test_answer_lists(void **state)
+{
+	unsigned char match[4][4], answers[4][4];
+	struct conf_dnsbl b;
+	size_t i, n;
+
+	(void)state;
+	for (i = 0; i < sizeof(answer_cases) / sizeof(answer_cases[0]); i++) {
+		const struct answer_case *c = &answer_cases[i];
+
+		memset(&b, 0, sizeof(b));
+		b.zone = (char *)"bl.example";
+		b.weight = 1;
+		b.match = match;
+		b.nmatch = parse_addrs(c->match, match, 4);
+		n = parse_addrs(c->answers, answers, 4);
+		if (dnsbl_answer_lists(&b, (const unsigned char (*)[4])answers,
+		    n) != c->lists)
+			fail_msg("%s", c->what);
+	}
+}
+
+struct got_a {
+	int calls;
+	enum dns_status st;
+	char first[INET_ADDRSTRLEN];
+	size_t n;
+};
+
+static void
+a_cb(enum dns_status st, const unsigned char (*addrs)[4], size_t n,
+    void *arg)
+{
+	struct got_a *g = arg;
+
+	g->calls++;
+	g->st = st;
+	g->n = n;
+	g->first[0] = '\0';
+	if (n > 0)
+		inet_ntop(AF_INET, addrs[0], g->first, sizeof(g->first));
+}
+
+/* dns_lookup_a against the lab: found, no such name, no A record, and a
+ * silent server (the overall timeout: temporary) */
+static void
+test_lookup_a(void **state)
+{
+	struct got_a g;
+
+	(void)state;
+	if (lab.dnsmasq <= 0)
+		skip();
+	lab_resolver(lab.port);
+	memset(&g, 0, sizeof(g));
+	dns_lookup_a("mx2.two.test", a_cb, &g);
+	run_until(&g.calls, 20000);
+	assert_int_equal(g.calls, 1);
+	assert_int_equal(g.st, DNS_OK);
+	assert_string_equal(g.first, "203.0.113.2");
+	memset(&g, 0, sizeof(g));
+	dns_lookup_a("ghost.test", a_cb, &g);
+	run_until(&g.calls, 20000);
+	assert_int_equal(g.calls, 1);
+	assert_int_equal(g.st, DNS_PERM);
+	memset(&g, 0, sizeof(g));
+	dns_lookup_a("v6only.test", a_cb, &g);
+	run_until(&g.calls, 20000);
+	assert_int_equal(g.st, DNS_PERM);
+	assert_int_equal(g.n, 0);
+	lab_resolver(lab.silent_port);
+	dns_set_timeout_ms(500);
+	memset(&g, 0, sizeof(g));
+	dns_lookup_a("silent.test", a_cb, &g);
+	run_until(&g.calls, 10000);
+	assert_int_equal(g.calls, 1);
+	assert_int_equal(g.st, DNS_TEMP);
+	dns_set_timeout_ms(0);
+}
+
 static void
 test_servfail(void **state)
 {
@@ -1122,6 +1288,9 @@ main(void)
 		cmocka_unit_test(test_lookup_spreads),
 		cmocka_unit_test(test_client_name),
 		cmocka_unit_test(test_servfail),
+		cmocka_unit_test(test_reverse_name),
+		cmocka_unit_test(test_answer_lists),
+		cmocka_unit_test(test_lookup_a),
 		cmocka_unit_test(test_timeouts),
 		cmocka_unit_test(test_cancel_in_flight),
 		cmocka_unit_test(test_cancel_inside_callback),

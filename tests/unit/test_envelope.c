@@ -200,6 +200,7 @@ env_equal(const struct envelope *a, const struct envelope *b)
 	str_equal(a->client_name, b->client_name);
 	str_equal(a->protocol, b->protocol);
 	str_equal(a->auth_user, b->auth_user);
+	assert_true(a->uid == b->uid);
 	assert_int_equal(a->body_8bit, b->body_8bit);
 	assert_int_equal(a->smtputf8, b->smtputf8);
 	assert_true(a->size == b->size);
@@ -597,6 +598,11 @@ static const struct {
 	    "duplicate key 'sender'" },
 	{ "duplicate auth-user", GOOD_HEAD "auth-user a\nauth-user b\n"
 	    GOOD_RCPT "end\n", 0, "duplicate key 'auth-user'" },
+	{ "duplicate uid", GOOD_HEAD "uid 1000\nuid 0\n" GOOD_RCPT "end\n", 0,
+	    "duplicate key 'uid'" },
+	{ "negative uid", GOOD_HEAD "uid -1\n" GOOD_RCPT "end\n", 0, "" },
+	{ "uid out of range", GOOD_HEAD "uid 4294967295\n" GOOD_RCPT "end\n",
+	    0, "" },
 	{ "duplicate recipient key", GOOD_HEAD GOOD_RCPT "tries 1\nend\n", 0,
 	    "duplicate key 'tries'" },
 	{ "duplicate error", GOOD_HEAD GOOD_RCPT "error a\nerror b\nend\n", 0,
@@ -698,6 +704,12 @@ static const struct {
 	    "ret must be full or hdrs" },
 	{ "duplicate ret", GOOD_HEAD "ret full\nret hdrs\n" GOOD_RCPT
 	    "end\n", 0, "duplicate key 'ret'" },
+	{ "hold other than 0 or 1", GOOD_HEAD "hold yes\n" GOOD_RCPT "end\n",
+	    0, "hold must be 0 or 1" },
+	{ "duplicate hold", GOOD_HEAD "hold 1\nhold 1\n" GOOD_RCPT "end\n",
+	    0, "duplicate key 'hold'" },
+	{ "hold after the recipients", GOOD_HEAD GOOD_RCPT "hold 1\nend\n",
+	    0, "'hold' after the recipients" },
 	{ "duplicate envid", GOOD_HEAD "envid a\nenvid b\n" GOOD_RCPT
 	    "end\n", 0, "duplicate key 'envid'" },
 	{ "envid after the recipients", GOOD_HEAD GOOD_RCPT "envid a\nend\n",
@@ -779,7 +791,8 @@ test_parse_good_blocks(void **state)
 		/* header keys in any order, optional ones present */
 		"version 1\nsize 1\nsmtputf8 1\nbody 8bitmime\n"
 		"protocol SMTP\nclient-name n\nclient-addr c\nhelo h\n"
-		"sender a@b\nauth-user u\narrival 1\nid 0123456789ABCD\n"
+		"sender a@b\nauth-user u\nuid 1000\narrival 1\n"
+		"id 0123456789ABCD\n"
 		"rcpt b@c\ntries 0\nerror e\nnext-try 0\nstate failed\n"
 		"end\n",
 		/* the DSN keys in any order among the others */
@@ -812,6 +825,39 @@ test_parse_good_blocks(void **state)
 			     err, sizeof(err)), 0);
 	assert_string_equal(e.sender, "");
 	assert_null(e.auth_user);
+	/* no uid line: not from the local drop */
+	assert_true(e.uid == -1);
+	envelope_free(&e);
+}
+
+/* the local drop's uid: kept through a round trip, absent when -1 */
+static void
+test_uid(void **state)
+{
+	struct envelope e;
+	struct buf b;
+
+	(void)state;
+	envelope_init(&e);
+	envelope_set(&e.sender, "a@b");
+	envelope_set(&e.helo, "localhost");
+	envelope_set(&e.client_addr, "local");
+	envelope_set(&e.client_name, "localhost");
+	envelope_set(&e.protocol, "local");
+	memcpy(e.id, "0123456789ABCD", QID_SIZE);
+	envelope_add_rcpt(&e, "b@c");
+	buf_init(&b);
+	envelope_format(&e, &b);
+	assert_null(strstr(b.data, "\nuid "));
+	buf_free(&b);
+	e.uid = 0;
+	round_trip(&e);
+	e.uid = 4294967294;
+	round_trip(&e);
+	buf_init(&b);
+	envelope_format(&e, &b);
+	assert_non_null(strstr(b.data, "\nuid 4294967294\n"));
+	buf_free(&b);
 	envelope_free(&e);
 }
 
@@ -1092,14 +1138,45 @@ test_set_and_state_name(void **state)
 	assert_string_equal(envelope_state_name((enum rcpt_state)9), "?");
 }
 
+
+/* a held message says so in one line, read back as held; a message not
+ * held has no such line, so older readers still read it */
+static void
+test_hold_round_trip(void **state)
+{
+	struct envelope e, back;
+	struct buf b;
+	char err[200];
+
+	(void)state;
+	assert_int_equal(envelope_parse(&e, GOOD_FILE, sizeof(GOOD_FILE) - 1,
+	    err, sizeof(err)), 0);
+	assert_int_equal(e.hold, 0);
+	buf_init(&b);
+	envelope_format(&e, &b);
+	assert_null(strstr(b.data, "hold"));
+	e.hold = 1;
+	buf_reset(&b);
+	envelope_format(&e, &b);
+	assert_non_null(strstr(b.data, "\nsize 1\nhold 1\nrcpt "));
+	assert_int_equal(envelope_parse(&back, b.data, b.len, err,
+	    sizeof(err)), 0);
+	assert_int_equal(back.hold, 1);
+	envelope_free(&back);
+	envelope_free(&e);
+	buf_free(&b);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip_table),
+		cmocka_unit_test(test_uid),
 		cmocka_unit_test(test_round_trip_many_rcpts),
 		cmocka_unit_test(test_exact_text),
 		cmocka_unit_test(test_exact_text_dsn),
+		cmocka_unit_test(test_hold_round_trip),
 		cmocka_unit_test(test_format_notify_odd_bits),
 		cmocka_unit_test(test_parse_dsn_keys),
 		cmocka_unit_test(test_format_sanitises),

@@ -1,0 +1,68 @@
+/*
+ * fuzz_users.c - libFuzzer target for the users file of SMTP AUTH
+ * (auth_users_load): "name:hash" lines, '#' comments, blank lines.
+ *
+ * Checks: a file loads into at most one user per line, or fails with a
+ * message that names the file.  auth_check is left out: every call costs
+ * a yescrypt hash (tens of milliseconds), which would leave the fuzzer a
+ * few runs a second; its table lookup is covered by tests/unit/test_auth.c.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "auth.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+#define FUZZ_ASSERT(c)                                                         \
+	do {                                                                   \
+		if (!(c))                                                      \
+			abort();                                               \
+	} while (0)
+
+#define DIR_PATH "/tmp/tern-fuzz-users"
+#define USERS_PATH DIR_PATH "/users"
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	if (mkdir(DIR_PATH, 0700) == -1 && errno != EEXIST)
+		abort();
+	return 0;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct auth_users *u;
+	char err[512];
+	size_t i, lines = 1;
+	FILE *fp;
+
+	if (size > 8192)
+		return 0;
+	fp = fopen(USERS_PATH, "w");
+	FUZZ_ASSERT(fp != NULL);
+	FUZZ_ASSERT(size == 0 || fwrite(data, 1, size, fp) == size);
+	FUZZ_ASSERT(fclose(fp) == 0);
+	for (i = 0; i < size; i++)
+		lines += data[i] == '\n';
+
+	err[0] = '\0';
+	u = auth_users_load(USERS_PATH, err, sizeof(err));
+	if (u == NULL) {
+		FUZZ_ASSERT(strncmp(err, USERS_PATH ":", strlen(USERS_PATH) + 1)
+			    == 0);
+		return 0;
+	}
+	FUZZ_ASSERT(auth_users_count(u) <= lines);
+	auth_users_free(u);
+	return 0;
+}
