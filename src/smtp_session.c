@@ -139,6 +139,15 @@ enum txn_refusal {
 	TXN_WRITE_ERROR
 };
 
+/* the refusals as the log says them */
+static const char *const refusal_words[] = {
+	[TXN_OK] = "none",
+	[TXN_TOO_BIG] = "larger than message-size",
+	[TXN_LONG_LINE] = "a line longer than line-length",
+	[TXN_TOO_MANY_HOPS] = "too many Received: fields (a mail loop?)",
+	[TXN_WRITE_ERROR] = "the queue file could not be written",
+};
+
 struct smtp_txn {
 	struct envelope env;     /* sender, recipients, flags */
 	struct spool_tx *tx;     /* NULL until DATA/BDAT */
@@ -170,6 +179,9 @@ struct smtp_session {
 	enum smtp_state state;
 	struct sockaddr_storage peer; /* the client, for trusted-networks */
 	char addr[INET6_ADDRSTRLEN];
+	char sid[QID_SIZE];             /* the session id, in every line
+	                                 * about the session */
+	char tag[QID_SIZE + INET6_ADDRSTRLEN + 16]; /* "SID client=ADDR" */
 	char name[SMTP_DOMAIN_MAX + 1]; /* verified reverse DNS name, or
 	                                 * "unknown" (until resolved) */
 	struct dns_query *dns;          /* that lookup, while it runs */
@@ -347,7 +359,7 @@ deadline_passed(struct smtp_session *s, enum deadline which)
 		conf_format_duration(c->timeout_command_ms, dur, sizeof(dur));
 		log_info("%s: timeout (command=%s): no complete command since "
 		    "the server was ready, in state %s; disconnecting",
-		    s->addr, dur, st);
+		    s->tag, dur, st);
 		reply(s, "421 4.4.2 %s Error: timeout exceeded", c->hostname);
 		break;
 	case DL_RATE:
@@ -355,7 +367,7 @@ deadline_passed(struct smtp_session *s, enum deadline which)
 		conf_format_duration(c->timeout_data_ms, dur, sizeof(dur));
 		log_info("%s: timeout (data-rate=%s): the message came slower "
 		    "than %s octets a second over data=%s, in state %s after "
-		    "%llu octets; disconnecting", s->addr, rate, rate, dur, st,
+		    "%llu octets; disconnecting", s->tag, rate, rate, dur, st,
 		    octets);
 		reply(s, "421 4.4.2 %s Error: timeout exceeded (data slower "
 		    "than %llu octets a second)", c->hostname,
@@ -365,7 +377,7 @@ deadline_passed(struct smtp_session *s, enum deadline which)
 		conf_format_duration(c->timeout_message_ms, dur, sizeof(dur));
 		log_info("%s: timeout (message=%s): the message was not "
 		    "complete in time, in state %s after %llu octets; "
-		    "disconnecting", s->addr, dur, st, octets);
+		    "disconnecting", s->tag, dur, st, octets);
 		reply(s, "421 4.4.2 %s Error: timeout exceeded (message not "
 		    "complete in %s)", c->hostname, dur);
 		break;
@@ -406,7 +418,7 @@ enter_state(struct smtp_session *s, enum smtp_state next)
 
 	if (s->state == next)
 		return;
-	log_debug("%s: %s -> %s", s->addr, state_names[s->state],
+	log_debug("%s: %s -> %s", s->tag, state_names[s->state],
 	    state_names[next]);
 	s->state = next;
 	if ((ST(next) & ST_TRANSFER) && !(was & ST_TRANSFER))
@@ -737,7 +749,7 @@ mail_params(struct smtp_session *s, const struct smtp_pathcmd *pc)
 	if (!spool_free_ok(c->spool_reserve, size)) {
 		reply(s, "452 4.3.1 Insufficient system storage");
 		log_warn("%s: spool below its free-space reserve, "
-		    "refusing mail", s->addr);
+		    "refusing mail", s->tag);
 		return -1;
 	}
 	return 0;
@@ -811,7 +823,7 @@ cmd_mail(struct smtp_session *s, struct smtp_cmd *cmd)
 	    !conf_sender_allowed(s->conf, s->auth_user, addr)) {
 		reply(s, "553 5.7.1 <%s>: Sender address rejected: not owned "
 		    "by user %s", addr, s->auth_user);
-		log_info("%s: user %s may not send as <%s>", s->addr,
+		log_info("%s: user %s may not send as <%s>", s->tag,
 		    s->auth_user, addr);
 		txn_free(s);
 		return;
@@ -842,7 +854,7 @@ local_policy(struct smtp_session *s, const struct smtp_addr *a,
 		    getpwnam(user) != NULL)
 			log_info("%s: <%s@%s> refused: a system account below "
 			    "min-uid is delivered to only through an alias",
-			    s->addr, user, a->domain);
+			    s->tag, user, a->domain);
 		reply(s, "550 5.1.1 <%s@%s>: Recipient address rejected: "
 		    "User unknown", user, a->domain);
 		return -1;
@@ -873,7 +885,7 @@ rcpt_policy(struct smtp_session *s, const struct smtp_addr *a,
 		return 0;
 	if (smtp_addr_relay_trick(a)) {
 		reply(s, "550 5.7.1 Address routing is not accepted");
-		log_info("%s: routing trick refused: %s@%s", s->addr,
+		log_info("%s: routing trick refused: %s@%s", s->tag,
 		    a->local, a->domain);
 		return -1;
 	}
@@ -886,7 +898,7 @@ rcpt_policy(struct smtp_session *s, const struct smtp_addr *a,
 		return 0;
 	reply(s, "554 5.7.1 <%s@%s>: Relay access denied", a->local,
 	    a->domain);
-	log_info("%s: relay refused to domain %s", s->addr, a->domain);
+	log_info("%s: relay refused to domain %s", s->tag, a->domain);
 	return -1;
 }
 
@@ -993,7 +1005,7 @@ content_begin(struct smtp_session *s)
 	if (t->tx == NULL) {
 		int err = errno;
 
-		log_err("%s: cannot create a queue file: %s", s->addr,
+		log_err("%s: cannot create a queue file: %s", s->tag,
 		    strerror(err));
 		errno = err; /* for the reply */
 		return -1;
@@ -1110,8 +1122,8 @@ commit_done(int ok, int err, const char *qid, void *arg)
 		reply(s, "250 2.0.0 Ok: queued as %s", qid);
 	} else {
 		reply(s, "%s", spool_error_reply(err));
-		log_err("%s: commit failed for a message from %s: %s", qid,
-		    s->addr, strerror(err));
+		log_err("%s: commit failed for a message from session %s: %s",
+		    qid, s->sid, strerror(err));
 	}
 	txn_reset(s);
 	set_timeout(s, s->conf->timeout_command_ms);
@@ -1155,8 +1167,8 @@ content_end(struct smtp_session *s)
 		break;
 	}
 	if (t->refusal != TXN_OK) {
-		log_info("%s: message from %s refused (%d)",
-		    spool_tx_id(t->tx), s->addr, (int)t->refusal);
+		log_info("%s: message refused: %s", s->tag,
+		    refusal_words[t->refusal]);
 		txn_reset(s);
 		set_timeout(s, s->conf->timeout_command_ms);
 		return;
@@ -1170,9 +1182,11 @@ content_end(struct smtp_session *s)
 	envelope_set(&e->protocol, protocol_name(s));
 	envelope_set(&e->auth_user, s->auth_user);
 	e->size = spool_tx_size(t->tx);
-	log_info("%s: client=%s[%s], from=<%s>, nrcpt=%zu, size=%llu", qid,
-	    s->name, s->addr, e->sender, e->nrcpts,
-	    (unsigned long long)e->size);
+	log_info("%s: session=%s, client=%s[%s], helo=%s, from=<%s>, "
+	    "nrcpt=%zu, size=%llu%s%s", qid, s->sid, s->name, s->addr,
+	    s->helo, e->sender, e->nrcpts, (unsigned long long)e->size,
+	    s->auth_user != NULL ? ", sasl_username=" : "",
+	    s->auth_user != NULL ? s->auth_user : "");
 	enter_state(s, SMTP_S_COMMIT);
 	spool_tx_commit(t->tx, e, commit_done, s);
 	t->tx = NULL; /* the spool owns it now */
@@ -1528,7 +1542,7 @@ tls_established(struct smtp_session *s)
 	if (ssl == NULL || s->tls_desc[0] != '\0')
 		return;
 	tls_describe(ssl, s->tls_desc, sizeof(s->tls_desc));
-	log_info("%s: TLS established: %s", s->addr, s->tls_desc);
+	log_info("%s: TLS established: %s", s->tag, s->tls_desc);
 }
 
 /* AUTH (RFC 4954) */
@@ -1601,7 +1615,7 @@ auth_checked(int ok, void *arg)
 	enter_state(s, SMTP_S_HELO);
 	if (ok == 1) {
 		s->auth_user = user;
-		log_info("%s: authenticated as %s", s->addr, user);
+		log_info("%s: authenticated as %s", s->tag, user);
 		reply(s, "235 2.7.0 Authentication successful");
 		session_input(s);
 		return;
@@ -1615,7 +1629,7 @@ auth_checked(int ok, void *arg)
 	s->auth_fails++;
 	auth_limiter_fail(s->env->limiter, s->addr, util_now_ms() / 1000);
 	log_warn("%s: authentication failed for user %s (%u in this "
-	    "session)", s->addr, user, s->auth_fails);
+	    "session)", s->tag, user, s->auth_fails);
 	free(user);
 	hold_reply(s, (int64_t)s->auth_fails * SESSION_AUTH_DELAY_MS,
 	    "535 5.7.8 Authentication credentials invalid",
@@ -1941,7 +1955,7 @@ session_input(struct smtp_session *s)
 			reply(s, "554 5.5.1 %s Error: talked before the "
 			    "greeting", s->conf->hostname);
 			log_info("%s: talked before the greeting, dropped",
-			    s->addr);
+			    s->tag);
 			client_talked_first(&s->client);
 			close_after_reply(s);
 			return;
@@ -2096,7 +2110,7 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 
 		if (e != 0) {
 			ERR_error_string_n(e, buf, sizeof(buf));
-			log_info("%s: TLS error: %s", s->addr, buf);
+			log_info("%s: TLS error: %s", s->tag, buf);
 		}
 		/* the alert OpenSSL wrote must still reach the client, and
 		 * no close_notify follows it */
@@ -2117,7 +2131,7 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 			return;
 		}
 		log_info("%s: timeout writing to the client (it does not read "
-		    "our replies), in state %s", s->addr,
+		    "our replies), in state %s", s->tag,
 		    state_names[s->state]);
 		reply(s, "421 4.4.2 %s Error: timeout exceeded",
 		    s->conf->hostname);
@@ -2140,7 +2154,7 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (s->state == SMTP_S_DATA || s->state == SMTP_S_BDAT)
-		log_info("%s: lost connection in state %s", s->addr,
+		log_info("%s: lost connection in state %s", s->tag,
 		    state_names[s->state]);
 	session_free(s);
 }
@@ -2157,7 +2171,7 @@ dnsbl_refuse(struct smtp_session *s)
 
 	reply(s, "554 5.7.1 %s Error: client [%s] blocked using %s",
 	    s->conf->hostname, s->addr, names);
-	log_info("%s: blocked using %s (weight %u, threshold %u)", s->addr,
+	log_info("%s: blocked using %s (weight %u, threshold %u)", s->tag,
 	    names, dnsbl_score(s->dnsbl), s->conf->dnsbl_threshold);
 	dnsbl_free(s->dnsbl);
 	s->dnsbl = NULL;
@@ -2229,12 +2243,13 @@ static void
 session_free(struct smtp_session *s)
 {
 	if (s->state != SMTP_S_CLOSING || s->txn != NULL)
-		log_debug("%s: disconnect in state %s", s->addr,
+		log_debug("%s: disconnect in state %s", s->tag,
 		    state_names[s->state]);
 	/* a connection refused before its PROXY header was read never
 	 * started a session: its refusal was logged */
 	if (s->state != SMTP_S_PROXY)
-		log_info("disconnect from %s[%s]", s->name, s->addr);
+		log_info("%s: disconnect from %s[%s]", s->tag, s->name,
+		    s->addr);
 	stats_session_close();
 	flush_unlink(s);
 	txn_free(s);
@@ -2277,7 +2292,7 @@ name_cb(const char *name, void *arg)
 	if (name != NULL) {
 		util_sanitise(s->name, sizeof(s->name) - 1, name,
 		    strlen(name));
-		log_debug("%s: client name %s", s->addr, s->name);
+		log_debug("%s: client name %s", s->tag, s->name);
 	}
 	if (s->state == SMTP_S_GREET && s->pause_done &&
 	    !dnsbl_pending(s->dnsbl))
@@ -2303,7 +2318,7 @@ dnsbl_done(enum dnsbl_verdict v, void *arg)
 	if (v == DNSBL_ALLOWED) {
 		s->allowlisted = 1;
 		s->client.pause_ms = 0; /* what it sends now is not early */
-		log_info("%s: allowed by %s: no greet pause", s->addr,
+		log_info("%s: allowed by %s: no greet pause", s->tag,
 		    dnsbl_names(s->dnsbl));
 		greet_ready(s);
 		return;
@@ -2343,6 +2358,14 @@ client_addr(const struct sockaddr *sa, char *out, size_t outlen)
 	}
 }
 
+/* session_tag - what begins every line about s: its id and its client's
+ * address, "SID client=ADDR" (tern(8), LOGGING) */
+static void
+session_tag(struct smtp_session *s)
+{
+	snprintf(s->tag, sizeof(s->tag), "%s client=%s", s->sid, s->addr);
+}
+
 /* session_bev - the connection's bufferevent: plain, or TLS from the
  * first byte on a submissions listener (RFC 8314 3.3) */
 static struct bufferevent *
@@ -2374,19 +2397,20 @@ session_start(struct smtp_session *s)
 	const struct conf *c = s->conf;
 
 	if (s->via[0] != '\0')
-		log_info("connect from %s (PROXY from %s)", s->addr, s->via);
+		log_info("%s: connect from %s (PROXY from %s)", s->tag,
+		    s->addr, s->via);
 	else
-		log_info("connect from %s", s->addr);
+		log_info("%s: connect from %s", s->tag, s->addr);
 	if (nsessions > c->max_sessions) {
 		reply(s, "421 4.7.0 %s Error: too many sessions",
 		    c->hostname);
-		log_warn("%s: session limit (%u) reached", s->addr,
+		log_warn("%s: session limit (%u) reached", s->tag,
 		    c->max_sessions);
 		close_after_reply(s);
 		return;
 	}
 	if (client_admit(&s->client, c, s->listen,
-	    (const struct sockaddr *)&s->peer, s->addr) != CLIENT_OK) {
+	    (const struct sockaddr *)&s->peer, s->tag) != CLIENT_OK) {
 		reply(s, "421 4.7.0 %s Error: too many connections from %s",
 		    c->hostname, s->addr);
 		close_after_reply(s);
@@ -2444,7 +2468,7 @@ proxy_wait(struct smtp_session *s)
 static void
 proxy_refuse(struct smtp_session *s, const char *why)
 {
-	log_info("%s: PROXY header refused: %s", s->addr, why);
+	log_info("%s: PROXY header refused: %s", s->tag, why);
 	session_free(s);
 }
 
@@ -2465,8 +2489,9 @@ proxy_apply(struct smtp_session *s, const struct proxy_header *h)
 		memcpy(&s->peer, &h->src, h->srclen);
 		client_addr((const struct sockaddr *)&s->peer, s->addr,
 		    sizeof(s->addr));
+		session_tag(s);
 	}
-	log_debug("%s: PROXY v%d header from %s%s", s->addr, h->version,
+	log_debug("%s: PROXY v%d header from %s%s", s->tag, h->version,
 	    s->via, h->local ? " (LOCAL: the balancer itself)" : "");
 	session_open(s);
 }
@@ -2559,6 +2584,8 @@ smtp_session_new(const struct smtpd_env *env, struct event_base *base,
 	s->fd = fd;
 	buf_init(&s->proxy_in);
 	client_addr(sa, s->addr, sizeof(s->addr));
+	spool_qid_new(s->sid);
+	session_tag(s);
 	snprintf(s->name, sizeof(s->name), "unknown");
 	s->helo = xstrdup("unknown");
 	s->deadline_ev = evtimer_new(base, deadline_cb, s);

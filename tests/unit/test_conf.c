@@ -288,7 +288,8 @@ static const struct valid_case valid_cases[] = {
 	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
 	    "client-sessions=5 client-connect-rate=0 client-message-rate=30 "
 	    "client-recipient-rate=100 client-errors=3 "
-	    "client-invalid-recipients=7 client-ipv6-prefix=48" },
+	    "client-invalid-recipients=7 client-ipv6-prefix=48 "
+	    "dnsbl-threshold=1" },
 	{ "listen IPv6 canonical form", "listen [0:0:0:0:0:0:0:1]:2525\n",
 	    "listen [::1]:2525 role=smtp" },
 	{ "listen optional", "listen [::1]:2526 optional\n",
@@ -356,6 +357,9 @@ static const struct valid_case valid_cases[] = {
 	    "sessions=10000 spool-reserve=100M destination-concurrency=20 "
 	    "received-headers=100 auth-failures=3 auth-client-failures=10 "
 	    "local-concurrency=20 mailbox-concurrency=2 data-rate=500 "
+	    "client-sessions=50 client-connect-rate=600 client-message-rate=0 "
+	    "client-recipient-rate=0 client-errors=20 "
+	    "client-invalid-recipients=20 client-ipv6-prefix=64 "
 	    "dnsbl-threshold=5" },
 	{ "listen behind balancers",
 	    "listen 0.0.0.0:25 proxy-from=198.51.100.10,2001:db8::/32\n",
