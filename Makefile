@@ -108,7 +108,7 @@ unit-asan: $(UNIT_BINS)
 # libFuzzer targets link only the pure sources.
 FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -iquote src \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-build-fuzz/%: fuzz/%.c $(PURE_SRCS) $(wildcard src/*.h)
+build-fuzz/%: fuzz/%.c fuzz/fuzz.h $(PURE_SRCS) $(wildcard src/*.h)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $< $(PURE_SRCS) -lcrypto -lcrypt
 
