@@ -14,13 +14,18 @@
  * durable, and nothing else.
  *
  * SIGUSR1 cuts the power: from then on nothing reaches IMAGE any more.
+ * SIGUSR2 cuts it too, but as a disk may: a random half of the pages
+ * written since the last flush did reach IMAGE (whole pages, each as last
+ * written), the rest are dropped.
  * Reads and writes go on against the cache, so the file system above sees
  * a consistent disk while it is unmounted (its writes at unmount vanish
  * with the cache); when this process ends the cache is gone.  The test
  * then starts a fresh blkcache on the same IMAGE: the disk after the cut.
- * The model drops every unflushed write at once; a real disk may keep
- * any subset of them, which only a file system that needs no flushes at
- * all could tell apart (ext4's journal checksums cover torn commits).
+ * SIGUSR1's model drops every unflushed write at once, as if the cache
+ * kept them all until the flush; SIGUSR2's keeps some, in no order, as a
+ * real disk's cache may write them out (ext4's journal still replays only
+ * whole transactions: a commit block is written after a flush of its
+ * transaction's blocks).
  *
  * The file is opened with direct_io so that the kernel keeps no page
  * cache of its own for it: every write of the loop device arrives here.
@@ -45,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BLK_PAGE 4096
@@ -57,9 +63,10 @@ static unsigned char **cache;   /* page index -> cached page or NULL */
 static size_t *dirty;           /* indices of the cached pages */
 static size_t ndirty;
 static volatile sig_atomic_t cut;
+static volatile sig_atomic_t torn;   /* SIGUSR2: some writes got through */
 static int cut_reported;
 static struct {
-	unsigned long long writes, fsyncs, flushed, dropped;
+	unsigned long long writes, fsyncs, flushed, dropped, kept;
 } stats;
 
 /* report - one line of counts to stderr */
@@ -67,27 +74,43 @@ static void
 report(const char *when)
 {
 	fprintf(stderr, "blkcache: %s: writes=%llu fsyncs=%llu "
-	    "pages-durable=%llu pages-cached=%zu pages-dropped=%llu\n",
-	    when, stats.writes, stats.fsyncs, stats.flushed, ndirty,
-	    stats.dropped);
+	    "pages-durable=%llu pages-cached=%zu pages-dropped=%llu "
+	    "pages-kept-at-cut=%llu\n", when, stats.writes, stats.fsyncs,
+	    stats.flushed, ndirty, stats.dropped, stats.kept);
 }
 
 static void
 on_cut(int sig)
 {
-	(void)sig;
+	if (sig == SIGUSR2)
+		torn = 1;
 	cut = 1;
 }
 
-/* check_cut - at the first operation after SIGUSR1, say what is lost */
+static int write_image(size_t i);
+
+/*
+ * check_cut - at the first operation after the cut: a torn cut writes a
+ * random half of the cached pages into IMAGE (what the disk had written
+ * out when the power went); then say what is lost.  The cache stays, so
+ * that the file system above reads back what it wrote until it is gone.
+ */
 static void
 check_cut(void)
 {
+	size_t k;
+
 	if (!cut || cut_reported)
 		return;
 	cut_reported = 1;
-	stats.dropped = ndirty;
-	report("power cut");
+	for (k = 0; torn && k < ndirty; k++)
+		if (random() & 1) {
+			if (write_image(dirty[k]) != 0)
+				perror("blkcache: torn cut");
+			stats.kept++;
+		}
+	stats.dropped = ndirty - stats.kept;
+	report(torn ? "power cut (torn)" : "power cut");
 }
 
 static void *
@@ -306,7 +329,8 @@ bc_destroy(void *unused)
 	(void)unused;
 	if (cut && !cut_reported)
 		check_cut();
-	stats.dropped = ndirty;
+	if (!cut)
+		stats.dropped = ndirty;
 	report("exit");
 }
 
@@ -351,6 +375,8 @@ main(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = SA_RESTART;
 	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
+	srandom((unsigned)getpid() ^ (unsigned)time(NULL));
 
 	char *fargv[] = { argv[0], "-f", "-s", "-o",
 		"fsname=blkcache,subtype=blkcache", argv[2], NULL };
