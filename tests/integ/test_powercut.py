@@ -179,11 +179,21 @@ class CutDisk:
                     check=False)
             self.proc = None
 
-    def last_report(self):
-        """blkcache's last line of counts."""
+    def last_report(self, what="exit"):
+        """blkcache's last line of counts at what ("exit", "power cut")."""
         lines = [ln for ln in self.log.read_text().splitlines()
-                 if ln.startswith("blkcache:")]
+                 if ln.startswith(f"blkcache: {what}")]
         return lines[-1] if lines else ""
+
+    def last_cut_dropped(self):
+        """Pages the last cut dropped: what was cached at the cut and
+        what the kernel wrote after it (unmounting), less what a torn cut
+        kept."""
+        line = self.last_report("exit")
+        cached = re.search(r"pages-cached=(\d+)", line)
+        kept = re.search(r"pages-kept-at-cut=(\d+)", line)
+        return (int(cached.group(1)) if cached else 0) - \
+            (int(kept.group(1)) if kept else 0)
 
     def fsck(self):
         """e2fsck -fn of the image, cleanly unmounted: 0 when clean."""
@@ -362,7 +372,7 @@ def power_cut_rounds(tern_factory, disk, sink, rounds, *, preload=None,
     # the spool's directories made durable once, so that the control
     # loses messages, not the spool itself
     run("sync", "-f", str(disk.mnt))
-    done = 0
+    done = unflushed = 0
     try:
         for r in range(rounds):
             stop = threading.Event()
@@ -386,6 +396,8 @@ def power_cut_rounds(tern_factory, disk, sink, rounds, *, preload=None,
             assert not any(t.is_alive() for t in threads)
             disk.detach()
             cache = disk.last_report()
+            dropped = disk.last_cut_dropped()
+            unflushed += dropped > 0
             disk.attach()
             tern.start()
             done += 1
@@ -394,7 +406,7 @@ def power_cut_rounds(tern_factory, disk, sink, rounds, *, preload=None,
             print(f"powercut round {done}: acknowledged {acked}, "
                   f"not (yet) delivered {len(lost)} recipient(s), "
                   f"duplicated {len(twice)}, drained in {waited:.1f}s; "
-                  f"{cache}", flush=True)
+                  f"{dropped} page(s) dropped; {cache}", flush=True)
             if lost and os.environ.get("PC_DEBUG"):
                 print(lost[:3], queue_files(tern.home)[:6])
             if stop_at_loss and lost and not queue_files(tern.home):
@@ -405,13 +417,17 @@ def power_cut_rounds(tern_factory, disk, sink, rounds, *, preload=None,
     acked, lost, twice, corrupt, phantom = count(sink, ledger)
     lost_msgs = sorted({m for m, _ in lost})
     twice_msgs = sorted({m for m, _ in twice})
+    log = tern.log_text()
     print(f"powercut{' (no fsync)' if preload else ''}: seed {seed}, "
           f"rounds {done}, acknowledged {acked} messages "
           f"({len(wanted(ledger))} recipients), lost {len(lost_msgs)} "
           f"({len(lost)} recipients), duplicated {len(twice_msgs)} "
           f"({len(twice)} recipients), corrupt {len(corrupt)}, "
-          f"delivered but never sent {len(phantom)}, "
-          f"pool {pool_size(tern.home)}", flush=True)
+          f"delivered but never sent {len(phantom)}; cuts that dropped "
+          f"writes {unflushed}; pool names a cut brought back "
+          f"{log.count('is a name of a file in use')}, quarantined "
+          f"{log.count(': quarantined: ')}, pool {pool_size(tern.home)}",
+          flush=True)
     return {"rounds": done, "acked": acked, "lost": lost,
             "lost_msgs": lost_msgs, "twice": twice, "corrupt": corrupt,
             "phantom": phantom, "errors": list(ledger.errors),
