@@ -431,7 +431,7 @@ def power_cut_rounds(tern_factory, disk, sink, rounds, *, preload=None,
     return {"rounds": done, "acked": acked, "lost": lost,
             "lost_msgs": lost_msgs, "twice": twice, "corrupt": corrupt,
             "phantom": phantom, "errors": list(ledger.errors),
-            "tern": tern}
+            "pool": pool_size(tern.home), "tern": tern}
 
 
 def wait_drained(tern, sink, ledger, timeout):
@@ -462,6 +462,9 @@ def test_power_cuts_lose_no_acknowledged_mail(tern_factory, cut_disk, sink):
     assert not res["lost"], (
         f"{len(res['lost_msgs'])} acknowledged message(s) lost over "
         f"{res['rounds']} power cuts: {res['lost'][:10]}")
+    # the pool was in use (finished messages' files kept for new ones;
+    # a spool without free/ has no pool to cover)
+    assert res["pool"] is None or res["pool"] > 0, "the pool stayed empty"
     # the sink deferred some recipients: deliveries in parts happened
     assert any(t.accepted and len(t.accepted) < len(t.rcpts)
                for t in sink.delivered())
