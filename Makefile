@@ -5,6 +5,7 @@
 #   make test       everything CI checks: unit, integration, the sanitizer
 #                   build's suites, short fuzz runs
 #   make fuzz       longer fuzz runs (FUZZ_SECONDS each, default 300)
+#   make test-fault the long power-cut run (FAULT_ROUNDS rounds, as root)
 #   make format     clang-format the sources
 
 CC      ?= cc
@@ -41,7 +42,7 @@ FUZZ_SECONDS ?= 300
 FUZZ_SHORT_SECONDS ?= 30
 
 .PHONY: all run test deps unit integ e2e asan-test fuzz fuzz-short format \
-	install install-sendmail clean check-tools bench
+	install install-sendmail clean check-tools bench fault test-fault
 
 all: $(BUILD)/tern $(BUILD)/tern-drop
 
@@ -79,7 +80,7 @@ run: deps
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-integ: all
+integ: all fault
 	@sh scripts/ensure-user.sh
 	TERN_BIN=$(abspath $(BUILD)/tern) $(PY) -m pytest -q tests/integ
 
@@ -89,6 +90,36 @@ e2e: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/ensure-user.sh
 	TERN_BIN=$(abspath $(BUILD)/tern) $(PY) -m pytest -q tests/e2e
+
+# The power-cut tests' helpers (tests/fault/README.md): blkcache, a FUSE
+# disk whose unflushed writes a test can drop, and nofsync.so, the
+# LD_PRELOAD control that makes tern's fsyncs no-ops.  Built only where
+# libfuse3's headers are (make deps installs them); without them the
+# power-cut tests skip and say so.
+FUSE_CFLAGS := $(shell pkg-config --cflags fuse3 2>/dev/null)
+FUSE_LIBS   := $(shell pkg-config --libs fuse3 2>/dev/null)
+FAULT_BINS  := $(BUILD)/fault/nofsync.so \
+	$(if $(FUSE_LIBS),$(BUILD)/fault/blkcache)
+FAULT_ROUNDS ?= 150
+
+fault: $(FAULT_BINS)
+
+$(BUILD)/fault/blkcache: tests/fault/blkcache.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c17 -D_GNU_SOURCE $(WARN) $(HARDEN) $(CFLAGS) \
+		$(FUSE_CFLAGS) -o $@ $< $(FUSE_LIBS)
+
+$(BUILD)/fault/nofsync.so: tests/fault/nofsync.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c17 $(WARN) $(CFLAGS) -shared -fPIC -o $@ $<
+
+# The long power-cut run: FAULT_ROUNDS cuts under load, then the
+# no-fsync control; as root (loop devices, FUSE).  make test runs the
+# short version inside `make integ` (tests/integ/test_powercut.py).
+test-fault: all fault
+	@sh scripts/ensure-user.sh
+	TERN_BIN=$(abspath $(BUILD)/tern) TERN_FAULT_ROUNDS=$(FAULT_ROUNDS) \
+		$(PY) -m pytest -q -s tests/integ/test_powercut.py
 
 # The sanitizer build: clang, ASan + UBSan, every suite run on it.
 ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
@@ -109,7 +140,7 @@ unit-asan: $(UNIT_BINS)
 # libFuzzer targets link only the pure sources.
 FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -iquote src \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-build-fuzz/%: fuzz/%.c $(PURE_SRCS) $(wildcard src/*.h)
+build-fuzz/%: fuzz/%.c fuzz/fuzz.h $(PURE_SRCS) $(wildcard src/*.h)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $< $(PURE_SRCS) -lcrypto -lcrypt
 

@@ -17,15 +17,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "fuzz.h"
 #include "aliases.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define FUZZ_ASSERT(c)                                                         \
-	do {                                                                   \
-		if (!(c))                                                      \
-			abort();                                               \
-	} while (0)
 
 struct input {
 	const char *p;

@@ -12,9 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "deliver_proto.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* same_text - abort unless a and b hold the same bytes */
 static void

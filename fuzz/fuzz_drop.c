@@ -15,15 +15,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "fuzz.h"
 #include "drop.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define FUZZ_ASSERT(c)                                                         \
-	do {                                                                   \
-		if (!(c))                                                      \
-			abort();                                               \
-	} while (0)
 
 #define MAX_RCPTS 50
 

@@ -10,9 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "envelope.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* fuzz_envelope - one input */
 int

@@ -14,16 +14,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fuzz.h"
 #include "auth.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
-
-#define FUZZ_ASSERT(c)                                                         \
-	do {                                                                   \
-		if (!(c))                                                      \
-			abort();                                               \
-	} while (0)
 
 #define DIR_PATH "/tmp/tern-fuzz-users"
 #define USERS_PATH DIR_PATH "/users"

@@ -689,7 +689,8 @@ class Tern:
         return self.proc.returncode
 
     def kill9(self):
-        """kill -9 every tern process at once (a crash, a power cut)."""
+        """kill -9 every tern process at once: a crash (not a power cut:
+        the page cache keeps what they wrote; see test_powercut.py)."""
         self._signal_group(signal.SIGKILL)
         self.proc.wait()
         wait_for(lambda: not self.group_pids(), 5,
