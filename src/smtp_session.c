@@ -513,7 +513,7 @@ error_reply(struct smtp_session *s, const char *text)
 		return;
 	}
 	reply(s, "%s", text);
-	if (delay == 0)
+	if (delay >= 0) /* between BDAT chunks: answered at once */
 		return;
 	reply(s, "421 4.7.0 %s Error: too many errors", s->conf->hostname);
 	close_after_reply(s);
