@@ -20,7 +20,7 @@
  * so its pkey methods call ours: PSS and PKCS#1 padding are done in the
  * smtpd, and ca computes the raw RSA operation on the padded block.  The
  * deprecation warnings are silenced in this file alone.  Ed25519 keys have
- * no such hook: a certificate with one is refused while ca is in use.
+ * no such hook: the master refuses such a key at start (tls.c).
  *
  * The call is synchronous (the handshake waits for its signature inside
  * OpenSSL): a round trip and the signature itself, as before when the

@@ -606,7 +606,7 @@ start_authd(struct master *m)
  * start_ca - (in the new smtpd, after start_authd) fork ca, which alone
  * keeps the TLS private keys and signs for this smtpd (ca.c); drop the
  * smtpd's copy of the keys.  Returns the smtpd's end of the socket
- * between them, -1 without TLS (or with tls-ciphers compat).
+ * between them, -1 without TLS.
  */
 static int
 start_ca(struct master *m, int auth_fd)
@@ -615,15 +615,6 @@ start_ca(struct master *m, int auth_fd)
 
 	if (m->tls.npairs == 0)
 		return -1;
-	/* RSA key exchange (only in tls-ciphers compat) decrypts with the
-	 * key through an OpenSSL 3 parameter that a key with a method of
-	 * its own cannot take (ca.c): there the smtpd keeps its keys */
-	if (m->conf->tls_ciphers == TLS_CIPHERS_COMPAT) {
-		log_warn("tls-ciphers compat: the smtpd keeps the private keys "
-		    "(RSA key exchange needs them there); with the default "
-		    "(modern) they are kept by ca");
-		return -1;
-	}
 	if (start_helper(m, "ca", &fd)) {
 		if (auth_fd != -1)
 			close(auth_fd); /* the smtpd's line to authd */

@@ -11,7 +11,8 @@
  * default, which still takes RSA key exchange (no forward secrecy) and
  * CBC suites: by default only ECDHE or DHE key exchange with an AEAD
  * cipher, the suites of Mozilla's "intermediate" profile; `tls-ciphers
- * compat` gives old peers OpenSSL's default list back.  An MTA on port
+ * compat` gives old peers OpenSSL's default list back, but for RSA key
+ * exchange.  An MTA on port
  * 25 whose client fails the handshake usually retries in plaintext, so
  * an administrator who sees such clients may prefer compat.
  */
@@ -41,6 +42,12 @@
 	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"    \
 	"DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:"          \
 	"DHE-RSA-CHACHA20-POLY1305"
+
+/* tls-ciphers compat: OpenSSL's default list for old peers, CBC suites
+ * included, without RSA key exchange: it decrypts with the private key,
+ * which the ca process cannot do for the smtpd through OpenSSL 3 (ca.c),
+ * and it has no forward secrecy anyway */
+#define TLS_CIPHERS_COMPAT_LIST "DEFAULT:!kRSA"
 
 struct sni_table {
 	SSL_CTX **ctx;  /* [0] is the default */
@@ -91,6 +98,34 @@ read_file(const char *path, char **out, size_t *len, char *err,
 	return 0;
 }
 
+/*
+ * key_type_check - the key is one ca can sign with: RSA or ECDSA (ca.c
+ * hooks those key types' private operations; OpenSSL has no such hook
+ * for Ed25519 or Ed448).  Checked here, by the master, so that such a
+ * key stops tern at start with a reason instead of failing in each
+ * smtpd it starts.
+ */
+static int
+key_type_check(const struct tls_pair *p, const char *path, char *err,
+    size_t errlen)
+{
+	BIO *bio = BIO_new_mem_buf(p->key_pem, (int)p->key_len);
+	EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) :
+	    NULL;
+	int id = key ? EVP_PKEY_get_base_id(key) : EVP_PKEY_NONE;
+
+	EVP_PKEY_free(key);
+	BIO_free(bio);
+	ERR_clear_error();
+	if (id == EVP_PKEY_RSA || id == EVP_PKEY_EC)
+		return 0;
+	snprintf(err, errlen, key == NULL ? "%s: not a PEM private key" :
+	    "%s: not an RSA or ECDSA key (Ed25519 and Ed448 keys cannot "
+	    "be used: tern signs through its ca process, which serves RSA "
+	    "and ECDSA keys)", path);
+	return -1;
+}
+
 int
 tls_material_load(struct tls_material *m, const char *const *certs,
     const char *const *keys, size_t n, char *err, size_t errlen)
@@ -107,7 +142,8 @@ tls_material_load(struct tls_material *m, const char *const *certs,
 		if (read_file(certs[i], &p->cert_pem, &p->cert_len, err,
 		    errlen) == -1 ||
 		    read_file(keys[i], &p->key_pem, &p->key_len, err,
-		    errlen) == -1) {
+		    errlen) == -1 ||
+		    key_type_check(p, keys[i], err, errlen) == -1) {
 			tls_material_free(m);
 			return -1;
 		}
@@ -176,10 +212,10 @@ pair_ctx(const struct tls_pair *p, size_t idx, enum tls_ciphers ciphers,
 	    SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_dh_auto(ctx, 1);
-	if (ciphers == TLS_CIPHERS_MODERN &&
-	    SSL_CTX_set_cipher_list(ctx, TLS_CIPHERS_MODERN_LIST) != 1) {
-		ssl_error(err, errlen, "OpenSSL has none of the modern TLS 1.2 "
-		    "ciphers", p->cert_path);
+	if (SSL_CTX_set_cipher_list(ctx, ciphers == TLS_CIPHERS_MODERN ?
+	    TLS_CIPHERS_MODERN_LIST : TLS_CIPHERS_COMPAT_LIST) != 1) {
+		ssl_error(err, errlen, "OpenSSL has none of the TLS 1.2 "
+		    "ciphers of tls-ciphers", p->cert_path);
 		SSL_CTX_free(ctx);
 		return NULL;
 	}

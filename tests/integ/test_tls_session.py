@@ -20,7 +20,8 @@ import time
 
 import pytest
 
-from tern_harness import ASAN, CLIENT, SMTPClient, proc_status, wait_for
+from tern_harness import (ASAN, CLIENT, SMTPClient, free_port, proc_status,
+                          run_tern, wait_for)
 from test_tls_auth import HOST, MAIL_NAME, openssl_starttls, start_tern
 from tls_fixtures import tls_files  # noqa: F401 (a fixture)
 
@@ -388,9 +389,10 @@ MODERN_ROWS = [
 ]
 
 COMPAT_ROWS = [
-    (["-tls1_2", "-cipher", "AES128-SHA256"], "AES128-SHA256",
+    # RSA key exchange decrypts with the private key, which ca keeps
+    (["-tls1_2", "-cipher", "AES128-SHA256"], None,
      "RSA key exchange, CBC"),
-    (["-tls1_2", "-cipher", "AES128-GCM-SHA256"], "AES128-GCM-SHA256",
+    (["-tls1_2", "-cipher", "AES128-GCM-SHA256"], None,
      "RSA key exchange"),
     (["-tls1_2", "-cipher", "ECDHE-RSA-AES128-SHA256"],
      "ECDHE-RSA-AES128-SHA256", "ECDHE, CBC"),
@@ -459,3 +461,21 @@ def test_compat_ciphers_let_old_peers_in(tern_factory, tls_files, role):
                       tls_ciphers="compat")
     check_rows(role_port(tern, role), tls_files, COMPAT_ROWS,
                implicit=role == "submissions")
+
+
+def test_an_ed25519_key_stops_tern_at_start(tmp_path):
+    """ca signs with RSA and ECDSA keys only: an Ed25519 key is refused by
+    the master at start, with its path and the reason, not by each smtpd
+    it would start."""
+    key, cert = tmp_path / "ed.key", tmp_path / "ed.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ed25519",
+                    "-keyout", key, "-out", cert, "-days", "2", "-nodes",
+                    "-subj", "/CN=" + MAIL_NAME], check=True,
+                   capture_output=True)
+    conf = tmp_path / "tern.conf"
+    conf.write_text(f"home {tmp_path}/home\n"
+                    f"listen {HOST}:{free_port()}\n"
+                    f"tls cert={cert} key={key}\n")
+    run = run_tern("serve", "-c", str(conf), timeout=30)
+    assert run.returncode == 1, (run.returncode, run.stderr)
+    assert f"{key}: not an RSA or ECDSA key" in run.stderr, run.stderr
