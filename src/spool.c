@@ -116,7 +116,8 @@ static int free_fd = -1;
  * before a new one is handed out (at thousands of messages a second that
  * scan was a third of tern's CPU time).  So the queue process does not
  * delete a finished message's files but renames them into free/ (the
- * content zeroed first, pool_put), and the smtpd renames them back into
+ * content zeroed first, pool_put; handed out only once their removal from
+ * queue/ is synced, pool_publish), and the smtpd renames them back into
  * incoming/ for the next message, with RENAME_NOREPLACE so that a queue id
  * is still never taken twice.  free/ holds at most SPOOL_POOL_MAX files;
  * the queue process deletes what does not fit.  A file in free/ is no
@@ -133,6 +134,8 @@ static int free_fd = -1;
 #define SPOOL_POOL_KEEP (64 * 1024)
 /* the queue process counts free/ again after this many files put there */
 #define SPOOL_POOL_RECOUNT (SPOOL_POOL_MAX / 4)
+/* files put in free/ are handed out (pool_publish) at most this late */
+#define SPOOL_POOL_PUBLISH_MS 100
 
 static struct {
 	/* smtpd, loop thread: names listed in free/, not yet taken */
@@ -145,7 +148,15 @@ static struct {
 	int counted;
 	int64_t counted_at;
 	int off;               /* renameat2 without replacing unsupported */
+	/* queue process: hidden names put in free/ since the last
+	 * pool_publish, and its timer */
+	char (*pending)[SPOOL_NAME_MAX + 1];
+	size_t npending;
+	struct event *publish_ev;
 } pool;
+
+/* the loop of the process that commits (spool_commit_start) */
+static struct event_base *loop_base;
 
 static pthread_mutex_t commit_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t commit_cond = PTHREAD_COND_INITIALIZER;
@@ -690,12 +701,86 @@ pool_empty(int fd)
 }
 
 /*
+ * pool_publish - queue process: hand out the files put in free/ since the
+ * last time.  First queue/ is fsync'd, so that their removal from queue/
+ * is on disk before the smtpd can take one and write a new message into
+ * it: otherwise a power cut could bring the old name back in queue/
+ * (its removal was never synced) over a file already holding the new
+ * message's bytes, and the old message would be delivered again, damaged.
+ * One fsync covers every file put since; if it fails the files stay
+ * hidden (recovery removes hidden names).
+ */
+static void
+pool_publish(void)
+{
+	char *name;
+	size_t i;
+
+	if (pool.npending == 0)
+		return;
+	if (fsync(queue_fd) == -1) {
+		log_warn("spool: cannot sync queue/: %s; %zu file(s) left out "
+		    "of the pool", strerror(errno), pool.npending);
+		for (i = 0; i < pool.npending; i++)
+			unlink_quiet(free_fd, pool.pending[i]);
+		pool.npending = 0;
+		return;
+	}
+	for (i = 0; i < pool.npending; i++) {
+		name = pool.pending[i];
+		if (renameat(free_fd, name, free_fd, name + 1) == -1)
+			unlink_quiet(free_fd, name);
+	}
+	pool.npending = 0;
+}
+
+static void
+pool_publish_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	pool_publish();
+}
+
+/*
+ * pool_pending_add - a hidden name just put in free/, handed out by the
+ * next pool_publish: within SPOOL_POOL_PUBLISH_MS on the loop, at once
+ * without one (tools and tests that remove messages outside a loop)
+ */
+static void
+pool_pending_add(const char *hidden)
+{
+	struct timeval tv = { 0, SPOOL_POOL_PUBLISH_MS * 1000 };
+
+	if (pool.pending == NULL)
+		pool.pending = xcalloc(SPOOL_POOL_MAX, sizeof(*pool.pending));
+	if (pool.npending == SPOOL_POOL_MAX)
+		pool_publish();
+	snprintf(pool.pending[pool.npending++], sizeof(pool.pending[0]), "%s",
+	    hidden);
+	if (loop_base == NULL) {
+		pool_publish();
+		return;
+	}
+	if (pool.publish_ev == NULL) {
+		pool.publish_ev = evtimer_new(loop_base, pool_publish_cb, NULL);
+		if (pool.publish_ev == NULL)
+			fatal("spool: evtimer_new failed");
+	}
+	if (!evtimer_pending(pool.publish_ev, NULL))
+		evtimer_add(pool.publish_ev, &tv);
+}
+
+/*
  * pool_put - queue process: move queue/name to free/; -1 when it was not
- * moved.  A content file (empty set) is emptied in free/ under a hidden
- * name first: emptied in queue/, a crash that undid the envelope's removal
- * but kept the emptying would deliver the message again as zeros (its size
- * stays, so spool_load could not tell); emptied under its pool name, the
- * smtpd could take it meanwhile and have its new content zeroed.
+ * moved.  It goes there under a hidden name, which the smtpd does not
+ * take, until pool_publish has made its removal from queue/ durable; a
+ * content file (empty set) is emptied meanwhile: emptied in queue/, a
+ * crash that undid the envelope's removal but kept the emptying would
+ * deliver the message again as zeros (its size stays, so spool_load could
+ * not tell); emptied under its pool name, the smtpd could take it
+ * meanwhile and have its new content zeroed.
  */
 static int
 pool_put(const char *name, int empty)
@@ -716,7 +801,7 @@ pool_put(const char *name, int empty)
 			return -1;
 	}
 	snprintf(hidden, sizeof(hidden), ".%s", name);
-	if (renameat2(queue_fd, name, free_fd, empty ? hidden : name,
+	if (renameat2(queue_fd, name, free_fd, hidden,
 	    RENAME_NOREPLACE) == -1) {
 		if (errno == EINVAL || errno == ENOSYS)
 			pool.off = 1;
@@ -730,12 +815,12 @@ pool_put(const char *name, int empty)
 			close(fd);
 		/* the message is gone from queue/ already: a file that
 		 * cannot be emptied is removed, not kept */
-		if (rc == -1 ||
-		    renameat(free_fd, hidden, free_fd, name) == -1) {
+		if (rc == -1) {
 			unlink_quiet(free_fd, hidden);
 			return 0;
 		}
 	}
+	pool_pending_add(hidden);
 	pool.put_since++;
 	return 0;
 }
@@ -1434,6 +1519,11 @@ spool_commit_start(struct event_base *base)
 		event_free(commit_ev);
 	commit_ev = event_new(base, commit_pipe[0], EV_READ | EV_PERSIST,
 	    commit_deliver, NULL);
+	pool_publish(); /* nothing waits on the old loop's timer */
+	if (pool.publish_ev != NULL)
+		event_free(pool.publish_ev);
+	pool.publish_ev = NULL;
+	loop_base = base;
 	if (commit_ev == NULL)
 		fatal("spool: event_new failed");
 }
