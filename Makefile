@@ -49,7 +49,11 @@ all: $(BUILD)/tern $(BUILD)/tern-drop
 deps:
 	@sh scripts/deps.sh
 
+# pkg-config's own words when a library (or one it requires) is missing,
+# rather than a compiler error about a header far from the cause
 $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h)
+	@pkg-config --exists --print-errors $(PKGS) || { echo "tern: a library \
+	is missing: make deps installs debian-packages.txt (as root)"; exit 1; }
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 

@@ -11,6 +11,7 @@ client below exists because smtplib cannot send what a test must send
 hides the exact reply lines a test must check.
 """
 
+import atexit
 import email
 import email.policy
 import os
@@ -20,6 +21,7 @@ import signal
 import smtplib
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,6 +29,32 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 TERN_BIN = os.environ.get("TERN_BIN") or str(REPO / "build" / "tern")
+
+
+def _reachable_by_all(path):
+    """True when every directory above path lets any user through."""
+    d = Path(path).resolve().parent
+    return all(p.stat().st_mode & 0o001 for p in (d, *d.parents))
+
+
+def _public_binaries(binary):
+    """Tests run tern as other users too (sendmail, the control socket,
+    privileges): from a checkout they cannot reach (a private home such
+    as /root) the binaries are run from a copy any user can reach, made
+    once per test run and removed at its end."""
+    pub = Path(tempfile.mkdtemp(prefix="tern-bin-", dir="/tmp"))
+    pub.chmod(0o755)
+    for name in ("tern", "tern-drop"):
+        src = Path(binary).parent / name
+        if src.exists():
+            shutil.copy2(src, pub / name)
+    atexit.register(shutil.rmtree, pub, True)
+    return str(pub / Path(binary).name)
+
+
+if os.geteuid() == 0 and os.path.exists(TERN_BIN) and \
+        not _reachable_by_all(TERN_BIN):
+    TERN_BIN = _public_binaries(TERN_BIN)
 # the sanitizer build (make asan-test) runs about 3x slower: only the load
 # sizes shrink, never an assertion
 ASAN = bool(os.environ.get("TERN_ASAN"))
