@@ -39,7 +39,7 @@ PURE_SRCS := src/util.c src/smtp_parse.c src/smtp_data.c src/envelope.c \
 	src/conf.c src/route.c src/drop.c src/received.c src/trace_path.c \
 	src/control_proto.c src/proxy.c src/client_key.c
 FUZZ_SECONDS ?= 300
-FUZZ_SHORT_SECONDS ?= 30
+FUZZ_SHORT_SECONDS ?= 10
 
 .PHONY: all run test deps unit integ e2e asan-test fuzz fuzz-short format \
 	install install-sendmail clean check-tools bench fault test-fault
