@@ -21,20 +21,13 @@
 
 #include "aliases.h"
 #include "util.h"
+#include "unit_table.h"
 
 #define CHECK_STR(what, got, want)                                             \
 	do {                                                                   \
 		if (strcmp((got), (want)) != 0) {                              \
 			print_error("row \"%s\":\n got: %s\nwant: %s\n",       \
 			    (what), (got), (want));                            \
-			fail();                                                \
-		}                                                              \
-	} while (0)
-
-#define CHECK(what, cond)                                                      \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			print_error("row \"%s\": %s\n", (what), #cond);        \
 			fail();                                                \
 		}                                                              \
 	} while (0)

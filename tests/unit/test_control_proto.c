@@ -15,17 +15,7 @@
 #include <cmocka.h>
 
 #include "control_proto.h"
-
-#define CHECK(what, cond)                                                      \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			print_error("row \"%s\": %s\n", (what), #cond);        \
-			fail();                                                \
-		}                                                              \
-	} while (0)
-
-/* S - a string literal and its length (it may hold NUL) */
-#define S(s) s, sizeof(s) - 1
+#include "unit_table.h"
 
 #define QID "0123456789ABCD"
 

@@ -22,14 +22,7 @@
 #include "deliver_proto.h"
 #include "deliverd.h"
 #include "util.h"
-
-#define CHECK(what, cond)                                                      \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			print_error("row \"%s\": %s\n", (what), #cond);        \
-			fail();                                                \
-		}                                                              \
-	} while (0)
+#include "unit_table.h"
 
 static char dir[] = "/tmp/tern-test-deliverd-XXXXXX";
 static struct conf *conf;

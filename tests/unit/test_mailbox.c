@@ -13,14 +13,7 @@
 #include <cmocka.h>
 
 #include "mailbox.h"
-
-#define CHECK(what, cond)                                                      \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			print_error("row \"%s\": %s\n", (what), #cond);        \
-			fail();                                                \
-		}                                                              \
-	} while (0)
+#include "unit_table.h"
 
 #define A10 "aaaaaaaaaa"
 #define A60 A10 A10 A10 A10 A10 A10

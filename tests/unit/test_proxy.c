@@ -23,16 +23,8 @@
 #include <netinet/in.h>
 
 #include "proxy.h"
+#include "unit_table.h"
 
-#define CHECK(what, cond)                                                      \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			print_error("row \"%s\": %s\n", (what), #cond);        \
-			fail();                                                \
-		}                                                              \
-	} while (0)
-
-#define S(s) s, sizeof(s) - 1
 #define V2SIG "\r\n\r\n\0\r\nQUIT\n"
 
 struct proxy_case {

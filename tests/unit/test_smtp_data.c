@@ -18,17 +18,8 @@
 #include <cmocka.h>
 
 #include "smtp_data.h"
+#include "unit_table.h"
 
-#define CHECK(what, cond)                                                      \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			print_error("row \"%s\": %s\n", (what), #cond);        \
-			fail();                                                \
-		}                                                              \
-	} while (0)
-
-/* S - a string literal and its length (it may hold NUL) */
-#define S(s) s, sizeof(s) - 1
 #define ALL SIZE_MAX
 
 enum {

@@ -14,15 +14,9 @@
 #include <cmocka.h>
 
 #include "smtp_parse.h"
+#include "unit_table.h"
 
 /* CHECK - like assert_true, but names the table row that failed */
-#define CHECK(what, cond)                                                      \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			print_error("row \"%s\": %s\n", (what), #cond);        \
-			fail();                                                \
-		}                                                              \
-	} while (0)
 
 /* building blocks for long names: L63 is one maximal DNS label */
 #define A10 "aaaaaaaaaa"

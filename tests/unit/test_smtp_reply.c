@@ -21,17 +21,7 @@
 #include <cmocka.h>
 
 #include "smtp_reply.h"
-
-#define CHECK(what, cond)                                                      \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			print_error("row \"%s\": %s\n", (what), #cond);        \
-			fail();                                                \
-		}                                                              \
-	} while (0)
-
-/* S - a string literal and its length (it may hold NUL) */
-#define S(s) s, sizeof(s) - 1
+#include "unit_table.h"
 
 /* ---- line framing ------------------------------------------------------ */
 
