@@ -21,7 +21,7 @@
  *   pause and behaved, with the time they did; the oldest is forgotten
  *   first.  The pass is not renewed by a connection that skipped the
  *   pause (as postscreen's greet TTL): after greet-pass= the client waits
- *   once more.  The table is written to $home/state/greet-pass (a
+ *   once more.  The table is written to $home/state/smtpd/greet-pass (a
  *   temporary file, named with the pid, renamed over it, so a reader
  *   sees the old or the new file, never half of one; the last line
  *   counts the entries, so a file cut short is recognised) when it
@@ -560,7 +560,7 @@ client_limits_init(const struct conf *c, struct event_base *base)
 			cl.pass_ttl_ms = c->listens[i].greet_pass_ms;
 	free(cl.path);
 	free(cl.tmp);
-	cl.path = xasprintf("%s/state/%s", c->home, CLIENT_PASS_FILE);
+	cl.path = xasprintf("%s/state/smtpd/%s", c->home, CLIENT_PASS_FILE);
 	/* a name of its own: the smtpd it hands over to (SIGHUP) may write
 	 * at the same moment */
 	cl.tmp = xasprintf("%s.tmp.%ld", cl.path, (long)getpid());

@@ -2,7 +2,7 @@
  * client_limits.h - what tern remembers per client address: the sessions
  * and rates of each address (Postfix's anvil), the per-session error and
  * invalid-recipient bounds, and which clients sat through the greet pause
- * (postscreen's cache), kept in $home/state/greet-pass across restarts.
+ * (postscreen's cache), kept in $home/state/smtpd/greet-pass across restarts.
  *
  * A client is its IPv4 address, or its IPv6 address cut to limits
  * client-ipv6-prefix= (a host on the internet gets a /64, not one
@@ -79,7 +79,7 @@ enum client_verdict {
 
 /*
  * client_limits_init - the tables of this smtpd: sized for limits
- * sessions=, the passes read from $home/state/greet-pass (a file that
+ * sessions=, the passes read from $home/state/smtpd/greet-pass (a file that
  * is not tern's, or cannot be read, is logged and left out).  base runs
  * the timer that writes the file back; NULL in unit tests.
  */

@@ -124,13 +124,16 @@ control_bind(const char *home, int drop, uid_t uid, gid_t gid, gid_t group)
 	    chmod(sa.sun_path, group != (gid_t)-1 ? 0660 : 0600) == -1)
 		fatal("cannot set the owner and mode of %s: %s", sa.sun_path,
 		    strerror(errno));
-	/* without a group, state/ is closed again (a group given before
-	 * opened it) */
-	if (group != (gid_t)-1 && (chown(state, (uid_t)-1, group) == -1 ||
-	    chmod(state, 0710) == -1))
+	/* state/ may be crossed by the control group, and, where the
+	 * smtpd has a user of its own, by anyone (the smtpd goes to its
+	 * state/smtpd/): the socket's own mode decides who connects.
+	 * Otherwise, without a group, it is closed again (a group given
+	 * before opened it). */
+	if (group != (gid_t)-1 && chown(state, (uid_t)-1, group) == -1)
 		fatal("cannot give %s to the control group: %s", state,
 		    strerror(errno));
-	if (group == (gid_t)-1 && chmod(state, 0700) == -1)
+	if (chmod(state, drop ? 0711 : group != (gid_t)-1 ? 0710 : 0700) ==
+	    -1)
 		fatal("cannot set the mode of %s: %s", state, strerror(errno));
 	return fd;
 }

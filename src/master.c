@@ -222,7 +222,8 @@ set_owner(const char *home, const char *sub, uid_t uid, gid_t gid,
  * incoming/ and free/ are its own, shared with the queue's group (2770:
  * the setgid bit gives its files that group, so the queue process can
  * read, move and empty them), and the commit socket in spool/ is open to
- * its group.  queue/, quarantine/ and mail/ stay the queue user's, 0700.
+ * its group.  queue/, quarantine/ and mail/ stay the queue user's, 0700;
+ * state/smtpd/ (the greet-pass file) is the smtpd's, 0700.
  */
 static void
 prepare_home(const struct master *m)
@@ -230,7 +231,7 @@ prepare_home(const struct master *m)
 	const char *home = m->conf->home;
 	static const char *const sub[] = { "spool", "spool/incoming",
 		"spool/queue", "spool/quarantine", "spool/free", "state",
-		"mail" };
+		"state/smtpd", "mail" };
 	char path[4096];
 	size_t i;
 
@@ -252,6 +253,9 @@ prepare_home(const struct master *m)
 		set_owner(home, "spool", m->uid, m->gid, 0711);
 		set_owner(home, "spool/incoming", m->suid, m->gid, 02770);
 		set_owner(home, "spool/free", m->suid, m->gid, 02770);
+		/* the smtpd's own state (the greet-pass file); state/ lets
+		 * it through (control_bind) */
+		set_owner(home, "state/smtpd", m->suid, m->gid, 0700);
 		/* the pool's files must be the smtpd's to reuse */
 		spool_set_pool_owner(m->suid);
 	}

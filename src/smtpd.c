@@ -364,8 +364,8 @@ listen_all(const struct conf *c, const int *fds, size_t nfds)
 }
 
 /*
- * sandbox_smtpd - from here on the smtpd can write only in spool/incoming/
- * and spool/free/ and read only the system's trees (sandbox.c); it
+ * sandbox_smtpd - from here on the smtpd can write only in spool/incoming/,
+ * spool/free/ and state/smtpd/ (the greet-pass file) and read only the system's trees (sandbox.c); it
  * executes nothing.  Everything else it needs was read before: the
  * configuration, certificates and users by the master, the aliases
  * above; the resolver's and OpenSSL's configuration are in /etc; a SIGHUP
@@ -376,11 +376,13 @@ sandbox_smtpd(const struct conf *c)
 {
 	char *incoming = xasprintf("%s/spool/incoming", c->home);
 	char *pool = xasprintf("%s/spool/free", c->home);
-	const char *write[] = { incoming, pool };
+	char *state = xasprintf("%s/state/smtpd", c->home);
+	const char *write[] = { incoming, pool, state };
 
-	sandbox_child("smtpd", write, 2, 0);
+	sandbox_child("smtpd", write, 3, 0);
 	free(incoming);
 	free(pool);
+	free(state);
 }
 
 void

@@ -85,7 +85,7 @@ def test_a_pass_lets_the_next_connection_in_at_once_and_survives_restart(
         c.quit()
     # the memory is a file that a restart reads again
     tern.restart()
-    passes = (tern.home / "state" / "greet-pass").read_text()
+    passes = (tern.home / "state" / "smtpd" / "greet-pass").read_text()
     assert "pass 127.0.0.2/32 " in passes and "pass 127.0.0.3/32 " in passes
     assert passes.startswith("version 1\n") and passes.endswith("end 2\n")
     with client(tern, "127.0.0.2") as c:
@@ -97,7 +97,7 @@ def test_a_pass_lets_the_next_connection_in_at_once_and_survives_restart(
 def test_passes_are_written_at_once_then_at_most_every_minute(
         tern_factory):
     tern = paused(tern_factory)
-    passes = tern.home / "state" / "greet-pass"
+    passes = tern.home / "state" / "smtpd" / "greet-pass"
     with client(tern, "127.0.0.2") as c:
         c.greeting()
         c.quit()
@@ -129,7 +129,7 @@ def test_a_client_that_talks_first_earns_no_pass(tern_factory):
 
 def test_a_broken_pass_file_is_not_used(tern_factory):
     tern = paused(tern_factory, start=False)
-    state = tern.home / "state"
+    state = tern.home / "state" / "smtpd"
     state.mkdir(parents=True)
     # a pass for 127.0.0.2, but the file is cut short (no end line)
     (state / "greet-pass").write_text(
