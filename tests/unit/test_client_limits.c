@@ -136,6 +136,8 @@ setup(void **state)
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(state_dir, sizeof(state_dir), "%s/state", f->dir);
 	assert_int_equal(mkdir(state_dir, 0700), 0);
+	snprintf(state_dir, sizeof(state_dir), "%s/state/smtpd", f->dir);
+	assert_int_equal(mkdir(state_dir, 0700), 0);
 	f->c.home = f->dir;
 	f->c.hostname = "test.example";
 	f->c.max_sessions = 100;
@@ -296,7 +298,7 @@ test_greet_pass(void **state)
 	client_leave(&cs);
 	/* written, forgotten, read again */
 	client_limits_save();
-	snprintf(path, sizeof(path), "%s/state/%s", f->dir, CLIENT_PASS_FILE);
+	snprintf(path, sizeof(path), "%s/state/smtpd/%s", f->dir, CLIENT_PASS_FILE);
 	read_file(path, &b);
 	assert_non_null(strstr(b.data, "version 1\npass 192.0.2.7/32 "));
 	assert_non_null(strstr(b.data, "\nend 1\n"));
@@ -342,7 +344,7 @@ test_broken_pass_files(void **state)
 	size_t i;
 	int n;
 
-	snprintf(path, sizeof(path), "%s/state/%s", f->dir, CLIENT_PASS_FILE);
+	snprintf(path, sizeof(path), "%s/state/smtpd/%s", f->dir, CLIENT_PASS_FILE);
 	for (i = 0; i < sizeof(bad_files) / sizeof(bad_files[0]); i++) {
 		/* the time twice: for the rows with two passes */
 		n = snprintf(text, sizeof(text), bad_files[i].text,
@@ -386,7 +388,7 @@ test_expired_pass(void **state)
 	int n;
 	struct buf b;
 
-	snprintf(path, sizeof(path), "%s/state/%s", f->dir, CLIENT_PASS_FILE);
+	snprintf(path, sizeof(path), "%s/state/smtpd/%s", f->dir, CLIENT_PASS_FILE);
 	n = snprintf(text, sizeof(text), "version 1\npass 192.0.2.9/32 %lld\n"
 	    "end 1\n", (long long)(util_now_ms() / 1000 - 2 * 86400));
 	write_file(path, text, (size_t)n);
