@@ -103,26 +103,29 @@ read_file(const char *path, char **out, size_t *len, char *err,
  * hooks those key types' private operations; OpenSSL has no such hook
  * for Ed25519 or Ed448).  Checked here, by the master, so that such a
  * key stops tern at start with a reason instead of failing in each
- * smtpd it starts.
+ * smtpd it starts.  The type is read from the certificate's public key
+ * (the pair is checked to match later): decoding the private key here
+ * would leave copies of it in freed memory that the smtpd inherits.
  */
 static int
 key_type_check(const struct tls_pair *p, const char *path, char *err,
     size_t errlen)
 {
-	BIO *bio = BIO_new_mem_buf(p->key_pem, (int)p->key_len);
-	EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) :
-	    NULL;
-	int id = key ? EVP_PKEY_get_base_id(key) : EVP_PKEY_NONE;
+	BIO *bio = BIO_new_mem_buf(p->cert_pem, (int)p->cert_len);
+	X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+	EVP_PKEY *pub = x ? X509_get0_pubkey(x) : NULL;
+	int id = pub ? EVP_PKEY_get_base_id(pub) : EVP_PKEY_NONE;
+	int have_cert = x != NULL;
 
-	EVP_PKEY_free(key);
+	X509_free(x);
 	BIO_free(bio);
 	ERR_clear_error();
 	if (id == EVP_PKEY_RSA || id == EVP_PKEY_EC)
 		return 0;
-	snprintf(err, errlen, key == NULL ? "%s: not a PEM private key" :
+	snprintf(err, errlen, !have_cert ? "%s: not a PEM certificate" :
 	    "%s: not an RSA or ECDSA key (Ed25519 and Ed448 keys cannot "
 	    "be used: tern signs through its ca process, which serves RSA "
-	    "and ECDSA keys)", path);
+	    "and ECDSA keys)", !have_cert ? p->cert_path : path);
 	return -1;
 }
 
