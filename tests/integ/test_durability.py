@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tern_harness import (ASAN, CLIENT, SENDER, mail_users, maildir_messages,
+from tern_harness import (ASAN, CLIENT, SENDER, all_pids, mail_users,
+                          maildir_messages, proc_stat,
                           message, queue_files, spool_files, wait_for,
                           wait_for_mail, wait_queue_empty)
 
@@ -111,10 +112,18 @@ def test_kill9_during_a_burst_loses_nothing(tern_factory):
 def test_restart_delivers_what_was_queued(tern_factory):
     tern = tern_factory()
     rcpts = [f"r{i:02d}@test.example" for i in range(20)]
-    # hold the queue process so nothing is delivered before the kill
-    held = tern.queue_process()
-    if held:
-        os.kill(held, signal.SIGSTOP)
+    # hold the delivery process (deliverd, the queue process's child) so
+    # that nothing is delivered before the kill; the queue process itself
+    # must run: it commits the message before the 250
+    def delivery_processes():
+        queue = tern.queue_process()
+        return [pid for pid in all_pids()
+                if queue and (proc_stat(pid) or (None, None))[1] == queue] \
+            or None
+
+    held = wait_for(delivery_processes, 10, what="the delivery process")
+    for pid in held:
+        os.kill(pid, signal.SIGSTOP)
     with tern.connect() as c:
         c.hello()
         qid = c.send_mail(SENDER, rcpts, message(msgid="<queued@x.example>"))
