@@ -23,17 +23,6 @@
 #include "util.h"
 #include "unit_table.h"
 
-#define CHECK_STR(what, got, want)                                             \
-	do {                                                                   \
-		if (strcmp((got), (want)) != 0) {                              \
-			print_error("row \"%s\":\n got: %s\nwant: %s\n",       \
-			    (what), (got), (want));                            \
-			fail();                                                \
-		}                                                              \
-	} while (0)
-
-#define NROWS(t) (sizeof(t) / sizeof((t)[0]))
-
 /* ---- dumps ---------------------------------------------------------- */
 
 static void

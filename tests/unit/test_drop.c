@@ -18,17 +18,7 @@
 
 #include "drop.h"
 #include "util.h"
-
-#define CHECK_STR(what, got, want)                                             \
-	do {                                                                   \
-		if (strcmp((got), (want)) != 0) {                              \
-			print_error("row \"%s\":\n got: %s\nwant: %s\n",       \
-			    (what), (got), (want));                            \
-			fail();                                                \
-		}                                                              \
-	} while (0)
-
-#define NROWS(t) (sizeof(t) / sizeof((t)[0]))
+#include "unit_table.h"
 
 /* dump - a parsed drop as "from|name|rcpt,rcpt|content" or "ERR reason" */
 static char *
