@@ -499,7 +499,7 @@ queue_main(const struct conf *c, int deliverd_sock, int ctl_fd,
 	alias_table_load(c);
 	local_init(c, base, deliverd_sock);
 	sched_start(c, base);
-	queue_commit_start(base, commit_fd, smtpd_uid);
+	queue_commit_start(c, base, commit_fd, smtpd_uid);
 	pickup_start(c, base);
 	control_start(c, base, ctl_fd, ctl_group);
 	usr1 = evsignal_new(base, SIGUSR1, queue_drain_cb, NULL);

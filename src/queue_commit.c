@@ -17,6 +17,12 @@
  * shares this process's user, that one) may connect: the peer's
  * credentials are checked at accept.  Every byte of a request is checked:
  * a malformed one closes the connection.
+ *
+ * An smtpd that ends during a message (killed, or crashed by a client)
+ * leaves that message's files in incoming/, unknown to the next smtpd:
+ * this process removes them once nothing has changed them for twice
+ * timeouts message= (spool_sweep_incoming), looking every minute or every
+ * timeouts message=, whichever is sooner.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -26,6 +32,7 @@
 
 #include <event2/event.h>
 
+#include "conf.h"
 #include "queue_commit.h"
 #include "sched.h"
 #include "spool.h"
@@ -35,6 +42,8 @@
 #define QC_IDS_MAX 1024
 /* connections at once: the smtpd and one finishing a handover, spare */
 #define QC_CONNS_MAX 8
+/* incoming/ is swept at least this often */
+#define QC_SWEEP_MS 60000
 
 struct qc_item {
 	struct qc_req *req;
@@ -61,6 +70,8 @@ static struct {
 	struct event *listen_ev;
 	uid_t peer_uid;
 	size_t nconns;
+	struct event *sweep_ev;
+	int64_t sweep_age_ms;   /* what is unchanged this long is left over */
 } qc;
 
 static void conn_read_cb(evutil_socket_t fd, short what, void *arg);
@@ -225,16 +236,44 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 	event_add(c->ev, NULL);
 }
 
-/* queue_commit_start - serve commit requests on listen_fd (bound and
- * listening, from the master) from processes of peer_uid */
-void
-queue_commit_start(struct event_base *base, int listen_fd, uid_t peer_uid)
+/* sweep_cb - remove what ended smtpds left in incoming/ */
+static void
+sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
+	char age[32];
+	size_t removed;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	removed = spool_sweep_incoming(qc.sweep_age_ms);
+	if (removed == 0)
+		return;
+	conf_format_duration(qc.sweep_age_ms, age, sizeof(age));
+	log_info("spool: removed %zu file(s) from incoming/ unchanged for "
+	    "%s (left by an smtpd that ended during a message)", removed,
+	    age);
+}
+
+/* queue_commit_start - serve commit requests on listen_fd (bound and
+ * listening, from the master) from processes of peer_uid, and sweep
+ * incoming/ */
+void
+queue_commit_start(const struct conf *c, struct event_base *base,
+    int listen_fd, uid_t peer_uid)
+{
+	int64_t every = c->timeout_message_ms < QC_SWEEP_MS ?
+	    c->timeout_message_ms : QC_SWEEP_MS;
+	struct timeval tv = { every / 1000, (every % 1000) * 1000 };
+
 	qc.base = base;
 	qc.peer_uid = peer_uid;
 	qc.listen_ev = event_new(base, listen_fd, EV_READ | EV_PERSIST,
 	    accept_cb, NULL);
-	if (qc.listen_ev == NULL)
+	qc.sweep_ev = event_new(base, -1, EV_PERSIST, sweep_cb, NULL);
+	if (qc.listen_ev == NULL || qc.sweep_ev == NULL)
 		fatal("commit: event_new failed");
+	qc.sweep_age_ms = 2 * c->timeout_message_ms;
 	event_add(qc.listen_ev, NULL);
+	event_add(qc.sweep_ev, &tv);
 }

@@ -7,11 +7,13 @@
 
 #include <sys/types.h>
 
+struct conf;
 struct event_base;
 
 /* queue_commit_start - serve commit requests on listen_fd (bound and
- * listening, from the master) from processes of peer_uid */
-void queue_commit_start(struct event_base *base, int listen_fd,
-    uid_t peer_uid);
+ * listening, from the master) from processes of peer_uid, and sweep what
+ * ended smtpds left in incoming/ */
+void queue_commit_start(const struct conf *c, struct event_base *base,
+    int listen_fd, uid_t peer_uid);
 
 #endif

@@ -1614,29 +1614,56 @@ spool_adopt_async(const char *qid, spool_commit_cb cb, void *arg)
 	commit_queue(tx);
 }
 
-/* recover_incoming - nothing in incoming/ was ever acknowledged */
-static void
-recover_incoming(void)
+/*
+ * sweep_incoming - remove the files in incoming/ last changed before
+ * `before` (realtime seconds; 0: every file), and say how many went.
+ * Nothing there was ever acknowledged: a message is acknowledged only once
+ * its files are in queue/, and a commit that finds its file gone fails
+ * with a 451 (commit_cleanup), never with a half-queued message.
+ */
+static size_t
+sweep_incoming(time_t before)
 {
 	struct dir_ent *ents;
+	struct stat st;
 	char safe[64];
 	size_t n, i, removed = 0;
 
 	if (dir_list(incoming_fd, &ents, &n, 0) == -1) {
 		log_err("spool: cannot list incoming/: %s", strerror(errno));
-		return;
+		return 0;
 	}
 	for (i = 0; i < n; i++) {
+		if (before != 0 && (fstatat(incoming_fd, ents[i].name, &st,
+		    AT_SYMLINK_NOFOLLOW) == -1 || st.st_ctim.tv_sec >= before))
+			continue;
 		if (unlinkat(incoming_fd, ents[i].name, 0) == 0)
 			removed++;
-		else
+		else if (errno != ENOENT)
 			log_warn("spool: cannot remove incoming/%s: %s",
 			    safe_name(safe, ents[i].name), strerror(errno));
 	}
-	if (removed > 0)
-		log_info("spool: removed %zu unfinished file(s) from incoming/",
-		    removed);
 	dir_free(ents, n);
+	return removed;
+}
+
+/*
+ * spool_sweep_incoming - while tern runs: remove the files in incoming/
+ * that nothing has changed for max_age_ms.  An smtpd that ends in the
+ * middle of messages (killed, or crashed by a client) leaves their files
+ * there, and the next one does not know them; without this they would
+ * stay until tern restarts, and a client that could crash the smtpd over
+ * and over could fill the disk.  The caller chooses an age no session
+ * reaches (twice timeouts message=): a session's file is created at DATA
+ * and changed by every write of it until the commit.  A clock stepped
+ * forward can make a live session's file look old: its commit then fails
+ * with a 451, and nothing acknowledged is touched.
+ */
+size_t
+spool_sweep_incoming(int64_t max_age_ms)
+{
+	check_init();
+	return sweep_incoming(time(NULL) - (time_t)(max_age_ms / 1000));
 }
 
 /* recover_one - settle one name found in queue/ */
@@ -1741,8 +1768,13 @@ spool_recover(void)
 	struct dir_ent *ents;
 	size_t n, i;
 
+	size_t removed;
+
 	check_init();
-	recover_incoming();
+	removed = sweep_incoming(0);
+	if (removed > 0)
+		log_info("spool: removed %zu unfinished file(s) from incoming/",
+		    removed);
 	if (dir_list(queue_fd, &ents, &n, 0) == -1) {
 		log_err("spool: cannot list queue/: %s", strerror(errno));
 		return;

@@ -109,6 +109,12 @@ void spool_tx_commit(struct spool_tx *tx, struct envelope *env,
  * without content to quarantine with a log line.
  */
 void spool_recover(void);
+/*
+ * spool_sweep_incoming - while tern runs (the queue process): remove the
+ * files in incoming/ unchanged for max_age_ms, which an smtpd that ended
+ * during a message left there (never acknowledged); how many went
+ */
+size_t spool_sweep_incoming(int64_t max_age_ms);
 /* spool_scan - call fn for each queued id (queue/ID.env), in id order */
 void spool_scan(void (*fn)(const char *qid, void *arg), void *arg);
 /* spool_load - read queue/ID.env; on a parse error the message's files

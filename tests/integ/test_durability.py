@@ -278,6 +278,43 @@ def incoming(home):
     return sorted(os.listdir(Path(home) / "spool" / "incoming"))
 
 
+def test_an_smtpd_killed_during_a_message_leaves_nothing_behind(
+        tern_factory):
+    """An smtpd killed in the middle of a message leaves the message's
+    file in incoming/, which the next smtpd does not know: the queue
+    process removes it, while tern runs and takes mail, once nothing has
+    changed it for twice timeouts message= (here 2 s); not sooner."""
+    tern = tern_factory(timeouts="message=2s")
+    c = tern.connect()
+    c.hello()
+    c.cmd(f"MAIL FROM:<{SENDER}>").expect(250)
+    c.cmd("RCPT TO:<alice@test.example>").expect(250)
+    c.cmd("DATA").expect(354)
+    c.send(b"Subject: cut short\r\n\r\nthe first li")
+    [name] = wait_for(lambda: incoming(tern.home), 5,
+                      what="the message's file in incoming/")
+    smtpd = tern.smtpd_process()
+    os.kill(smtpd, signal.SIGKILL)
+    killed = time.monotonic()
+    c.close()
+    wait_for(lambda: tern.smtpd_process() not in (None, smtpd), 10,
+             what="a new smtpd")
+    with tern.connect() as c2:
+        c2.hello()
+        c2.send_mail(SENDER, ["alice@test.example"],
+                     message(subject="meanwhile"))
+        c2.quit()
+    [mail] = wait_for_mail(tern.home, "alice")
+    assert "meanwhile" in mail.raw.decode()
+    wait_for(lambda: name not in incoming(tern.home), 20,
+             what=f"incoming/{name} removed")
+    assert time.monotonic() - killed >= 3, "removed before it was 4 s old"
+    assert incoming(tern.home) == []
+    assert ("removed 1 file(s) from incoming/ unchanged for 4s"
+            in tern.log_text())
+    assert queue_files(tern.home) == []
+
+
 def test_a_crash_while_the_queue_process_commits(tern_factory):
     """The smtpd writes and syncs a message in incoming/, then waits for
     the queue process to commit it (here stopped): no 250 is sent before,
