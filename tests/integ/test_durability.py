@@ -278,6 +278,16 @@ def incoming(home):
     return sorted(os.listdir(Path(home) / "spool" / "incoming"))
 
 
+def mail_flows(tern, subject):
+    """A message to alice, the only one she has, arrives."""
+    with tern.connect() as c:
+        c.hello()
+        c.send_mail(SENDER, ["alice@test.example"], message(subject=subject))
+        c.quit()
+    [mail] = wait_for_mail(tern.home, "alice")
+    assert subject in mail.raw.decode()
+
+
 def test_an_smtpd_killed_during_a_message_leaves_nothing_behind(
         tern_factory):
     """An smtpd killed in the middle of a message leaves the message's
@@ -299,13 +309,7 @@ def test_an_smtpd_killed_during_a_message_leaves_nothing_behind(
     c.close()
     wait_for(lambda: tern.smtpd_process() not in (None, smtpd), 10,
              what="a new smtpd")
-    with tern.connect() as c2:
-        c2.hello()
-        c2.send_mail(SENDER, ["alice@test.example"],
-                     message(subject="meanwhile"))
-        c2.quit()
-    [mail] = wait_for_mail(tern.home, "alice")
-    assert "meanwhile" in mail.raw.decode()
+    mail_flows(tern, "meanwhile")
     wait_for(lambda: name not in incoming(tern.home), 20,
              what=f"incoming/{name} removed")
     assert time.monotonic() - killed >= 3, "removed before it was 4 s old"
@@ -350,10 +354,4 @@ def test_a_crash_while_the_queue_process_commits(tern_factory):
     assert incoming(tern.home) == []
     assert queue_files(tern.home) == []
     assert "removed 2 unfinished file(s) from incoming/" in tern.log_text()
-    with tern.connect() as c2:
-        c2.hello()
-        c2.send_mail(SENDER, ["alice@test.example"],
-                     message(subject="after the crash"))
-        c2.quit()
-    [mail] = wait_for_mail(tern.home, "alice")
-    assert "after the crash" in mail.raw.decode()
+    mail_flows(tern, "after the crash")
