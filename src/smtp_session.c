@@ -267,7 +267,7 @@ smtp_session_count(void)
  * the timer is re-armed only when a deadline comes earlier or when it
  * fires early: a command costs a clock read, not a timer operation.
  */
-enum deadline { DL_NONE, DL_COMMAND, DL_RATE, DL_MESSAGE };
+enum deadline { DL_NONE, DL_COMMAND, DL_RATE, DL_MESSAGE, DL_CLOSE };
 
 /* earlier - keep (at, which) the earlier of itself and (t, w) */
 static void
@@ -280,7 +280,8 @@ earlier(int64_t *at, enum deadline *which, int64_t t, enum deadline w)
 }
 
 /* deadline_next - the earliest deadline running in this state (0: none;
- * GREET, HOLD, COMMIT and CLOSING wait for the server), and which it is */
+ * GREET, HOLD and COMMIT wait for the server; a closing session has
+ * SESSION_CLOSE_MS to take its last reply), and which it is */
 static int64_t
 deadline_next(const struct smtp_session *s, enum deadline *which)
 {
@@ -293,6 +294,9 @@ deadline_next(const struct smtp_session *s, enum deadline *which)
 		earlier(&at, which, smtp_pace_deadline(&s->pace), DL_RATE);
 		earlier(&at, which, s->message_by, DL_MESSAGE);
 	}
+	if (s->state == SMTP_S_CLOSING)
+		earlier(&at, which, s->closing_since + SESSION_CLOSE_MS,
+		    DL_CLOSE);
 	return at;
 }
 
@@ -344,8 +348,24 @@ transfer_octets(struct smtp_session *s, uint64_t n)
 		smtp_pace_octets(&s->pace, n, util_mono_ms());
 }
 
+/* tls_handshaking - a TLS session whose handshake is not done: no reply
+ * can reach its client */
+static int
+tls_handshaking(struct smtp_session *s)
+{
+	SSL *ssl;
+
+	if (!s->tls)
+		return 0;
+	ssl = bufferevent_openssl_get_ssl(s->bev);
+	return ssl != NULL && !SSL_is_init_finished(ssl);
+}
+
 /* deadline_passed - tell the client which deadline it missed, and go;
- * the log names the client and the configuration of that deadline */
+ * the log names the client and the configuration of that deadline.  A
+ * session whose TLS handshake is not done, or which did not take its
+ * last reply in time, is freed at once (the deadline timer's callback
+ * is the only holder of s). */
 static void
 deadline_passed(struct smtp_session *s, enum deadline which)
 {
@@ -357,6 +377,13 @@ deadline_passed(struct smtp_session *s, enum deadline which)
 	switch (which) {
 	case DL_COMMAND:
 		conf_format_duration(c->timeout_command_ms, dur, sizeof(dur));
+		if (tls_handshaking(s)) {
+			log_info("%s: timeout (command=%s): no TLS handshake "
+			    "since the server was ready; disconnecting",
+			    s->tag, dur);
+			session_free(s);
+			return;
+		}
 		log_info("%s: timeout (command=%s): no complete command since "
 		    "the server was ready, in state %s; disconnecting",
 		    s->tag, dur, st);
@@ -381,6 +408,11 @@ deadline_passed(struct smtp_session *s, enum deadline which)
 		reply(s, "421 4.4.2 %s Error: timeout exceeded (message not "
 		    "complete in %s)", c->hostname, dur);
 		break;
+	case DL_CLOSE:
+		log_info("%s: the client did not take the last reply within "
+		    "%d s; disconnecting", s->tag, SESSION_CLOSE_MS / 1000);
+		session_free(s);
+		return;
 	case DL_NONE:
 		return;
 	}
@@ -421,6 +453,8 @@ enter_state(struct smtp_session *s, enum smtp_state next)
 	log_debug("%s: %s -> %s", s->tag, state_names[s->state],
 	    state_names[next]);
 	s->state = next;
+	if (next == SMTP_S_CLOSING)
+		s->closing_since = util_mono_ms();
 	if ((ST(next) & ST_TRANSFER) && !(was & ST_TRANSFER))
 		transfer_start(s);
 	if ((ST(next) & ST_COMMAND) && !(was & ST_COMMAND))
@@ -2086,10 +2120,8 @@ write_cb(struct bufferevent *bev, void *arg)
 	/* a TLS filter hands its records to the connection underneath,
 	 * whose writing we do not see, and the close_notify may have to
 	 * wait for room: look again shortly */
-	if (s->linger_ev == NULL) {
+	if (s->linger_ev == NULL)
 		s->linger_ev = evtimer_new(s->base, linger_cb, s);
-		s->closing_since = util_mono_ms();
-	}
 	linger_cb(-1, 0, s);
 }
 

@@ -22,6 +22,7 @@ import pytest
 
 from tern_harness import (ASAN, CLIENT, SMTPClient, free_port, proc_status,
                           run_tern, wait_for)
+from test_deadlines import trickle
 from test_tls_auth import HOST, MAIL_NAME, openssl_starttls, start_tern
 from tls_fixtures import tls_files  # noqa: F401 (a fixture)
 
@@ -280,6 +281,86 @@ def test_pipelined_replies_share_tls_records(tern_factory, tls_files, role):
         f"{wire} octets of TLS for {len(want)} octets of replies")
     assert pipe.cmd("QUIT") == [b"221 2.0.0 Bye"]
     pipe.sock.close()
+
+
+# ---------------------------------------------------------------- handshakes
+
+def client_hello(tls):
+    """The octets of a TLS ClientHello to tern."""
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = tls.client_context().wrap_bio(inc, out, server_hostname=MAIL_NAME)
+    with pytest.raises(ssl.SSLWantReadError):
+        obj.do_handshake()
+    return out.read()
+
+
+@pytest.mark.parametrize("how", ["silent", "trickled"])
+@pytest.mark.parametrize("role", ["smtp", "submissions"])
+def test_a_tls_handshake_must_be_done_within_the_command_timeout(
+        tern_factory, tls_files, role, how):
+    """A client that starts TLS (STARTTLS, or by connecting to the
+    implicit-TLS port) and then sends nothing, or its ClientHello a byte
+    at a time, is disconnected when the command timeout passes: no reply
+    can reach it before the handshake, so none is waited for."""
+    tern = start_tern(tern_factory, tls_files, timeouts="command=3s")
+    c = SMTPClient(HOST, role_port(tern, role))
+    try:
+        if role == "smtp":
+            c.hello()
+            c.cmd("STARTTLS").expect(220, "2.0.0")
+        hello = client_hello(tls_files) if how == "trickled" else b""
+        t0 = time.monotonic()
+        if hello:
+            trickle(c, hello, 0.25, limit=15)
+        c.sock.settimeout(15)
+        try:
+            assert c.sock.recv(4096) == b""
+        except ConnectionResetError:
+            pass
+        took = time.monotonic() - t0
+    finally:
+        c.close()
+    assert 2.5 <= took <= 5, f"disconnected after {took:.1f} s"
+    assert "no TLS handshake since the server was ready" in tern.log_text()
+    # and a client that does its handshake is served
+    with strict_session(tern, tls_files, role) as c2:
+        c2.cmd("NOOP").expect(250, "2.0.0")
+
+
+def test_a_refusal_at_connect_on_the_implicit_tls_port(tern_factory,
+                                                      tls_files):
+    """A client refused at connect (here past client-sessions=) on the
+    implicit-TLS port gets its 421 encrypted once its handshake is done;
+    one that never starts its handshake is disconnected after the 10 s a
+    closing session has to take its last reply, not kept for ever."""
+    tern = start_tern(tern_factory, tls_files, limits="client-sessions=1")
+    # from an address of their own: tern's readiness probe came from HOST
+    src = "127.0.0.2"
+    with SMTPClient(HOST, tern.port, source=src) as held:
+        held.hello()
+        c = SMTPClient(HOST, tern.submissions, source=src)
+        try:
+            c.wrap_tls(strict_context(tls_files), MAIL_NAME)
+            rest = read_to_close(c, timeout=10)
+        finally:
+            c.close()
+        assert rest.startswith(b"421 4.7.0 ") and b"too many connections" \
+            in rest, rest
+        silent = socket.create_connection((HOST, tern.submissions),
+                                          source_address=(src, 0))
+        try:
+            t0 = time.monotonic()
+            silent.settimeout(30)
+            try:
+                assert silent.recv(4096) == b""
+            except ConnectionResetError:
+                pass
+            took = time.monotonic() - t0
+        finally:
+            silent.close()
+        assert 9 <= took <= 14, f"disconnected after {took:.1f} s"
+        assert "did not take the last reply within 10 s" in tern.log_text()
+        held.cmd("NOOP").expect(250, "2.0.0")
 
 
 # ---------------------------------------------------------------- close_notify
