@@ -303,7 +303,7 @@ def test_an_smtpd_killed_during_a_message_leaves_nothing_behind(
     c.send(b"Subject: cut short\r\n\r\nthe first li")
     [name] = wait_for(lambda: incoming(tern.home), 5,
                       what="the message's file in incoming/")
-    smtpd = tern.smtpd_process()
+    smtpd = wait_for(tern.smtpd_process, 5, what="the smtpd")
     os.kill(smtpd, signal.SIGKILL)
     killed = time.monotonic()
     c.close()
