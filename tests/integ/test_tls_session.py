@@ -294,8 +294,8 @@ def client_hello(tls):
     return out.read()
 
 
-@pytest.mark.parametrize("how", ["silent", "trickled"])
-@pytest.mark.parametrize("role", ["smtp", "submissions"])
+@pytest.mark.parametrize("role, how", [("smtp", "trickled"),
+                                       ("submissions", "silent")])
 def test_a_tls_handshake_must_be_done_within_the_command_timeout(
         tern_factory, tls_files, role, how):
     """A client that starts TLS (STARTTLS, or by connecting to the
