@@ -4,7 +4,10 @@
 #   make run        build and start tern on the embedded defaults
 #   make test       everything CI checks: unit, integration, the sanitizer
 #                   build's suites, short fuzz runs
-#   make fuzz       longer fuzz runs (FUZZ_SECONDS each, default 300)
+#   make fuzz       longer fuzz runs (FUZZ_SECONDS each, default 300;
+#                   FUZZ_TARGETS="fuzz_addr ..." for some targets only)
+#   make fuzz-merge what those runs found that adds coverage, into the
+#                   seed corpora fuzz/corpus/NAME
 #   make test-fault the long power-cut run (FAULT_ROUNDS rounds, as root)
 #   make format     clang-format the sources
 
@@ -39,9 +42,11 @@ PURE_SRCS := src/util.c src/smtp_parse.c src/smtp_data.c src/envelope.c \
 	src/conf.c src/route.c src/drop.c src/received.c src/trace_path.c \
 	src/control_proto.c src/proxy.c src/client_key.c
 FUZZ_SECONDS ?= 300
+FUZZ_TARGETS ?= $(FUZZ_SRCS:fuzz/%.c=%)
 FUZZ_SHORT_SECONDS ?= 10
 
-.PHONY: all run test deps unit integ e2e asan-test fuzz fuzz-short format \
+.PHONY: all run test deps unit integ e2e asan-test fuzz fuzz-short \
+	fuzz-merge format \
 	install install-sendmail clean check-tools bench fault test-fault
 
 all: $(BUILD)/tern $(BUILD)/tern-drop
@@ -148,8 +153,11 @@ build-fuzz/%: fuzz/%.c fuzz/fuzz.h $(PURE_SRCS) $(wildcard src/*.h)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $< $(PURE_SRCS) -lcrypto -lcrypt
 
-fuzz: deps $(FUZZ_BINS)
-	@sh fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+fuzz: deps $(FUZZ_TARGETS:%=build-fuzz/%)
+	@sh fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS:%=build-fuzz/%)
+
+fuzz-merge: $(FUZZ_TARGETS:%=build-fuzz/%)
+	@sh fuzz/merge.sh $(FUZZ_TARGETS:%=build-fuzz/%)
 
 fuzz-short: deps $(FUZZ_BINS)
 	@sh fuzz/run.sh $(FUZZ_SHORT_SECONDS) $(FUZZ_BINS)
