@@ -30,9 +30,9 @@ static const struct key_case {
 	unsigned prefix;
 	const char *want;
 } key_cases[] = {
-	{ "IPv4 is the address", "192.0.2.77", 64, "192.0.2.77/32" },
-	{ "IPv4-mapped IPv6 is IPv4", "::ffff:192.0.2.1", 64,
-	    "192.0.2.1/32" },
+	{ "IPv4 is the address", "198.51.100.77", 64, "198.51.100.77/32" },
+	{ "IPv4-mapped IPv6 is IPv4", "::ffff:198.51.100.1", 64,
+	    "198.51.100.1/32" },
 	{ "IPv6 cut to /64", "2001:db8:1:2:3:4:5:6", 64, "2001:db8:1:2::/64" },
 	{ "IPv6 cut to /48", "2001:db8:1:2:3:4:5:6", 48, "2001:db8:1::/48" },
 	{ "IPv6 cut inside a byte", "2001:db8:ffff::1", 36, "2001:db8:f000::/36" },
@@ -185,14 +185,14 @@ test_sessions_per_client(void **state)
 	struct fixture *f = *state;
 	struct client_state a, b, c, other;
 
-	assert_int_equal(admit(f, &a, "192.0.2.1"), CLIENT_OK);
-	assert_int_equal(admit(f, &b, "192.0.2.1"), CLIENT_OK);
-	assert_int_equal(admit(f, &c, "192.0.2.1"), CLIENT_SESSIONS);
+	assert_int_equal(admit(f, &a, "198.51.100.1"), CLIENT_OK);
+	assert_int_equal(admit(f, &b, "198.51.100.1"), CLIENT_OK);
+	assert_int_equal(admit(f, &c, "198.51.100.1"), CLIENT_SESSIONS);
 	assert_null(c.entry);
 	client_leave(&c); /* a refused session leaves nothing behind */
-	assert_int_equal(admit(f, &other, "192.0.2.2"), CLIENT_OK);
+	assert_int_equal(admit(f, &other, "198.51.100.2"), CLIENT_OK);
 	client_leave(&a);
-	assert_int_equal(admit(f, &c, "192.0.2.1"), CLIENT_OK);
+	assert_int_equal(admit(f, &c, "198.51.100.1"), CLIENT_OK);
 	client_leave(&b);
 	client_leave(&c);
 	client_leave(&other);
@@ -206,13 +206,13 @@ test_connect_rate(void **state)
 	int i;
 
 	for (i = 0; i < 5; i++) {
-		assert_int_equal(admit(f, &cs, "192.0.2.9"), CLIENT_OK);
+		assert_int_equal(admit(f, &cs, "198.51.100.9"), CLIENT_OK);
 		client_leave(&cs);
 	}
-	assert_int_equal(admit(f, &cs, "192.0.2.9"), CLIENT_CONNECT_RATE);
+	assert_int_equal(admit(f, &cs, "198.51.100.9"), CLIENT_CONNECT_RATE);
 	/* refused attempts count: still refused */
-	assert_int_equal(admit(f, &cs, "192.0.2.9"), CLIENT_CONNECT_RATE);
-	assert_int_equal(admit(f, &cs, "192.0.2.10"), CLIENT_OK);
+	assert_int_equal(admit(f, &cs, "198.51.100.9"), CLIENT_CONNECT_RATE);
+	assert_int_equal(admit(f, &cs, "198.51.100.10"), CLIENT_OK);
 	client_leave(&cs);
 }
 
@@ -244,7 +244,7 @@ test_errors_and_invalid_recipients(void **state)
 	struct fixture *f = *state;
 	struct client_state cs;
 
-	assert_int_equal(admit(f, &cs, "192.0.2.3"), CLIENT_OK);
+	assert_int_equal(admit(f, &cs, "198.51.100.3"), CLIENT_OK);
 	assert_int_equal(client_error(&cs), CLIENT_ERROR_DELAY_MS);
 	assert_int_equal(client_error(&cs), 2 * CLIENT_ERROR_DELAY_MS);
 	assert_int_equal(client_error(&cs), -1);
@@ -258,14 +258,14 @@ static void
 test_trusted_are_exempt(void **state)
 {
 	struct fixture *f = *state;
-	struct conf_net net = { AF_INET, { 192, 0, 2, 0 }, 24 };
+	struct conf_net net = { AF_INET, { 198, 51, 100, 0 }, 24 };
 	struct client_state cs[4];
 	int i;
 
 	f->c.trusted = &net;
 	f->c.ntrusted = 1;
 	for (i = 0; i < 4; i++) {
-		assert_int_equal(admit(f, &cs[i], "192.0.2.5"), CLIENT_OK);
+		assert_int_equal(admit(f, &cs[i], "198.51.100.5"), CLIENT_OK);
 		assert_int_equal(cs[i].pause_ms, 0);
 	}
 	assert_int_equal(client_message(&cs[0], 0), 0);
@@ -287,12 +287,12 @@ test_greet_pass(void **state)
 	char path[128];
 	struct buf b;
 
-	assert_int_equal(admit(f, &cs, "192.0.2.7"), CLIENT_OK);
+	assert_int_equal(admit(f, &cs, "198.51.100.7"), CLIENT_OK);
 	assert_int_equal(cs.pause_ms, 5000);
 	assert_true(cs.earn);
 	client_behaved(&cs);
 	client_leave(&cs);
-	assert_int_equal(admit(f, &cs, "192.0.2.7"), CLIENT_OK);
+	assert_int_equal(admit(f, &cs, "198.51.100.7"), CLIENT_OK);
 	assert_int_equal(cs.pause_ms, 0);
 	assert_false(cs.earn); /* a skipped pause does not renew the pass */
 	client_leave(&cs);
@@ -300,18 +300,18 @@ test_greet_pass(void **state)
 	client_limits_save();
 	snprintf(path, sizeof(path), "%s/state/smtpd/%s", f->dir, CLIENT_PASS_FILE);
 	read_file(path, &b);
-	assert_non_null(strstr(b.data, "version 1\npass 192.0.2.7/32 "));
+	assert_non_null(strstr(b.data, "version 1\npass 198.51.100.7/32 "));
 	assert_non_null(strstr(b.data, "\nend 1\n"));
 	buf_free(&b);
 	client_limits_reset();
 	client_limits_init(&f->c, NULL);
-	assert_int_equal(admit(f, &cs, "192.0.2.7"), CLIENT_OK);
+	assert_int_equal(admit(f, &cs, "198.51.100.7"), CLIENT_OK);
 	assert_int_equal(cs.pause_ms, 0);
 	/* improper pipelining drops the client and its pass */
 	assert_int_equal(client_pipelining_bad(&cs, 1, "EHLO"), 0);
 	assert_int_equal(client_pipelining_bad(&cs, 0, "EHLO"), 1);
 	client_leave(&cs);
-	assert_int_equal(admit(f, &cs, "192.0.2.7"), CLIENT_OK);
+	assert_int_equal(admit(f, &cs, "198.51.100.7"), CLIENT_OK);
 	assert_int_equal(cs.pause_ms, 5000);
 	client_leave(&cs);
 }
@@ -320,18 +320,19 @@ test_greet_pass(void **state)
 static const struct bad_file {
 	const char *what, *text;
 } bad_files[] = {
-	{ "no version", "pass 192.0.2.8/32 %lld\nend 1\n" },
-	{ "cut short", "version 1\npass 192.0.2.8/32 %lld\n" },
-	{ "count wrong", "version 1\npass 192.0.2.8/32 %lld\nend 2\n" },
-	{ "IPv4 with a prefix", "version 1\npass 192.0.2.8/24 %lld\nend 1\n" },
-	{ "trailing junk", "version 1\npass 192.0.2.8/32 %lld x\nend 1\n" },
-	{ "after the end", "version 1\npass 192.0.2.8/32 %lld\nend 1\nx\n" },
+	{ "no version", "pass 198.51.100.8/32 %lld\nend 1\n" },
+	{ "cut short", "version 1\npass 198.51.100.8/32 %lld\n" },
+	{ "count wrong", "version 1\npass 198.51.100.8/32 %lld\nend 2\n" },
+	{ "IPv4 with a prefix",
+	    "version 1\npass 198.51.100.8/24 %lld\nend 1\n" },
+	{ "trailing junk", "version 1\npass 198.51.100.8/32 %lld x\nend 1\n" },
+	{ "after the end", "version 1\npass 198.51.100.8/32 %lld\nend 1\nx\n" },
 	{ "no address", "version 1\npass /32 %lld\nend 1\n" },
-	{ "NUL inside", "version 1\npass 192.0.2.8\0/32 %lld\nend 1\n" },
-	{ "a sign", "version 1\npass 192.0.2.8/+32 %lld\nend 1\n" },
-	{ "two spaces", "version 1\npass 192.0.2.8/32  %lld\nend 1\n" },
-	{ "not canonical", "version 1\npass 192.0.2.008/32 %lld\nend 1\n" },
-	{ "bits past the prefix", "version 1\npass 192.0.2.8/32 %lld\n"
+	{ "NUL inside", "version 1\npass 198.51.100.8\0/32 %lld\nend 1\n" },
+	{ "a sign", "version 1\npass 198.51.100.8/+32 %lld\nend 1\n" },
+	{ "two spaces", "version 1\npass 198.51.100.8/32  %lld\nend 1\n" },
+	{ "not canonical", "version 1\npass 198.51.100.008/32 %lld\nend 1\n" },
+	{ "bits past the prefix", "version 1\npass 198.51.100.8/32 %lld\n"
 	    "pass 2001:db8::1/64 %lld\nend 2\n" },
 };
 
@@ -356,20 +357,21 @@ test_broken_pass_files(void **state)
 		write_file(path, text, (size_t)n);
 		client_limits_reset();
 		client_limits_init(&f->c, NULL);
-		assert_int_equal(admit(f, &cs, "192.0.2.8"), CLIENT_OK);
+		assert_int_equal(admit(f, &cs, "198.51.100.8"), CLIENT_OK);
 		if (cs.pause_ms != 5000)
 			fail_msg("%s: the pass was used", bad_files[i].what);
 		client_leave(&cs);
 	}
 	/* and a good one is */
-	n = snprintf(text, sizeof(text), "version 1\npass 192.0.2.8/32 %lld\n"
+	n = snprintf(text, sizeof(text),
+	    "version 1\npass 198.51.100.8/32 %lld\n"
 	    "pass 2001:db8:5::/48 %lld\nend 2\n",
 	    (long long)(util_now_ms() / 1000),
 	    (long long)(util_now_ms() / 1000));
 	write_file(path, text, (size_t)n);
 	client_limits_reset();
 	client_limits_init(&f->c, NULL);
-	assert_int_equal(admit(f, &cs, "192.0.2.8"), CLIENT_OK);
+	assert_int_equal(admit(f, &cs, "198.51.100.8"), CLIENT_OK);
 	assert_int_equal(cs.pause_ms, 0);
 	client_leave(&cs);
 	/* a pass made with another client-ipv6-prefix= is not this one's */
@@ -389,12 +391,13 @@ test_expired_pass(void **state)
 	struct buf b;
 
 	snprintf(path, sizeof(path), "%s/state/smtpd/%s", f->dir, CLIENT_PASS_FILE);
-	n = snprintf(text, sizeof(text), "version 1\npass 192.0.2.9/32 %lld\n"
-	    "end 1\n", (long long)(util_now_ms() / 1000 - 2 * 86400));
+	n = snprintf(text, sizeof(text),
+	    "version 1\npass 198.51.100.9/32 %lld\nend 1\n",
+	    (long long)(util_now_ms() / 1000 - 2 * 86400));
 	write_file(path, text, (size_t)n);
 	client_limits_reset();
 	client_limits_init(&f->c, NULL);
-	assert_int_equal(admit(f, &cs, "192.0.2.9"), CLIENT_OK);
+	assert_int_equal(admit(f, &cs, "198.51.100.9"), CLIENT_OK);
 	assert_int_equal(cs.pause_ms, 5000);
 	client_behaved(&cs);
 	client_leave(&cs);

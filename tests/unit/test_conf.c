@@ -482,11 +482,11 @@ static const struct valid_case valid_cases[] = {
 	    "route dma.org relay.example:587 tls=may" },
 	{ "route host gets port 25", "route dma.org relay.example\n",
 	    "route dma.org relay.example:25 tls=may" },
-	{ "route [IPv4]", "route dma.org [192.0.2.1]\n",
-	    "route dma.org [192.0.2.1]:25 tls=may" },
+	{ "route [IPv4]", "route dma.org [198.51.100.1]\n",
+	    "route dma.org [198.51.100.1]:25 tls=may" },
 	{ "route IPv4 without brackets: no MX either",
-	    "route dma.org 192.0.2.1:2525\n",
-	    "route dma.org [192.0.2.1]:2525 tls=may" },
+	    "route dma.org 198.51.100.1:2525\n",
+	    "route dma.org [198.51.100.1]:2525 tls=may" },
 	{ "route [IPv6]:port canonical", "route dma.org [2001:DB8:0::1]:25\n",
 	    "route dma.org [2001:db8::1]:25 tls=may" },
 	{ "route [IPv6] gets port 25", "route dma.org [::1]\n",
@@ -1008,8 +1008,8 @@ static const struct invalid_case invalid_cases[] = {
 	    "%F:1: relay-domains needs at least one domain\n" },
 	{ "relay-domains bad domain", "relay-domains ok.example a..b\n",
 	    "%F:1: relay-domains: \"a..b\" is not a valid domain name\n" },
-	{ "relay-domains address literal", "relay-domains [192.0.2.1]\n",
-	    "%F:1: relay-domains: \"[192.0.2.1]\" is not a valid domain "
+	{ "relay-domains address literal", "relay-domains [198.51.100.1]\n",
+	    "%F:1: relay-domains: \"[198.51.100.1]\" is not a valid domain "
 	    "name\n" },
 	{ "relay domain that is local, listed later",
 	    "relay-domains x.example dma.org\nlocal-domains DMA.org\n",
@@ -1045,8 +1045,9 @@ static const struct invalid_case invalid_cases[] = {
 	    "%F:1: route needs a domain and a destination\n" },
 	{ "route bad domain", "route a..b [x.example]\n",
 	    "%F:1: route: \"a..b\" is not a valid domain name\n" },
-	{ "route domain as address literal", "route [192.0.2.1] [x.example]\n",
-	    "%F:1: route: \"[192.0.2.1]\" is not a valid domain name\n" },
+	{ "route domain as address literal",
+	    "route [198.51.100.1] [x.example]\n",
+	    "%F:1: route: \"[198.51.100.1]\" is not a valid domain name\n" },
 	{ "route unclosed bracket", "route d.example [x.example\n",
 	    "%F:1: route: \"[x.example\" is not [host]:port, [host], host:port "
 	    "or host (IPv6 in brackets)\n" },
@@ -1078,8 +1079,8 @@ static const struct invalid_case invalid_cases[] = {
 	{ "route host with underscore-free garbage", "route d.example [a/b]\n",
 	    "%F:1: route: \"a/b\" is not a host name or IP address\n" },
 	{ "route IPv4 out of range is no name either",
-	    "route d.example [192.0.2.256]\n",
-	    "%F:1: route: \"192.0.2.256\" is not a host name or IP "
+	    "route d.example [198.51.100.256]\n",
+	    "%F:1: route: \"198.51.100.256\" is not a host name or IP "
 	    "address\n" },
 	{ "tls-ciphers unknown value", "tls-ciphers weak\n",
 	    "%F:1: tls-ciphers: \"weak\" is not modern or compat\n" },
@@ -1174,7 +1175,7 @@ static const struct invalid_case invalid_cases[] = {
 	/* resolver */
 	{ "resolver missing", "resolver\n",
 	    "%F:1: resolver takes exactly one value\n" },
-	{ "resolver two values", "resolver 192.0.2.1 192.0.2.2\n",
+	{ "resolver two values", "resolver 198.51.100.1 198.51.100.2\n",
 	    "%F:1: resolver takes exactly one value\n" },
 	{ "resolver host name", "resolver dns.example\n",
 	    "%F:1: resolver: \"dns.example\" is not IP, IP:PORT or "
@@ -1186,11 +1187,11 @@ static const struct invalid_case invalid_cases[] = {
 	    "%F:1: resolver: \"[::1:53\" is not IP, IP:PORT or [IPv6]:PORT\n" },
 	{ "resolver empty brackets", "resolver []:53\n",
 	    "%F:1: resolver: \"[]:53\" is not IP, IP:PORT or [IPv6]:PORT\n" },
-	{ "resolver port 0", "resolver 192.0.2.1:0\n",
+	{ "resolver port 0", "resolver 198.51.100.1:0\n",
 	    "%F:1: resolver: port \"0\" is not a number from 1 to 65535\n" },
 	{ "resolver empty port", "resolver [::1]:\n",
 	    "%F:1: resolver: port \"\" is not a number from 1 to 65535\n" },
-	{ "resolver twice", "resolver 192.0.2.1\nresolver 192.0.2.2\n",
+	{ "resolver twice", "resolver 198.51.100.1\nresolver 198.51.100.2\n",
 	    "%F:2: resolver given twice (first at line 1)\n" },
 	/* trusted-networks */
 	{ "trusted empty", "trusted-networks\n",
@@ -1430,11 +1431,12 @@ static const struct invalid_case invalid_cases[] = {
 	    "%F:1: senders: \"P@Bad..Dom\" is not an address (local@domain "
 	    "or @domain)\n" },
 	{ "senders every bad address reported",
-	    "senders paulv @ ok@example.org @[192.0.2.1] \"a b@example.org\"\n",
+	    "senders paulv @ ok@example.org @[198.51.100.1] "
+	    "\"a b@example.org\"\n",
 	    "%F:1: senders: \"@\" is not an address (local@domain or "
 	    "@domain)\n"
-	    "%F:1: senders: \"@[192.0.2.1]\" is not an address (local@domain "
-	    "or @domain)\n"
+	    "%F:1: senders: \"@[198.51.100.1]\" is not an address "
+	    "(local@domain or @domain)\n"
 	    "%F:1: senders: \"a b@example.org\" is not an address "
 	    "(local@domain or @domain)\n" },
 	{ "senders same user twice, any case",
@@ -1911,7 +1913,7 @@ static const struct trip_case trip_cases[] = {
 	    "improper-pipelining=allow\n"
 	    "local-domains example.org Example.NET\nrecipients file:%R\n"
 	    "mailbox \"maildir:/var/mail box/%u/Maildir\"\n"
-	    "trusted-networks 127.0.0.0/8 ::1 192.0.2.0/24 2001:db8::/32\n"
+	    "trusted-networks 127.0.0.0/8 ::1 198.51.100.0/24 2001:db8::/32\n"
 	    "limits message-size=1536 recipients=7 line-length=80 sessions=3 "
 	    "spool-reserve=0 auth-failures=5 auth-client-failures=20 "
 	    "data-rate=1K client-sessions=0 client-ipv6-prefix=56 "
@@ -1925,7 +1927,7 @@ static const struct trip_case trip_cases[] = {
 	    "ca=%D/cert.pem\n"
 	    "route lists.dma.org lists.example\n"
 	    "route v6.example [2001:db8::1] tls=none\n"
-	    "route v4.example 192.0.2.7:26 \"auth=/a b/c\" tls=encrypt\n"
+	    "route v4.example 198.51.100.7:26 \"auth=/a b/c\" tls=encrypt\n"
 	    "smarthost relay.example.net:587 tls=encrypt auth=/etc/tern/x\n"
 	    "resolver [2001:db8::53]:5353\n"
 	    "listen 0.0.0.0:587 role=submission\n"
@@ -1938,7 +1940,8 @@ static const struct trip_case trip_cases[] = {
 	    "senders bob bob@example.org\n",
 	    NULL },
 	{ "outbound forms, second set",
-	    "smarthost [192.0.2.25]\nresolver 192.0.2.53\nretry warn=90m\n"
+	    "smarthost [198.51.100.25]\nresolver 198.51.100.53\n"
+	    "retry warn=90m\n"
 	    "limits destination-concurrency=1000 received-headers=1\n",
 	    NULL },
 	{ "resolver with IPv4 port", "resolver 127.0.0.1:5353\n", NULL },
@@ -2098,8 +2101,8 @@ static const struct trust_case trust_cases[] = {
 	{ "IPv4 /0 takes every IPv4", "0.0.0.0/0", "203.0.113.9", 1 },
 	{ "IPv4 /0 takes no IPv6", "0.0.0.0/0", "2001:db8::1", 0 },
 	{ "IPv6 /0 takes no IPv4", "::/0", "1.2.3.4", 0 },
-	{ "second network of a list", "10.0.0.0/8 ::1 192.0.2.0/24",
-	    "192.0.2.77", 1 },
+	{ "second network of a list", "10.0.0.0/8 ::1 198.51.100.0/24",
+	    "198.51.100.77", 1 },
 	{ "none", "none", "127.0.0.1", 0 },
 };
 
@@ -2421,7 +2424,8 @@ static void
 test_relay_recipients_file_errors(void **state)
 {
 	char *rec = write_conf("ok@dma.org\npea\n@\nx@bad..dom\n"
-	    "a b@dma.org\n@[192.0.2.1]\nq\"x@dma.org\n"), *text, *path, *errs;
+	    "a b@dma.org\n@[198.51.100.1]\nq\"x@dma.org\n");
+	char *text, *path, *errs;
 	char *want;
 	struct conf *c;
 
@@ -2437,8 +2441,8 @@ test_relay_recipients_file_errors(void **state)
 	    "@domain)\n"
 	    "%1$s:5: \"a b@dma.org\" is not a relay recipient (local@domain "
 	    "or @domain)\n"
-	    "%1$s:6: \"@[192.0.2.1]\" is not a relay recipient (local@domain "
-	    "or @domain)\n"
+	    "%1$s:6: \"@[198.51.100.1]\" is not a relay recipient "
+	    "(local@domain or @domain)\n"
 	    "%1$s:7: \"q\"x@dma.org\" is not a relay recipient (local@domain "
 	    "or @domain)\n",
 	    rec);
@@ -2472,8 +2476,8 @@ static const struct relay_case relay_cases[] = {
 	    "dma.org", "relay.example", 2525, 1, TLS_MAY, NULL },
 	{ "host: MX of host, port 25", "route dma.org relay.example\n",
 	    "dma.org", "relay.example", 25, 1, TLS_MAY, NULL },
-	{ "IPv4 without brackets: no MX", "route dma.org 192.0.2.1:26\n",
-	    "dma.org", "192.0.2.1", 26, 0, TLS_MAY, NULL },
+	{ "IPv4 without brackets: no MX", "route dma.org 198.51.100.1:26\n",
+	    "dma.org", "198.51.100.1", 26, 0, TLS_MAY, NULL },
 	{ "IPv6 canonical", "route dma.org [2001:DB8::0:1]:27\n", "dma.org",
 	    "2001:db8::1", 27, 0, TLS_MAY, NULL },
 	{ "domain asked in any case", "route dma.org [x.example]\n",
@@ -2581,7 +2585,7 @@ static const struct resolver_case resolver_cases[] = {
 	{ "resolver [2001:DB8::53]:5353\n", "2001:db8::53@5353" },
 	{ "resolver 2001:db8:0:0::53\n", "2001:db8::53" },
 	{ "resolver [::1]\n", "::1" },
-	{ "resolver [192.0.2.1]:54\n", "192.0.2.1@54" },
+	{ "resolver [198.51.100.1]:54\n", "198.51.100.1@54" },
 };
 
 static void

@@ -982,8 +982,8 @@ struct reverse_case {
 };
 
 static const struct reverse_case reverse_cases[] = {
-	{ "IPv4 octets reversed", "192.0.2.99", "bl.example",
-	    "99.2.0.192.bl.example" },
+	{ "IPv4 octets reversed", "198.51.100.99", "bl.example",
+	    "99.100.51.198.bl.example" },
 	{ "IPv4 PTR", "127.0.0.2", "in-addr.arpa", "2.0.0.127.in-addr.arpa" },
 	{ "IPv6 nibbles reversed (RFC 5782 2.4)", "2001:db8:1:2:3:4:567:89ab",
 	    "bl.example",

@@ -270,7 +270,7 @@ static const struct addr_case addr_cases[] = {
     {"IPv4-mapped IPv6", "user@[IPv6:::ffff:198.51.100.1]", 0, SMTP_P_OK, "user",
      "[IPv6:::ffff:198.51.100.1]", F_LITERAL},
     {"IPv4 octet 256", "user@[198.51.100.256]", 0, SMTP_P_SYNTAX, NULL, NULL, 0},
-    {"IPv4 three parts", "user@[192.0.2]", 0, SMTP_P_SYNTAX, NULL, NULL, 0},
+    {"IPv4 three parts", "user@[198.51.100]", 0, SMTP_P_SYNTAX, NULL, NULL, 0},
     {"IPv4 leading zero", "user@[198.51.100.01]", 0, SMTP_P_SYNTAX, NULL, NULL, 0},
     {"IPv6 without tag", "user@[2001:db8::1]", 0, SMTP_P_SYNTAX, NULL, NULL, 0},
     {"IPv4 under IPv6 tag", "user@[IPv6:198.51.100.1]", 0, SMTP_P_SYNTAX, NULL,
