@@ -1766,9 +1766,7 @@ void
 spool_recover(void)
 {
 	struct dir_ent *ents;
-	size_t n, i;
-
-	size_t removed;
+	size_t n, i, removed;
 
 	check_init();
 	removed = sweep_incoming(0);
