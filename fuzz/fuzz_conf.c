@@ -44,16 +44,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-static void
-write_file(const char *path, const void *p, size_t n)
-{
-	FILE *fp = fopen(path, "w");
-
-	FUZZ_ASSERT(fp != NULL);
-	FUZZ_ASSERT(n == 0 || fwrite(p, 1, n, fp) == n);
-	FUZZ_ASSERT(fclose(fp) == 0);
-}
-
 /* printed - conf_print of c into a malloc'd string */
 static char *
 printed(const struct conf *c, size_t *len)
@@ -102,15 +92,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sep = memmem(p, size, "\n%%\n", 4);
 	if (sep != NULL)
 		conf_len = (size_t)(sep - p) + 1;
-	write_file(CONF_PATH, p, conf_len);
-	write_file(LIST_PATH, sep != NULL ? sep + 4 : "",
+	fuzz_write_file(CONF_PATH, p, conf_len);
+	fuzz_write_file(LIST_PATH, sep != NULL ? sep + 4 : "",
 	    sep != NULL ? size - conf_len - 3 : 0);
 
 	c = conf_load(CONF_PATH);
 	if (c == NULL)
 		return 0;
 	out1 = printed(c, &len1);
-	write_file(PRINT_PATH, out1, len1);
+	fuzz_write_file(PRINT_PATH, out1, len1);
 	again = conf_load(PRINT_PATH);
 	FUZZ_ASSERT(again != NULL);
 	out2 = printed(again, &len2);

@@ -38,14 +38,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct auth_users *u;
 	char err[512];
 	size_t i, lines = 1;
-	FILE *fp;
 
 	if (size > 8192)
 		return 0;
-	fp = fopen(USERS_PATH, "w");
-	FUZZ_ASSERT(fp != NULL);
-	FUZZ_ASSERT(size == 0 || fwrite(data, 1, size, fp) == size);
-	FUZZ_ASSERT(fclose(fp) == 0);
+	fuzz_write_file(USERS_PATH, data, size);
 	for (i = 0; i < size; i++)
 		lines += data[i] == '\n';
 
