@@ -14,12 +14,10 @@
  * loads again and prints the same text, the promise `tern check-config`
  * makes (but for the first line, a comment naming the file).
  */
-#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fuzz.h"
@@ -32,13 +30,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 #define LIST_PATH DIR_PATH "/list"
 #define PRINT_PATH DIR_PATH "/printed.conf"
 
+static int dir_fd;
+
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	if (mkdir(DIR_PATH, 0700) == -1 && errno != EEXIST)
-		abort();
+	dir_fd = fuzz_dir_open(DIR_PATH);
 	/* the printed configuration names $TERN_HOME's home: keep it fixed */
 	unsetenv("TERN_HOME");
 	return 0;
@@ -79,16 +78,14 @@ names_special_files(const char *p, size_t n)
 	return 0;
 }
 
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void
+check(const char *p, size_t size)
 {
-	const char *p = (const char *)data, *sep;
+	const char *sep;
 	size_t conf_len = size, len1, len2;
 	struct conf *c, *again;
 	char *out1, *out2;
 
-	if (size > 8192 || names_special_files(p, size))
-		return 0;
 	sep = memmem(p, size, "\n%%\n", 4);
 	if (sep != NULL)
 		conf_len = (size_t)(sep - p) + 1;
@@ -98,7 +95,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	c = conf_load(CONF_PATH);
 	if (c == NULL)
-		return 0;
+		return;
 	out1 = printed(c, &len1);
 	fuzz_write_file(PRINT_PATH, out1, len1);
 	again = conf_load(PRINT_PATH);
@@ -109,5 +106,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(out2);
 	conf_free(again);
 	conf_free(c);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const char *p = (const char *)data;
+
+	if (size > 8192 || names_special_files(p, size))
+		return 0;
+	fuzz_dir_lock(dir_fd, LOCK_EX);
+	check(p, size);
+	fuzz_dir_lock(dir_fd, LOCK_UN);
 	return 0;
 }
